@@ -1,0 +1,164 @@
+#include "base/mapped_file.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+
+namespace dsv3 {
+namespace {
+
+// Registry of live mappings for the SIGBUS reporter: fixed slots, written under a mutex-free
+// protocol (the handler only reads; a slot's path is set before its range is published).
+constexpr int kMaxMappings = 4096;
+struct MappingSlot {
+  std::atomic<uintptr_t> begin{0};
+  std::atomic<uintptr_t> end{0};
+  char path[512];
+};
+MappingSlot g_slots[kMaxMappings];
+std::atomic<int> g_next_slot{0};
+
+int register_mapping(const uint8_t* data, uint64_t size, const std::string& path) {
+  for (int tries = 0; tries < kMaxMappings; ++tries) {
+    int i = g_next_slot.fetch_add(1) % kMaxMappings;
+    uintptr_t expected = 0;
+    if (g_slots[i].begin.load() != 0) continue;
+    std::strncpy(g_slots[i].path, path.c_str(), sizeof(g_slots[i].path) - 1);
+    g_slots[i].path[sizeof(g_slots[i].path) - 1] = '\0';
+    g_slots[i].end.store(reinterpret_cast<uintptr_t>(data) + size);
+    if (g_slots[i].begin.compare_exchange_strong(expected, reinterpret_cast<uintptr_t>(data))) return i;
+  }
+  return -1;  // registry full: the mapping works, only the SIGBUS message loses the file name
+}
+
+void write_stderr(const char* s) {
+  ssize_t r = ::write(2, s, std::strlen(s));
+  (void)r;
+}
+
+void sigbus_handler(int, siginfo_t* info, void*) {
+  auto addr = reinterpret_cast<uintptr_t>(info->si_addr);
+  write_stderr("dsv3: fatal: bus error reading a memory-mapped file");
+  for (auto& slot : g_slots) {
+    uintptr_t b = slot.begin.load(std::memory_order_relaxed);
+    if (b != 0 && addr >= b && addr < slot.end.load(std::memory_order_relaxed)) {
+      write_stderr(" '");
+      write_stderr(slot.path);
+      write_stderr("'");
+      break;
+    }
+  }
+  write_stderr(": the file was truncated, replaced or became unreadable after it was loaded\n");
+  _exit(1);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<MappedFile>> MappedFile::open(const std::string& path) {
+  // stat first and open non-blocking: opening a FIFO for reading would otherwise wait forever.
+  struct stat pre {};
+  if (::stat(path.c_str(), &pre) != 0) return error_f("cannot open '%s': %s", path.c_str(), std::strerror(errno));
+  if (!S_ISREG(pre.st_mode)) return error_f("'%s' is not a regular file", path.c_str());
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return error_f("cannot open '%s': %s", path.c_str(), std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    int e = errno;
+    ::close(fd);
+    return error_f("cannot stat '%s': %s", path.c_str(), std::strerror(e));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return error_f("'%s' is not a regular file", path.c_str());
+  }
+  // A sparse file far larger than its allocated blocks is not a downloaded shard (W30).
+  uint64_t size = static_cast<uint64_t>(st.st_size);
+  uint64_t allocated = static_cast<uint64_t>(st.st_blocks) * 512;
+  if (size > (uint64_t(1) << 30) && allocated < size / 16) {
+    ::close(fd);
+    return error_f("'%s' is a sparse file (%llu bytes, %llu allocated): not a real download", path.c_str(),
+                   static_cast<unsigned long long>(size), static_cast<unsigned long long>(allocated));
+  }
+  auto mf = std::unique_ptr<MappedFile>(new MappedFile());
+  mf->path_ = path;
+  mf->size_ = size;
+  if (size > 0) {
+    void* p = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) {
+      int e = errno;
+      ::close(fd);
+      return error_f("mmap of '%s' (%llu bytes) failed: %s", path.c_str(), static_cast<unsigned long long>(size),
+                     std::strerror(e));
+    }
+    mf->data_ = static_cast<const uint8_t*>(p);
+    mf->slot_ = register_mapping(mf->data_, size, path);
+  }
+  ::close(fd);  // the mapping keeps the file alive
+  return mf;
+}
+
+MappedFile::~MappedFile() {
+  if (slot_ >= 0) {
+    g_slots[slot_].end.store(0);
+    g_slots[slot_].begin.store(0);
+  }
+  if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+}
+
+void MappedFile::advise_willneed(uint64_t offset, uint64_t length) const {
+  if (!data_ || offset >= size_) return;
+  long page = ::sysconf(_SC_PAGESIZE);
+  uint64_t start = offset & ~static_cast<uint64_t>(page - 1);
+  uint64_t end = std::min(size_, offset + length);
+  ::madvise(const_cast<uint8_t*>(data_) + start, end - start, MADV_WILLNEED);
+}
+
+void install_sigbus_reporter() {
+  struct sigaction sa {};
+  sa.sa_sigaction = sigbus_handler;
+  sa.sa_flags = SA_SIGINFO;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGBUS, &sa, nullptr);
+}
+
+Result<std::string> read_text_file(const std::string& path, uint64_t max_bytes) {
+  struct stat pre {};
+  if (::stat(path.c_str(), &pre) != 0) return error_f("cannot open '%s': %s", path.c_str(), std::strerror(errno));
+  if (!S_ISREG(pre.st_mode)) return error_f("'%s' is not a regular file", path.c_str());
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return error_f("cannot open '%s': %s", path.c_str(), std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return error_f("'%s' is not a regular file", path.c_str());
+  }
+  if (static_cast<uint64_t>(st.st_size) > max_bytes) {
+    ::close(fd);
+    return error_f("'%s' is too large (%lld bytes, limit %llu)", path.c_str(), static_cast<long long>(st.st_size),
+                   static_cast<unsigned long long>(max_bytes));
+  }
+  std::string out(static_cast<size_t>(st.st_size), '\0');
+  size_t done = 0;
+  while (done < out.size()) {
+    ssize_t n = ::read(fd, out.data() + done, out.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      ::close(fd);
+      return error_f("read of '%s' failed: %s", path.c_str(), std::strerror(e));
+    }
+    if (n == 0) break;
+    done += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  out.resize(done);
+  return out;
+}
+
+}  // namespace dsv3

@@ -1,0 +1,48 @@
+#pragma once
+// Read-only memory mapping of a whole file, used in place (weights are never copied).
+// Opening checks that the path is a regular file; every OS call failure names the file,
+// the call and errno's text.
+//
+// A mapped file truncated or replaced after mapping makes the next page fault raise SIGBUS
+// (BAD_INPUTS W29). install_sigbus_reporter() turns that into a fatal message naming the
+// file instead of a silent crash; the mapping registry below makes the address lookup
+// async-signal-safe.
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "base/result.h"
+
+namespace dsv3 {
+
+class MappedFile {
+ public:
+  static Result<std::unique_ptr<MappedFile>> open(const std::string& path);
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  const uint8_t* data() const { return data_; }
+  uint64_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+
+  // Hints the kernel about the access pattern of a byte range (best effort).
+  void advise_willneed(uint64_t offset, uint64_t length) const;
+
+ private:
+  MappedFile() = default;
+  std::string path_;
+  const uint8_t* data_ = nullptr;
+  uint64_t size_ = 0;
+  int slot_ = -1;  // index in the SIGBUS registry
+};
+
+// Installs a SIGBUS handler that names the mapped file a fault hit, then exits with status 1.
+void install_sigbus_reporter();
+
+// Reads a whole (small) file into a string; the error names the file and errno.
+Result<std::string> read_text_file(const std::string& path, uint64_t max_bytes);
+
+}  // namespace dsv3

@@ -1,0 +1,73 @@
+#pragma once
+// A fixed pool of worker threads for the kernels. Decode runs hundreds of small parallel
+// regions per token, so workers spin briefly before sleeping and the calling thread takes
+// part in the work: a region costs microseconds, not a condition-variable round trip.
+//
+// Results never depend on which thread ran a task: kernels split work so that each output
+// element is computed by exactly one task in a fixed order.
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+namespace dsv3 {
+
+// Non-owning reference to a callable (no allocation, unlike std::function).
+template <typename Sig>
+class FunctionRef;
+template <typename R, typename... Args>
+class FunctionRef<R(Args...)> {
+ public:
+  template <typename F, typename = std::enable_if_t<!std::is_same_v<std::decay_t<F>, FunctionRef>>>
+  FunctionRef(F&& f)  // NOLINT: implicit by design
+      : obj_(const_cast<void*>(static_cast<const void*>(&f))),
+        call_([](void* o, Args... a) -> R { return (*static_cast<std::remove_reference_t<F>*>(o))(a...); }) {}
+  R operator()(Args... a) const { return call_(obj_, a...); }
+
+ private:
+  void* obj_;
+  R (*call_)(void*, Args...);
+};
+
+class ThreadPool {
+ public:
+  // n_threads counts the calling thread; 0 means one per available core.
+  explicit ThreadPool(int n_threads = 0);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int size() const { return n_threads_; }
+
+  // Runs fn(task) for every task in [0, n_tasks), tasks handed out dynamically; returns when
+  // all are done. Called from inside a task, it runs the tasks serially on that thread.
+  void parallel_for(int64_t n_tasks, FunctionRef<void(int64_t)> fn);
+
+  // Runs fn(thread_index) once on each of the size() threads.
+  void run_on_all(FunctionRef<void(int)> fn);
+
+  // Cores this process may run on (sched_getaffinity), at least 1.
+  static int available_cores();
+
+ private:
+  void worker_loop(int index);
+  void run_job(int thread_index);
+
+  int n_threads_;
+  std::vector<std::thread> workers_;
+  std::mutex call_mu_;  // one parallel region at a time
+
+  // Current job, published by bumping generation_.
+  FunctionRef<void(int64_t)>* job_fn_ = nullptr;
+  FunctionRef<void(int)>* job_all_ = nullptr;
+  int64_t job_tasks_ = 0;
+  std::atomic<int64_t> next_task_{0};
+  std::atomic<int> pending_workers_{0};
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<bool> stop_{false};
+};
+
+}  // namespace dsv3

@@ -1,0 +1,33 @@
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <vector>
+
+#include "base/thread_pool.h"
+
+using namespace dsv3;
+
+TEST(ThreadPool, EveryTaskRunsExactlyOnce) {
+  for (int threads : {1, 2, 3, 8}) {
+    ThreadPool pool(threads);
+    for (int64_t n : {0, 1, 7, 1000}) {
+      std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+      for (int rep = 0; rep < 50; ++rep) pool.parallel_for(n, [&](int64_t t) { hits[t].fetch_add(1); });
+      for (int64_t t = 0; t < n; ++t) EXPECT_EQ(hits[t].load(), 50) << "threads=" << threads << " n=" << n;
+    }
+  }
+}
+
+TEST(ThreadPool, RunOnAllGivesEachThreadItsIndex) {
+  ThreadPool pool(4);
+  std::vector<std::atomic<int>> seen(4);
+  pool.run_on_all([&](int i) { seen[i].fetch_add(1); });
+  for (auto& s : seen) EXPECT_EQ(s.load(), 1);
+}
+
+TEST(ThreadPool, NestedCallsRunSerially) {
+  ThreadPool pool(3);
+  std::atomic<int> total{0};
+  pool.parallel_for(4, [&](int64_t) { pool.parallel_for(5, [&](int64_t) { total.fetch_add(1); }); });
+  EXPECT_EQ(total.load(), 20);
+}

@@ -1,0 +1,71 @@
+#pragma once
+// Helpers shared by the test suites: fixture paths, scratch directories, running the dsv3
+// binary, reading safetensors outputs.
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace dsv3::test {
+
+inline std::string fixtures() { return std::string(DSV3_SOURCE_DIR) + "/../shared/fixtures"; }
+
+// A fresh scratch directory removed when the object dies.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "dsv3-test-XXXXXX").string();
+    char* p = ::mkdtemp(tmpl.data());
+    if (!p) std::abort();
+    path_ = p;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+inline void write_file(const std::string& path, const std::string& bytes) {
+  std::ofstream f(path, std::ios::binary);
+  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+inline std::string read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+struct RunResult {
+  int exit_code = -1;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+
+// Runs `dsv3 <args>` through the shell; args are passed as written (quote as needed).
+inline RunResult run_dsv3(const std::string& args, const std::string& stdin_text = "") {
+  TempDir t;
+  std::string in = t / "in", out = t / "out", err = t / "err";
+  write_file(in, stdin_text);
+  std::string cmd = std::string(DSV3_BIN) + " " + args + " <" + in + " >" + out + " 2>" + err;
+  int status = std::system(cmd.c_str());
+  RunResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = read_file(out);
+  r.err = read_file(err);
+  return r;
+}
+
+}  // namespace dsv3::test
