@@ -1,0 +1,126 @@
+#include "kernels/ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "kernels/dispatch.h"
+
+namespace dsv3::kernels {
+namespace {
+
+// Number of equal chunks to split `total` units into: enough for every thread to get a few
+// (dynamic scheduling evens out noise), none smaller than `min_chunk` units.
+int64_t chunk_size(int64_t total, int threads, int64_t min_chunk, int64_t align) {
+  int64_t target_tasks = static_cast<int64_t>(threads) * 4;
+  int64_t c = (total + target_tasks - 1) / target_tasks;
+  c = std::max(c, min_chunk);
+  c = (c + align - 1) / align * align;
+  return std::max<int64_t>(c, 1);
+}
+
+// Scratch buffer reused by a thread across calls.
+std::vector<float>& scratch(size_t n) {
+  thread_local std::vector<float> buf;
+  if (buf.size() < n) buf.resize(n);
+  return buf;
+}
+
+}  // namespace
+
+void matmul(ThreadPool& pool, const LinearWeight& w, const float* x, int64_t n, int64_t ldx, float* y, int64_t ldy) {
+  if (n <= 0 || w.rows <= 0) return;
+  const KernelTable& k = active_table();
+  // Rows in multiples of 16 so that SIMD kernels see whole row groups; small tensors stay
+  // in one task.
+  int64_t chunk = chunk_size(w.rows, pool.size(), 16, 16);
+  int64_t tasks = (w.rows + chunk - 1) / chunk;
+  pool.parallel_for(tasks, [&](int64_t task) {
+    int64_t r0 = task * chunk, r1 = std::min(w.rows, r0 + chunk);
+    k.matmul_rows(w, x, n, ldx, y + r0, ldy, r0, r1);
+  });
+}
+
+void matmul_transposed(ThreadPool& pool, const LinearWeight& w, const float* x, int64_t n, int64_t ldx, float* y,
+                       int64_t ldy) {
+  if (n <= 0 || w.cols <= 0) return;
+  const KernelTable& k = active_table();
+  int64_t chunk = chunk_size(w.cols, pool.size(), 64, 16);
+  int64_t tasks = (w.cols + chunk - 1) / chunk;
+  pool.parallel_for(tasks, [&](int64_t task) {
+    int64_t c0 = task * chunk, c1 = std::min(w.cols, c0 + chunk);
+    k.matmul_t_cols(w, x, n, ldx, y + c0, ldy, c0, c1);
+  });
+}
+
+void rms_norm(ThreadPool& pool, const float* x, const float* weight, int64_t n, int64_t dim, float eps, float* y,
+              int64_t ldx, int64_t ldy) {
+  const KernelTable& k = active_table();
+  auto one = [&](int64_t t) { k.rms_norm_row(x + t * ldx, weight, dim, eps, y + t * ldy); };
+  if (n * dim < (1 << 15)) {
+    for (int64_t t = 0; t < n; ++t) one(t);
+  } else {
+    pool.parallel_for(n, one);
+  }
+}
+
+void silu_mul(ThreadPool& pool, float* gate, const float* up, int64_t n) {
+  const KernelTable& k = active_table();
+  constexpr int64_t kChunk = 1 << 14;
+  int64_t tasks = (n + kChunk - 1) / kChunk;
+  pool.parallel_for(tasks, [&](int64_t task) {
+    int64_t i0 = task * kChunk, i1 = std::min(n, i0 + kChunk);
+    k.silu_mul(gate + i0, up + i0, i1 - i0);
+  });
+}
+
+void softmax(float* x, int64_t n) {
+  float mx = -std::numeric_limits<float>::infinity();
+  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);
+  if (!std::isfinite(mx)) {  // all -inf (or NaN): leave a uniform distribution, never NaN
+    for (int64_t i = 0; i < n; ++i) x[i] = 1.0f / static_cast<float>(n);
+    return;
+  }
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - mx);
+    sum += x[i];
+  }
+  float inv = static_cast<float>(1.0 / sum);
+  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+void mla_attention(ThreadPool& pool, const MlaAttentionArgs& a) {
+  const KernelTable& k = active_table();
+  const int64_t row = a.kv_lora_rank + a.rope_dim;
+  pool.parallel_for(a.n_tokens * a.n_heads, [&](int64_t task) {
+    const int64_t t = task / a.n_heads, h = task % a.n_heads;
+    const int64_t len = a.first_pos + t + 1;  // causal: rows [0, pos]
+    const float* q = a.q + (t * a.n_heads + h) * row;
+    std::vector<float>& scores = scratch(static_cast<size_t>(len));
+    // score_s = (q_lat . c_s + q_pe . k_pe_s) * scale: one dot over the concatenated row.
+    for (int64_t s = 0; s < len; ++s) scores[s] = k.dot(q, a.cache + s * row, row) * a.scale;
+    softmax(scores.data(), len);
+    float* out = a.out + (t * a.n_heads + h) * a.kv_lora_rank;
+    std::fill(out, out + a.kv_lora_rank, 0.0f);
+    for (int64_t s = 0; s < len; ++s) k.axpy(scores[s], a.cache + s * row, out, a.kv_lora_rank);
+  });
+}
+
+void mha_attention(ThreadPool& pool, const MhaAttentionArgs& a) {
+  const KernelTable& k = active_table();
+  pool.parallel_for(a.n_tokens * a.n_heads, [&](int64_t task) {
+    const int64_t t = task / a.n_heads, h = task % a.n_heads;
+    const int64_t len = a.first_pos + t + 1;
+    const float* q = a.q + (t * a.n_heads + h) * a.qk_dim;
+    std::vector<float>& scores = scratch(static_cast<size_t>(len));
+    for (int64_t s = 0; s < len; ++s) scores[s] = k.dot(q, a.k + (s * a.n_heads + h) * a.qk_dim, a.qk_dim) * a.scale;
+    softmax(scores.data(), len);
+    float* out = a.out + (t * a.n_heads + h) * a.v_dim;
+    std::fill(out, out + a.v_dim, 0.0f);
+    for (int64_t s = 0; s < len; ++s) k.axpy(scores[s], a.v + (s * a.n_heads + h) * a.v_dim, out, a.v_dim);
+  });
+}
+
+}  // namespace dsv3::kernels

@@ -1,0 +1,79 @@
+// The scalar oracle: plain loops, double accumulation, dequantization through the dtype
+// codecs. Every fast path is tested against these; the golden parity tests also run here.
+
+#include <cmath>
+#include <vector>
+
+#include "kernels/kernel_table.h"
+
+namespace dsv3::kernels::ref {
+namespace {
+
+// Dequantizes columns [c0, c1) of view row r into out.
+void dequant_row(const LinearWeight& w, int64_t r, int64_t c0, int64_t c1, float* out) {
+  for (int64_t c = c0; c < c1; ++c) out[c - c0] = w.at(r, c);
+}
+
+void matmul_rows(const LinearWeight& w, const float* x, int64_t n, int64_t ldx, float* y, int64_t ldy, int64_t r0,
+                 int64_t r1) {
+  std::vector<float> row(static_cast<size_t>(w.cols));
+  for (int64_t r = r0; r < r1; ++r) {
+    dequant_row(w, r, 0, w.cols, row.data());
+    for (int64_t t = 0; t < n; ++t) {
+      const float* xt = x + t * ldx;
+      double acc = 0.0;
+      for (int64_t c = 0; c < w.cols; ++c) acc += static_cast<double>(row[c]) * xt[c];
+      y[t * ldy + (r - r0)] = static_cast<float>(acc);
+    }
+  }
+}
+
+void matmul_t_cols(const LinearWeight& w, const float* x, int64_t n, int64_t ldx, float* y, int64_t ldy, int64_t c0,
+                   int64_t c1) {
+  const int64_t width = c1 - c0;
+  std::vector<double> acc(static_cast<size_t>(n * width), 0.0);
+  std::vector<float> row(static_cast<size_t>(width));
+  for (int64_t r = 0; r < w.rows; ++r) {
+    dequant_row(w, r, c0, c1, row.data());
+    for (int64_t t = 0; t < n; ++t) {
+      double xr = x[t * ldx + r];
+      double* a = acc.data() + t * width;
+      for (int64_t c = 0; c < width; ++c) a[c] += xr * row[c];
+    }
+  }
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t c = 0; c < width; ++c) y[t * ldy + c] = static_cast<float>(acc[t * width + c]);
+}
+
+float dot(const float* a, const float* b, int64_t n) {
+  double acc = 0.0;
+  for (int64_t i = 0; i < n; ++i) acc += static_cast<double>(a[i]) * b[i];
+  return static_cast<float>(acc);
+}
+
+void axpy(float a, const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+void rms_norm_row(const float* x, const float* weight, int64_t dim, float eps, float* y) {
+  double ss = 0.0;
+  for (int64_t i = 0; i < dim; ++i) ss += static_cast<double>(x[i]) * x[i];
+  float inv = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(dim) + eps));
+  for (int64_t i = 0; i < dim; ++i) y[i] = (x[i] * inv) * weight[i];
+}
+
+void silu_mul(float* gate, const float* up, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    float g = gate[i];
+    gate[i] = g / (1.0f + std::exp(-g)) * up[i];
+  }
+}
+
+}  // namespace
+
+const KernelTable& table() {
+  static const KernelTable t{"scalar", matmul_rows, matmul_t_cols, dot, axpy, rms_norm_row, silu_mul};
+  return t;
+}
+
+}  // namespace dsv3::kernels::ref

@@ -1,0 +1,31 @@
+#include "model/decoder_layer.h"
+
+#include <vector>
+
+#include "kernels/ops.h"
+#include "model/mla.h"
+#include "model/mlp.h"
+#include "model/moe.h"
+
+namespace dsv3 {
+
+void decoder_layer_forward(const ForwardContext& ctx, const DecoderLayerWeights& w, const TokenBatch& batch,
+                           int64_t cache_layer, float* x) {
+  const ModelConfig& c = ctx.config;
+  const int64_t N = batch.n_tokens(), D = c.hidden_size;
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  std::vector<float> normed(static_cast<size_t>(N * D)), delta(static_cast<size_t>(N * D));
+
+  // x = x + attn(attn_norm(x))
+  kernels::rms_norm(ctx.pool, x, w.input_layernorm.data(), N, D, eps, normed.data());
+  mla_forward(ctx, w.self_attn, batch, cache_layer, normed.data(), delta.data());
+  for (int64_t i = 0; i < N * D; ++i) x[i] += delta[i];
+
+  // x = x + ffn(ffn_norm(x))
+  kernels::rms_norm(ctx.pool, x, w.post_attention_layernorm.data(), N, D, eps, normed.data());
+  if (w.moe) moe_forward(ctx.pool, c, *w.moe, normed.data(), N, delta.data());
+  else mlp_forward(ctx.pool, *w.mlp, normed.data(), N, delta.data());
+  for (int64_t i = 0; i < N * D; ++i) x[i] += delta[i];
+}
+
+}  // namespace dsv3

@@ -1,0 +1,39 @@
+#pragma once
+// What every layer's forward needs besides its weights: the thread pool, the config, the
+// rope tables, the attention form, and the batch layout.
+
+#include <cstdint>
+#include <vector>
+
+#include "base/thread_pool.h"
+#include "format/model_config.h"
+#include "model/kv_cache.h"
+#include "model/rope.h"
+
+namespace dsv3 {
+
+// Absorbed: W_UK folded into the query and W_UV applied after the weighted latent sum (the
+// reference's default; scores against the compressed cache). Naive: K and V decompressed
+// from the cache for every position, then plain multi-head attention. Same math.
+enum class AttentionImpl { Absorbed, Naive };
+
+// The tokens of one forward step: sequences concatenated into one activation matrix.
+struct TokenBatch {
+  struct Segment {
+    int64_t offset = 0;        // first row in the batch
+    int64_t count = 0;         // new tokens of this sequence
+    KVCache* cache = nullptr;  // holds positions [0, first position) already
+  };
+  std::vector<int64_t> positions;  // [n_tokens] absolute position of each token
+  std::vector<Segment> segments;
+  int64_t n_tokens() const { return static_cast<int64_t>(positions.size()); }
+};
+
+struct ForwardContext {
+  ThreadPool& pool;
+  const ModelConfig& config;
+  const Rope& rope;
+  AttentionImpl attention = AttentionImpl::Absorbed;
+};
+
+}  // namespace dsv3

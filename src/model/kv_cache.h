@@ -1,0 +1,54 @@
+#pragma once
+// One sequence's attention cache in MLA's compressed form: per layer and per token, the
+// normalized latent c (kv_lora_rank values) followed by the rotated shared key k_pe
+// (qk_rope_head_dim values). Attention scores a whole row with one dot product against the
+// absorbed query (q_lat | q_pe).
+//
+// Memory grows with the sequence (no reservation of the full context up front); truncate()
+// rolls back (e.g. rejected speculative tokens).
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+namespace dsv3 {
+
+class KVCache {
+ public:
+  KVCache(int64_t n_layers, int64_t row_dim) : row_dim_(row_dim), layers_(static_cast<size_t>(n_layers)) {}
+
+  int64_t length() const { return length_; }
+  int64_t row_dim() const { return row_dim_; }
+  int64_t n_layers() const { return static_cast<int64_t>(layers_.size()); }
+
+  // Makes room for `n_tokens` rows in every layer (amortized growth).
+  void reserve(int64_t n_tokens) {
+    if (n_tokens <= capacity_) return;
+    int64_t cap = std::max<int64_t>(n_tokens, capacity_ + capacity_ / 2 + 16);
+    for (auto& l : layers_) l.resize(static_cast<size_t>(cap * row_dim_));
+    capacity_ = cap;
+  }
+  // Rows of one layer: [capacity, row_dim]; rows [0, length) are filled.
+  float* layer(int64_t l) { return layers_[static_cast<size_t>(l)].data(); }
+  const float* layer(int64_t l) const { return layers_[static_cast<size_t>(l)].data(); }
+
+  // Marks `n` more tokens as filled (after every layer wrote its rows).
+  void advance(int64_t n) { length_ += n; }
+  void truncate(int64_t length) { length_ = std::min(length_, length); }
+  void clear() { length_ = 0; }
+  // Frees the memory (a finished request).
+  void release() {
+    for (auto& l : layers_) std::vector<float>().swap(l);
+    capacity_ = 0;
+    length_ = 0;
+  }
+  uint64_t bytes() const { return static_cast<uint64_t>(capacity_) * row_dim_ * sizeof(float) * layers_.size(); }
+
+ private:
+  int64_t row_dim_;
+  int64_t length_ = 0;
+  int64_t capacity_ = 0;
+  std::vector<std::vector<float>> layers_;
+};
+
+}  // namespace dsv3

@@ -1,0 +1,115 @@
+// Mirrors DeepSeek model.py MLA.forward, step by step. Shapes: N tokens in the batch,
+// H heads, nope/rope/v head dims, R = kv_lora_rank.
+
+#include "model/mla.h"
+
+#include <cstring>
+#include <vector>
+
+#include "kernels/ops.h"
+
+namespace dsv3 {
+
+void mla_forward(const ForwardContext& ctx, const AttentionWeights& w, const TokenBatch& batch, int64_t cache_layer,
+                 const float* x, float* out) {
+  const ModelConfig& c = ctx.config;
+  ThreadPool& pool = ctx.pool;
+  const int64_t N = batch.n_tokens(), H = c.num_attention_heads;
+  const int64_t nope = c.qk_nope_head_dim, rope = c.qk_rope_head_dim, vdim = c.v_head_dim;
+  const int64_t qk = nope + rope, R = c.kv_lora_rank, row = R + rope;
+  const float eps = static_cast<float>(c.rms_norm_eps);
+
+  // q = wq_b(q_norm(wq_a(x))) or wq(x)                                 [N, H, nope + rope]
+  std::vector<float> q(static_cast<size_t>(N * H * qk));
+  if (c.has_q_lora()) {
+    std::vector<float> qa(static_cast<size_t>(N * c.q_lora_rank));
+    kernels::matmul(pool, w.q_a_proj, x, N, qa.data());
+    kernels::rms_norm(pool, qa.data(), w.q_a_layernorm.data(), N, c.q_lora_rank, eps, qa.data());
+    kernels::matmul(pool, w.q_b_proj, qa.data(), N, q.data());
+  } else {
+    kernels::matmul(pool, w.q_proj, x, N, q.data());
+  }
+  // kv = wkv_a(x); split into latent [N, R] and k_pe [N, rope]
+  std::vector<float> kv(static_cast<size_t>(N * row));
+  kernels::matmul(pool, w.kv_a_proj_with_mqa, x, N, kv.data());
+  // latent c = kv_norm(kv[:, :R]); k_pe = rope(kv[:, R:]); both go to the cache row of the
+  // token's position, so the (latent | k_pe) layout of kv is already the cache layout.
+  kernels::rms_norm(pool, kv.data(), w.kv_a_layernorm.data(), N, R, eps, kv.data(), row, row);
+  for (int64_t t = 0; t < N; ++t) {
+    ctx.rope.apply(kv.data() + t * row + R, 1, rope, batch.positions[t]);
+    ctx.rope.apply(q.data() + t * H * qk + nope, H, qk, batch.positions[t]);  // q_pe of every head
+  }
+  for (const auto& seg : batch.segments) {
+    float* cache = seg.cache->layer(cache_layer);
+    for (int64_t i = 0; i < seg.count; ++i) {
+      int64_t t = seg.offset + i;
+      std::memcpy(cache + batch.positions[t] * row, kv.data() + t * row, sizeof(float) * row);
+    }
+  }
+
+  // Per head h: W_UK_h = kv_b rows [h(nope+v), h(nope+v)+nope), W_UV_h = the next v rows.
+  std::vector<float> o(static_cast<size_t>(N * H * vdim));  // attention output  [N, H, v]
+  if (ctx.attention == AttentionImpl::Absorbed) {
+    // Absorption: q_nope . (W_UK c) = (W_UK^T q_nope) . c, so score against the latent
+    // directly with q_abs = (W_UK^T q_nope | q_pe)                         [N, H, R + rope]
+    std::vector<float> q_abs(static_cast<size_t>(N * H * row));
+    for (int64_t h = 0; h < H; ++h) {
+      LinearWeight w_uk = w.kv_b_proj.row_band(h * (nope + vdim), nope);
+      kernels::matmul_transposed(pool, w_uk, q.data() + h * qk, N, H * qk, q_abs.data() + h * row, H * row);
+      for (int64_t t = 0; t < N; ++t)
+        std::memcpy(q_abs.data() + (t * H + h) * row + R, q.data() + (t * H + h) * qk + nope, sizeof(float) * rope);
+    }
+    // Weighted sum of latents per head                                  [N, H, R]
+    std::vector<float> o_lat(static_cast<size_t>(N * H * R));
+    for (const auto& seg : batch.segments) {
+      kernels::MlaAttentionArgs a;
+      a.n_tokens = seg.count;
+      a.n_heads = H;
+      a.kv_lora_rank = R;
+      a.rope_dim = rope;
+      a.q = q_abs.data() + seg.offset * H * row;
+      a.cache = seg.cache->layer(cache_layer);
+      a.first_pos = batch.positions[seg.offset];
+      a.scale = static_cast<float>(c.softmax_scale());
+      a.out = o_lat.data() + seg.offset * H * R;
+      kernels::mla_attention(pool, a);
+    }
+    // o_h = W_UV_h o_lat_h                                                [N, H, v]
+    for (int64_t h = 0; h < H; ++h) {
+      LinearWeight w_uv = w.kv_b_proj.row_band(h * (nope + vdim) + nope, vdim);
+      kernels::matmul(pool, w_uv, o_lat.data() + h * R, N, H * R, o.data() + h * vdim, H * vdim);
+    }
+  } else {
+    // Naive: decompress K = (W_UK c | k_pe) and V = W_UV c for every cached position.
+    for (const auto& seg : batch.segments) {
+      const int64_t len = batch.positions[seg.offset] + seg.count;
+      const float* cache = seg.cache->layer(cache_layer);
+      std::vector<float> kvb(static_cast<size_t>(len * H * (nope + vdim)));  // [len, H, nope + v]
+      kernels::matmul(pool, w.kv_b_proj, cache, len, row, kvb.data(), H * (nope + vdim));
+      std::vector<float> k(static_cast<size_t>(len * H * qk)), v(static_cast<size_t>(len * H * vdim));
+      for (int64_t s = 0; s < len; ++s)
+        for (int64_t h = 0; h < H; ++h) {
+          const float* src = kvb.data() + (s * H + h) * (nope + vdim);
+          std::memcpy(k.data() + (s * H + h) * qk, src, sizeof(float) * nope);
+          std::memcpy(k.data() + (s * H + h) * qk + nope, cache + s * row + R, sizeof(float) * rope);
+          std::memcpy(v.data() + (s * H + h) * vdim, src + nope, sizeof(float) * vdim);
+        }
+      kernels::MhaAttentionArgs a;
+      a.n_tokens = seg.count;
+      a.n_heads = H;
+      a.qk_dim = qk;
+      a.v_dim = vdim;
+      a.q = q.data() + seg.offset * H * qk;
+      a.k = k.data();
+      a.v = v.data();
+      a.first_pos = batch.positions[seg.offset];
+      a.scale = static_cast<float>(c.softmax_scale());
+      a.out = o.data() + seg.offset * H * vdim;
+      kernels::mha_attention(pool, a);
+    }
+  }
+  // y = wo(o)                                                            [N, hidden]
+  kernels::matmul(pool, w.o_proj, o.data(), N, out);
+}
+
+}  // namespace dsv3

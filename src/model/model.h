@@ -1,0 +1,82 @@
+#pragma once
+// The DeepSeek-V2/V3 transformer (DeepSeek model.py: Transformer), loaded from a checkpoint
+// directory in the HuggingFace layout, weights used in place from the mapped shards.
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "base/thread_pool.h"
+#include "format/checkpoint.h"
+#include "format/model_config.h"
+#include "model/forward_context.h"
+#include "model/kv_cache.h"
+#include "model/rope.h"
+#include "model/weights.h"
+
+namespace dsv3 {
+
+struct ModelOptions {
+  int threads = 0;                 // 0: one per available core
+  bool load_mtp = false;           // bind the MTP layers (error if the checkpoint has none)
+  AttentionImpl attention = AttentionImpl::Absorbed;
+  int64_t max_context = 0;         // 0: max_position_embeddings from config.json
+};
+
+// One sequence's part of a forward step: new tokens appended after what its cache holds.
+struct SequenceInput {
+  KVCache* cache = nullptr;
+  std::span<const int32_t> tokens;
+  bool all_logits = false;  // logits for every new token, else only for the last
+};
+
+struct ForwardOutput {
+  std::vector<float> logits;         // [rows, vocab]
+  std::vector<int64_t> first_row;    // per sequence: its first row in `logits`
+  std::vector<float> hidden;         // [n_tokens, hidden] final-normed states (when asked)
+};
+
+class Model {
+ public:
+  static Result<std::unique_ptr<Model>> load(const std::string& dir, const ModelOptions& options);
+
+  const ModelConfig& config() const { return config_; }
+  const ModelWeights& weights() const { return weights_; }
+  const Checkpoint& checkpoint() const { return *checkpoint_; }
+  ThreadPool& pool() const { return *pool_; }
+  int64_t max_context() const { return max_context_; }
+  int64_t vocab_size() const { return config_.vocab_size; }
+  void set_attention(AttentionImpl impl) { attention_ = impl; }
+
+  KVCache new_cache() const { return KVCache(config_.num_hidden_layers, config_.kv_cache_dim()); }
+
+  // Runs one step over a batch of sequences; each cache advances by its tokens. Errors for
+  // token ids outside the vocabulary or a sequence that would pass max_context().
+  Status forward(std::span<const SequenceInput> batch, ForwardOutput* out, bool want_hidden = false) const;
+
+  // Multi-Token Prediction (SPEC section 3). For i in [0, n): the draft logits of the token
+  // after next_tokens[i], from hidden[i] (the main model's final-normed state at the position
+  // before next_tokens[i]) and the embedding of next_tokens[i]; the MTP layer runs at the
+  // next positions of its own cache.
+  bool has_mtp() const { return !weights_.mtp.empty(); }
+  KVCache new_mtp_cache() const { return KVCache(1, config_.kv_cache_dim()); }
+  Status mtp_forward(const float* hidden, std::span<const int32_t> next_tokens, KVCache* mtp_cache,
+                     float* logits) const;
+
+ private:
+  Model() = default;
+  Status check_tokens(std::span<const int32_t> tokens) const;
+
+  ModelConfig config_;
+  std::unique_ptr<Checkpoint> checkpoint_;
+  ModelWeights weights_;
+  std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<Rope> rope_;
+  AttentionImpl attention_ = AttentionImpl::Absorbed;
+  int64_t max_context_ = 0;
+};
+
+}  // namespace dsv3

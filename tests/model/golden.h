@@ -1,0 +1,61 @@
+#pragma once
+// Reading the reference goldens (../shared/fixtures/golden/*.json + .safetensors).
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "base/json.h"
+#include "format/safetensors.h"
+#include "test_util.h"
+
+namespace dsv3::test {
+
+struct Golden {
+  Json meta;
+  std::unique_ptr<SafetensorsFile> tensors;
+
+  static Golden load(const std::string& name) {
+    Golden g;
+    std::string base = fixtures() + "/golden/" + name;
+    g.meta = parse_json(read_file(base + ".json"), base + ".json").value();
+    auto st = SafetensorsFile::open(base + ".safetensors");
+    EXPECT_TRUE(st.ok()) << st.error().message();
+    g.tensors = std::move(st).value();
+    return g;
+  }
+  std::vector<std::vector<int32_t>> prompts() const { return meta["prompts"].get<std::vector<std::vector<int32_t>>>(); }
+  std::vector<int32_t> greedy(size_t i) const { return meta["greedy"][i].get<std::vector<int32_t>>(); }
+  bool has(const std::string& name) const { return tensors->find(name) != nullptr; }
+  // F32 tensor as a flat vector.
+  std::vector<float> f32(const std::string& name) const {
+    const TensorInfo* t = tensors->find(name);
+    EXPECT_NE(t, nullptr) << name;
+    if (!t) return {};
+    std::vector<float> v(t->numel());
+    std::memcpy(v.data(), tensors->data(*t), v.size() * 4);
+    return v;
+  }
+};
+
+struct Diff {
+  double max_abs = 0;
+  size_t worst = 0;
+};
+
+inline Diff max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  Diff d;
+  EXPECT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    double e = std::fabs(static_cast<double>(a[i]) - b[i]);
+    if (!(e <= d.max_abs)) {  // NaN counts as worst
+      d.max_abs = std::isnan(e) ? INFINITY : e;
+      d.worst = i;
+    }
+  }
+  return d;
+}
+
+}  // namespace dsv3::test

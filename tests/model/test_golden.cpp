@@ -1,0 +1,159 @@
+// Golden parity against DeepSeek's reference (float32): logits at every position, greedy
+// tokens decoded with the KV cache, MTP logits. Runs on every kernel path this CPU supports.
+
+#include <gtest/gtest.h>
+
+#include "golden.h"
+#include "kernels/dispatch.h"
+#include "model/model.h"
+
+using namespace dsv3;
+using dsv3::test::Golden;
+
+namespace {
+
+constexpr double kTol = 1e-3;  // the reference's float32 vs float64 spread is ~2e-5
+
+struct Param {
+  std::string model;
+  kernels::Isa isa;
+};
+
+std::string param_name(const testing::TestParamInfo<Param>& p) {
+  std::string m = p.param.model;
+  for (char& c : m)
+    if (c == '-') c = '_';
+  return m + "_" + kernels::isa_name(p.param.isa);
+}
+
+std::vector<Param> params() {
+  std::vector<Param> out;
+  for (const char* m : {"tiny-v3", "tiny-v2"})
+    for (kernels::Isa isa : kernels::supported_isas()) out.push_back({m, isa});
+  return out;
+}
+
+class GoldenParity : public testing::TestWithParam<Param> {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(kernels::select_isa(GetParam().isa).ok());
+    ModelOptions opt;
+    opt.threads = 2;
+    opt.load_mtp = GetParam().model == "tiny-v3";
+    auto m = Model::load(test::fixtures() + "/" + GetParam().model, opt);
+    ASSERT_TRUE(m.ok()) << m.error().message();
+    model = std::move(m).value();
+    golden = Golden::load(GetParam().model);
+  }
+  void TearDown() override { (void)kernels::select_isa(kernels::best_isa()); }
+
+  std::vector<float> prefill_logits(const std::vector<int32_t>& prompt, std::vector<float>* hidden = nullptr) {
+    KVCache cache = model->new_cache();
+    SequenceInput in{&cache, prompt, true};
+    ForwardOutput out;
+    EXPECT_TRUE(model->forward({&in, 1}, &out, hidden != nullptr).ok());
+    if (hidden) *hidden = out.hidden;
+    return out.logits;
+  }
+
+  std::unique_ptr<Model> model;
+  Golden golden;
+};
+
+int32_t argmax(const float* v, int64_t n) {
+  int64_t best = 0;
+  for (int64_t i = 1; i < n; ++i)
+    if (v[i] > v[best]) best = i;
+  return static_cast<int32_t>(best);
+}
+
+}  // namespace
+
+TEST_P(GoldenParity, PrefillLogitsEveryPosition) {
+  auto prompts = golden.prompts();
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    auto got = prefill_logits(prompts[i]);
+    auto want = golden.f32("logits." + std::to_string(i));
+    auto d = test::max_abs_diff(got, want);
+    RecordProperty("max_abs_prompt" + std::to_string(i), std::to_string(d.max_abs));
+    if (std::getenv("DSV3_TEST_VERBOSE")) std::printf("prompt %zu max_abs %.3g\n", i, d.max_abs);
+    EXPECT_LE(d.max_abs, kTol) << "prompt " << i << ": worst at position " << d.worst / model->vocab_size()
+                               << " token " << d.worst % model->vocab_size();
+  }
+}
+
+TEST_P(GoldenParity, NaiveAttentionMatchesToo) {
+  model->set_attention(AttentionImpl::Naive);
+  auto prompts = golden.prompts();
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    auto d = test::max_abs_diff(prefill_logits(prompts[i]), golden.f32("logits." + std::to_string(i)));
+    EXPECT_LE(d.max_abs, kTol) << "prompt " << i;
+  }
+}
+
+TEST_P(GoldenParity, GreedyDecodeWithCache) {
+  auto prompts = golden.prompts();
+  const int64_t V = model->vocab_size();
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    KVCache cache = model->new_cache();
+    ForwardOutput out;
+    SequenceInput in{&cache, prompts[i], false};
+    ASSERT_TRUE(model->forward({&in, 1}, &out).ok());
+    std::vector<int32_t> got;
+    for (int step = 0; step < 12; ++step) {
+      int32_t t = argmax(out.logits.data(), V);
+      got.push_back(t);
+      std::vector<int32_t> one = {t};
+      SequenceInput next{&cache, one, false};
+      ASSERT_TRUE(model->forward({&next, 1}, &out).ok());
+    }
+    EXPECT_EQ(got, golden.greedy(i)) << "prompt " << i;
+  }
+}
+
+TEST_P(GoldenParity, DecodeMatchesPrefillAtEveryPosition) {
+  auto prompts = golden.prompts();
+  const int64_t V = model->vocab_size();
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    auto want = prefill_logits(prompts[i]);
+    KVCache cache = model->new_cache();
+    for (size_t p = 0; p < prompts[i].size(); ++p) {
+      std::vector<int32_t> one = {prompts[i][p]};
+      SequenceInput in{&cache, one, false};
+      ForwardOutput out;
+      ASSERT_TRUE(model->forward({&in, 1}, &out).ok());
+      std::vector<float> row(want.begin() + p * V, want.begin() + (p + 1) * V);
+      EXPECT_LE(test::max_abs_diff(out.logits, row).max_abs, kTol) << "prompt " << i << " position " << p;
+    }
+  }
+}
+
+TEST_P(GoldenParity, MtpLogits) {
+  if (GetParam().model == "tiny-v2") {
+    // No MTP layers: asking for them is a clear load error, not a crash.
+    ModelOptions opt;
+    opt.load_mtp = true;
+    auto m = Model::load(test::fixtures() + "/tiny-v2", opt);
+    ASSERT_FALSE(m.ok());
+    EXPECT_NE(m.error().message().find("num_nextn_predict_layers"), std::string::npos) << m.error().message();
+    return;
+  }
+  ASSERT_TRUE(model->has_mtp());
+  const auto& tok = golden.meta["mtp_tokens"];
+  ASSERT_FALSE(tok.empty());
+  const int64_t V = model->vocab_size();
+  for (auto it = tok.begin(); it != tok.end(); ++it) {
+    std::vector<int32_t> t = it->get<std::vector<int32_t>>();
+    std::vector<float> hidden;
+    prefill_logits(t, &hidden);
+    const int64_t n = static_cast<int64_t>(t.size()) - 1;
+    KVCache mtp_cache = model->new_mtp_cache();
+    std::vector<float> got(static_cast<size_t>(n * V));
+    ASSERT_TRUE(model->mtp_forward(hidden.data(), std::span<const int32_t>(t).subspan(1), &mtp_cache, got.data()).ok());
+    auto d = test::max_abs_diff(got, golden.f32("mtp_logits." + it.key()));
+    if (std::getenv("DSV3_TEST_VERBOSE")) std::printf("mtp %s max_abs %.3g\n", it.key().c_str(), d.max_abs);
+    EXPECT_LE(d.max_abs, kTol) << "mtp prompt " << it.key() << " row " << d.worst / V;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, GoldenParity, testing::ValuesIn(params()), param_name);
