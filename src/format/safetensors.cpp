@@ -1,6 +1,8 @@
 #include "format/safetensors.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "base/json.h"
@@ -185,6 +187,36 @@ std::string make_safetensors_header(const std::vector<TensorToWrite>& tensors,
   std::string s = h.dump();
   s.append((8 - s.size() % 8) % 8, ' ');
   return s;
+}
+
+Status write_safetensors_file(const std::string& path, const std::vector<TensorData>& tensors,
+                              const std::map<std::string, std::string>& metadata) {
+  std::vector<TensorToWrite> infos;
+  for (const auto& t : tensors) infos.push_back(t.info);
+  std::vector<uint64_t> offsets;
+  std::string header = make_safetensors_header(infos, metadata, &offsets);
+  std::string tmp = path + ".tmp";
+  FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (!f) return error_f("cannot create '%s': %s", tmp.c_str(), std::strerror(errno));
+  uint8_t len[8];
+  for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>((header.size() >> (8 * i)) & 0xFF);
+  bool ok = std::fwrite(len, 1, 8, f) == 8 && std::fwrite(header.data(), 1, header.size(), f) == header.size();
+  for (size_t i = 0; ok && i < tensors.size(); ++i) {
+    size_t n = offsets[i + 1] - offsets[i];
+    ok = n == 0 || std::fwrite(tensors[i].data, 1, n, f) == n;
+  }
+  int saved = errno;
+  if (std::fclose(f) != 0 && ok) {
+    ok = false;
+    saved = errno;
+  }
+  if (!ok) {
+    std::remove(tmp.c_str());
+    return error_f("write to '%s' failed: %s", path.c_str(), std::strerror(saved));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+    return error_f("rename to '%s' failed: %s", path.c_str(), std::strerror(errno));
+  return {};
 }
 
 }  // namespace dsv3

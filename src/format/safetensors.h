@@ -65,4 +65,13 @@ std::string make_safetensors_header(const std::vector<TensorToWrite>& tensors,
                                     const std::map<std::string, std::string>& metadata,
                                     std::vector<uint64_t>* offsets);
 
+// Writes a whole small safetensors file from memory (tensors in the order given), through a
+// temporary name renamed on success.
+struct TensorData {
+  TensorToWrite info;
+  const void* data;  // numel * dtype size bytes
+};
+Status write_safetensors_file(const std::string& path, const std::vector<TensorData>& tensors,
+                              const std::map<std::string, std::string>& metadata = {});
+
 }  // namespace dsv3

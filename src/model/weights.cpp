@@ -29,7 +29,8 @@ std::vector<float> to_f32(const TensorRef& t) {
 
 bool dtype_ok(TensorRole role, DType t) {
   switch (role) {
-    case TensorRole::Linear: return is_float_weight_dtype(t);
+    case TensorRole::Linear:
+    case TensorRole::LinearBf16: return is_float_weight_dtype(t);
     case TensorRole::Embedding: return is_float_weight_dtype(t);
     case TensorRole::Norm:
     case TensorRole::RouterBias: return t == DType::F32 || t == DType::BF16 || t == DType::F16;
@@ -40,6 +41,7 @@ bool dtype_ok(TensorRole role, DType t) {
 const char* role_dtypes(TensorRole role) {
   switch (role) {
     case TensorRole::Linear:
+    case TensorRole::LinearBf16:
     case TensorRole::Embedding: return "F8_E4M3, BF16, F16 or F32";
     default: return "F32, BF16 or F16";
   }
@@ -49,8 +51,9 @@ const char* role_dtypes(TensorRole role) {
 
 WeightBinder::WeightBinder(const Checkpoint* checkpoint, const ModelConfig& config) : ck_(checkpoint), config_(config) {}
 
-const TensorRef* WeightBinder::lookup(const std::string& name, const std::vector<int64_t>& shape, TensorRole role) {
-  specs_.push_back({name, shape, role, mtp_});
+const TensorRef* WeightBinder::lookup(const std::string& name, const std::vector<int64_t>& shape, TensorRole role,
+                                     const std::string& shares_with) {
+  specs_.push_back({name, shape, role, mtp_, shares_with});
   if (!ck_) return nullptr;
   const TensorRef* t = ck_->find(name);
   if (!t) {
@@ -71,12 +74,13 @@ const TensorRef* WeightBinder::lookup(const std::string& name, const std::vector
   return t;
 }
 
-LinearWeight WeightBinder::linear(const std::string& name, int64_t rows, int64_t cols, TensorRole role) {
+LinearWeight WeightBinder::linear(const std::string& name, int64_t rows, int64_t cols, TensorRole role,
+                                  const std::string& shares_with) {
   LinearWeight w;
   w.rows = rows;
   w.cols = cols;
   const std::string wname = name + ".weight";
-  const TensorRef* t = lookup(wname, {rows, cols}, role);
+  const TensorRef* t = lookup(wname, {rows, cols}, role, shares_with);
   if (!t) return w;
   w.dtype = t->dtype;
   w.data = t->data;
@@ -188,7 +192,7 @@ DecoderLayerWeights bind_layer(WeightBinder& b, const ModelConfig& c, int64_t i)
   a.o_proj = b.linear(ap + ".o_proj", hidden, heads * c.v_head_dim);
   if (c.is_moe_layer(i)) {
     MoeWeights m;
-    m.gate = b.linear(p + ".mlp.gate", c.n_routed_experts, hidden);
+    m.gate = b.linear(p + ".mlp.gate", c.n_routed_experts, hidden, TensorRole::LinearBf16);
     if (c.has_router_bias()) m.e_score_correction_bias = b.bias(p + ".mlp.gate.e_score_correction_bias", c.n_routed_experts);
     for (int64_t e = 0; e < c.n_routed_experts; ++e)
       m.experts.push_back(bind_mlp(b, p + ".mlp.experts." + std::to_string(e), hidden, c.moe_intermediate_size));
@@ -216,13 +220,15 @@ ModelWeights bind_model_weights(WeightBinder& b, const ModelConfig& c, bool with
       const int64_t i = c.num_hidden_layers + k;
       const std::string p = "model.layers." + std::to_string(i);
       MtpLayerWeights m;
-      m.embed_tokens = b.linear(p + ".embed_tokens", c.vocab_size, c.hidden_size, TensorRole::Embedding);
+      m.embed_tokens = b.linear(p + ".embed_tokens", c.vocab_size, c.hidden_size, TensorRole::Embedding,
+                                "model.embed_tokens.weight");
       m.enorm = b.norm(p + ".enorm.weight", c.hidden_size);
       m.hnorm = b.norm(p + ".hnorm.weight", c.hidden_size);
-      m.eh_proj = b.linear(p + ".eh_proj", c.hidden_size, 2 * c.hidden_size);
+      m.eh_proj = b.linear(p + ".eh_proj", c.hidden_size, 2 * c.hidden_size, TensorRole::LinearBf16);
       m.layer = bind_layer(b, c, i);
       m.shared_head_norm = b.norm(p + ".shared_head.norm.weight", c.hidden_size);
-      m.shared_head_head = b.linear(p + ".shared_head.head", c.vocab_size, c.hidden_size, TensorRole::Embedding);
+      m.shared_head_head = b.linear(p + ".shared_head.head", c.vocab_size, c.hidden_size, TensorRole::Embedding,
+                                    c.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight");
       w.mtp.push_back(std::move(m));
     }
     b.set_mtp(false);

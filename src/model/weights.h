@@ -22,6 +22,7 @@ namespace dsv3 {
 
 enum class TensorRole {
   Linear,      // projection weight: F8_E4M3 (+ weight_scale_inv), BF16, F16 or F32
+  LinearBf16,  // same, but BF16 in the released checkpoints (router gate, MTP eh_proj)
   Embedding,   // token embedding / output head rows: BF16, F16 or F32 (FP8 accepted for the head)
   Norm,        // RMSNorm weight, converted to float32 at load
   RouterBias,  // e_score_correction_bias, converted to float32 at load
@@ -32,6 +33,9 @@ struct TensorSpec {
   std::vector<int64_t> shape;
   TensorRole role;
   bool mtp = false;             // belongs to a Multi-Token-Prediction layer
+  // For MTP tensors that equal a main-model tensor in released checkpoints (the MTP
+  // embedding and head): that tensor's name.
+  std::string shares_with;
 };
 
 struct MlpWeights {  // down(silu(gate(x)) * up(x))
@@ -84,7 +88,8 @@ class WeightBinder {
   // With a checkpoint: binds and validates. Without (nullptr): only records specs.
   WeightBinder(const Checkpoint* checkpoint, const ModelConfig& config);
 
-  LinearWeight linear(const std::string& name, int64_t rows, int64_t cols, TensorRole role = TensorRole::Linear);
+  LinearWeight linear(const std::string& name, int64_t rows, int64_t cols, TensorRole role = TensorRole::Linear,
+                      const std::string& shares_with = "");
   std::vector<float> norm(const std::string& name, int64_t dim);
   std::vector<float> bias(const std::string& name, int64_t dim);
   void set_mtp(bool mtp) { mtp_ = mtp; }
@@ -95,7 +100,8 @@ class WeightBinder {
   Status finish() const;
 
  private:
-  const TensorRef* lookup(const std::string& name, const std::vector<int64_t>& shape, TensorRole role);
+  const TensorRef* lookup(const std::string& name, const std::vector<int64_t>& shape, TensorRole role,
+                          const std::string& shares_with = "");
   void problem(const std::string& msg) { problems_.push_back(msg); }
 
   const Checkpoint* ck_;

@@ -95,24 +95,21 @@ uint16_t f32_to_f16(float f) {
 }
 
 uint8_t f32_to_e4m3(float f) {
-  if (std::isnan(f)) return 0x7F;
-  uint8_t sign = std::signbit(f) ? 0x80 : 0x00;
-  float a = std::fabs(f);
-  if (a >= 448.0f) return sign | 0x7E;
-  // Binary search over the 127 finite non-negative codes (monotonic in the byte value).
-  int lo = 0, hi = 0x7E;
-  while (hi - lo > 1) {
-    int mid = (lo + hi) / 2;
-    if (kTable[mid] <= a) lo = mid;
-    else hi = mid;
+  uint32_t u = bits_from_f32(f);
+  const uint8_t sign = static_cast<uint8_t>((u >> 24) & 0x80);
+  const uint32_t a = u & 0x7FFFFFFF;
+  if (a > 0x7F800000) return 0x7F;              // NaN
+  if (a >= 0x43E00000) return sign | 0x7E;      // >= 448: saturate to the largest finite
+  if (a < 0x3C800000) {                         // below 2^-6: subnormal, steps of 2^-9
+    float steps = std::nearbyint(f32_from_bits(a) * 512.0f);  // ties to even
+    return sign | static_cast<uint8_t>(steps);  // 8 steps is exactly the smallest normal 0x08
   }
-  float dlo = a - kTable[lo], dhi = kTable[hi] - a;
-  int pick;
-  if (dlo < dhi) pick = lo;
-  else if (dhi < dlo) pick = hi;
-  else pick = (lo % 2 == 0) ? lo : hi;  // tie: even mantissa
-  if (a < kTable[lo]) pick = lo;        // a == 0 edge
-  return sign | static_cast<uint8_t>(pick);
+  // Normal: keep 3 mantissa bits, rounding to nearest even on the float's bit pattern (a
+  // carry out of the mantissa correctly bumps the exponent).
+  const uint32_t rounded = a + 0x7FFFF + ((a >> 20) & 1);
+  const uint32_t exponent = (rounded >> 23) - 120;  // rebias 127 -> 7
+  const uint32_t code = (exponent << 3) | ((rounded >> 20) & 7);
+  return sign | static_cast<uint8_t>(code > 0x7E ? 0x7E : code);
 }
 
 }  // namespace dsv3

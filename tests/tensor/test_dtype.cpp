@@ -68,3 +68,34 @@ TEST(DType, F16Conversions) {
   }
   EXPECT_EQ(f32_to_f16(1e6f), 0x7C00);
 }
+
+// The fast encoder against a brute-force nearest search over all 127 finite magnitudes.
+TEST(DType, E4M3EncoderMatchesNearestSearch) {
+  auto nearest = [](float f) -> float {
+    float a = std::fabs(f);
+    if (a >= 448.0f) return std::copysign(448.0f, f);
+    float best = 0.0f;
+    int best_code = 0;
+    for (int code = 0; code <= 0x7E; ++code) {
+      float v = e4m3_to_f32(static_cast<uint8_t>(code));
+      float d = std::fabs(v - a), db = std::fabs(best - a);
+      if (d < db || (d == db && (code & 1) == 0 && (best_code & 1) == 1)) {
+        best = v;
+        best_code = code;
+      }
+    }
+    return std::copysign(best, f);
+  };
+  uint64_t x = 12345;
+  for (int i = 0; i < 200000; ++i) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    // log-uniform magnitudes from 2^-12 to 2^10, plus exact ties and block edges
+    float mag = std::ldexp(1.0f + static_cast<float>((x >> 40) & 0xFFFFFF) / 16777216.0f, static_cast<int>((x >> 20) % 23) - 12);
+    float f = (x & 1) ? -mag : mag;
+    ASSERT_EQ(e4m3_to_f32(f32_to_e4m3(f)), nearest(f)) << f;
+  }
+  for (int code = 0; code < 0x7E; ++code) {  // midpoints between neighbours: ties to even
+    float mid = 0.5f * (e4m3_to_f32(static_cast<uint8_t>(code)) + e4m3_to_f32(static_cast<uint8_t>(code + 1)));
+    EXPECT_EQ(e4m3_to_f32(f32_to_e4m3(mid)), nearest(mid)) << mid;
+  }
+}

@@ -1,0 +1,38 @@
+#pragma once
+// Options and helpers shared by the commands that run a model.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "base/result.h"
+#include "model/model.h"
+
+namespace dsv3::cli {
+
+struct ModelArgs {
+  std::string model;             // empty: the built-in default model
+  int threads = 0;
+  std::string kernels;           // scalar | avx2 | avx512 (default: best for this CPU)
+  std::string attention = "absorbed";
+  int64_t ctx = 0;               // context limit (0: the model's max_position_embeddings)
+};
+
+// Adds --model, --threads, --kernels, --attention, --ctx to a subcommand.
+void add_model_options(CLI::App* app, ModelArgs& args);
+
+// Selects kernels, resolves the default model and loads it.
+Result<std::unique_ptr<Model>> load_model(const ModelArgs& args, bool load_mtp);
+
+// The model directory the args name (creating the default model when none is given).
+Result<std::string> resolve_model_dir(const std::string& model);
+
+// Parses "0,17,923" into token ids.
+Result<std::vector<int32_t>> parse_token_list(const std::string& text);
+
+// Directory holding tokenizer.json / tokenizer_config.json for the default model, or "".
+std::string bundled_tokenizer_dir();
+
+}  // namespace dsv3::cli

@@ -1,0 +1,47 @@
+#pragma once
+// Next-token choice from logits: greedy at temperature 0, else softmax(logits / T) restricted
+// by top-k and top-p, drawn with a seeded generator (the same seed gives the same tokens on
+// every platform: the generator and the uniform draw are our own, not std:: distributions).
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "base/result.h"
+
+namespace dsv3 {
+
+struct SamplingParams {
+  float temperature = 0.0f;  // 0: greedy (argmax)
+  float top_p = 1.0f;        // keep the smallest set of tokens whose probability reaches top_p
+  int top_k = 0;             // keep the k most likely tokens (0: all)
+  uint64_t seed = 0;
+};
+
+// Probability of each kept candidate, for logprobs reporting.
+struct TokenChoice {
+  int32_t token = -1;
+  float logprob = 0.0f;  // log softmax(logits) of the chosen token (temperature 1, unrestricted)
+};
+
+class Sampler {
+ public:
+  explicit Sampler(const SamplingParams& params);
+  // Picks a token. Error if the logits hold NaN/Inf or every token is masked (-inf).
+  Result<int32_t> sample(const float* logits, int64_t vocab);
+  const SamplingParams& params() const { return params_; }
+
+ private:
+  double uniform();  // [0, 1)
+  SamplingParams params_;
+  uint64_t state_[4];
+  std::vector<int32_t> order_;
+  std::vector<float> probs_;
+};
+
+// Index of the largest logit (lowest index on ties).
+int32_t argmax(const float* logits, int64_t n);
+// log softmax of every logit, in place semantics: out[i] = logits[i] - logsumexp(logits).
+void log_softmax(const float* logits, int64_t n, float* out);
+
+}  // namespace dsv3
