@@ -17,9 +17,9 @@ struct Golden {
   Json meta;
   std::unique_ptr<SafetensorsFile> tensors;
 
-  static Golden load(const std::string& name) {
+  // `base`: path without the .json / .safetensors extension.
+  static Golden load(const std::string& base) {
     Golden g;
-    std::string base = fixtures() + "/golden/" + name;
     g.meta = parse_json(read_file(base + ".json"), base + ".json").value();
     auto st = SafetensorsFile::open(base + ".safetensors");
     EXPECT_TRUE(st.ok()) << st.error().message();
