@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "base/log.h"
+#include "base/memory_stats.h"
 #include "kernels/ops.h"
 #include "model/decoder_layer.h"
 
@@ -42,6 +43,12 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const ModelOp
   m->rope_ = std::make_unique<Rope>(c);
   m->attention_ = options.attention;
   m->max_context_ = options.max_context > 0 ? options.max_context : c.max_position_embeddings;
+  MemoryStats mem = memory_stats();
+  DSV3_LOG_INFO("loaded %s: %zu tensors in %zu shard(s), %.2f GB mapped (%.1f MB copied); resident %.1f MB "
+                "(file pages %.1f MB, anonymous %.1f MB)",
+                dir.c_str(), m->checkpoint_->tensors().size(), m->checkpoint_->shards().size(),
+                m->checkpoint_->total_file_bytes() / 1e9, m->checkpoint_->copied_bytes() / 1e6,
+                mem.resident_bytes / 1e6, mem.resident_file_bytes / 1e6, mem.resident_anon_bytes / 1e6);
   return m;
 }
 
