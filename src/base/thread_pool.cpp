@@ -16,9 +16,17 @@ inline void cpu_relax() {
 #endif
 }
 
-// Spin this many rounds waiting for work before sleeping: long enough to cover the gap
-// between consecutive kernels of one decode step, short enough not to burn a core when idle.
-constexpr int kSpinRounds = 1 << 16;
+// Spin this many rounds waiting before sleeping: long enough to cover the gap between
+// consecutive kernels of one decode step, short enough not to burn a core when idle. Every
+// kYieldEvery rounds the spinner yields, so that on an oversubscribed machine (more runnable
+// threads than cores, e.g. tests in parallel) a descheduled peer gets the core it waits for.
+constexpr int kSpinRounds = 1 << 14;
+constexpr int kYieldEvery = 256;
+
+inline void spin_pause(int round) {
+  if (round % kYieldEvery == kYieldEvery - 1) std::this_thread::yield();
+  else cpu_relax();
+}
 }  // namespace
 
 int ThreadPool::available_cores() {
@@ -62,7 +70,7 @@ void ThreadPool::worker_loop(int index) {
   for (;;) {
     uint64_t g = generation_.load(std::memory_order_acquire);
     for (int spin = 0; g == seen && spin < kSpinRounds; ++spin) {
-      cpu_relax();
+      spin_pause(spin);
       g = generation_.load(std::memory_order_acquire);
     }
     while (g == seen) {
@@ -72,7 +80,16 @@ void ThreadPool::worker_loop(int index) {
     seen = g;
     if (stop_.load()) return;
     run_job(index);
-    pending_workers_.fetch_sub(1, std::memory_order_acq_rel);
+    if (pending_workers_.fetch_sub(1, std::memory_order_acq_rel) == 1) pending_workers_.notify_all();
+  }
+}
+
+void ThreadPool::wait_for_workers() {
+  int spin = 0;
+  for (int left = pending_workers_.load(std::memory_order_acquire); left != 0;
+       left = pending_workers_.load(std::memory_order_acquire)) {
+    if (spin < kSpinRounds) spin_pause(spin++);
+    else pending_workers_.wait(left, std::memory_order_acquire);
   }
 }
 
@@ -93,7 +110,7 @@ void ThreadPool::parallel_for(int64_t n_tasks, FunctionRef<void(int64_t)> fn) {
   t_inside_pool = true;
   run_job(0);
   t_inside_pool = false;
-  while (pending_workers_.load(std::memory_order_acquire) != 0) cpu_relax();
+  wait_for_workers();
 }
 
 void ThreadPool::run_on_all(FunctionRef<void(int)> fn) {
@@ -110,7 +127,7 @@ void ThreadPool::run_on_all(FunctionRef<void(int)> fn) {
   t_inside_pool = true;
   fn(0);
   t_inside_pool = false;
-  while (pending_workers_.load(std::memory_order_acquire) != 0) cpu_relax();
+  wait_for_workers();
 }
 
 }  // namespace dsv3

@@ -55,6 +55,7 @@ class ThreadPool {
  private:
   void worker_loop(int index);
   void run_job(int thread_index);
+  void wait_for_workers();
 
   int n_threads_;
   std::vector<std::thread> workers_;

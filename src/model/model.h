@@ -31,11 +31,12 @@ struct SequenceInput {
   KVCache* cache = nullptr;
   std::span<const int32_t> tokens;
   bool all_logits = false;  // logits for every new token, else only for the last
+  bool no_logits = false;   // no logits at all (a prefill chunk that does not end the prompt)
 };
 
 struct ForwardOutput {
   std::vector<float> logits;         // [rows, vocab]
-  std::vector<int64_t> first_row;    // per sequence: its first row in `logits`
+  std::vector<int64_t> first_row;    // per sequence: its first row in `logits` (-1: none)
   std::vector<float> hidden;         // [n_tokens, hidden] final-normed states (when asked)
 };
 

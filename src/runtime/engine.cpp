@@ -1,0 +1,225 @@
+#include "runtime/engine.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "base/log.h"
+
+namespace dsv3 {
+
+using Clock = std::chrono::steady_clock;
+
+Engine::Engine(const Model& model, EngineOptions options) : model_(model), options_(options) {
+  thread_ = std::thread([this] { loop(); });
+}
+
+Engine::~Engine() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    accepting_ = false;
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+bool Engine::accepting() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return accepting_;
+}
+
+SubmitResult Engine::submit(std::vector<int32_t> prompt, RequestParams params) {
+  SubmitResult r;
+  if (prompt.empty()) return {SubmitStatus::Invalid, "the prompt is empty", nullptr};
+  for (int32_t t : prompt)
+    if (t < 0 || t >= model_.vocab_size())
+      return {SubmitStatus::Invalid, str_f("token id %d is outside the vocabulary [0, %lld)", t,
+                                           static_cast<long long>(model_.vocab_size())), nullptr};
+  if (static_cast<int64_t>(prompt.size()) > model_.max_context())
+    return {SubmitStatus::Invalid, str_f("the prompt has %zu tokens, more than the context limit of %lld",
+                                         prompt.size(), static_cast<long long>(model_.max_context())), nullptr};
+  if (params.max_new_tokens < 1) return {SubmitStatus::Invalid, "max_new_tokens must be at least 1", nullptr};
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!accepting_) return {SubmitStatus::ShuttingDown, "the server is shutting down", nullptr};
+  if (static_cast<int>(queue_.size()) >= options_.max_queue)
+    return {SubmitStatus::QueueFull, str_f("the request queue is full (%d waiting)", options_.max_queue), nullptr};
+  auto handle = std::make_shared<RequestHandle>(next_id_++, static_cast<int64_t>(prompt.size()));
+  queue_.push_back(std::make_unique<Sequence>(handle, std::move(params), std::move(prompt), model_.new_cache()));
+  ++stats_.requests_submitted;
+  stats_.queue_length = static_cast<int>(queue_.size());
+  cv_.notify_all();
+  r.handle = std::move(handle);
+  return r;
+}
+
+void Engine::shutdown(std::chrono::milliseconds drain) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    accepting_ = false;
+  }
+  auto deadline = Clock::now() + drain;
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (queue_.empty() && stats_.running == 0) break;
+    }
+    if (Clock::now() >= deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+EngineStats Engine::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  EngineStats s = stats_;
+  if (rate_window_.size() >= 2) {
+    double secs = std::chrono::duration<double>(rate_window_.back().first - rate_window_.front().first).count();
+    if (secs > 0) s.generated_tokens_per_second = (rate_window_.back().second - rate_window_.front().second) / secs;
+  }
+  return s;
+}
+
+void Engine::admit_locked() {
+  while (!queue_.empty() && static_cast<int>(running_.size()) < options_.max_batch) {
+    auto s = std::move(queue_.front());
+    queue_.pop_front();
+    if (s->handle->cancelled()) {
+      s->handle->finish(FinishReason::Stop, "cancelled");
+      ++stats_.requests_cancelled;
+      continue;
+    }
+    stats_.prompt_tokens += s->prompt.size();
+    running_.push_back(std::move(s));
+  }
+  stats_.queue_length = static_cast<int>(queue_.size());
+  stats_.running = static_cast<int>(running_.size());
+}
+
+void Engine::finish(Sequence& s, FinishReason reason, const std::string& error) {
+  s.handle->finish(reason, error);
+  s.cache.release();
+  s.done = true;
+}
+
+void Engine::drop_cancelled() {
+  size_t kept = 0;
+  for (auto& s : running_) {
+    if (s->handle->cancelled()) {
+      finish(*s, FinishReason::Stop, "cancelled");
+      std::lock_guard<std::mutex> lock(mu_);
+      ++stats_.requests_cancelled;
+      continue;
+    }
+    running_[kept++] = std::move(s);
+  }
+  running_.resize(kept);
+}
+
+void Engine::postprocess(const std::vector<StepEntry>& plan, const ForwardOutput& out) {
+  const int64_t V = model_.vocab_size();
+  std::vector<float> logp;
+  uint64_t generated = 0;
+  for (size_t i = 0; i < plan.size(); ++i) {
+    Sequence& s = *plan[i].seq;
+    if (!s.prefill_done()) s.prefilled += static_cast<int64_t>(plan[i].tokens.size());
+    if (!plan[i].wants_logits) continue;
+    const float* row = out.logits.data() + out.first_row[i] * V;
+    auto token = s.sampler.sample(row, V);
+    if (!token.ok()) {
+      DSV3_LOG_ERROR("request %llu: %s", static_cast<unsigned long long>(s.handle->id()), token.error().message().c_str());
+      finish(s, FinishReason::Stop, token.error().message());
+      std::lock_guard<std::mutex> lock(mu_);
+      ++stats_.requests_failed;
+      continue;
+    }
+    TokenOutput t;
+    t.token = *token;
+    if (s.params.logprobs || s.params.top_logprobs > 0) {
+      logp.resize(static_cast<size_t>(V));
+      log_softmax(row, V, logp.data());
+      t.logprob = logp[t.token];
+      if (s.params.top_logprobs > 0) {
+        std::vector<int32_t> idx(static_cast<size_t>(V));
+        std::iota(idx.begin(), idx.end(), 0);
+        const int64_t k = std::min<int64_t>(s.params.top_logprobs, V);
+        std::partial_sort(idx.begin(), idx.begin() + k, idx.end(),
+                          [&](int32_t a, int32_t b) { return logp[a] > logp[b] || (logp[a] == logp[b] && a < b); });
+        for (int64_t j = 0; j < k; ++j) t.top.emplace_back(idx[j], logp[idx[j]]);
+      }
+    }
+    s.last_token = t.token;
+    ++s.generated;
+    ++generated;
+    s.handle->push(std::move(t));
+    const auto& stops = s.params.stop_tokens;
+    if (std::find(stops.begin(), stops.end(), s.last_token) != stops.end()) finish(s, FinishReason::Stop);
+    else if (s.generated >= s.params.max_new_tokens) finish(s, FinishReason::Length);
+    else if (s.cache.length() + 1 > model_.max_context()) finish(s, FinishReason::Length);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  stats_.generated_tokens += generated;
+  ++stats_.steps;
+  auto now = Clock::now();
+  rate_window_.emplace_back(now, stats_.generated_tokens);
+  while (rate_window_.size() > 2 && now - rate_window_.front().first > std::chrono::seconds(5)) rate_window_.pop_front();
+}
+
+void Engine::loop() {
+  const SchedulerLimits limits{options_.max_step_tokens};
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return stop_ || !queue_.empty() || !running_.empty(); });
+      if (stop_) {
+        for (auto& s : running_) finish(*s, FinishReason::Length, "the server shut down before this request finished");
+        for (auto& s : queue_) s->handle->finish(FinishReason::Length, "the server shut down before this request started");
+        running_.clear();
+        queue_.clear();
+        stats_.running = 0;
+        stats_.queue_length = 0;
+        return;
+      }
+      admit_locked();
+    }
+    drop_cancelled();
+    std::vector<StepEntry> plan = plan_step(running_, limits);
+    if (!plan.empty()) {
+      std::vector<SequenceInput> inputs;
+      for (const StepEntry& e : plan) inputs.push_back({&e.seq->cache, e.tokens, false, !e.wants_logits});
+      ForwardOutput out;
+      Status st = model_.forward(inputs, &out);
+      if (!st.ok()) {
+        // Inputs are validated at submission, so this is an engine failure: fail the step's
+        // requests, keep serving the others.
+        DSV3_LOG_ERROR("forward step failed: %s", st.error().message().c_str());
+        for (const StepEntry& e : plan) finish(*e.seq, FinishReason::Stop, st.error().message());
+      } else {
+        postprocess(plan, out);
+      }
+    }
+    // Finished sequences leave the batch.
+    uint64_t finished = 0, kv = 0;
+    size_t kept = 0;
+    for (auto& s : running_) {
+      if (s->done) {
+        ++finished;
+        continue;
+      }
+      kv += s->cache.bytes();
+      running_[kept++] = std::move(s);
+    }
+    running_.resize(kept);
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.requests_finished += finished;
+    stats_.running = static_cast<int>(running_.size());
+    stats_.kv_cache_bytes = kv;
+  }
+}
+
+}  // namespace dsv3

@@ -1,0 +1,38 @@
+#include "runtime/request.h"
+
+namespace dsv3 {
+
+RequestUpdate RequestHandle::wait(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait_for(lock, timeout, [&] { return !pending_.empty() || (finished_ && !finish_reported_); });
+  RequestUpdate u;
+  u.tokens.swap(pending_);
+  if (finished_) {
+    u.finished = true;
+    u.finish = reason_;
+    u.error = error_;
+    finish_reported_ = true;
+  }
+  return u;
+}
+
+void RequestHandle::push(TokenOutput token) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    pending_.push_back(std::move(token));
+  }
+  cv_.notify_all();
+}
+
+void RequestHandle::finish(FinishReason reason, std::string error) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (finished_) return;
+    finished_ = true;
+    reason_ = reason;
+    error_ = std::move(error);
+  }
+  cv_.notify_all();
+}
+
+}  // namespace dsv3

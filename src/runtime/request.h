@@ -1,0 +1,69 @@
+#pragma once
+// A generation request as the engine sees it (token ids in, token ids out) and the handle
+// through which the submitting thread receives its tokens as they are generated.
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "runtime/generate.h"
+#include "runtime/sampler.h"
+
+namespace dsv3 {
+
+struct RequestParams {
+  int64_t max_new_tokens = 256;
+  SamplingParams sampling;
+  std::vector<int32_t> stop_tokens;  // finish with "stop" after emitting one
+  int top_logprobs = 0;              // alternatives reported per token (0..20)
+  bool logprobs = false;             // report the chosen token's log probability
+};
+
+struct TokenOutput {
+  int32_t token = -1;
+  float logprob = 0.0f;                             // log softmax(logits) of the token
+  std::vector<std::pair<int32_t, float>> top;       // best alternatives (id, logprob)
+};
+
+struct RequestUpdate {
+  std::vector<TokenOutput> tokens;  // produced since the previous wait()
+  bool finished = false;
+  FinishReason finish = FinishReason::Length;
+  std::string error;                // non-empty when the engine failed this request
+};
+
+class RequestHandle {
+ public:
+  RequestHandle(uint64_t id, int64_t prompt_tokens) : id_(id), prompt_tokens_(prompt_tokens) {}
+  uint64_t id() const { return id_; }
+  int64_t prompt_tokens() const { return prompt_tokens_; }
+
+  // Caller side: waits up to `timeout` for output and takes what accumulated.
+  RequestUpdate wait(std::chrono::milliseconds timeout);
+  // Asks the engine to stop this request and free its cache (effective within a step).
+  void cancel() { cancelled_.store(true); }
+  bool cancelled() const { return cancelled_.load(); }
+
+  // Engine side.
+  void push(TokenOutput token);
+  void finish(FinishReason reason, std::string error = "");
+
+ private:
+  const uint64_t id_;
+  const int64_t prompt_tokens_;
+  std::atomic<bool> cancelled_{false};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<TokenOutput> pending_;
+  bool finished_ = false;
+  bool finish_reported_ = false;
+  FinishReason reason_ = FinishReason::Length;
+  std::string error_;
+};
+
+}  // namespace dsv3
