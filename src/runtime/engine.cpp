@@ -123,13 +123,20 @@ void Engine::drop_cancelled() {
 
 void Engine::postprocess(const std::vector<StepEntry>& plan, const ForwardOutput& out) {
   const int64_t V = model_.vocab_size();
-  std::vector<float> logp;
+  std::vector<float> logp, processed;
   uint64_t generated = 0;
   for (size_t i = 0; i < plan.size(); ++i) {
     Sequence& s = *plan[i].seq;
     if (!s.prefill_done()) s.prefilled += static_cast<int64_t>(plan[i].tokens.size());
     if (!plan[i].wants_logits) continue;
     const float* row = out.logits.data() + out.first_row[i] * V;
+    if (s.params.has_logit_processing()) {
+      processed.assign(row, row + V);
+      for (const auto& [id, bias] : s.params.logit_bias) processed[id] += bias;
+      for (const auto& [id, count] : s.token_counts)
+        processed[id] -= s.params.presence_penalty + s.params.frequency_penalty * static_cast<float>(count);
+      row = processed.data();
+    }
     auto token = s.sampler.sample(row, V);
     if (!token.ok()) {
       DSV3_LOG_ERROR("request %llu: %s", static_cast<unsigned long long>(s.handle->id()), token.error().message().c_str());
@@ -155,6 +162,7 @@ void Engine::postprocess(const std::vector<StepEntry>& plan, const ForwardOutput
     }
     s.last_token = t.token;
     ++s.generated;
+    if (s.params.presence_penalty != 0.0f || s.params.frequency_penalty != 0.0f) ++s.token_counts[t.token];
     ++generated;
     s.handle->push(std::move(t));
     const auto& stops = s.params.stop_tokens;

@@ -22,6 +22,14 @@ struct RequestParams {
   std::vector<int32_t> stop_tokens;  // finish with "stop" after emitting one
   int top_logprobs = 0;              // alternatives reported per token (0..20)
   bool logprobs = false;             // report the chosen token's log probability
+  // Added to the logits before sampling (OpenAI logit_bias).
+  std::vector<std::pair<int32_t, float>> logit_bias;
+  // OpenAI penalties over the tokens generated so far: logit -= presence * [count > 0]
+  // + frequency * count.
+  float presence_penalty = 0.0f, frequency_penalty = 0.0f;
+  bool has_logit_processing() const {
+    return !logit_bias.empty() || presence_penalty != 0.0f || frequency_penalty != 0.0f;
+  }
 };
 
 struct TokenOutput {

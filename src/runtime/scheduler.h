@@ -5,6 +5,7 @@
 // budget, oldest first, so a long prompt never stalls the others' decoding.
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <span>
 #include <vector>
@@ -23,6 +24,7 @@ struct Sequence {
   int64_t generated = 0;
   int32_t last_token = -1;  // sampled last step; the next decode input
   bool done = false;        // finished, failed or cancelled: leaves the batch after this step
+  std::map<int32_t, int> token_counts;  // generated tokens, for presence/frequency penalties
   KVCache cache;
   Sampler sampler;
 

@@ -188,3 +188,33 @@ TEST(Engine, ShutdownEndsWhatDoesNotFinishInTime) {
   EXPECT_TRUE(last.finished);
   EXPECT_EQ(last.finish, FinishReason::Length);
 }
+
+TEST(Engine, LogitBiasAndPenalties) {
+  auto model = load_tiny();
+  Engine engine(*model, {});
+  RequestParams p;
+  p.max_new_tokens = 4;
+  p.logit_bias = {{5, 100.0f}};
+  auto r = engine.submit({0, 17, 923}, p);
+  ASSERT_EQ(r.status, SubmitStatus::Ok);
+  EXPECT_EQ(collect(*r.handle), (std::vector<int32_t>{5, 5, 5, 5}));
+  // With the same bias and a strong frequency penalty, token 5 is not repeated forever.
+  p.frequency_penalty = 2.0f;
+  p.presence_penalty = 2.0f;
+  p.logit_bias = {{5, 3.0f}};
+  p.max_new_tokens = 8;
+  auto r2 = engine.submit({0, 17, 923}, p);
+  auto toks = collect(*r2.handle);
+  EXPECT_LE(std::count(toks.begin(), toks.end(), 5), 3);
+  // -100 on every token but one: that token wins, nothing breaks.
+  RequestParams all;
+  all.max_new_tokens = 2;
+  for (int32_t id = 0; id < 1024; ++id)
+    if (id != 1) all.logit_bias.emplace_back(id, -100.0f);
+  all.sampling.temperature = 1.0f;
+  all.stop_tokens = {1};
+  auto r3 = engine.submit({0, 17}, all);
+  RequestUpdate last;
+  EXPECT_EQ(collect(*r3.handle, &last), std::vector<int32_t>{1});
+  EXPECT_EQ(last.finish, FinishReason::Stop);
+}
