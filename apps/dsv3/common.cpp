@@ -15,7 +15,7 @@ void add_model_options(CLI::App* app, ModelArgs& args) {
   app->add_option("--kernels", args.kernels, "Kernel path: scalar, avx2 or avx512 (default: the best this CPU supports)");
   app->add_option("--attention", args.attention, "MLA form: absorbed (latent cache, default) or naive")
       ->check(CLI::IsMember({"absorbed", "naive"}));
-  app->add_option("--ctx", args.ctx, "Context limit in tokens (default: max_position_embeddings)")
+  app->add_option("--ctx", args.ctx, "Context limit in tokens (default: max_position_embeddings; serve: 16384)")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 31));
 }
 

@@ -43,6 +43,12 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const ModelOp
   m->rope_ = std::make_unique<Rope>(c);
   m->attention_ = options.attention;
   m->max_context_ = options.max_context > 0 ? options.max_context : c.max_position_embeddings;
+  if (m->max_context_ > c.max_position_embeddings) {
+    DSV3_LOG_WARN("context %lld is beyond max_position_embeddings (%lld) of config.json; using %lld",
+                  static_cast<long long>(m->max_context_), static_cast<long long>(c.max_position_embeddings),
+                  static_cast<long long>(c.max_position_embeddings));
+    m->max_context_ = c.max_position_embeddings;
+  }
   MemoryStats mem = memory_stats();
   DSV3_LOG_INFO("loaded %s: %zu tensors in %zu shard(s), %.2f GB mapped (%.1f MB copied); resident %.1f MB "
                 "(file pages %.1f MB, anonymous %.1f MB)",
