@@ -67,6 +67,8 @@ Status select_isa(Isa isa) {
   return {};
 }
 
+void set_active_table_for_testing(const KernelTable& table) { g_active.store(&table); }
+
 Status select_isa_from_env() {
   const char* env = std::getenv("DSV3_ISA");
   if (!env || !*env) return {};

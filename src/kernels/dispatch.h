@@ -27,5 +27,8 @@ Isa active_isa();
 const KernelTable& active_table();
 // The table of a given path (for tests comparing paths); must be supported.
 const KernelTable& table_for(Isa isa);
+// Test hook: makes `table` the one ops.h runs (any table, e.g. the 16-lane AVX2 emulation of
+// the AVX-512 kernels); select_isa() or select_isa_from_env() ends the override.
+void set_active_table_for_testing(const KernelTable& table);
 
 }  // namespace dsv3::kernels
