@@ -24,6 +24,7 @@ namespace {
 #include "kernels/cpu/simd_matmul_rows.inl"
 #include "kernels/cpu/simd_matmul_transposed.inl"
 #include "kernels/cpu/simd_elementwise.inl"
+#include "kernels/cpu/simd_probe.inl"
 }  // namespace
 
 const KernelTable& avx2_table() {
@@ -34,6 +35,11 @@ const KernelTable& avx2_table() {
 const KernelTable& avx512_emulated_table() {
   static const KernelTable table = make_simd_table<VecAvx2x2>("avx512-emulated");
   return table;
+}
+
+const ProbeKernels& avx2_probe_kernels() {
+  static const ProbeKernels probes = make_probe_kernels<VecAvx2>();
+  return probes;
 }
 
 }  // namespace dsv3::kernels::cpu

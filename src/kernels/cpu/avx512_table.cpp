@@ -29,11 +29,17 @@ namespace {
 #include "kernels/cpu/simd_matmul_rows.inl"
 #include "kernels/cpu/simd_matmul_transposed.inl"
 #include "kernels/cpu/simd_elementwise.inl"
+#include "kernels/cpu/simd_probe.inl"
 }  // namespace
 
 const KernelTable& avx512_table() {
   static const KernelTable table = make_simd_table<VecAvx512>("avx512");
   return table;
+}
+
+const ProbeKernels& avx512_probe_kernels() {
+  static const ProbeKernels probes = make_probe_kernels<VecAvx512>();
+  return probes;
 }
 
 }  // namespace dsv3::kernels::cpu

@@ -3,6 +3,8 @@
 // (dispatch.cpp checks cpu_features() first); they are declared here, not in dispatch.h, so
 // that only dispatch and the kernel tests reach for them directly.
 
+#include <cstdint>
+
 #include "kernels/kernel_table.h"
 
 namespace dsv3::kernels::cpu {
@@ -14,5 +16,15 @@ const KernelTable& avx2_table();
 const KernelTable& avx512_emulated_table();
 // AVX-512 F/BW/VL/DQ, 16 lanes.
 const KernelTable& avx512_table();
+
+// Inner loops of the machine probes (kernels/probe.h), per path.
+struct ProbeKernels {
+  // Sum of p[0 .. n), n a multiple of 64: a read-only stream.
+  float (*read_sum)(const float* p, int64_t n);
+  // Runs independent FMA chains in registers; returns the FLOPs done (2 per lane per FMA).
+  double (*fma_burst)(int64_t iterations, float* sink);
+};
+const ProbeKernels& avx2_probe_kernels();
+const ProbeKernels& avx512_probe_kernels();
 
 }  // namespace dsv3::kernels::cpu

@@ -10,6 +10,7 @@
 //   add, sub, mul, div, fma(a, b, c) = a * b + c (one rounding), min, max
 //   hsum(v)                    horizontal sum in a FIXED tree (batch invariance depends on it)
 //   decode_fp8(p)              kLanes e4m3 bytes -> floats equal to e4m3 value * 2^-8 (exact)
+//   decode_fp8_pair(p, lo, hi) the same for 2 * kLanes bytes (lanes 0..L-1 in lo)
 //   decode_bf16(p), decode_f16(p)   kLanes 16-bit floats -> floats (exact)
 //   round_int(v)               round to nearest integer (ties to even), as float
 //   exp2_int(n)                2^n for integral n in [-126, 127]
@@ -59,6 +60,14 @@ struct VecAvx2 {
   static F decode_fp8(const uint8_t* p) {
     __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
     return _mm256_cvtph_ps(fp8_to_half_bits(b));
+  }
+  // 2 * kLanes bytes at once (16-bit lanes of a whole ymm): fewer integer ops per weight.
+  static void decode_fp8_pair(const uint8_t* p, F& lo, F& hi) {
+    __m256i h = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    h = _mm256_srai_epi16(_mm256_slli_epi16(h, 8), 1);
+    h = _mm256_and_si256(h, _mm256_set1_epi16(static_cast<short>(0xBFFF)));
+    lo = _mm256_cvtph_ps(_mm256_castsi256_si128(h));
+    hi = _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1));
   }
   static F decode_bf16(const uint16_t* p) {
     __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));

@@ -46,6 +46,10 @@ struct VecAvx2x2 {
   static float hsum(F v) { return H::hsum(H::add(v.lo, v.hi)); }
 
   static F decode_fp8(const uint8_t* p) { return {H::decode_fp8(p), H::decode_fp8(p + 8)}; }
+  static void decode_fp8_pair(const uint8_t* p, F& lo, F& hi) {
+    H::decode_fp8_pair(p, lo.lo, lo.hi);
+    H::decode_fp8_pair(p + 16, hi.lo, hi.hi);
+  }
   static F decode_bf16(const uint16_t* p) { return {H::decode_bf16(p), H::decode_bf16(p + 8)}; }
   static F decode_f16(const uint16_t* p) { return {H::decode_f16(p), H::decode_f16(p + 8)}; }
   static F round_int(F v) { return {H::round_int(v.lo), H::round_int(v.hi)}; }

@@ -43,6 +43,13 @@ struct VecAvx512 {
     h = _mm256_and_si256(h, _mm256_set1_epi16(static_cast<short>(0xBFFF)));
     return _mm512_cvtph_ps(h);
   }
+  static void decode_fp8_pair(const uint8_t* p, F& lo, F& hi) {
+    __m512i h = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    h = _mm512_srai_epi16(_mm512_slli_epi16(h, 8), 1);
+    h = _mm512_and_si512(h, _mm512_set1_epi16(static_cast<short>(0xBFFF)));
+    lo = _mm512_cvtph_ps(_mm512_castsi512_si256(h));
+    hi = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1));
+  }
   static F decode_bf16(const uint16_t* p) {
     __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
     return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
