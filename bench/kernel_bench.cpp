@@ -135,6 +135,38 @@ void BM_Matmul(benchmark::State& state) {
   state.SetLabel(std::string(kernels::isa_name(kernels::active_isa())) + " " + s.name);
 }
 
+// MLA decode's per-head products on kv_b_proj [H * (nope + v), kv_lora] = [32768, 512] FP8:
+// W_UK_h^T q_nope_h and W_UV_h o_lat_h for 128 heads, as 256 separate calls (batched = 0) or
+// one matmul_batch (batched = 1); the difference is the thread synchronisation.
+void BM_KvBHeads(benchmark::State& state) {
+  const bool batched = state.range(0) != 0;
+  const int threads = static_cast<int>(state.range(1));
+  const int64_t H = 128, nope = 128, v = 128, R = 512, n = 1;
+  static const OwnedWeight kv_b = make_weight({"kv_b", H * (nope + v), R, DType::F8_E4M3}, 7);
+  std::vector<float> q(H * nope, 0.01f), q_abs(H * R), o_lat(H * R, 0.01f), o(H * v);
+  std::vector<kernels::MatmulJob> jobs;
+  for (int64_t h = 0; h < H; ++h) {
+    jobs.push_back({kv_b.view.row_band(h * (nope + v), nope), q.data() + h * nope, n, H * nope, q_abs.data() + h * R,
+                    H * R, true});
+    jobs.push_back({kv_b.view.row_band(h * (nope + v) + nope, v), o_lat.data() + h * R, n, H * R, o.data() + h * v,
+                    H * v, false});
+  }
+  ThreadPool& pool = pool_of(threads);
+  for (auto _ : state) {
+    if (batched) {
+      kernels::matmul_batch(pool, jobs);
+    } else {
+      for (const auto& j : jobs) {
+        if (j.transposed) kernels::matmul_transposed(pool, j.w, j.x, j.n, j.ldx, j.y, j.ldy);
+        else kernels::matmul(pool, j.w, j.x, j.n, j.ldx, j.y, j.ldy);
+      }
+    }
+    benchmark::DoNotOptimize(o.data());
+  }
+  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(kv_b.view.bytes()) * 1e-9,
+                                              benchmark::Counter::kIsIterationInvariantRate);
+}
+
 void BM_ReadBandwidth(benchmark::State& state) {
   const int threads = static_cast<int>(state.range(0));
   kernels::BandwidthProbe p;
@@ -164,6 +196,13 @@ void register_benchmarks() {
     benchmark::RegisterBenchmark("BM_ReadBandwidth", BM_ReadBandwidth)->Arg(threads)->Iterations(1)->UseRealTime();
     benchmark::RegisterBenchmark("BM_PeakFlops", BM_PeakFlops)->Arg(threads)->Iterations(1)->UseRealTime();
   }
+  for (int64_t threads : thread_counts())
+    for (int64_t batched : {0, 1})
+      benchmark::RegisterBenchmark("BM_KvBHeads", BM_KvBHeads)
+          ->Args({batched, threads})
+          ->ArgNames({"batched", "threads"})
+          ->UseRealTime()
+          ->Unit(benchmark::kMicrosecond);
   for (int shape = 0; shape < static_cast<int>(std::size(kShapes)); ++shape)
     for (int64_t n : {1, 512})
       for (int64_t threads : thread_counts()) {

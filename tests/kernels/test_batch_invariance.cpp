@@ -144,4 +144,40 @@ TEST_P(BatchInvariance, MlaAttentionSameBitsWhateverTheBatch) {
   }
 }
 
+TEST_P(BatchInvariance, MatmulBatchEqualsSingleCalls) {
+  // MLA's per-head products: W_UK_h^T (transposed) and W_UV_h bands of one kv_b_proj-like
+  // tensor [H * (nope + v), kv_lora], both as one batch, against one call per head.
+  const int64_t H = 6, nope = 128, v = 128, R = 512;
+  TestWeight kv_b = make_weight(DType::F8_E4M3, H * (nope + v), R, 51);
+  for (int64_t n : {1, 3, 37}) {
+    auto q_nope = random_activations(n * H * nope, 52);  // [n, H, nope]
+    auto o_lat = random_activations(n * H * R, 53);      // [n, H, R]
+    std::vector<float> want_abs(static_cast<size_t>(n * H * R)), want_o(static_cast<size_t>(n * H * v));
+    std::vector<kernels::MatmulJob> jobs;
+    ThreadPool one(1);
+    for (int64_t h = 0; h < H; ++h) {
+      kernels::MatmulJob uk{kv_b.view.row_band(h * (nope + v), nope), q_nope.data() + h * nope, n, H * nope,
+                            want_abs.data() + h * R, H * R, true};
+      kernels::MatmulJob uv{kv_b.view.row_band(h * (nope + v) + nope, v), o_lat.data() + h * R, n, H * R,
+                            want_o.data() + h * v, H * v, false};
+      kernels::matmul_transposed(one, uk.w, uk.x, n, uk.ldx, uk.y, uk.ldy);
+      kernels::matmul(one, uv.w, uv.x, n, uv.ldx, uv.y, uv.ldy);
+      jobs.push_back(uk);
+      jobs.push_back(uv);
+    }
+    for (int threads = 1; threads <= 4; ++threads) {
+      ThreadPool pool(threads);
+      std::vector<float> got_abs(want_abs.size(), NAN), got_o(want_o.size(), NAN);
+      for (size_t j = 0; j < jobs.size(); ++j) {
+        auto& job = jobs[j];
+        const int64_t h = static_cast<int64_t>(j / 2);
+        job.y = job.transposed ? got_abs.data() + h * R : got_o.data() + h * v;
+      }
+      kernels::matmul_batch(pool, jobs);
+      EXPECT_TRUE(same_bits(got_abs.data(), want_abs.data(), n * H * R)) << GetParam().name << " threads=" << threads;
+      EXPECT_TRUE(same_bits(got_o.data(), want_o.data(), n * H * v)) << GetParam().name << " threads=" << threads;
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Tables, BatchInvariance, testing::ValuesIn(fast_tables()), table_name);

@@ -17,8 +17,10 @@ struct MatmulTransposed {
 
   static constexpr int kT = 4;                    // tokens per register tile
   static constexpr int kCV = L == 8 ? 3 : 6;      // column vectors per register tile
-  static constexpr int64_t kColsPerTile = 4 * kCV * L;
-  static constexpr int64_t kRowsPerTile = 64;     // tile = 64 x 96 floats (AVX2): 24 KB
+  // The tile spans the task's whole column range (up to kMaxColsPerTile) so that the rows
+  // are read contiguously (streaming), and as many rows as fit kTileFloats (32 KB, L1).
+  static constexpr int64_t kMaxColsPerTile = 1024;
+  static constexpr int64_t kTileFloats = 8192;
 
   struct MicroArgs {
     const float* tile;  // [rows][ld_tile] dequantized, register tile's first column at tile[0]
@@ -75,8 +77,9 @@ struct MatmulTransposed {
   static void run(const LinearWeight& w, const float* x, int64_t n, int64_t ldx, float* y, int64_t ldy, int64_t c0,
                   int64_t c1) {
     if (n <= 0 || c1 <= c0) return;
-    const int64_t cols_per_tile = std::min(kColsPerTile, (c1 - c0 + L - 1) / L * L);
-    float* tile = thread_scratch(ScratchSlot::WeightTile, static_cast<size_t>(kRowsPerTile * cols_per_tile));
+    const int64_t cols_per_tile = std::min(kMaxColsPerTile, (c1 - c0 + L - 1) / L * L);
+    const int64_t rows_per_tile = std::max<int64_t>(4, kTileFloats / cols_per_tile);
+    float* tile = thread_scratch(ScratchSlot::WeightTile, static_cast<size_t>(rows_per_tile * cols_per_tile));
     MicroArgs a{};
     a.ldx = ldx;
     a.ldy = ldy;
@@ -88,8 +91,8 @@ struct MatmulTransposed {
       const int64_t nc = std::min(cols_per_tile, c1 - cc0);
       const int64_t width = (nc + L - 1) / L * L, n_vec = width / L;
       a.ld_tile = width;
-      for (int64_t rb0 = 0; rb0 < w.rows; rb0 += kRowsPerTile) {
-        const int64_t nr = std::min(kRowsPerTile, w.rows - rb0);
+      for (int64_t rb0 = 0; rb0 < w.rows; rb0 += rows_per_tile) {
+        const int64_t nr = std::min(rows_per_tile, w.rows - rb0);
         for (int64_t i = 0; i < nr; ++i) WD::dequant_segment(w, rb0 + i, cc0, cc0 + nc, width, tile + i * width);
         a.rows = nr;
         a.first = rb0 == 0;
