@@ -5,6 +5,7 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/amx.h"
 #include "kernels/dispatch.h"
 
 namespace dsv3::kernels {
@@ -31,6 +32,7 @@ std::vector<float>& scratch(size_t n) {
 
 void matmul(ThreadPool& pool, const LinearWeight& w, const float* x, int64_t n, int64_t ldx, float* y, int64_t ldy) {
   if (n <= 0 || w.rows <= 0) return;
+  if (amx_handles(w)) return amx_matmul(pool, w, x, n, ldx, y, ldy);  // opt-in, see amx.h
   const KernelTable& k = active_table();
   // Rows in multiples of 16 so that SIMD kernels see whole row groups; small tensors stay
   // in one task.
