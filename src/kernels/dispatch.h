@@ -2,7 +2,9 @@
 // Run-time choice of the kernel table by CPU features. The shipped binary carries every
 // path (compiled per function with target attributes, never -march=native) and picks the
 // widest one this CPU supports, unless DSV3_ISA (scalar|avx2|avx512) or select_isa() says
-// otherwise; tests force each supported path in turn.
+// otherwise; tests force each supported path in turn. The opt-in AMX prefill path has its own
+// switch (kernels/amx.h, DSV3_AMX): call select_isa_from_env() and set_amx_mode_from_env()
+// once at start-up.
 
 #include <string>
 #include <vector>
