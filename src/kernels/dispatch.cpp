@@ -3,6 +3,7 @@
 #include <atomic>
 
 #include "base/cpu_features.h"
+#include "kernels/cpu/tables.h"
 
 namespace dsv3::kernels {
 
@@ -12,8 +13,8 @@ bool supported(Isa isa) {
   const CpuFeatures& f = cpu_features();
   switch (isa) {
     case Isa::Scalar: return true;
-    case Isa::Avx2: return false && f.has_avx2_path();
-    case Isa::Avx512: return false && f.has_avx512_path();
+    case Isa::Avx2: return f.has_avx2_path();
+    case Isa::Avx512: return f.has_avx512_path();
   }
   return false;
 }
@@ -48,7 +49,11 @@ std::vector<Isa> supported_isas() {
 Isa best_isa() { return supported_isas().back(); }
 
 const KernelTable& table_for(Isa isa) {
+  // Calling a table's functions on a CPU without its instructions would fault (SIGILL).
+  DSV3_CHECK(supported(isa), "kernel path %s not supported by this CPU", isa_name(isa));
   switch (isa) {
+    case Isa::Avx2: return cpu::avx2_table();
+    case Isa::Avx512: return cpu::avx512_table();
     default: return ref::table();
   }
 }
@@ -61,6 +66,8 @@ Status select_isa(Isa isa) {
   g_active_isa.store(static_cast<int>(isa));
   return {};
 }
+
+void set_active_table_for_testing(const KernelTable& table) { g_active.store(&table); }
 
 Status select_isa_from_env() {
   const char* env = std::getenv("DSV3_ISA");

@@ -5,6 +5,7 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/amx.h"
 #include "kernels/dispatch.h"
 
 namespace dsv3::kernels {
@@ -31,6 +32,7 @@ std::vector<float>& scratch(size_t n) {
 
 void matmul(ThreadPool& pool, const LinearWeight& w, const float* x, int64_t n, int64_t ldx, float* y, int64_t ldy) {
   if (n <= 0 || w.rows <= 0) return;
+  if (amx_handles(w)) return amx_matmul(pool, w, x, n, ldx, y, ldy);  // opt-in, see amx.h
   const KernelTable& k = active_table();
   // Rows in multiples of 16 so that SIMD kernels see whole row groups; small tensors stay
   // in one task.
@@ -51,6 +53,36 @@ void matmul_transposed(ThreadPool& pool, const LinearWeight& w, const float* x, 
   pool.parallel_for(tasks, [&](int64_t task) {
     int64_t c0 = task * chunk, c1 = std::min(w.cols, c0 + chunk);
     k.matmul_t_cols(w, x, n, ldx, y + c0, ldy, c0, c1);
+  });
+}
+
+void matmul_batch(ThreadPool& pool, std::span<const MatmulJob> jobs) {
+  if (jobs.empty()) return;
+  const KernelTable& k = active_table();
+  // Tasks: each job's rows (or columns, transposed) cut into `pieces` equal parts, enough for
+  // about 4 tasks per thread in all; parts are multiples of 16 like matmul's chunks.
+  struct Task {
+    int32_t job;
+    int64_t begin, end;
+  };
+  thread_local std::vector<Task> tasks;
+  tasks.clear();
+  const int64_t target = static_cast<int64_t>(pool.size()) * 4;
+  const int64_t pieces = std::max<int64_t>(1, (target + static_cast<int64_t>(jobs.size()) - 1) / static_cast<int64_t>(jobs.size()));
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    const MatmulJob& job = jobs[j];
+    const int64_t units = job.transposed ? job.w.cols : job.w.rows;
+    if (job.n <= 0 || units <= 0) continue;
+    int64_t chunk = (units + pieces - 1) / pieces;
+    chunk = std::max<int64_t>(16, (chunk + 15) / 16 * 16);
+    for (int64_t b = 0; b < units; b += chunk) tasks.push_back({static_cast<int32_t>(j), b, std::min(units, b + chunk)});
+  }
+  const std::vector<Task>& list = tasks;  // the thread_local of the calling thread
+  pool.parallel_for(static_cast<int64_t>(list.size()), [&](int64_t i) {
+    const Task& t = list[i];
+    const MatmulJob& job = jobs[t.job];
+    if (job.transposed) k.matmul_t_cols(job.w, job.x, job.n, job.ldx, job.y + t.begin, job.ldy, t.begin, t.end);
+    else k.matmul_rows(job.w, job.x, job.n, job.ldx, job.y + t.begin, job.ldy, t.begin, t.end);
   });
 }
 
@@ -94,17 +126,30 @@ void softmax(float* x, int64_t n) {
 void mla_attention(ThreadPool& pool, const MlaAttentionArgs& a) {
   const KernelTable& k = active_table();
   const int64_t row = a.kv_lora_rank + a.rope_dim;
-  pool.parallel_for(a.n_tokens * a.n_heads, [&](int64_t task) {
-    const int64_t t = task / a.n_heads, h = task % a.n_heads;
+  // A task is one token and a group of heads: every cache row is read once per group (all
+  // heads of a token share the latent cache), so cache traffic falls by the group size.
+  // Groups shrink when there are few tokens, to keep every thread busy. Per (token, head) the
+  // arithmetic is the same whatever the group: dot per cache row, softmax, axpy in row order.
+  const int64_t want_tasks = static_cast<int64_t>(pool.size()) * 4;
+  const int64_t group = std::clamp<int64_t>(a.n_tokens * a.n_heads / std::max<int64_t>(want_tasks, 1), 1, 16);
+  const int64_t n_groups = (a.n_heads + group - 1) / group;
+  pool.parallel_for(a.n_tokens * n_groups, [&](int64_t task) {
+    const int64_t t = task / n_groups, h0 = (task % n_groups) * group, h1 = std::min(a.n_heads, h0 + group);
     const int64_t len = a.first_pos + t + 1;  // causal: rows [0, pos]
-    const float* q = a.q + (t * a.n_heads + h) * row;
-    std::vector<float>& scores = scratch(static_cast<size_t>(len));
+    std::vector<float>& scores = scratch(static_cast<size_t>((h1 - h0) * len));  // [heads of group, len]
+    const float* q = a.q + t * a.n_heads * row;
     // score_s = (q_lat . c_s + q_pe . k_pe_s) * scale: one dot over the concatenated row.
-    for (int64_t s = 0; s < len; ++s) scores[s] = k.dot(q, a.cache + s * row, row) * a.scale;
-    softmax(scores.data(), len);
-    float* out = a.out + (t * a.n_heads + h) * a.kv_lora_rank;
-    std::fill(out, out + a.kv_lora_rank, 0.0f);
-    for (int64_t s = 0; s < len; ++s) k.axpy(scores[s], a.cache + s * row, out, a.kv_lora_rank);
+    for (int64_t s = 0; s < len; ++s) {
+      const float* c = a.cache + s * row;
+      for (int64_t h = h0; h < h1; ++h) scores[(h - h0) * len + s] = k.dot(q + h * row, c, row) * a.scale;
+    }
+    for (int64_t h = h0; h < h1; ++h) softmax(scores.data() + (h - h0) * len, len);
+    float* out = a.out + t * a.n_heads * a.kv_lora_rank;  // [n_heads, kv_lora_rank] of token t
+    std::fill(out + h0 * a.kv_lora_rank, out + h1 * a.kv_lora_rank, 0.0f);
+    for (int64_t s = 0; s < len; ++s) {
+      const float* c = a.cache + s * row;
+      for (int64_t h = h0; h < h1; ++h) k.axpy(scores[(h - h0) * len + s], c, out + h * a.kv_lora_rank, a.kv_lora_rank);
+    }
   });
 }
 

@@ -9,6 +9,7 @@
 // Shapes are written [rows, cols], row-major. Activations are float32.
 
 #include <cstdint>
+#include <span>
 
 #include "base/thread_pool.h"
 #include "tensor/linear_weight.h"
@@ -25,6 +26,20 @@ inline void matmul(ThreadPool& pool, const LinearWeight& w, const float* x, int6
 // (the transposed product, used to absorb W_UK into the query in MLA)
 void matmul_transposed(ThreadPool& pool, const LinearWeight& w, const float* x, int64_t n, int64_t ldx, float* y,
                        int64_t ldy);
+
+// Many small products in ONE parallel region (one thread sync instead of one per product),
+// e.g. MLA's per-head products with the H row bands of kv_b_proj:
+//   y = x W^T (transposed = false, as matmul) or y = x W (transposed = true, as
+//   matmul_transposed). Each output element is bit-identical to what the single call gives.
+struct MatmulJob {
+  LinearWeight w;
+  const float* x = nullptr;  // [n, ldx]
+  int64_t n = 0, ldx = 0;
+  float* y = nullptr;        // [n, ldy]
+  int64_t ldy = 0;
+  bool transposed = false;
+};
+void matmul_batch(ThreadPool& pool, std::span<const MatmulJob> jobs);
 
 // y[t] = x[t] / sqrt(mean(x[t]^2) + eps) * weight          x, y: [n, dim] (may alias)
 void rms_norm(ThreadPool& pool, const float* x, const float* weight, int64_t n, int64_t dim, float eps, float* y,

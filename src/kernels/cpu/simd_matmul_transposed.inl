@@ -1,0 +1,113 @@
+// KernelTable::matmul_t_cols for one Vec type: y[t, c - c0] = sum_r x[t, r] W[r, c] for
+// columns [c0, c1) of W and all n tokens. Included after simd_weights.inl.
+//
+// Reduction order (batch-invariance contract): y[t, c] lives in one lane; it starts at +0
+// and takes fma(w[r, c], x[t, r], acc) for r = 0 .. rows - 1 in order. Lanes never mix, so
+// the value depends only on column c's own sequence: not on n, the token's neighbours, the
+// column range, the tile shape or the thread count. Partials parked in y between row blocks
+// are exact.
+//
+// Shape in the model: W_UK of one head, [nope = 128 rows, kv_lora_rank = 512 cols], FP8.
+
+template <class V>
+struct MatmulTransposed {
+  using F = typename V::F;
+  using WD = WeightDecode<V>;
+  static constexpr int L = V::kLanes;
+
+  static constexpr int kT = 4;                    // tokens per register tile
+  static constexpr int kCV = L == 8 ? 3 : 6;      // column vectors per register tile
+  // The tile spans the task's whole column range (up to kMaxColsPerTile) so that the rows
+  // are read contiguously (streaming), and as many rows as fit kTileFloats (32 KB, L1).
+  static constexpr int64_t kMaxColsPerTile = 1024;
+  static constexpr int64_t kTileFloats = 8192;
+
+  struct MicroArgs {
+    const float* tile;  // [rows][ld_tile] dequantized, register tile's first column at tile[0]
+    int64_t ld_tile;
+    int64_t rows;       // rows of this row block
+    const float* x;     // x[t * ldx + i] = activation of token t for row i of the block
+    int64_t ldx;
+    int64_t valid_cols; // columns of the register tile that exist (the rest are padding)
+    bool first;         // first row block: start from +0, else from the partials in y
+    float* y;           // y[t * ldy + j]
+    int64_t ldy;
+  };
+
+  static int lanes_in(int64_t valid_cols, int j) {
+    return static_cast<int>(std::min<int64_t>(L, valid_cols - static_cast<int64_t>(j) * L));
+  }
+
+  template <int T, int CV>
+  static void micro(const MicroArgs& a) {
+    F acc[T][CV];
+    for (int t = 0; t < T; ++t)
+      for (int j = 0; j < CV; ++j) {
+        const int lanes = lanes_in(a.valid_cols, j);
+        float* yp = a.y + t * a.ldy + j * L;
+        acc[t][j] = a.first ? V::zero() : (lanes == L ? V::load(yp) : V::load_partial(yp, lanes));
+      }
+    for (int64_t i = 0; i < a.rows; ++i) {
+      F wv[CV];
+      for (int j = 0; j < CV; ++j) wv[j] = V::load(a.tile + i * a.ld_tile + j * L);
+      for (int t = 0; t < T; ++t) {
+        const F xb = V::set1(a.x[t * a.ldx + i]);
+        for (int j = 0; j < CV; ++j) acc[t][j] = V::fma(wv[j], xb, acc[t][j]);
+      }
+    }
+    for (int t = 0; t < T; ++t)
+      for (int j = 0; j < CV; ++j) {
+        const int lanes = lanes_in(a.valid_cols, j);
+        float* yp = a.y + t * a.ldy + j * L;
+        if (lanes == L) V::store(yp, acc[t][j]);
+        else V::store_partial(yp, acc[t][j], lanes);
+      }
+  }
+
+  using MicroFn = void (*)(const MicroArgs&);
+  template <size_t... I>
+  static constexpr std::array<MicroFn, sizeof...(I)> make_micro_table(std::index_sequence<I...>) {
+    return {&micro<static_cast<int>(I / kCV) + 1, static_cast<int>(I % kCV) + 1>...};
+  }
+  static MicroFn micro_fn(int64_t tt, int64_t vv) {
+    static constexpr auto table = make_micro_table(std::make_index_sequence<kT * kCV>{});
+    return table[(tt - 1) * kCV + (vv - 1)];
+  }
+
+  static void run(const LinearWeight& w, const float* x, int64_t n, int64_t ldx, float* y, int64_t ldy, int64_t c0,
+                  int64_t c1) {
+    if (n <= 0 || c1 <= c0) return;
+    const int64_t cols_per_tile = std::min(kMaxColsPerTile, (c1 - c0 + L - 1) / L * L);
+    const int64_t rows_per_tile = std::max<int64_t>(4, kTileFloats / cols_per_tile);
+    float* tile = thread_scratch(ScratchSlot::WeightTile, static_cast<size_t>(rows_per_tile * cols_per_tile));
+    MicroArgs a{};
+    a.ldx = ldx;
+    a.ldy = ldy;
+    if (w.rows == 0) {  // empty sum
+      for (int64_t t = 0; t < n; ++t) std::fill(y + t * ldy, y + t * ldy + (c1 - c0), 0.0f);
+      return;
+    }
+    for (int64_t cc0 = c0; cc0 < c1; cc0 += cols_per_tile) {
+      const int64_t nc = std::min(cols_per_tile, c1 - cc0);
+      const int64_t width = (nc + L - 1) / L * L, n_vec = width / L;
+      a.ld_tile = width;
+      for (int64_t rb0 = 0; rb0 < w.rows; rb0 += rows_per_tile) {
+        const int64_t nr = std::min(rows_per_tile, w.rows - rb0);
+        for (int64_t i = 0; i < nr; ++i) WD::dequant_segment(w, rb0 + i, cc0, cc0 + nc, width, tile + i * width);
+        a.rows = nr;
+        a.first = rb0 == 0;
+        for (int64_t tg = 0; tg < n; tg += kT) {
+          const int64_t tt = std::min<int64_t>(kT, n - tg);
+          a.x = x + tg * ldx + rb0;
+          for (int64_t vg = 0; vg < n_vec; vg += kCV) {
+            const int64_t vv = std::min<int64_t>(kCV, n_vec - vg);
+            a.tile = tile + vg * L;
+            a.valid_cols = nc - vg * L;
+            a.y = y + tg * ldy + (cc0 - c0) + vg * L;
+            micro_fn(tt, vv)(a);
+          }
+        }
+      }
+    }
+  }
+};

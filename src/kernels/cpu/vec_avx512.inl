@@ -1,0 +1,64 @@
+// VecAvx512: 16 float lanes in one zmm register (AVX-512 F/BW/VL/DQ).
+// Included inside a DSV3_TARGET_BEGIN(DSV3_ISA_AVX512) region (avx512_table.cpp).
+//
+// Not executable on the development machine (Zen 3). Each function is the 16-lane twin of a
+// VecAvx2x2 function, which IS executed by the tests ("avx512-emulated" table); keep the two
+// in step: same lane order, same hsum tree, same decode bit tricks.
+
+struct VecAvx512 {
+  using F = __m512;
+  static constexpr int kLanes = 16;
+
+  static F zero() { return _mm512_setzero_ps(); }
+  static F set1(float v) { return _mm512_set1_ps(v); }
+  static F load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, F v) { _mm512_storeu_ps(p, v); }
+  // Lanes i < n; masked-off lanes are neither read (no fault) nor written.
+  static __mmask16 lane_mask(int n) { return static_cast<__mmask16>((1u << n) - 1u); }  // n < 16
+  static F load_partial(const float* p, int n) { return _mm512_maskz_loadu_ps(lane_mask(n), p); }
+  static void store_partial(float* p, F v, int n) { _mm512_mask_storeu_ps(p, lane_mask(n), v); }
+
+  static F add(F a, F b) { return _mm512_add_ps(a, b); }
+  static F sub(F a, F b) { return _mm512_sub_ps(a, b); }
+  static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
+  static F div(F a, F b) { return _mm512_div_ps(a, b); }
+  static F fma(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
+  static F min(F a, F b) { return _mm512_min_ps(a, b); }
+  static F max(F a, F b) { return _mm512_max_ps(a, b); }
+
+  // Lane i + lane i+8 (lanes 0-7 are the low 256 bits), then VecAvx2's 8-lane tree.
+  static float hsum(F v) {
+    __m256 s8 = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+
+  // Same bit trick as VecAvx2::fp8_to_half_bits on 16 bytes: 16-bit lane = (b << 8) >>arith 1
+  // & 0xBFFF, then 16 halves -> 16 floats.
+  static F decode_fp8(const uint8_t* p) {
+    __m256i b16 = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    __m256i h = _mm256_srai_epi16(_mm256_slli_epi16(b16, 8), 1);
+    h = _mm256_and_si256(h, _mm256_set1_epi16(static_cast<short>(0xBFFF)));
+    return _mm512_cvtph_ps(h);
+  }
+  static void decode_fp8_pair(const uint8_t* p, F& lo, F& hi) {
+    __m512i h = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    h = _mm512_srai_epi16(_mm512_slli_epi16(h, 8), 1);
+    h = _mm512_and_si512(h, _mm512_set1_epi16(static_cast<short>(0xBFFF)));
+    lo = _mm512_cvtph_ps(_mm512_castsi512_si256(h));
+    hi = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1));
+  }
+  static F decode_bf16(const uint16_t* p) {
+    __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+  }
+  static F decode_f16(const uint16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+
+  static F round_int(F v) { return _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static F exp2_int(F n) {
+    __m512i e = _mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(e, 23));
+  }
+};

@@ -1,0 +1,122 @@
+#include "kernels/probe.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "base/result.h"
+#include "kernels/cpu/tables.h"
+
+namespace dsv3::kernels {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0 : v[v.size() / 2];
+}
+
+// Baseline (any x86-64) versions for Isa::Scalar.
+float scalar_read_sum(const float* p, int64_t n) {
+  float s[4] = {0, 0, 0, 0};
+  for (int64_t i = 0; i + 4 <= n; i += 4)
+    for (int j = 0; j < 4; ++j) s[j] += p[i + j];
+  return (s[0] + s[1]) + (s[2] + s[3]);
+}
+double scalar_fma_burst(int64_t iterations, float* sink) {
+  float acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = 0.001f * static_cast<float>(i);
+  for (int64_t it = 0; it < iterations; ++it)
+    for (int i = 0; i < 12; ++i) acc[i] = acc[i] * 0.999999f + 1e-7f;
+  float s = 0;
+  for (float a : acc) s += a;
+  *sink = s;
+  return static_cast<double>(iterations) * 12 * 2;
+}
+const cpu::ProbeKernels kScalarProbes{&scalar_read_sum, &scalar_fma_burst};
+
+const cpu::ProbeKernels& probes_for(Isa isa) {
+  (void)table_for(isa);  // checks that this CPU runs `isa`
+  switch (isa) {
+    case Isa::Avx2: return cpu::avx2_probe_kernels();
+    case Isa::Avx512: return cpu::avx512_probe_kernels();
+    default: return kScalarProbes;
+  }
+}
+
+}  // namespace
+
+BandwidthProbe measure_read_bandwidth(ThreadPool& pool, size_t bytes, int passes) {
+  const cpu::ProbeKernels& k = probes_for(best_isa());
+  const int threads = pool.size();
+  // Each thread's slice is a whole number of 64-float groups.
+  const int64_t per_thread = std::max<int64_t>(64, static_cast<int64_t>(bytes / sizeof(float) / threads) / 64 * 64);
+  const int64_t total = per_thread * threads;
+  struct Free {
+    void operator()(float* p) const { std::free(p); }
+  };
+  std::unique_ptr<float, Free> buf(static_cast<float*>(std::aligned_alloc(4096, total * sizeof(float))));
+  DSV3_CHECK(buf != nullptr, "bandwidth probe: cannot allocate %zu bytes", static_cast<size_t>(total * 4));
+  float* data = buf.get();
+  pool.run_on_all([&](int t) {  // first touch by the reading thread
+    float* p = data + t * per_thread;
+    for (int64_t i = 0; i < per_thread; ++i) p[i] = static_cast<float>(i & 7);
+  });
+  std::vector<float> sinks(static_cast<size_t>(threads));
+  std::vector<double> rates;
+  for (int pass = 0; pass <= passes; ++pass) {
+    const auto t0 = Clock::now();
+    pool.run_on_all([&](int t) { sinks[t] = k.read_sum(data + t * per_thread, per_thread); });
+    const double s = seconds_since(t0);
+    if (pass > 0) rates.push_back(static_cast<double>(total) * sizeof(float) / s);  // pass 0 warms up
+  }
+  BandwidthProbe r;
+  r.best_bytes_per_s = *std::max_element(rates.begin(), rates.end());
+  r.median_bytes_per_s = median(rates);
+  r.bytes = static_cast<size_t>(total) * sizeof(float);
+  r.threads = threads;
+  return r;
+}
+
+FlopsProbe measure_peak_flops(ThreadPool& pool, Isa isa, double seconds, int passes) {
+  const cpu::ProbeKernels& k = probes_for(isa);
+  const int threads = pool.size();
+  // Calibrate the iteration count on one thread so that a pass lasts about `seconds`.
+  float sink = 0;
+  int64_t iterations = 1 << 14;
+  for (;;) {
+    const auto t0 = Clock::now();
+    k.fma_burst(iterations, &sink);
+    const double s = seconds_since(t0);
+    if (s >= seconds / 4 || iterations > (int64_t{1} << 40)) {
+      iterations = static_cast<int64_t>(static_cast<double>(iterations) * seconds / std::max(s, 1e-9));
+      break;
+    }
+    iterations *= 4;
+  }
+  std::vector<float> sinks(static_cast<size_t>(threads));
+  std::vector<double> flops(static_cast<size_t>(threads));
+  std::vector<double> rates;
+  for (int pass = 0; pass <= passes; ++pass) {
+    const auto t0 = Clock::now();
+    pool.run_on_all([&](int t) { flops[t] = k.fma_burst(iterations, &sinks[t]); });
+    const double s = seconds_since(t0);
+    double total = 0;
+    for (double f : flops) total += f;
+    if (pass > 0) rates.push_back(total / s);
+  }
+  FlopsProbe r;
+  r.best_flops_per_s = *std::max_element(rates.begin(), rates.end());
+  r.median_flops_per_s = median(rates);
+  r.threads = threads;
+  r.isa = isa;
+  return r;
+}
+
+}  // namespace dsv3::kernels
