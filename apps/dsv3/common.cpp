@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "kernels/amx.h"
 #include "kernels/dispatch.h"
 #include "tools/default_model.h"
 
@@ -34,6 +35,7 @@ Result<std::string> resolve_model_dir(const std::string& model) {
 
 Result<std::unique_ptr<Model>> load_model(const ModelArgs& args, bool load_mtp) {
   DSV3_TRY(kernels::select_isa_from_env());
+  DSV3_TRY(kernels::set_amx_mode_from_env());
   if (!args.kernels.empty()) {
     DSV3_ASSIGN(kernels::Isa isa, kernels::parse_isa(args.kernels));
     DSV3_TRY(kernels::select_isa(isa));

@@ -53,12 +53,15 @@ void mla_forward(const ForwardContext& ctx, const AttentionWeights& w, const Tok
     // Absorption: q_nope . (W_UK c) = (W_UK^T q_nope) . c, so score against the latent
     // directly with q_abs = (W_UK^T q_nope | q_pe)                         [N, H, R + rope]
     std::vector<float> q_abs(static_cast<size_t>(N * H * row));
+    std::vector<kernels::MatmulJob> jobs(static_cast<size_t>(H));
     for (int64_t h = 0; h < H; ++h) {
-      LinearWeight w_uk = w.kv_b_proj.row_band(h * (nope + vdim), nope);
-      kernels::matmul_transposed(pool, w_uk, q.data() + h * qk, N, H * qk, q_abs.data() + h * row, H * row);
+      // q_lat_h = W_UK_h^T q_nope_h                                      [N, R]
+      jobs[h] = {w.kv_b_proj.row_band(h * (nope + vdim), nope), q.data() + h * qk, N, H * qk,
+                 q_abs.data() + h * row, H * row, /*transposed=*/true};
       for (int64_t t = 0; t < N; ++t)
         std::memcpy(q_abs.data() + (t * H + h) * row + R, q.data() + (t * H + h) * qk + nope, sizeof(float) * rope);
     }
+    kernels::matmul_batch(pool, jobs);  // all heads in one parallel region
     // Weighted sum of latents per head                                  [N, H, R]
     std::vector<float> o_lat(static_cast<size_t>(N * H * R));
     for (const auto& seg : batch.segments) {
@@ -75,10 +78,10 @@ void mla_forward(const ForwardContext& ctx, const AttentionWeights& w, const Tok
       kernels::mla_attention(pool, a);
     }
     // o_h = W_UV_h o_lat_h                                                [N, H, v]
-    for (int64_t h = 0; h < H; ++h) {
-      LinearWeight w_uv = w.kv_b_proj.row_band(h * (nope + vdim) + nope, vdim);
-      kernels::matmul(pool, w_uv, o_lat.data() + h * R, N, H * R, o.data() + h * vdim, H * vdim);
-    }
+    for (int64_t h = 0; h < H; ++h)
+      jobs[h] = {w.kv_b_proj.row_band(h * (nope + vdim) + nope, vdim), o_lat.data() + h * R, N, H * R,
+                 o.data() + h * vdim, H * vdim, /*transposed=*/false};
+    kernels::matmul_batch(pool, jobs);
   } else {
     // Naive: decompress K = (W_UK c | k_pe) and V = W_UV c for every cached position.
     for (const auto& seg : batch.segments) {

@@ -89,7 +89,7 @@ TEST_F(EmulatedAmx, GoldenDeviationIsReported) {
   auto m = Model::load(fixtures() + "/tiny-v3", opt);
   ASSERT_TRUE(m.ok()) << m.error().message();
   auto model = std::move(m).value();
-  Golden golden = Golden::load("tiny-v3");
+  Golden golden = Golden::load(test::fixtures() + "/golden/tiny-v3");
   auto prompts = golden.prompts();
   double worst = 0;
   for (size_t i = 0; i < prompts.size(); ++i) {

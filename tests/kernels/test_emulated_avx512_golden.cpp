@@ -18,7 +18,7 @@ TEST(EmulatedAvx512, GoldenPrefillLogits) {
     auto m = Model::load(fixtures() + "/" + name, opt);
     ASSERT_TRUE(m.ok()) << m.error().message();
     auto model = std::move(m).value();
-    Golden golden = Golden::load(name);
+    Golden golden = Golden::load(fixtures() + "/golden/" + name);
     auto prompts = golden.prompts();
     for (size_t i = 0; i < prompts.size(); ++i) {
       KVCache cache = model->new_cache();
