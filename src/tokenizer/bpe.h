@@ -5,6 +5,7 @@
 // BPE::merge_word. Words of up to kSmallWord symbols use flat arrays (cache-friendly, few
 // lookups); longer ones use a heap over a linked list, O(n log n), so a 1 MB piece of one
 // repeated character stays fast (BAD_INPUTS T05).
+// Words longer than kSmallWord use the heap; both give the same result (tested).
 
 #include <cstdint>
 #include <string_view>
@@ -57,7 +58,7 @@ class Bpe {
   static constexpr size_t kSmallWord = 48;
 
   // byte_ids[b]: id of the token for the single byte b.
-  Bpe(std::vector<int32_t> byte_ids, MergeTable merges) : byte_ids_(std::move(byte_ids)), merges_(std::move(merges)) {}
+  Bpe(std::vector<int32_t> byte_ids, MergeTable merges);
 
   // Appends the ids of `word` (raw bytes) to `out`. Thread-safe (const, no shared state).
   void encode_word(std::string_view word, std::vector<int32_t>& out) const;
@@ -68,8 +69,14 @@ class Bpe {
   const MergeTable& merges() const { return merges_; }
 
  private:
+  static constexpr int32_t kNoRank = 0x7FFFFFFF;
+  // Merge of the single-byte tokens (a, b) at [a * 256 + b] (rank kNoRank when none): every
+  // word starts as bytes, so its first n-1 lookups hit this 512 KB table, not the hash table.
+  const MergeTable::Merge& byte_pair(unsigned char a, unsigned char b) const { return byte_pairs_[a * 256u + b]; }
+
   std::vector<int32_t> byte_ids_;
   MergeTable merges_;
+  std::vector<MergeTable::Merge> byte_pairs_;
 };
 
 }  // namespace dsv3

@@ -12,7 +12,7 @@ namespace {
 // Runs BPE on each pre-tokenizer piece as it is produced.
 class BpeSink final : public PieceSink {
  public:
-  BpeSink(std::string_view text, const Bpe& bpe, const std::unordered_map<std::string, int32_t>* whole_words,
+  BpeSink(std::string_view text, const Bpe& bpe, const TokenIndex* whole_words,
           std::vector<int32_t>& out)
       : text_(text), bpe_(bpe), whole_words_(whole_words), out_(out) {}
   void piece(size_t begin, size_t end) override {
@@ -20,9 +20,8 @@ class BpeSink final : public PieceSink {
     if (whole_words_) {  // ignore_merges: a piece that is a vocab token is taken whole
       std::string spelled;
       for (unsigned char c : word) unicode::append_utf8(spelled, unicode::byte_to_char(c));
-      auto it = whole_words_->find(spelled);
-      if (it != whole_words_->end()) {
-        out_.push_back(it->second);
+      if (auto id = whole_words_->find(spelled)) {
+        out_.push_back(*id);
         return;
       }
     }
@@ -32,7 +31,7 @@ class BpeSink final : public PieceSink {
  private:
   std::string_view text_;
   const Bpe& bpe_;
-  const std::unordered_map<std::string, int32_t>* whole_words_;
+  const TokenIndex* whole_words_;
   std::vector<int32_t>& out_;
 };
 
@@ -70,9 +69,7 @@ std::string Tokenizer::token_bytes(int32_t id) const {
 std::optional<int32_t> Tokenizer::token_to_id(std::string_view content) const {
   for (const auto& t : added_)
     if (t.content == content) return t.id;
-  auto it = vocab_.find(std::string(content));
-  if (it != vocab_.end()) return it->second;
-  return std::nullopt;
+  return vocab_.find(content);
 }
 
 Result<std::string> Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_tokens) const {

@@ -21,7 +21,6 @@
 #include <span>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "base/json.h"
@@ -29,6 +28,7 @@
 #include "tokenizer/added_tokens.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/pre_tokenizer.h"
+#include "tokenizer/token_index.h"
 #include "tokenizer/tokenizer_file.h"
 
 namespace dsv3 {
@@ -88,7 +88,7 @@ class Tokenizer {
     bool special = false;
   };
   std::vector<TokenInfo> tokens_;
-  std::unordered_map<std::string, int32_t> vocab_;  // vocab key (byte-level spelling) -> id
+  TokenIndex vocab_;  // vocab key (byte-level spelling) -> id
   std::vector<AddedToken> added_;
   AddedVocabulary added_vocab_;
   PreTokenizer pre_tokenizer_;

@@ -147,28 +147,27 @@ Status Tokenizer::load_model(TokenizerFile& file) {
   for (const auto& t : added_) max_id = std::max<int64_t>(max_id, t.id);
   if (max_id < 0) return Error("model.vocab is empty");
   tokens_.assign(static_cast<size_t>(max_id + 1), TokenInfo{});
-  vocab_.reserve(file.vocab.size() * 2);
+  vocab_.reserve(file.vocab.size());
   for (auto& [token, id] : file.vocab) {
     TokenInfo& info = tokens_[static_cast<size_t>(id)];
     if (info.present) return Error("model.vocab entry " + snip(token) + ": duplicate id " + std::to_string(id));
     info.present = true;
     info.bytes = byte_level_decode(token);
-    if (!vocab_.try_emplace(token, static_cast<int32_t>(id)).second)
+    if (!vocab_.insert(token, static_cast<int32_t>(id)))
       return Error("model.vocab: duplicate entry " + snip(token));
   }
-  std::unordered_map<std::string_view, int32_t> added_ids;
+  TokenIndex added_ids;
   for (size_t i = 0; i < added_.size(); ++i) {
     const AddedToken& t = added_[i];
     std::string where = "added_tokens[" + std::to_string(i) + "] " + snip(t.content);
-    if (!added_ids.emplace(t.content, t.id).second) return Error(where + ": content declared twice");
+    if (!added_ids.insert(t.content, t.id)) return Error(where + ": content declared twice");
     TokenInfo& info = tokens_[static_cast<size_t>(t.id)];
-    auto in_vocab = vocab_.find(t.content);
+    std::optional<int32_t> in_vocab = vocab_.find(t.content);
     if (info.present) {
       // An added token may restate a vocab entry (DeepSeek's ids 0-2), nothing else.
-      if (in_vocab == vocab_.end() || in_vocab->second != t.id)
-        return Error(where + ": id " + std::to_string(t.id) + " already belongs to another token");
-    } else if (in_vocab != vocab_.end()) {
-      return Error(where + ": also in model.vocab with id " + std::to_string(in_vocab->second) + ", not " +
+      if (in_vocab != t.id) return Error(where + ": id " + std::to_string(t.id) + " already belongs to another token");
+    } else if (in_vocab) {
+      return Error(where + ": also in model.vocab with id " + std::to_string(*in_vocab) + ", not " +
                    std::to_string(t.id));
     }
     info.present = true;
@@ -182,22 +181,23 @@ Status Tokenizer::load_model(TokenizerFile& file) {
   for (int b = 0; b < 256; ++b) {
     std::string spelled;
     unicode::append_utf8(spelled, unicode::byte_to_char(static_cast<uint8_t>(b)));
-    auto it = vocab_.find(spelled);
-    if (it == vocab_.end()) return Error("model.vocab has no token for byte " + str_f("0x%02X", b) + " (" + spelled + ")");
-    byte_ids[b] = it->second;
+    std::optional<int32_t> id = vocab_.find(spelled);
+    if (!id) return Error("model.vocab has no token for byte " + str_f("0x%02X", b) + " (" + spelled + ")");
+    byte_ids[b] = *id;
   }
 
   MergeTable merges;
+  std::string joined;
   for (size_t i = 0; i < file.merges.size(); ++i) {
     const auto& [a, b] = file.merges[i];
-    auto ia = vocab_.find(a), ib = vocab_.find(b);
-    auto merged = vocab_.find(a + b);
-    if (ia == vocab_.end() || ib == vocab_.end() || merged == vocab_.end()) {
-      const std::string& missing = ia == vocab_.end() ? a : ib == vocab_.end() ? b : a + b;
+    joined.assign(a).append(b);
+    std::optional<int32_t> ia = vocab_.find(a), ib = vocab_.find(b), merged = vocab_.find(joined);
+    if (!ia || !ib || !merged) {
+      const std::string& missing = !ia ? a : !ib ? b : joined;
       return Error("model.merges entry " + std::to_string(i) + " " + snip(a + " " + b) + ": token " + snip(missing) +
                    " is not in model.vocab");
     }
-    merges.insert(ia->second, ib->second, static_cast<int32_t>(i), merged->second);
+    merges.insert(*ia, *ib, static_cast<int32_t>(i), *merged);
   }
   if (merges.size() != file.merges.size())
     DSV3_LOG_WARN("tokenizer.json: %zu merges repeat an earlier pair (the later rank is used)",

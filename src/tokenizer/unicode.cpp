@@ -56,11 +56,9 @@ const ByteTables& byte_tables() {
 
 }  // namespace
 
-uint8_t classify(uint32_t cp) {
-  if (cp < 0x10000) return bmp_table().bits[cp];
-  if (cp > 0x10FFFF) return 0;
-  return classify_icu(cp);
-}
+const uint8_t* bmp_classes() { return bmp_table().bits.data(); }
+
+uint8_t classify_supplementary(uint32_t cp) { return cp > 0x10FFFF ? 0 : classify_icu(cp); }
 
 void append_utf8(std::string& out, uint32_t cp) {
   if (cp < 0x80) {

@@ -21,8 +21,16 @@ enum : uint8_t {
   kWhiteSpace = 1 << 5,  // \s: the Unicode White_Space property (what Oniguruma's \s matches)
 };
 
+// Class bits of the Basic Multilingual Plane (65,536 entries), built from ICU on first use.
+const uint8_t* bmp_classes();
+// Class bits of a code point outside the BMP (asks ICU).
+uint8_t classify_supplementary(uint32_t cp);
+
 // Class bits of code point `cp`; 0 for unassigned/other categories and for kInvalid.
-uint8_t classify(uint32_t cp);
+inline uint8_t classify(uint32_t cp) {
+  static const uint8_t* const bmp = bmp_classes();
+  return cp < 0x10000 ? bmp[cp] : classify_supplementary(cp);
+}
 
 inline constexpr uint32_t kInvalid = 0xFFFFFFFFu;
 
