@@ -27,6 +27,7 @@
 #include "base/result.h"
 #include "tokenizer/added_tokens.h"
 #include "tokenizer/bpe.h"
+#include "tokenizer/chat_template.h"
 #include "tokenizer/pre_tokenizer.h"
 #include "tokenizer/token_index.h"
 #include "tokenizer/tokenizer_file.h"
