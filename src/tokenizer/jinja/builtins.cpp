@@ -309,7 +309,7 @@ Value dict_method(const Value& self, const std::string& name) {
   if (name == "items")
     return bound(name, [self](CallArgs&) {
       ValueList out;
-      for (const auto& [k, v] : self.as_dict().items) out.emplace_back(ValueList{Value(k), v});
+      for (const auto& [k, v] : self.as_dict().items) out.push_back(Value::tuple({Value(k), v}));
       return Value(std::move(out));
     });
   if (name == "keys")

@@ -318,7 +318,7 @@ class Renderer {
       case ExprKind::kTuple: {
         ValueList list;
         for (const auto& a : e.args) list.push_back(eval(*a));
-        return Value(std::move(list));
+        return e.kind == ExprKind::kTuple ? Value::tuple(std::move(list)) : Value(std::move(list));
       }
       case ExprKind::kDict: {
         ValueDict dict;

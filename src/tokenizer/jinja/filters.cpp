@@ -186,7 +186,7 @@ const std::unordered_map<std::string, FilterFn>& filters() {
       bool by_value = a.get(1, "by", Value("key")).str() == "value";
       bool reverse = a.get(2, "reverse", Value(false)).truthy();
       ValueList items;
-      for (const auto& [k, val] : v.as_dict().items) items.emplace_back(ValueList{Value(k), val});
+      for (const auto& [k, val] : v.as_dict().items) items.push_back(Value::tuple({Value(k), val}));
       std::stable_sort(items.begin(), items.end(), [&](const Value& x, const Value& y) {
         const Value& kx = x.as_list()[by_value ? 1 : 0];
         const Value& ky = y.as_list()[by_value ? 1 : 0];
@@ -198,7 +198,7 @@ const std::unordered_map<std::string, FilterFn>& filters() {
       ValueList out;
       if (v.is_undefined()) return Value(std::move(out));
       if (!v.is_dict()) fail("items: expected a mapping");
-      for (const auto& [k, val] : v.as_dict().items) out.emplace_back(ValueList{Value(k), val});
+      for (const auto& [k, val] : v.as_dict().items) out.push_back(Value::tuple({Value(k), val}));
       return Value(std::move(out));
     };
     f["map"] = [](const Value& v, CallArgs& a) {
@@ -264,7 +264,8 @@ const std::unordered_map<std::string, FilterFn>& filters() {
       std::string method = a.get(1, "method", Value("common")).str();
       double scale = std::pow(10.0, static_cast<double>(precision));
       double x = v.as_double() * scale;
-      x = method == "ceil" ? std::ceil(x) : method == "floor" ? std::floor(x) : std::round(x);
+      // Python's round() (Jinja's "common") rounds halves to even, as nearbyint does.
+      x = method == "ceil" ? std::ceil(x) : method == "floor" ? std::floor(x) : std::nearbyint(x);
       return Value(x / scale);
     };
     f["sum"] = [](const Value& v, CallArgs& a) -> Value {

@@ -243,9 +243,10 @@ std::string Value::repr() const {
   switch (kind_) {
     case Kind::kString: return repr_string(*str_);
     case Kind::kList: {
-      std::string out = "[";
+      std::string out = tuple_ ? "(" : "[";
       for (size_t i = 0; i < list_->size(); ++i) out += (i ? ", " : "") + (*list_)[i].repr();
-      return out + "]";
+      if (tuple_ && list_->size() == 1) out += ",";
+      return out + (tuple_ ? ")" : "]");
     }
     case Kind::kDict:
     case Kind::kNamespace: {
@@ -275,7 +276,7 @@ bool Value::equals(const Value& o) const {
     case Kind::kNone: return true;
     case Kind::kString: return *str_ == *o.str_;
     case Kind::kList: {
-      if (list_->size() != o.list_->size()) return false;
+      if (tuple_ != o.tuple_ || list_->size() != o.list_->size()) return false;
       for (size_t i = 0; i < list_->size(); ++i)
         if (!(*list_)[i].equals((*o.list_)[i])) return false;
       return true;

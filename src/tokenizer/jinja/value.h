@@ -52,6 +52,12 @@ class Value {
   Value(const char* s) : Value(std::string(s)) {}  // NOLINT
   Value(ValueList list) : kind_(Kind::kList), list_(std::make_shared<const ValueList>(std::move(list))) {}  // NOLINT
   Value(ValueDict dict) : kind_(Kind::kDict), dict_(std::make_shared<ValueDict>(std::move(dict))) {}  // NOLINT
+  // A Python tuple: a list that prints as (a, b).
+  static Value tuple(ValueList items) {
+    Value v(std::move(items));
+    v.tuple_ = true;
+    return v;
+  }
   static Value make_namespace(ValueDict attrs) {
     Value v(std::move(attrs));
     v.kind_ = Kind::kNamespace;
@@ -75,6 +81,7 @@ class Value {
   bool is_float() const { return kind_ == Kind::kFloat; }
   bool is_string() const { return kind_ == Kind::kString; }
   bool is_list() const { return kind_ == Kind::kList; }
+  bool is_tuple() const { return kind_ == Kind::kList && tuple_; }
   bool is_dict() const { return kind_ == Kind::kDict || kind_ == Kind::kNamespace; }
   bool is_namespace() const { return kind_ == Kind::kNamespace; }
   bool is_function() const { return kind_ == Kind::kFunction; }
@@ -107,6 +114,7 @@ class Value {
  private:
   explicit Value(Kind k) : kind_(k) {}
   Kind kind_ = Kind::kUndefined;
+  bool tuple_ = false;
   int64_t int_ = 0;
   double float_ = 0;
   std::shared_ptr<const std::string> str_;
