@@ -64,6 +64,10 @@ void Bpe::encode_small(std::string_view word, std::vector<int32_t>& out) const {
     encode_large(word, out);
     return;
   }
+  if (n == 1) {
+    out.push_back(byte_ids_[static_cast<unsigned char>(word[0])]);
+    return;
+  }
   for (size_t i = 0; i < n; ++i) ids[i] = byte_ids_[static_cast<unsigned char>(word[i])];
   auto look = [&](size_t i) {
     const MergeTable::Merge* m = merges_.find(ids[i], ids[i + 1]);

@@ -76,6 +76,7 @@ class Tokenizer {
                                           const Json& extra = Json::object()) const;
 
   const PreTokenizer& pre_tokenizer() const { return pre_tokenizer_; }
+  const Bpe& bpe_for_testing() const { return *bpe_; }
 
  private:
   Tokenizer() = default;
