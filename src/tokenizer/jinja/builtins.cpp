@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <optional>
 
@@ -486,7 +488,9 @@ int64_t length_of(const Value& v) {
 }
 
 std::string percent_format(const std::string& fmt, const Value& args) {
-  ValueList list = args.is_list() ? args.as_list() : ValueList{args};
+  // printf-style conversions as Python's str % does them: flags -+ 0#, width, precision,
+  // and s r d i f F e E g G x X o c.
+  ValueList list = args.is_tuple() ? args.as_list() : ValueList{args};
   size_t next = 0;
   std::string out;
   for (size_t i = 0; i < fmt.size(); ++i) {
@@ -494,26 +498,51 @@ std::string percent_format(const std::string& fmt, const Value& args) {
       out += fmt[i];
       continue;
     }
+    size_t spec_start = i;
     if (++i >= fmt.size()) fail("incomplete format");
-    char c = fmt[i];
-    if (c == '%') {
+    if (fmt[i] == '%') {
       out += '%';
       continue;
     }
+    while (i < fmt.size() && std::string_view("-+ 0#").find(fmt[i]) != std::string_view::npos) ++i;
+    while (i < fmt.size() && fmt[i] >= '0' && fmt[i] <= '9') ++i;
+    if (i < fmt.size() && fmt[i] == '.') {
+      ++i;
+      while (i < fmt.size() && fmt[i] >= '0' && fmt[i] <= '9') ++i;
+    }
+    if (i >= fmt.size()) fail("incomplete format");
+    char conv = fmt[i];
+    std::string spec = fmt.substr(spec_start, i - spec_start);  // "%-5.2" without the conversion
     if (next >= list.size()) fail("not enough arguments for format string");
     const Value& v = list[next++];
-    if (c == 's') out += v.str();
-    else if (c == 'r') out += v.repr();
-    else if (c == 'd' || c == 'i') {
-      if (!v.is_number()) fail("%d format: a number is required");
-      out += std::to_string(v.is_float() ? static_cast<int64_t>(v.as_double()) : v.as_int());
-    } else if (c == 'f') {
-      if (!v.is_number()) fail("%f format: a number is required");
-      out += str_f("%f", v.as_double());
+    char buf[512];
+    if (conv == 's' || conv == 'r') {
+      std::string text = conv == 's' ? v.str() : v.repr();
+      std::snprintf(buf, sizeof buf, (spec + "s").c_str(), "");  // width of an empty field
+      size_t width = std::strlen(buf);
+      bool left = spec.find('-') != std::string::npos;
+      size_t n = utf8_chars(text).size();
+      std::string pad = n < width ? std::string(width - n, ' ') : "";
+      out += left ? text + pad : pad + text;
+    } else if (std::string_view("diouxXc").find(conv) != std::string_view::npos) {
+      if (!v.is_number()) fail(std::string("%") + conv + " format: a number is required, not " + v.type_name());
+      long long x = v.is_float() ? static_cast<long long>(v.as_double()) : v.as_int();
+      if (conv == 'c') {
+        unicode::append_utf8(out, static_cast<uint32_t>(x));
+        continue;
+      }
+      char c = conv == 'i' || conv == 'u' ? 'd' : conv;
+      std::snprintf(buf, sizeof buf, (spec + "ll" + c).c_str(), x);
+      out += buf;
+    } else if (std::string_view("fFeEgG").find(conv) != std::string_view::npos) {
+      if (!v.is_number()) fail(std::string("%") + conv + " format: a number is required, not " + v.type_name());
+      std::snprintf(buf, sizeof buf, (spec + conv).c_str(), v.as_double());
+      out += buf;
     } else {
-      fail(std::string("unsupported format character '") + c + "'");
+      fail(std::string("unsupported format character '") + conv + "'");
     }
   }
+  if (next < list.size() && args.is_tuple()) fail("not all arguments converted during string formatting");
   return out;
 }
 

@@ -313,7 +313,7 @@ const std::unordered_map<std::string, FilterFn>& filters() {
     };
     f["escape"] = f["e"] = [](const Value& v, CallArgs&) { return Value(html_escape(as_text(v))); };
     f["safe"] = [](const Value& v, CallArgs&) { return v; };
-    f["format"] = [](const Value& v, CallArgs& a) { return Value(percent_format(as_text(v), Value(a.positional))); };
+    f["format"] = [](const Value& v, CallArgs& a) { return Value(percent_format(as_text(v), Value::tuple(a.positional))); };
     f["wordcount"] = [](const Value& v, CallArgs&) {
       CallArgs none;
       return Value(length_of(get_attribute(Value(as_text(v)), "split").as_function()(none)));
