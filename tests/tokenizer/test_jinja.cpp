@@ -75,6 +75,25 @@ TEST(Jinja, NonArrayMessagesAreAnError) {
   EXPECT_FALSE(t->render(Json::array(), false, Json(5)).ok());
 }
 
+TEST(Jinja, DeepNestingIsASyntaxError) {
+  EXPECT_NE(compile_error("{{ " + std::string(100000, '(') + "1" + std::string(100000, ')') + " }}").find("nested too deeply"),
+            std::string::npos);
+  std::string ifs;
+  for (int i = 0; i < 100000; ++i) ifs += "{% if x %}";
+  EXPECT_NE(compile_error(ifs).find("nested too deeply"), std::string::npos);
+  EXPECT_NE(compile_error("{{ " + std::string(100000, '-') + "1 }}").find("nested too deeply"), std::string::npos);
+  EXPECT_NE(compile_error("{{ [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[" + std::string(60000, '[') + " }}").find("nested too deeply"), std::string::npos);
+}
+
+TEST(Jinja, LongOperatorChainsAreRefused) {
+  std::string chain = "{{ 1";
+  for (int i = 0; i < 100000; ++i) chain += " + 1";
+  EXPECT_NE(compile_error(chain + " }}").find("tag too long"), std::string::npos);
+  std::string ok = "{{ 1";
+  for (int i = 0; i < 500; ++i) ok += " + 1";
+  EXPECT_EQ(render(ok + " }}"), "501");
+}
+
 TEST(Jinja, RunawayTemplatesStop) {
   EXPECT_NE(render("{% for i in range(100000000) %}{% endfor %}").find("error"), std::string::npos);
   EXPECT_NE(render("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}").find("nested too deeply"), std::string::npos);

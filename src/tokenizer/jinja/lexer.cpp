@@ -23,6 +23,8 @@ std::string normalize_newlines(std::string_view s) {
   return out;
 }
 
+constexpr size_t kMaxTokensPerTag = 2048;
+
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 bool is_name_start(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
@@ -154,7 +156,12 @@ class Lexer {
   bool lex_tag(bool is_var) {
     tokens_.push_back({is_var ? TokenType::kVarBegin : TokenType::kBlockBegin, "", line_});
     int start_line = line_;
+    size_t first_token = tokens_.size();
     while (true) {
+      // A left-deep chain (a + b + c ...) nests as deep as it is long; bounding the tokens of
+      // one tag bounds the recursion of parsing, rendering and freeing it.
+      if (tokens_.size() - first_token > kMaxTokensPerTag)
+        throw TemplateError("tag too long (more than " + std::to_string(kMaxTokensPerTag) + " tokens)", start_line);
       while (pos_ < src_.size() && is_space(src_[pos_])) {
         if (src_[pos_] == '\n') ++line_;
         ++pos_;

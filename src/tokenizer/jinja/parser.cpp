@@ -55,6 +55,7 @@ std::string Parser::end_tag(const std::set<std::string>& names, const std::strin
 }
 
 StmtPtr Parser::parse_statement() {
+  NestingGuard guard(*this);
   int line = cur().line;
   advance();  // {%
   std::string tag = expect_name();

@@ -20,6 +20,7 @@ ExprPtr Parser::parse_tuple_or(bool with_condexpr) {
 }
 
 ExprPtr Parser::parse_condexpr() {
+  NestingGuard guard(*this);
   ExprPtr expr = parse_or();
   while (is_name("if")) {
     int line = cur().line;
@@ -65,6 +66,7 @@ ExprPtr Parser::parse_and() {
 }
 
 ExprPtr Parser::parse_not() {
+  NestingGuard guard(*this);
   if (is_name("not")) {
     int line = cur().line;
     advance();
@@ -150,6 +152,7 @@ ExprPtr Parser::parse_pow() {
 }
 
 ExprPtr Parser::parse_unary(bool with_filter) {
+  NestingGuard guard(*this);
   ExprPtr e;
   if (is_op("-") || is_op("+")) {
     auto u = node(ExprKind::kUnary, cur().line);

@@ -108,7 +108,18 @@ class Parser {
   ExprPtr parse_filter_chain(ExprPtr input, bool leading_pipe = true);
   ExprPtr parse_filter_expr(ExprPtr e);
 
+  // Recursion guard: nesting deeper than this is a syntax error, never a stack overflow.
+  static constexpr int kMaxNesting = 200;
+  struct NestingGuard {
+    Parser& p;
+    explicit NestingGuard(Parser& parser) : p(parser) {
+      if (++p.nesting_ > kMaxNesting) p.error("template nested too deeply");
+    }
+    ~NestingGuard() { --p.nesting_; }
+  };
+
   const std::vector<Token>& toks_;
+  int nesting_ = 0;
   size_t pos_ = 0;};
 
 }  // namespace dsv3::jinja::detail
