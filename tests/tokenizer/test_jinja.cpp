@@ -73,6 +73,11 @@ TEST(Jinja, NonArrayMessagesAreAnError) {
   ASSERT_TRUE(t.ok());
   EXPECT_FALSE(t->render(Json::object(), false, Json::object()).ok());
   EXPECT_FALSE(t->render(Json::array(), false, Json(5)).ok());
+  Json deep = Json::array();
+  for (int i = 0; i < 1000; ++i) deep = Json::array({deep});
+  auto r = t->render(Json::array({deep}), false, Json::object());
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("nested deeper"), std::string::npos);
 }
 
 TEST(Jinja, DeepNestingIsASyntaxError) {

@@ -30,7 +30,8 @@ void ValueDict::set(const std::string& key, Value v) {
 namespace {
 
 template <typename J>
-Value from_json_impl(const J& j) {
+Value from_json_impl(const J& j, int depth = 0) {
+  if (depth > 256) fail("template variables nested deeper than 256 levels");
   switch (j.type()) {
     case nlohmann::json::value_t::null: return Value::none();
     case nlohmann::json::value_t::boolean: return Value(j.template get<bool>());
@@ -45,13 +46,13 @@ Value from_json_impl(const J& j) {
     case nlohmann::json::value_t::array: {
       ValueList list;
       list.reserve(j.size());
-      for (const auto& e : j) list.push_back(from_json_impl(e));
+      for (const auto& e : j) list.push_back(from_json_impl(e, depth + 1));
       return Value(std::move(list));
     }
     case nlohmann::json::value_t::object: {
       ValueDict dict;
       dict.items.reserve(j.size());
-      for (auto it = j.begin(); it != j.end(); ++it) dict.items.emplace_back(it.key(), from_json_impl(it.value()));
+      for (auto it = j.begin(); it != j.end(); ++it) dict.items.emplace_back(it.key(), from_json_impl(it.value(), depth + 1));
       return Value(std::move(dict));
     }
     default: return Value::none();
