@@ -1,0 +1,549 @@
+#include "tokenizer/jinja/builtins.h"
+
+#include <unicode/uchar.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <optional>
+
+#include "tokenizer/jinja/error.h"
+#include "tokenizer/unicode.h"
+
+namespace dsv3::jinja {
+
+namespace {
+
+[[noreturn]] void undefined_error(const Value& v) {
+  std::string name = v.undefined_name();
+  fail(name.empty() ? "undefined value used" : "'" + name + "' is undefined");
+}
+
+const std::string& need_string(const Value& v, const char* what) {
+  if (!v.is_string()) fail(std::string(what) + ": expected a string, got " + v.type_name());
+  return v.as_string();
+}
+
+int64_t need_int(const Value& v, const char* what) {
+  if (!v.is_int()) fail(std::string(what) + ": expected an integer, got " + v.type_name());
+  return v.as_int();
+}
+
+std::string map_case(const std::string& s, bool upper) {
+  std::string out;
+  size_t pos = 0;
+  while (pos < s.size()) {
+    auto d = unicode::decode_utf8(s, pos);
+    if (d.cp == unicode::kInvalid) out += s[pos];
+    else unicode::append_utf8(out, static_cast<uint32_t>(upper ? u_toupper(static_cast<UChar32>(d.cp))
+                                                                : u_tolower(static_cast<UChar32>(d.cp))));
+    pos += d.len;
+  }
+  return out;
+}
+
+bool is_cased_letter(uint32_t cp) { return u_isUAlphabetic(static_cast<UChar32>(cp)) != 0; }
+
+// Python str.capitalize / str.title.
+std::string capitalize(const std::string& s) {
+  auto chars = utf8_chars(s);
+  std::string out;
+  for (size_t i = 0; i < chars.size(); ++i) out += map_case(chars[i], i == 0);
+  return out;
+}
+std::string title(const std::string& s) {
+  std::string out;
+  bool prev_letter = false;
+  for (const auto& ch : utf8_chars(s)) {
+    uint32_t cp = unicode::decode_utf8(ch, 0).cp;
+    bool letter = cp != unicode::kInvalid && is_cased_letter(cp);
+    out += map_case(ch, letter && !prev_letter);
+    prev_letter = letter;
+  }
+  return out;
+}
+
+bool in_chars(uint32_t cp, const std::vector<uint32_t>* chars) {
+  if (!chars) return python_isspace(cp);
+  return std::find(chars->begin(), chars->end(), cp) != chars->end();
+}
+
+std::string strip(const std::string& s, const Value& chars_arg, bool left, bool right) {
+  std::vector<uint32_t> chars;
+  const std::vector<uint32_t>* set = nullptr;
+  if (chars_arg.is_string()) {
+    for (const auto& c : utf8_chars(chars_arg.as_string())) chars.push_back(unicode::decode_utf8(c, 0).cp);
+    set = &chars;
+  }
+  auto cps = utf8_chars(s);
+  size_t b = 0, e = cps.size();
+  if (left)
+    while (b < e && in_chars(unicode::decode_utf8(cps[b], 0).cp, set)) ++b;
+  if (right)
+    while (e > b && in_chars(unicode::decode_utf8(cps[e - 1], 0).cp, set)) --e;
+  std::string out;
+  for (size_t i = b; i < e; ++i) out += cps[i];
+  return out;
+}
+
+ValueList split(const std::string& s, const Value& sep, int64_t maxsplit, bool from_right) {
+  ValueList out;
+  if (sep.is_none() || sep.is_undefined()) {  // runs of whitespace, no empty strings
+    std::vector<std::string> words;
+    std::string cur;
+    bool in_word = false;
+    for (const auto& ch : utf8_chars(s)) {
+      if (python_isspace(unicode::decode_utf8(ch, 0).cp)) {
+        if (in_word) words.push_back(cur), cur.clear();
+        in_word = false;
+      } else {
+        cur += ch;
+        in_word = true;
+      }
+    }
+    if (in_word) words.push_back(cur);
+    if (maxsplit >= 0 && static_cast<int64_t>(words.size()) > maxsplit + 1) {
+      // Rare: rejoin the tail (approximation of Python, which keeps the original spacing).
+      std::vector<std::string> head(words.begin(), words.begin() + maxsplit);
+      std::string rest;
+      for (size_t i = static_cast<size_t>(maxsplit); i < words.size(); ++i) rest += (rest.empty() ? "" : " ") + words[i];
+      head.push_back(rest);
+      words = head;
+    }
+    for (auto& w : words) out.emplace_back(w);
+    return out;
+  }
+  const std::string& sp = need_string(sep, "split");
+  if (sp.empty()) fail("split: empty separator");
+  std::vector<std::string> parts;
+  if (!from_right) {
+    size_t pos = 0;
+    int64_t n = 0;
+    while (true) {
+      size_t f = (maxsplit < 0 || n < maxsplit) ? s.find(sp, pos) : std::string::npos;
+      if (f == std::string::npos) {
+        parts.push_back(s.substr(pos));
+        break;
+      }
+      parts.push_back(s.substr(pos, f - pos));
+      pos = f + sp.size();
+      ++n;
+    }
+  } else {
+    size_t end = s.size();
+    int64_t n = 0;
+    while (true) {
+      size_t f = (maxsplit < 0 || n < maxsplit) && end >= sp.size() ? s.rfind(sp, end - sp.size()) : std::string::npos;
+      if (f == std::string::npos) {
+        parts.push_back(s.substr(0, end));
+        break;
+      }
+      parts.push_back(s.substr(f + sp.size(), end - f - sp.size()));
+      end = f;
+      ++n;
+    }
+    std::reverse(parts.begin(), parts.end());
+  }
+  for (auto& p : parts) out.emplace_back(p);
+  return out;
+}
+
+std::string replace(const std::string& s, const std::string& old, const std::string& repl, int64_t count) {
+  std::string out;
+  if (old.empty()) {  // Python inserts repl between characters
+    auto chars = utf8_chars(s);
+    int64_t n = 0;
+    for (size_t i = 0; i <= chars.size(); ++i) {
+      if (count < 0 || n < count) out += repl, ++n;
+      if (i < chars.size()) out += chars[i];
+    }
+    return out;
+  }
+  size_t pos = 0;
+  int64_t n = 0;
+  while (count < 0 || n < count) {
+    size_t f = s.find(old, pos);
+    if (f == std::string::npos) break;
+    out.append(s, pos, f - pos);
+    out += repl;
+    pos = f + old.size();
+    ++n;
+  }
+  out.append(s, pos, std::string::npos);
+  return out;
+}
+
+bool affix_match(const std::string& s, const Value& affix, bool prefix) {
+  auto one = [&](const std::string& a) {
+    if (a.size() > s.size()) return false;
+    return prefix ? s.compare(0, a.size(), a) == 0 : s.compare(s.size() - a.size(), a.size(), a) == 0;
+  };
+  if (affix.is_list()) {
+    for (const Value& a : affix.as_list())
+      if (one(need_string(a, prefix ? "startswith" : "endswith"))) return true;
+    return false;
+  }
+  return one(need_string(affix, prefix ? "startswith" : "endswith"));
+}
+
+// str.format with {} / {0} / {name} fields (no format specs beyond that).
+std::string str_format(const std::string& fmt, CallArgs& args) {
+  std::string out;
+  size_t auto_index = 0;
+  for (size_t i = 0; i < fmt.size(); ++i) {
+    char c = fmt[i];
+    if (c == '{' && i + 1 < fmt.size() && fmt[i + 1] == '{') {
+      out += '{';
+      ++i;
+    } else if (c == '}' && i + 1 < fmt.size() && fmt[i + 1] == '}') {
+      out += '}';
+      ++i;
+    } else if (c == '{') {
+      size_t close = fmt.find('}', i);
+      if (close == std::string::npos) fail("format: unmatched '{'");
+      std::string field = fmt.substr(i + 1, close - i - 1);
+      Value v;
+      if (field.empty()) v = args.get(auto_index++, "");
+      else if (std::all_of(field.begin(), field.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
+        v = args.get(std::stoul(field), "");
+      else v = args.get(SIZE_MAX, field.c_str());
+      out += v.str();
+      i = close;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+Value bound(const std::string& name, Function f) { return Value::function(name, std::move(f)); }
+
+Value string_method(const Value& self, const std::string& name) {
+  const std::string s = self.as_string();
+  if (name == "upper") return bound(name, [s](CallArgs&) { return Value(map_case(s, true)); });
+  if (name == "lower") return bound(name, [s](CallArgs&) { return Value(map_case(s, false)); });
+  if (name == "strip" || name == "lstrip" || name == "rstrip")
+    return bound(name, [s, name](CallArgs& a) {
+      return Value(strip(s, a.get(0, "chars"), name != "rstrip", name != "lstrip"));
+    });
+  if (name == "split" || name == "rsplit")
+    return bound(name, [s, name](CallArgs& a) {
+      Value max = a.get(1, "maxsplit", Value(int64_t{-1}));
+      return Value(split(s, a.get(0, "sep", Value::none()), need_int(max, "split"), name == "rsplit"));
+    });
+  if (name == "splitlines")
+    return bound(name, [s](CallArgs&) {
+      ValueList out;
+      size_t pos = 0;
+      while (pos < s.size()) {
+        size_t nl = s.find_first_of("\r\n", pos);
+        if (nl == std::string::npos) {
+          out.emplace_back(s.substr(pos));
+          break;
+        }
+        out.emplace_back(s.substr(pos, nl - pos));
+        pos = nl + ((s[nl] == '\r' && nl + 1 < s.size() && s[nl + 1] == '\n') ? 2 : 1);
+      }
+      return Value(std::move(out));
+    });
+  if (name == "startswith" || name == "endswith")
+    return bound(name, [s, name](CallArgs& a) { return Value(affix_match(s, a.get(0, "prefix"), name == "startswith")); });
+  if (name == "replace")
+    return bound(name, [s](CallArgs& a) {
+      return Value(replace(s, need_string(a.get(0, "old"), "replace"), need_string(a.get(1, "new"), "replace"),
+                           need_int(a.get(2, "count", Value(int64_t{-1})), "replace")));
+    });
+  if (name == "find" || name == "rfind" || name == "index" || name == "count")
+    return bound(name, [s, name](CallArgs& a) -> Value {
+      const std::string& sub = need_string(a.get(0, "sub"), name.c_str());
+      if (name == "count") {
+        if (sub.empty()) return Value(static_cast<int64_t>(utf8_chars(s).size() + 1));
+        int64_t n = 0;
+        for (size_t p = s.find(sub); p != std::string::npos; p = s.find(sub, p + sub.size())) ++n;
+        return Value(n);
+      }
+      size_t f = name == "rfind" ? s.rfind(sub) : s.find(sub);
+      if (f == std::string::npos) {
+        if (name == "index") fail("substring not found");
+        return Value(int64_t{-1});
+      }
+      return Value(static_cast<int64_t>(utf8_chars(s.substr(0, f)).size()));
+    });
+  if (name == "title") return bound(name, [s](CallArgs&) { return Value(title(s)); });
+  if (name == "capitalize") return bound(name, [s](CallArgs&) { return Value(capitalize(s)); });
+  if (name == "join")
+    return bound(name, [s](CallArgs& a) {
+      std::string out;
+      ValueList items = iterate(a.get(0, "iterable"));
+      for (size_t i = 0; i < items.size(); ++i) out += (i ? s : "") + need_string(items[i], "join");
+      return Value(std::move(out));
+    });
+  if (name == "format") return bound(name, [s](CallArgs& a) { return Value(str_format(s, a)); });
+  if (name == "isdigit" || name == "isalpha" || name == "isalnum" || name == "isspace" || name == "islower" ||
+      name == "isupper")
+    return bound(name, [s, name](CallArgs&) {
+      if (s.empty()) return Value(false);
+      bool any_cased = false;
+      for (const auto& ch : utf8_chars(s)) {
+        auto cp = static_cast<UChar32>(unicode::decode_utf8(ch, 0).cp);
+        bool ok = true;
+        if (name == "isdigit") ok = u_isdigit(cp);
+        else if (name == "isalpha") ok = u_isUAlphabetic(cp);
+        else if (name == "isalnum") ok = u_isUAlphabetic(cp) || u_isdigit(cp);
+        else if (name == "isspace") ok = python_isspace(static_cast<uint32_t>(cp));
+        else if (name == "islower") {
+          if (u_isUUppercase(cp)) return Value(false);
+          any_cased |= u_isULowercase(cp) != 0;
+        } else {
+          if (u_isULowercase(cp)) return Value(false);
+          any_cased |= u_isUUppercase(cp) != 0;
+        }
+        if (!ok) return Value(false);
+      }
+      return Value(name == "islower" || name == "isupper" ? any_cased : true);
+    });
+  return Value::undefined(name);
+}
+
+Value dict_method(const Value& self, const std::string& name) {
+  if (name == "items")
+    return bound(name, [self](CallArgs&) {
+      ValueList out;
+      for (const auto& [k, v] : self.as_dict().items) out.push_back(Value::tuple({Value(k), v}));
+      return Value(std::move(out));
+    });
+  if (name == "keys")
+    return bound(name, [self](CallArgs&) {
+      ValueList out;
+      for (const auto& kv : self.as_dict().items) out.emplace_back(kv.first);
+      return Value(std::move(out));
+    });
+  if (name == "values")
+    return bound(name, [self](CallArgs&) {
+      ValueList out;
+      for (const auto& kv : self.as_dict().items) out.push_back(kv.second);
+      return Value(std::move(out));
+    });
+  if (name == "get")
+    return bound(name, [self](CallArgs& a) {
+      Value key = a.get(0, "key");
+      const Value* v = key.is_string() ? self.as_dict().find(key.as_string()) : nullptr;
+      return v ? *v : a.get(1, "default", Value::none());
+    });
+  return Value::undefined(name);
+}
+
+}  // namespace
+
+std::vector<std::string> utf8_chars(const std::string& s) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (pos < s.size()) {
+    auto d = unicode::decode_utf8(s, pos);
+    out.push_back(s.substr(pos, d.len));
+    pos += d.len;
+  }
+  return out;
+}
+
+Value get_attribute(const Value& obj, const std::string& name) {
+  if (obj.is_undefined()) undefined_error(obj);
+  if (obj.is_namespace()) {
+    const Value* v = obj.as_dict().find(name);
+    return v ? *v : Value::undefined(name);
+  }
+  if (obj.is_dict()) {
+    Value m = dict_method(obj, name);
+    if (!m.is_undefined()) return m;
+    const Value* v = obj.as_dict().find(name);
+    return v ? *v : Value::undefined(name);
+  }
+  if (obj.is_string()) return string_method(obj, name);
+  if (obj.is_list()) {
+    if (name == "append" || name == "pop" || name == "extend" || name == "insert" || name == "remove" ||
+        name == "clear" || name == "sort" || name == "reverse")
+      fail("lists are immutable in chat templates (list." + name + ")");
+    if (name == "index" || name == "count") {
+      Value self = obj;
+      return bound(name, [self, name](CallArgs& a) -> Value {
+        Value x = a.get(0, "value");
+        int64_t n = 0;
+        const auto& list = self.as_list();
+        for (size_t i = 0; i < list.size(); ++i) {
+          if (!list[i].equals(x)) continue;
+          if (name == "index") return Value(static_cast<int64_t>(i));
+          ++n;
+        }
+        if (name == "index") fail("value is not in list");
+        return Value(n);
+      });
+    }
+  }
+  return Value::undefined(name);
+}
+
+Value get_item(const Value& obj, const Value& key) {
+  if (obj.is_undefined()) undefined_error(obj);
+  if (obj.is_dict()) {
+    if (key.is_string()) {
+      if (const Value* v = obj.as_dict().find(key.as_string())) return *v;
+      if (!obj.is_namespace()) return get_attribute(obj, key.as_string());
+    }
+    return Value::undefined(key.is_string() ? key.as_string() : key.str());
+  }
+  if ((obj.is_list() || obj.is_string()) && key.is_int()) {
+    int64_t i = key.as_int();
+    if (obj.is_list()) {
+      auto n = static_cast<int64_t>(obj.as_list().size());
+      if (i < 0) i += n;
+      if (i < 0 || i >= n) return Value::undefined("[" + key.str() + "]");
+      return obj.as_list()[static_cast<size_t>(i)];
+    }
+    auto chars = utf8_chars(obj.as_string());
+    auto n = static_cast<int64_t>(chars.size());
+    if (i < 0) i += n;
+    if (i < 0 || i >= n) return Value::undefined("[" + key.str() + "]");
+    return Value(chars[static_cast<size_t>(i)]);
+  }
+  if (key.is_string()) return get_attribute(obj, key.as_string());
+  return Value::undefined(key.str());
+}
+
+Value get_slice(const Value& obj, const Value& start, const Value& stop, const Value& step) {
+  auto opt = [](const Value& v, const char* what) -> std::optional<int64_t> {
+    if (v.is_undefined() || v.is_none()) return std::nullopt;
+    return need_int(v, what);
+  };
+  std::optional<int64_t> b = opt(start, "slice start"), e = opt(stop, "slice stop"), st = opt(step, "slice step");
+  int64_t s = st.value_or(1);
+  if (s == 0) fail("slice step cannot be zero");
+  std::vector<Value> items;
+  bool is_str = obj.is_string();
+  if (is_str) {
+    for (auto& c : utf8_chars(obj.as_string())) items.emplace_back(std::move(c));
+  } else if (obj.is_list()) {
+    items = obj.as_list();
+  } else {
+    fail("'" + obj.type_name() + "' object is not subscriptable");
+  }
+  auto n = static_cast<int64_t>(items.size());
+  auto clamp = [&](std::optional<int64_t> v, int64_t def_pos, int64_t def_neg) {
+    if (!v) return s > 0 ? def_pos : def_neg;
+    int64_t x = *v;
+    if (x < 0) x += n;
+    if (s > 0) return std::clamp<int64_t>(x, 0, n);
+    return std::clamp<int64_t>(x, -1, n - 1);
+  };
+  int64_t lo = clamp(b, 0, n - 1), hi = clamp(e, n, -1);
+  ValueList out;
+  if (s > 0)
+    for (int64_t i = lo; i < hi; i += s) out.push_back(items[static_cast<size_t>(i)]);
+  else
+    for (int64_t i = lo; i > hi; i += s) out.push_back(items[static_cast<size_t>(i)]);
+  if (!is_str) return Value(std::move(out));
+  std::string str;
+  for (const Value& c : out) str += c.as_string();
+  return Value(std::move(str));
+}
+
+bool contains(const Value& container, const Value& item) {
+  if (container.is_undefined()) return false;
+  if (container.is_string()) {
+    if (!item.is_string()) fail("'in <string>' requires a string as left operand, not " + item.type_name());
+    return container.as_string().find(item.as_string()) != std::string::npos;
+  }
+  if (container.is_list()) {
+    for (const Value& v : container.as_list())
+      if (v.equals(item)) return true;
+    return false;
+  }
+  if (container.is_dict()) return item.is_string() && container.as_dict().find(item.as_string()) != nullptr;
+  fail("argument of type '" + container.type_name() + "' is not iterable");
+}
+
+ValueList iterate(const Value& v) {
+  if (v.is_undefined()) return {};
+  if (v.is_list()) return v.as_list();
+  if (v.is_dict()) {
+    ValueList keys;
+    for (const auto& kv : v.as_dict().items) keys.emplace_back(kv.first);
+    return keys;
+  }
+  if (v.is_string()) {
+    ValueList out;
+    for (auto& c : utf8_chars(v.as_string())) out.emplace_back(std::move(c));
+    return out;
+  }
+  fail("'" + v.type_name() + "' object is not iterable");
+}
+
+int64_t length_of(const Value& v) {
+  if (v.is_undefined()) return 0;
+  if (v.is_string()) return static_cast<int64_t>(utf8_chars(v.as_string()).size());
+  if (v.is_list()) return static_cast<int64_t>(v.as_list().size());
+  if (v.is_dict()) return static_cast<int64_t>(v.as_dict().items.size());
+  fail("object of type '" + v.type_name() + "' has no len()");
+}
+
+std::string percent_format(const std::string& fmt, const Value& args) {
+  // printf-style conversions as Python's str % does them: flags -+ 0#, width, precision,
+  // and s r d i f F e E g G x X o c.
+  ValueList list = args.is_tuple() ? args.as_list() : ValueList{args};
+  size_t next = 0;
+  std::string out;
+  for (size_t i = 0; i < fmt.size(); ++i) {
+    if (fmt[i] != '%') {
+      out += fmt[i];
+      continue;
+    }
+    size_t spec_start = i;
+    if (++i >= fmt.size()) fail("incomplete format");
+    if (fmt[i] == '%') {
+      out += '%';
+      continue;
+    }
+    while (i < fmt.size() && std::string_view("-+ 0#").find(fmt[i]) != std::string_view::npos) ++i;
+    while (i < fmt.size() && fmt[i] >= '0' && fmt[i] <= '9') ++i;
+    if (i < fmt.size() && fmt[i] == '.') {
+      ++i;
+      while (i < fmt.size() && fmt[i] >= '0' && fmt[i] <= '9') ++i;
+    }
+    if (i >= fmt.size()) fail("incomplete format");
+    char conv = fmt[i];
+    std::string spec = fmt.substr(spec_start, i - spec_start);  // "%-5.2" without the conversion
+    if (next >= list.size()) fail("not enough arguments for format string");
+    const Value& v = list[next++];
+    char buf[512];
+    if (conv == 's' || conv == 'r') {
+      std::string text = conv == 's' ? v.str() : v.repr();
+      std::snprintf(buf, sizeof buf, (spec + "s").c_str(), "");  // width of an empty field
+      size_t width = std::strlen(buf);
+      bool left = spec.find('-') != std::string::npos;
+      size_t n = utf8_chars(text).size();
+      std::string pad = n < width ? std::string(width - n, ' ') : "";
+      out += left ? text + pad : pad + text;
+    } else if (std::string_view("diouxXc").find(conv) != std::string_view::npos) {
+      if (!v.is_number()) fail(std::string("%") + conv + " format: a number is required, not " + v.type_name());
+      long long x = v.is_float() ? static_cast<long long>(v.as_double()) : v.as_int();
+      if (conv == 'c') {
+        unicode::append_utf8(out, static_cast<uint32_t>(x));
+        continue;
+      }
+      char c = conv == 'i' || conv == 'u' ? 'd' : conv;
+      std::snprintf(buf, sizeof buf, (spec + "ll" + c).c_str(), x);
+      out += buf;
+    } else if (std::string_view("fFeEgG").find(conv) != std::string_view::npos) {
+      if (!v.is_number()) fail(std::string("%") + conv + " format: a number is required, not " + v.type_name());
+      std::snprintf(buf, sizeof buf, (spec + conv).c_str(), v.as_double());
+      out += buf;
+    } else {
+      fail(std::string("unsupported format character '") + conv + "'");
+    }
+  }
+  if (next < list.size() && args.is_tuple()) fail("not all arguments converted during string formatting");
+  return out;
+}
+
+}  // namespace dsv3::jinja

@@ -1,0 +1,98 @@
+#include "tokenizer/tokenizer.h"
+
+#include "tokenizer/chat_template.h"
+#include "tokenizer/unicode.h"
+
+namespace dsv3 {
+
+Tokenizer::~Tokenizer() = default;
+
+namespace {
+
+// Runs BPE on each pre-tokenizer piece as it is produced.
+class BpeSink final : public PieceSink {
+ public:
+  BpeSink(std::string_view text, const Bpe& bpe, const TokenIndex* whole_words,
+          std::vector<int32_t>& out)
+      : text_(text), bpe_(bpe), whole_words_(whole_words), out_(out) {}
+  void piece(size_t begin, size_t end) override {
+    std::string_view word = text_.substr(begin, end - begin);
+    if (whole_words_) {  // ignore_merges: a piece that is a vocab token is taken whole
+      std::string spelled;
+      for (unsigned char c : word) unicode::append_utf8(spelled, unicode::byte_to_char(c));
+      if (auto id = whole_words_->find(spelled)) {
+        out_.push_back(*id);
+        return;
+      }
+    }
+    bpe_.encode_word(word, out_);
+  }
+
+ private:
+  std::string_view text_;
+  const Bpe& bpe_;
+  const TokenIndex* whole_words_;
+  std::vector<int32_t>& out_;
+};
+
+}  // namespace
+
+void Tokenizer::encode_text(std::string_view text, std::vector<int32_t>& out) const {
+  BpeSink sink(text, *bpe_, ignore_merges_ ? &vocab_ : nullptr, out);
+  pre_tokenizer_.split(text, sink);
+}
+
+std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos) const {
+  std::vector<int32_t> out;
+  out.reserve(text.size() / 3 + 2);
+  bool want_bos = add_bos && add_bos_token_ && bos_id_.has_value();
+  if (want_bos) out.push_back(*bos_id_);
+  for (const Segment& s : added_vocab_.split(text)) {
+    if (s.added_id >= 0) out.push_back(s.added_id);
+    else encode_text(text.substr(s.begin, s.end - s.begin), out);
+  }
+  // A text (or template) that already starts with BOS keeps that one only.
+  if (want_bos && out.size() >= 2 && out[1] == *bos_id_) out.erase(out.begin());
+  return out;
+}
+
+bool Tokenizer::has_id(int32_t id) const {
+  return id >= 0 && id < vocab_size() && tokens_[static_cast<size_t>(id)].present;
+}
+
+bool Tokenizer::is_special(int32_t id) const { return has_id(id) && tokens_[static_cast<size_t>(id)].special; }
+
+std::string Tokenizer::token_bytes(int32_t id) const {
+  return has_id(id) ? tokens_[static_cast<size_t>(id)].bytes : std::string();
+}
+
+std::optional<int32_t> Tokenizer::token_to_id(std::string_view content) const {
+  for (const auto& t : added_)
+    if (t.content == content) return t.id;
+  return vocab_.find(content);
+}
+
+Result<std::string> Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_tokens) const {
+  std::string bytes;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    int32_t id = ids[i];
+    if (id < 0 || id >= vocab_size())
+      return error_f("token id %d at position %zu is out of range [0, %d)", id, i, vocab_size());
+    const TokenInfo& t = tokens_[static_cast<size_t>(id)];
+    if (!t.present) return error_f("token id %d at position %zu has no token", id, i);
+    if (skip_special_tokens && t.special) continue;
+    bytes += t.bytes;
+  }
+  return unicode::to_valid_utf8(bytes);
+}
+
+Result<std::string> Tokenizer::apply_chat_template(const Json& messages, bool add_generation_prompt,
+                                                   const Json& extra) const {
+  if (!chat_template_) return Error("the tokenizer has no chat_template (tokenizer_config.json)");
+  Json vars = extra.is_object() ? extra : Json::object();
+  if (!vars.contains("bos_token")) vars["bos_token"] = bos_token_;
+  if (!vars.contains("eos_token")) vars["eos_token"] = eos_token_;
+  return chat_template_->render(messages, add_generation_prompt, vars);
+}
+
+}  // namespace dsv3

@@ -1,0 +1,126 @@
+// Jinja engine behaviour not covered by the Jinja2-rendered cases: error messages with the
+// template line (compile time and render time), HF's template variables, concurrency.
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "tokenizer/chat_template.h"
+#include "tokenizer_test_util.h"
+
+using namespace dsv3;
+
+namespace {
+
+std::string compile_error(const std::string& source) {
+  auto t = ChatTemplate::compile(source);
+  return t.ok() ? std::string("<compiled>") : t.error().message();
+}
+
+std::string render(const std::string& source, const Json& messages = Json::array(), const Json& extra = Json::object()) {
+  auto t = ChatTemplate::compile(source);
+  if (!t.ok()) return "compile: " + t.error().message();
+  auto r = t->render(messages, false, extra);
+  return r.ok() ? *r : "error: " + r.error().message();
+}
+
+}  // namespace
+
+TEST(Jinja, SyntaxErrorsNameTheLine) {
+  EXPECT_NE(compile_error("a\nb\n{{ x + }}").find("line 3"), std::string::npos) << compile_error("a\nb\n{{ x + }}");
+  EXPECT_NE(compile_error("{% for x in y %}\n\n{% endif %}").find("line 3"), std::string::npos);
+  EXPECT_NE(compile_error("{% if x -%}\n  a\n{%- endif %}\n{{ 'open").find("line 4"), std::string::npos);
+  EXPECT_NE(compile_error("{# never closed").find("comment"), std::string::npos);
+  EXPECT_NE(compile_error("{% frobnicate %}").find("unknown or unsupported tag 'frobnicate'"), std::string::npos);
+  EXPECT_NE(compile_error("{% for x in y %}").find("never closed"), std::string::npos);
+  EXPECT_NE(compile_error("{{ a | }}").find("line 1"), std::string::npos);
+  EXPECT_NE(compile_error("{% set %}").find("line 1"), std::string::npos);
+  EXPECT_EQ(compile_error("{{ a.b[0]['c'](1, k=2) | default('x') if a is defined else [1, (2, 3), {'k': none}] }}"), "<compiled>");
+}
+
+TEST(Jinja, RenderErrorsNameTheLine) {
+  std::string src = "line1\n{% for m in messages %}\n{{ m.content.nope.deeper }}\n{% endfor %}";
+  std::string err = render(src, Json::parse(R"([{"content": "x"}])"));
+  EXPECT_NE(err.find("chat template line 3"), std::string::npos) << err;
+  err = render("\n\n{{ raise_exception('bad role: ' ~ 'x') }}");
+  EXPECT_NE(err.find("line 3"), std::string::npos) << err;
+  EXPECT_NE(err.find("bad role: x"), std::string::npos) << err;
+  err = render("{{ 1 | nosuchfilter }}");
+  EXPECT_NE(err.find("no filter named 'nosuchfilter'"), std::string::npos) << err;
+  err = render("{{ x.y }}");
+  EXPECT_NE(err.find("'x' is undefined"), std::string::npos) << err;
+  err = render("{{ 1 // 0 }}");
+  EXPECT_NE(err.find("division"), std::string::npos) << err;
+  err = render("{{ [1, 2].append(3) }}");
+  EXPECT_NE(err.find("immutable"), std::string::npos) << err;
+}
+
+TEST(Jinja, HfVariables) {
+  // tools and documents are None unless given; extra variables are visible; messages keep
+  // their key order for tojson (ordered JSON input).
+  EXPECT_EQ(render("{{ tools is none }}|{{ thinking }}", Json::array(), Json{{"thinking", true}}), "True|True");
+  auto t = ChatTemplate::compile("{{ messages[0] | tojson }}");
+  ASSERT_TRUE(t.ok());
+  auto r = t->render(OrderedJson::parse(R"([{"z": 1, "a": "\u00e9\n"}])"), false, OrderedJson::object());
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(*r, "{\"z\": 1, \"a\": \"\xc3\xa9\\n\"}");
+  EXPECT_EQ(render("{{ messages | length }}", Json::parse("[1,2,3]")), "3");
+}
+
+TEST(Jinja, NonArrayMessagesAreAnError) {
+  auto t = ChatTemplate::compile("x");
+  ASSERT_TRUE(t.ok());
+  EXPECT_FALSE(t->render(Json::object(), false, Json::object()).ok());
+  EXPECT_FALSE(t->render(Json::array(), false, Json(5)).ok());
+  Json deep = Json::array();
+  for (int i = 0; i < 1000; ++i) deep = Json::array({deep});
+  auto r = t->render(Json::array({deep}), false, Json::object());
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("nested deeper"), std::string::npos);
+}
+
+TEST(Jinja, DeepNestingIsASyntaxError) {
+  // Within the per-tag token limit, nesting is bounded by the parser; beyond it, by the lexer.
+  EXPECT_NE(compile_error("{{ " + std::string(1000, '(') + "1" + std::string(1000, ')') + " }}").find("nested too deeply"),
+            std::string::npos);
+  EXPECT_NE(compile_error("{{ " + std::string(1500, '-') + "1 }}").find("nested too deeply"), std::string::npos);
+  EXPECT_NE(compile_error("{{ " + std::string(1500, '[') + " }}").find("nested too deeply"), std::string::npos);
+  EXPECT_NE(compile_error("{{ " + std::string(100000, '(') + " }}").find("tag too long"), std::string::npos);
+  std::string ifs;
+  for (int i = 0; i < 100000; ++i) ifs += "{% if x %}";
+  EXPECT_NE(compile_error(ifs).find("nested too deeply"), std::string::npos);
+}
+
+TEST(Jinja, LongOperatorChainsAreRefused) {
+  std::string chain = "{{ 1";
+  for (int i = 0; i < 100000; ++i) chain += " + 1";
+  EXPECT_NE(compile_error(chain + " }}").find("tag too long"), std::string::npos);
+  std::string ok = "{{ 1";
+  for (int i = 0; i < 500; ++i) ok += " + 1";
+  EXPECT_EQ(render(ok + " }}"), "501");
+}
+
+TEST(Jinja, RunawayTemplatesStop) {
+  EXPECT_NE(render("{% for i in range(100000000) %}{% endfor %}").find("error"), std::string::npos);
+  EXPECT_NE(render("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}").find("nested too deeply"), std::string::npos);
+  EXPECT_NE(render("{{ 'x' * 100000000 }}").find("too large"), std::string::npos);
+}
+
+TEST(Jinja, ConcurrentRenders) {
+  auto t = ChatTemplate::compile(
+      "{% set ns = namespace(n=0) %}{% for m in messages %}{% set ns.n = ns.n + m %}{% endfor %}{{ ns.n }}");
+  ASSERT_TRUE(t.ok());
+  std::vector<std::thread> threads;
+  std::atomic<int> bad{0};
+  for (int th = 0; th < 4; ++th)
+    threads.emplace_back([&, th] {
+      for (int i = 0; i < 200; ++i) {
+        Json msgs = Json::array({th, i, 1});
+        auto r = t->render(msgs, false, Json::object());
+        if (!r.ok() || *r != std::to_string(th + i + 1)) ++bad;
+      }
+    });
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(bad.load(), 0);
+}
