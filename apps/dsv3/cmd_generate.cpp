@@ -1,11 +1,18 @@
-// dsv3 generate: generation from a token list (text prompts come with the tokenizer).
+// dsv3 generate: generation from text prompts (one with -p, or one per line of a file, all
+// batched together through the engine) or from token ids (--tokens).
 
 #include <cstdio>
+#include <fstream>
 #include <memory>
+#include <random>
 
+#include "base/mapped_file.h"
 #include "command.h"
 #include "common.h"
+#include "runtime/engine.h"
 #include "runtime/generate.h"
+#include "server/prompt.h"
+#include "tokenizer/tokenizer.h"
 
 namespace dsv3::cli {
 namespace {
@@ -13,60 +20,153 @@ namespace {
 struct GenerateArgs {
   ModelArgs model;
   std::string tokens;
-  int64_t max_new_tokens = 64;
+  std::string prompt;
+  std::string input_file;
+  bool raw = false;
+  int64_t max_new_tokens = 200;
   float temperature = 0.6f;
   float top_p = 0.95f;
   int top_k = 0;
-  uint64_t seed = 0;
+  int64_t seed = -1;
   bool ids = false;
   bool ignore_eos = false;
 };
 
-int run_generate(const GenerateArgs& a) {
-  std::vector<int32_t> prompt;
-  if (!a.tokens.empty()) {
-    auto t = parse_token_list(a.tokens);
-    if (!t.ok()) return fail("generate", t.error().message());
-    prompt = std::move(t).value();
-  }
+std::string join_ids(const std::vector<int32_t>& v) {
+  std::string s;
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? " " : "") + std::to_string(v[i]);
+  return s;
+}
+
+uint64_t seed_of(const GenerateArgs& a) {
+  return a.seed >= 0 ? static_cast<uint64_t>(a.seed) : static_cast<uint64_t>(std::random_device{}());
+}
+
+// --tokens: one prompt of ids, printed as ids (--ids) or with a speed line.
+int run_ids(const GenerateArgs& a) {
+  auto prompt = parse_token_list(a.tokens);
+  if (!prompt.ok()) return fail("generate", prompt.error().message());
   auto model = load_model(a.model, false);
   if (!model.ok()) return fail("generate", model.error().message());
   const Model& m = **model;
-  if (prompt.empty()) {
-    if (!m.config().bos_token_id) return fail("generate", "no prompt given (--tokens) and the model has no bos_token_id");
-    prompt.push_back(static_cast<int32_t>(*m.config().bos_token_id));
-  }
   GenerateOptions opt;
   opt.max_new_tokens = a.max_new_tokens;
-  opt.sampling = {a.temperature, a.top_p, a.top_k, a.seed};
+  opt.sampling = {a.temperature, a.top_p, a.top_k, seed_of(a)};
   if (!a.ignore_eos) opt.stop_tokens = default_stop_tokens(m.config());
-  auto result = generate(m, prompt, opt);
+  auto result = generate(m, *prompt, opt);
   if (!result.ok()) return fail("generate", result.error().message());
-  std::string line;
-  for (size_t i = 0; i < result->tokens.size(); ++i) line += (i ? " " : "") + std::to_string(result->tokens[i]);
-  std::printf("%s\n", line.c_str());
-  if (!a.ids) {
+  std::printf("%s\n", join_ids(result->tokens).c_str());
+  if (!a.ids)
     std::fprintf(stderr, "prompt %lld tokens %.1f tok/s, generated %zu tokens %.1f tok/s, finish: %s\n",
                  static_cast<long long>(result->prompt_tokens),
                  result->prefill_seconds > 0 ? result->prompt_tokens / result->prefill_seconds : 0.0,
-                 result->tokens.size(),
-                 result->decode_seconds > 0 ? result->tokens.size() / result->decode_seconds : 0.0,
+                 result->tokens.size(), result->decode_seconds > 0 ? result->tokens.size() / result->decode_seconds : 0.0,
                  finish_reason_name(result->finish));
+  return 0;
+}
+
+// -p / --input-file: text prompts, each wrapped in the chat template (unless --raw), all
+// submitted to the engine at once; printed in order as "Prompt:" / "Completion:".
+int run_text(const GenerateArgs& a) {
+  std::vector<std::string> prompts;
+  if (!a.prompt.empty()) prompts.push_back(a.prompt);
+  if (!a.input_file.empty()) {
+    auto text = read_text_file(a.input_file, 1ull << 30);
+    if (!text.ok()) return fail("generate", text.error().message());
+    if (auto bad = find_invalid_utf8(*text))
+      return fail("generate", str_f("%s: invalid UTF-8 at byte offset %zu", a.input_file.c_str(), *bad));
+    size_t start = 0;
+    while (start < text->size()) {
+      size_t nl = text->find('\n', start);
+      std::string line = text->substr(start, nl == std::string::npos ? std::string::npos : nl - start);
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (line.find_first_not_of(" \t") != std::string::npos) prompts.push_back(line);  // blank lines skipped
+      if (nl == std::string::npos) break;
+      start = nl + 1;
+    }
+    if (prompts.empty()) return fail("generate", a.input_file + " holds no prompts (one per line)");
+  }
+  auto dir = resolve_model_dir(a.model.model);
+  if (!dir.ok()) return fail("generate", dir.error().message());
+  auto tok = Tokenizer::load(*dir);
+  if (!tok.ok()) return fail("generate", tok.error().message());
+  ModelArgs margs = a.model;
+  margs.model = *dir;
+  auto model = load_model(margs, false);
+  if (!model.ok()) return fail("generate", model.error().message());
+  const Tokenizer& tokenizer = **tok;
+
+  EngineOptions eo;
+  eo.max_batch = static_cast<int>(std::min<size_t>(prompts.size(), 256));
+  eo.max_queue = static_cast<int>(prompts.size());
+  eo.max_step_tokens = 512;
+  Engine engine(**model, eo);
+  const uint64_t seed = seed_of(a);
+  std::vector<std::shared_ptr<RequestHandle>> handles;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    std::vector<int32_t> ids;
+    if (a.raw) {
+      ids = tokenizer.encode(prompts[i], /*add_bos=*/true);
+    } else {
+      server::ChatRequest req;
+      req.messages = Json::array({{{"role", "user"}, {"content", prompts[i]}}});
+      server::ChatPrompt cp;
+      if (auto e = server::build_chat_prompt(tokenizer, req, &cp)) return fail("generate", e->message);
+      ids = std::move(cp.ids);
+    }
+    RequestParams rp;
+    rp.max_new_tokens = std::min<int64_t>(a.max_new_tokens, (*model)->max_context() - static_cast<int64_t>(ids.size()));
+    if (rp.max_new_tokens < 1) return fail("generate", str_f("prompt %zu does not fit the context", i + 1));
+    rp.sampling = {a.temperature, a.top_p, a.top_k, seed + i};
+    if (!a.ignore_eos && tokenizer.eos_id()) rp.stop_tokens.push_back(*tokenizer.eos_id());
+    SubmitResult sr = engine.submit(std::move(ids), rp);
+    if (sr.status != SubmitStatus::Ok) return fail("generate", str_f("prompt %zu: %s", i + 1, sr.message.c_str()));
+    handles.push_back(sr.handle);
+  }
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    std::vector<int32_t> out;
+    for (;;) {
+      RequestUpdate u = handles[i]->wait(std::chrono::milliseconds(1000));
+      for (const auto& t : u.tokens) out.push_back(t.token);
+      if (u.finished) {
+        if (!u.error.empty()) return fail("generate", str_f("prompt %zu: %s", i + 1, u.error.c_str()));
+        break;
+      }
+    }
+    auto text = tokenizer.decode(out, /*skip_special_tokens=*/true);
+    if (!text.ok()) return fail("generate", text.error().message());
+    std::printf("Prompt: %s\nCompletion: %s\n\n", prompts[i].c_str(), text->c_str());
+    std::fflush(stdout);
   }
   return 0;
 }
 
+int run_generate(const GenerateArgs& a) {
+  const int modes = !a.tokens.empty() + !a.prompt.empty() + !a.input_file.empty();
+  if (modes > 1 && !a.tokens.empty()) return fail("generate", "--tokens cannot be combined with -p/--input-file");
+  if (modes == 0) {
+    GenerateArgs b = a;
+    b.prompt = "Hello! Who are you?";  // the default job: one chat prompt
+    return run_text(b);
+  }
+  return a.tokens.empty() ? run_text(a) : run_ids(a);
+}
+
 Command add_generate(CLI::App& root) {
   auto args = std::make_shared<GenerateArgs>();
-  CLI::App* app = root.add_subcommand("generate", "Generate tokens from a prompt");
+  CLI::App* app = root.add_subcommand("generate", "Generate from text prompts (chat template applied) or token ids");
   add_model_options(app, args->model);
-  app->add_option("--tokens", args->tokens, "Prompt as comma-separated token ids");
-  app->add_option("-n,--max-new-tokens", args->max_new_tokens, "Tokens to generate at most")->check(CLI::Range(int64_t(1), int64_t(1) << 31));
+  app->add_option("-p,--prompt", args->prompt, "One text prompt");
+  app->add_option("--input-file", args->input_file, "A file of prompts, one per line, all run batched together");
+  app->add_flag("--raw", args->raw, "Do not wrap text prompts in the chat template");
+  app->add_option("--tokens", args->tokens, "Prompt as comma-separated token ids (output: token ids)");
+  app->add_option("-n,--max-new-tokens", args->max_new_tokens, "Tokens to generate at most per prompt")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 31));
   app->add_option("--temperature", args->temperature, "Sampling temperature; 0 = greedy")->check(CLI::Range(0.0f, 100.0f));
   app->add_option("--top-p", args->top_p, "Nucleus sampling mass")->check(CLI::Range(0.0f, 1.0f));
   app->add_option("--top-k", args->top_k, "Sample among the k most likely tokens (0 = all)")->check(CLI::Range(0, 1 << 30));
-  app->add_option("--seed", args->seed, "Random seed (same seed, same tokens)");
-  app->add_flag("--ids", args->ids, "Print only the generated token ids, space-separated, on one line");
+  app->add_option("--seed", args->seed, "Random seed (same seed, same tokens; default: random)");
+  app->add_flag("--ids", args->ids, "With --tokens: print only the generated ids, space-separated, on one line");
   app->add_flag("--ignore-eos", args->ignore_eos, "Keep generating past the end-of-sequence token");
   return {app, [args] { return run_generate(*args); }};
 }

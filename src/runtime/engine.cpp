@@ -1,5 +1,7 @@
 #include "runtime/engine.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -107,18 +109,21 @@ void Engine::finish(Sequence& s, FinishReason reason, const std::string& error) 
   s.done = true;
 }
 
-void Engine::drop_cancelled() {
+int Engine::drop_cancelled() {
   size_t kept = 0;
+  int dropped = 0;
   for (auto& s : running_) {
     if (s->handle->cancelled()) {
       finish(*s, FinishReason::Stop, "cancelled");
       std::lock_guard<std::mutex> lock(mu_);
       ++stats_.requests_cancelled;
+      ++dropped;
       continue;
     }
     running_[kept++] = std::move(s);
   }
   running_.resize(kept);
+  return dropped;
 }
 
 void Engine::postprocess(const std::vector<StepEntry>& plan, const ForwardOutput& out) {
@@ -195,7 +200,7 @@ void Engine::loop() {
       }
       admit_locked();
     }
-    drop_cancelled();
+    const int dropped = drop_cancelled();
     std::vector<StepEntry> plan = plan_step(running_, limits);
     if (!plan.empty()) {
       std::vector<SequenceInput> inputs;
@@ -223,10 +228,17 @@ void Engine::loop() {
       running_[kept++] = std::move(s);
     }
     running_.resize(kept);
-    std::lock_guard<std::mutex> lock(mu_);
-    stats_.requests_finished += finished;
-    stats_.running = static_cast<int>(running_.size());
-    stats_.kv_cache_bytes = kv;
+    bool idle;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stats_.requests_finished += finished;
+      stats_.running = static_cast<int>(running_.size());
+      stats_.kv_cache_bytes = kv;
+      idle = running_.empty() && queue_.empty();
+    }
+    // Idle: give freed caches and step buffers back to the system, so that the process
+    // returns to its baseline memory between bursts of requests.
+    if (idle && finished + dropped > 0) malloc_trim(0);
   }
 }
 

@@ -62,7 +62,7 @@ class Engine {
  private:
   void loop();
   void admit_locked();
-  void drop_cancelled();
+  int drop_cancelled();  // returns how many left
   void postprocess(const std::vector<StepEntry>& plan, const ForwardOutput& out);
   void finish(Sequence& s, FinishReason reason, const std::string& error = "");
 

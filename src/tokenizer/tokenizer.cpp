@@ -56,6 +56,20 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_bos) cons
   return out;
 }
 
+std::vector<int32_t> Tokenizer::encode_ordinary(std::string_view text) const {
+  std::vector<int32_t> out;
+  out.reserve(text.size() / 3 + 2);
+  encode_text(text, out);
+  return out;
+}
+
+std::vector<std::pair<size_t, size_t>> Tokenizer::added_token_spans(std::string_view text) const {
+  std::vector<std::pair<size_t, size_t>> spans;
+  for (const Segment& s : added_vocab_.split(text))
+    if (s.added_id >= 0) spans.emplace_back(s.begin, s.end);
+  return spans;
+}
+
 bool Tokenizer::has_id(int32_t id) const {
   return id >= 0 && id < vocab_size() && tokens_[static_cast<size_t>(id)].present;
 }

@@ -49,6 +49,11 @@ class Tokenizer {
   // Text -> ids. With add_bos, BOS is prepended when tokenizer_config.json's add_bos_token is
   // true, unless the ids already start with BOS (a template that writes it): never twice.
   std::vector<int32_t> encode(std::string_view text, bool add_bos = false) const;
+  // Text -> ids treating added-token strings as plain text (pre-tokenizer and BPE only): for
+  // user content that must not become control tokens (BAD_INPUTS T07).
+  std::vector<int32_t> encode_ordinary(std::string_view text) const;
+  // Byte ranges [begin, end) of the added tokens encode() would match in `text`, in order.
+  std::vector<std::pair<size_t, size_t>> added_token_spans(std::string_view text) const;
   // Ids -> text (invalid UTF-8 from partial tokens becomes U+FFFD). Error for ids out of range.
   Result<std::string> decode(std::span<const int32_t> ids, bool skip_special_tokens) const;
 

@@ -1,0 +1,149 @@
+// dsv3 chat: interactive chat in the terminal, as DeepSeek's demo: a ">>> " prompt, history
+// through the chat template, /clear and /exit, tokens streamed as they are generated, and a
+// speed line after each answer. The conversation's KV cache is kept between turns, so each
+// turn prefills only its new tokens.
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <random>
+
+#include "command.h"
+#include "common.h"
+#include "runtime/session.h"
+#include "server/prompt.h"
+#include "tokenizer/incremental_decoder.h"
+#include "tokenizer/tokenizer.h"
+
+namespace dsv3::cli {
+namespace {
+
+std::atomic<bool> g_generating{false};
+std::atomic<bool> g_interrupted{false};
+
+void on_sigint(int) {
+  if (!g_generating.load()) _exit(130);  // at the prompt: leave
+  g_interrupted.store(true);             // while answering: stop this answer
+}
+
+struct ChatArgs {
+  ModelArgs model;
+  float temperature = 0.6f;
+  float top_p = 0.95f;
+  int top_k = 0;
+  int64_t seed = -1;
+  int64_t max_new_tokens = 1024;
+  std::string system;
+};
+
+std::string trim(const std::string& s) {
+  size_t b = s.find_first_not_of(" \t\r\n"), e = s.find_last_not_of(" \t\r\n");
+  return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
+}
+
+int run_chat(const ChatArgs& a) {
+  auto dir = resolve_model_dir(a.model.model);
+  if (!dir.ok()) return fail("chat", dir.error().message());
+  auto tok = Tokenizer::load(*dir);
+  if (!tok.ok()) return fail("chat", tok.error().message());
+  if (!(*tok)->chat_template()) return fail("chat", *dir + "/tokenizer_config.json has no chat_template");
+  ModelArgs margs = a.model;
+  margs.model = *dir;
+  auto model = load_model(margs, false);
+  if (!model.ok()) return fail("chat", model.error().message());
+  const Tokenizer& tokenizer = **tok;
+  Session session(**model);
+  ::signal(SIGINT, on_sigint);
+
+  GenerateOptions g;
+  g.max_new_tokens = a.max_new_tokens;
+  g.sampling = {a.temperature, a.top_p, a.top_k,
+                a.seed >= 0 ? static_cast<uint64_t>(a.seed) : static_cast<uint64_t>(std::random_device{}())};
+  if (tokenizer.eos_id()) g.stop_tokens.push_back(*tokenizer.eos_id());
+  const bool tty = ::isatty(0);
+  if (tty) std::printf("Chatting with %s. /clear forgets the conversation, /exit quits.\n", dir->c_str());
+
+  Json messages = Json::array();
+  auto reset = [&] {
+    messages = Json::array();
+    if (!a.system.empty()) messages.push_back({{"role", "system"}, {"content", a.system}});
+  };
+  reset();
+  std::string line;
+  for (;;) {
+    std::printf(">>> ");
+    std::fflush(stdout);
+    if (!std::getline(std::cin, line)) {
+      std::printf("\n");
+      break;
+    }
+    std::string text = trim(line);
+    if (text == "/exit") break;
+    if (text == "/clear") {
+      reset();
+      session.clear();
+      continue;
+    }
+    if (text.empty()) continue;
+    messages.push_back({{"role", "user"}, {"content", line}});
+    server::ChatRequest req;
+    req.messages = messages;
+    server::ChatPrompt prompt;
+    if (auto e = server::build_chat_prompt(tokenizer, req, &prompt)) {
+      std::fprintf(stderr, "dsv3 chat: error: %s\n", e->message.c_str());
+      messages.erase(messages.end() - 1);
+      continue;
+    }
+    IncrementalDecoder decoder(tokenizer, /*skip_special_tokens=*/true);
+    std::string reply;
+    g_interrupted = false;
+    g_generating = true;
+    auto result = session.generate(prompt.ids, g, [&](int32_t id) {
+      std::string piece = decoder.push(id);
+      reply += piece;
+      std::fwrite(piece.data(), 1, piece.size(), stdout);
+      std::fflush(stdout);
+      return !g_interrupted.load();
+    });
+    g_generating = false;
+    std::string tail = decoder.flush();
+    reply += tail;
+    std::printf("%s\n", tail.c_str());
+    if (!result.ok()) {
+      std::fprintf(stderr, "dsv3 chat: error: %s\n", result.error().message().c_str());
+      messages.erase(messages.end() - 1);
+      continue;
+    }
+    messages.push_back({{"role", "assistant"}, {"content", reply}});
+    const int64_t fresh = result->prompt_tokens - session.reused_tokens();
+    std::fprintf(stderr, "[prompt: %lld tokens (%lld new), %.1f tok/s | generation: %zu tokens, %.1f tok/s%s]\n",
+                 static_cast<long long>(result->prompt_tokens), static_cast<long long>(fresh),
+                 result->prefill_seconds > 0 ? fresh / result->prefill_seconds : 0.0, result->tokens.size(),
+                 result->decode_seconds > 0 ? result->tokens.size() / result->decode_seconds : 0.0,
+                 g_interrupted ? ", interrupted" : "");
+  }
+  return 0;
+}
+
+Command add_chat(CLI::App& root) {
+  auto args = std::make_shared<ChatArgs>();
+  CLI::App* app = root.add_subcommand("chat", "Interactive chat in the terminal (/clear, /exit)");
+  add_model_options(app, args->model);
+  app->add_option("--temperature", args->temperature, "Sampling temperature; 0 = greedy")->check(CLI::Range(0.0f, 100.0f));
+  app->add_option("--top-p", args->top_p, "Nucleus sampling mass")->check(CLI::Range(0.0f, 1.0f));
+  app->add_option("--top-k", args->top_k, "Sample among the k most likely tokens (0 = all)")->check(CLI::Range(0, 1 << 30));
+  app->add_option("--seed", args->seed, "Random seed (default: random)");
+  app->add_option("-n,--max-new-tokens", args->max_new_tokens, "Longest answer in tokens")->check(CLI::Range(int64_t(1), int64_t(1) << 31));
+  app->add_option("--system", args->system, "System prompt");
+  return {app, [args] { return run_chat(*args); }};
+}
+
+}  // namespace
+
+DSV3_REGISTER_COMMAND("chat", add_chat);
+
+}  // namespace dsv3::cli

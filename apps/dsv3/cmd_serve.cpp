@@ -1,0 +1,149 @@
+// dsv3 serve: the OpenAI-compatible HTTP server with continuous batching.
+
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "command.h"
+#include "common.h"
+#include "runtime/engine.h"
+#include "server/http_server.h"
+#include "tokenizer/tokenizer.h"
+
+namespace dsv3::cli {
+namespace {
+
+struct ServeArgs {
+  ModelArgs model;
+  std::string host = "127.0.0.1";
+  int port = 8000;
+  std::string api_key;
+  int max_batch = 16;
+  int max_queue = 64;
+  int64_t max_step_tokens = 256;
+  std::string served_name;
+  int drain_seconds = 30;
+  size_t max_body_mb = 4;
+  std::string tokenizer;
+};
+
+// Signals are taken by one thread (sigwait): the first SIGINT/SIGTERM asks for a graceful
+// drain, a second one exits at once.
+class ShutdownSignal {
+ public:
+  ShutdownSignal() {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGINT);
+    sigaddset(&set_, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set_, nullptr);  // inherited by every thread started later
+    thread_ = std::thread([this] {
+      for (;;) {
+        int sig = 0;
+        if (sigwait(&set_, &sig) != 0) continue;
+        if (requested_.exchange(true)) {
+          std::fprintf(stderr, "dsv3 serve: second signal, exiting now\n");
+          _exit(130);
+        }
+        std::fprintf(stderr, "dsv3 serve: %s received, draining (send again to exit at once)\n",
+                     sig == SIGINT ? "SIGINT" : "SIGTERM");
+        cv_.notify_all();
+      }
+    });
+    thread_.detach();
+  }
+  bool requested() const { return requested_.load(); }
+  void wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return requested_.load(); });
+  }
+
+ private:
+  sigset_t set_;
+  std::thread thread_;
+  std::atomic<bool> requested_{false};
+  std::mutex mu_;
+  std::condition_variable cv_;
+};
+
+int run_serve(const ServeArgs& a) {
+  ::signal(SIGPIPE, SIG_IGN);
+  ShutdownSignal signals;
+  server::ServerOptions so;
+  so.host = a.host;
+  so.port = a.port;
+  so.api_key = a.api_key;
+  so.max_body_bytes = a.max_body_mb << 20;
+  server::OpenAIServer http(so);
+  if (auto st = http.bind(); !st.ok()) return fail("serve", st.error().message());
+  http.start();
+  std::fprintf(stderr, "dsv3 serve: listening on http://%s:%d (loading the model; /health answers 503 until ready)\n",
+               a.host.c_str(), http.port());
+
+  auto dir = resolve_model_dir(a.model.model);
+  if (!dir.ok()) return fail("serve", dir.error().message());
+  ModelArgs margs = a.model;
+  margs.model = *dir;
+  auto tokenizer = Tokenizer::load(a.tokenizer.empty() ? *dir : a.tokenizer);
+  if (!tokenizer.ok()) return fail("serve", tokenizer.error().message());
+  auto model = load_model(margs, false);
+  if (!model.ok()) return fail("serve", model.error().message());
+  if (signals.requested()) return 0;
+
+  EngineOptions eo;
+  eo.max_batch = a.max_batch;
+  eo.max_queue = a.max_queue;
+  eo.max_step_tokens = a.max_step_tokens;
+  Engine engine(**model, eo);
+  server::ServedModel served;
+  served.id = !a.served_name.empty() ? a.served_name
+              : a.model.model.empty() ? "dsv3-default"
+                                      : std::filesystem::path(*dir).filename().string();
+  if (served.id.empty()) served.id = "dsv3";
+  served.vocab_size = (*model)->vocab_size();
+  served.context = (*model)->max_context();
+  http.set_ready(&engine, tokenizer->get(), served);
+  std::fprintf(stderr, "dsv3 serve: ready: model '%s', context %lld tokens, batch %d, queue %d\n", served.id.c_str(),
+               static_cast<long long>(served.context), a.max_batch, a.max_queue);
+
+  signals.wait();
+  http.begin_drain();
+  engine.shutdown(std::chrono::seconds(a.drain_seconds));
+  http.stop();
+  std::fprintf(stderr, "dsv3 serve: stopped\n");
+  return 0;
+}
+
+Command add_serve(CLI::App& root) {
+  auto args = std::make_shared<ServeArgs>();
+  CLI::App* app = root.add_subcommand("serve", "OpenAI-compatible HTTP server (chat/completions, streaming, continuous batching)");
+  add_model_options(app, args->model);
+  args->model.ctx = 16384;
+  app->add_option("--host", args->host, "Address to listen on");
+  app->add_option("--port", args->port, "Port (0: any free port)")->check(CLI::Range(0, 65535));
+  app->add_option("--api-key", args->api_key, "Require 'Authorization: Bearer KEY' on /v1/* (also DSV3_API_KEY)")
+      ->envname("DSV3_API_KEY");
+  app->add_option("--max-batch", args->max_batch, "Sequences decoded together")->check(CLI::Range(1, 4096));
+  app->add_option("--max-queue", args->max_queue, "Requests waiting beyond the batch before 429")->check(CLI::Range(0, 1 << 20));
+  app->add_option("--max-step-tokens", args->max_step_tokens, "Tokens per engine step (prefill chunk budget)")
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 20));
+  app->add_option("--served-model-name", args->served_name, "Model id in /v1/models (default: the model directory's name)");
+  app->add_option("--drain-timeout", args->drain_seconds, "Seconds to let running requests finish on SIGTERM")
+      ->check(CLI::Range(0, 86400));
+  app->add_option("--tokenizer", args->tokenizer, "Directory with tokenizer.json / tokenizer_config.json (default: --model)");
+  app->add_option("--max-body-mb", args->max_body_mb, "Largest request body in MiB (larger: 413)")->check(CLI::Range(1, 1024));
+  return {app, [args] { return run_serve(*args); }};
+}
+
+}  // namespace
+
+DSV3_REGISTER_COMMAND("serve", add_serve);
+
+}  // namespace dsv3::cli

@@ -1,0 +1,73 @@
+#include "server/choice_stream.h"
+
+#include "server/api_error.h"
+
+namespace dsv3::server {
+
+std::string lossy_utf8(const std::string& bytes) {
+  if (!find_invalid_utf8(bytes)) return bytes;
+  return bounded_text(bytes, bytes.size() + 1);
+}
+
+Json logprob_entry(const Tokenizer& tokenizer, const TokenOutput& t) {
+  auto entry = [&](int32_t id, float lp) {
+    std::string b = tokenizer.token_bytes(id);
+    Json bytes = Json::array();
+    for (unsigned char c : b) bytes.push_back(static_cast<int>(c));
+    return Json{{"token", lossy_utf8(b)}, {"logprob", lp}, {"bytes", bytes}};
+  };
+  Json e = entry(t.token, t.logprob);
+  Json top = Json::array();
+  for (const auto& [id, lp] : t.top) top.push_back(entry(id, lp));
+  e["top_logprobs"] = top;
+  return e;
+}
+
+ChoiceStream::ChoiceStream(const Tokenizer& tokenizer, std::vector<std::string> stops, bool reasoning,
+                           bool in_reasoning, bool want_logprobs)
+    : tokenizer_(tokenizer), decoder_(tokenizer, /*skip_special_tokens=*/true), stop_(std::move(stops)),
+      want_logprobs_(want_logprobs) {
+  if (reasoning) splitter_.emplace(in_reasoning);
+}
+
+void ChoiceStream::route(const std::string& text, ChoiceDelta& d, bool final) {
+  if (!splitter_) {
+    d.content += text;
+  } else {
+    SplitText s = splitter_->push(text);
+    d.content += s.content;
+    d.reasoning += s.reasoning;
+    if (final) {
+      SplitText f = splitter_->flush();
+      d.content += f.content;
+      d.reasoning += f.reasoning;
+    }
+  }
+}
+
+ChoiceDelta ChoiceStream::push(const std::vector<TokenOutput>& tokens) {
+  ChoiceDelta d;
+  for (const TokenOutput& t : tokens) {
+    if (stop_.stopped()) break;  // tokens generated after a stop string are dropped
+    ++completion_tokens_;
+    if (want_logprobs_) d.logprobs.push_back(logprob_entry(tokenizer_, t));
+    std::string text = stop_.push(decoder_.push(t.token));
+    route(text, d, false);
+  }
+  content_ += d.content;
+  reasoning_ += d.reasoning;
+  for (const auto& e : d.logprobs) all_logprobs_.push_back(e);
+  return d;
+}
+
+ChoiceDelta ChoiceStream::finish() {
+  ChoiceDelta d;
+  std::string tail = stop_.stopped() ? std::string() : stop_.push(decoder_.flush());
+  tail += stop_.flush();
+  route(tail, d, true);
+  content_ += d.content;
+  reasoning_ += d.reasoning;
+  return d;
+}
+
+}  // namespace dsv3::server

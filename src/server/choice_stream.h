@@ -1,0 +1,62 @@
+#pragma once
+// One choice of a completion as it streams: token ids in; text deltas (content and, for
+// reasoning models, reasoning_content), logprobs entries and the finish reason out.
+// Pipeline per token: incremental detokenizer (never a broken UTF-8 character) -> stop
+// strings (never a leaked prefix) -> <think> splitter.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/json.h"
+#include "runtime/request.h"
+#include "server/text_stream.h"
+#include "tokenizer/incremental_decoder.h"
+#include "tokenizer/tokenizer.h"
+
+namespace dsv3::server {
+
+struct ChoiceDelta {
+  std::string content;
+  std::string reasoning;
+  Json logprobs = Json::array();  // chat-format entries for the tokens of this delta
+  bool empty() const { return content.empty() && reasoning.empty() && logprobs.empty(); }
+};
+
+class ChoiceStream {
+ public:
+  // reasoning: split <think> blocks into reasoning_content (chat with a reasoning template).
+  ChoiceStream(const Tokenizer& tokenizer, std::vector<std::string> stops, bool reasoning, bool in_reasoning,
+               bool want_logprobs);
+  // Adds generated tokens; returns the text they complete.
+  ChoiceDelta push(const std::vector<TokenOutput>& tokens);
+  // End of generation: flushes held text.
+  ChoiceDelta finish();
+  // A stop string matched: the caller cancels generation and reports finish_reason "stop".
+  bool stopped_by_string() const { return stop_.stopped(); }
+  int64_t completion_tokens() const { return completion_tokens_; }
+
+  // Everything emitted so far (for non-streamed responses).
+  const std::string& content() const { return content_; }
+  const std::string& reasoning() const { return reasoning_; }
+  const Json& all_logprobs() const { return all_logprobs_; }
+
+ private:
+  void route(const std::string& text, ChoiceDelta& d, bool final);
+  const Tokenizer& tokenizer_;
+  IncrementalDecoder decoder_;
+  StopMatcher stop_;
+  std::optional<ReasoningSplitter> splitter_;
+  bool want_logprobs_;
+  int64_t completion_tokens_ = 0;
+  std::string content_, reasoning_;
+  Json all_logprobs_ = Json::array();
+};
+
+// A chat-format logprobs entry: {"token", "logprob", "bytes", "top_logprobs": [...]}.
+Json logprob_entry(const Tokenizer& tokenizer, const TokenOutput& t);
+// Valid UTF-8 text of raw token bytes (invalid bytes as U+FFFD).
+std::string lossy_utf8(const std::string& bytes);
+
+}  // namespace dsv3::server

@@ -1,0 +1,194 @@
+#include "server/generation_job.h"
+
+#include <atomic>
+#include <ctime>
+
+namespace dsv3::server {
+
+namespace {
+std::string make_id(JobKind kind) {
+  static std::atomic<uint64_t> counter{0};
+  uint64_t n = counter.fetch_add(1) + 1;
+  uint64_t t = static_cast<uint64_t>(std::time(nullptr));
+  return str_f("%s-%llx%06llx", kind == JobKind::Chat ? "chatcmpl" : "cmpl", static_cast<unsigned long long>(t),
+               static_cast<unsigned long long>(n));
+}
+}  // namespace
+
+const char* openai_finish_reason(FinishReason r) { return r == FinishReason::Stop ? "stop" : "length"; }
+
+GenerationJob::GenerationJob(JobKind kind, std::string model, bool include_usage, bool logprobs)
+    : kind_(kind), id_(make_id(kind)), model_(std::move(model)), created_(static_cast<int64_t>(std::time(nullptr))),
+      include_usage_(include_usage), logprobs_(logprobs) {}
+
+GenerationJob::~GenerationJob() { cancel_all(); }
+
+void GenerationJob::cancel_all() {
+  for (auto& c : choices_)
+    if (!c.done && c.handle) c.handle->cancel();
+}
+
+void GenerationJob::add_choice(JobChoice choice) {
+  // Usage counts each prompt once, however many choices (n) share it.
+  if (counted_prompts_.insert(choice.prompt_group).second) prompt_tokens_ += choice.prompt_tokens;
+  choices_.push_back(std::move(choice));
+  sent_role_.push_back(false);
+}
+
+bool GenerationJob::done() const {
+  for (const auto& c : choices_)
+    if (!c.done) return false;
+  return true;
+}
+
+std::optional<ApiError> GenerationJob::failure() const {
+  for (const auto& c : choices_) {
+    if (!c.error.empty()) {
+      ApiError e;
+      e.status = 500;
+      e.type = "server_error";
+      e.message = c.error;
+      return e;
+    }
+  }
+  return std::nullopt;
+}
+
+Json GenerationJob::usage() const {
+  int64_t completion = 0;
+  for (const auto& c : choices_) completion += c.stream->completion_tokens();
+  return Json{{"prompt_tokens", prompt_tokens_}, {"completion_tokens", completion},
+              {"total_tokens", prompt_tokens_ + completion}};
+}
+
+Json GenerationJob::chunk(int index, const ChoiceDelta* delta, const std::optional<FinishReason>& finish,
+                          bool first) const {
+  Json choice = {{"index", index}};
+  if (kind_ == JobKind::Chat) {
+    Json d = Json::object();
+    if (first) d["role"] = "assistant";
+    if (delta && !delta->reasoning.empty()) d["reasoning_content"] = delta->reasoning;
+    if (delta && (!delta->content.empty() || first)) d["content"] = delta->content;
+    choice["delta"] = d;
+    if (logprobs_ && delta && !delta->logprobs.empty()) choice["logprobs"] = Json{{"content", delta->logprobs}};
+    else choice["logprobs"] = nullptr;
+  } else {
+    choice["text"] = delta ? delta->content : std::string();
+    choice["logprobs"] = nullptr;
+    if (logprobs_ && delta && !delta->logprobs.empty()) {
+      Json tokens = Json::array(), lps = Json::array(), tops = Json::array();
+      for (const auto& e : delta->logprobs) {
+        tokens.push_back(e["token"]);
+        lps.push_back(e["logprob"]);
+        Json top = Json::object();
+        for (const auto& t : e["top_logprobs"]) top[t["token"].get<std::string>()] = t["logprob"];
+        tops.push_back(top);
+      }
+      choice["logprobs"] = Json{{"tokens", tokens}, {"token_logprobs", lps}, {"top_logprobs", tops}};
+    }
+  }
+  choice["finish_reason"] = finish ? Json(openai_finish_reason(*finish)) : Json(nullptr);
+  Json c = {{"id", id_},
+            {"object", kind_ == JobKind::Chat ? "chat.completion.chunk" : "text_completion"},
+            {"created", created_},
+            {"model", model_},
+            {"choices", Json::array({choice})}};
+  if (include_usage_) c["usage"] = nullptr;
+  return c;
+}
+
+Json GenerationJob::usage_chunk() const {
+  return Json{{"id", id_},
+              {"object", kind_ == JobKind::Chat ? "chat.completion.chunk" : "text_completion"},
+              {"created", created_},
+              {"model", model_},
+              {"choices", Json::array()},
+              {"usage", usage()}};
+}
+
+void GenerationJob::update_choice(JobChoice& c, std::chrono::milliseconds timeout, std::vector<Json>* chunks) {
+  if (c.done) return;
+  RequestUpdate u = c.handle->wait(timeout);
+  ChoiceDelta delta = c.stream->push(u.tokens);
+  bool finished = u.finished;
+  FinishReason reason = u.finish;
+  if (c.stream->stopped_by_string()) {
+    c.handle->cancel();  // the engine frees the slot within a step
+    finished = true;
+    reason = FinishReason::Stop;
+  } else if (finished && !u.error.empty() && u.error != "cancelled") {
+    c.error = u.error;
+  }
+  if (finished) {
+    ChoiceDelta tail = c.stream->finish();
+    delta.content += tail.content;
+    delta.reasoning += tail.reasoning;
+    c.done = true;
+    c.finish = reason;
+  }
+  if (!chunks) return;
+  const size_t i = static_cast<size_t>(&c - choices_.data());
+  bool first = !sent_role_[i];
+  if (!delta.empty() || first) {
+    chunks->push_back(chunk(c.index, &delta, std::nullopt, first && kind_ == JobKind::Chat));
+    sent_role_[i] = true;
+  }
+  if (finished) chunks->push_back(chunk(c.index, nullptr, c.finish, false));
+}
+
+std::vector<Json> GenerationJob::poll_chunks(std::chrono::milliseconds timeout) {
+  std::vector<Json> chunks;
+  // Wait on the first unfinished choice, then collect from the others without waiting.
+  bool waited = false;
+  for (auto& c : choices_) {
+    if (c.done) continue;
+    update_choice(c, waited ? std::chrono::milliseconds(0) : timeout, &chunks);
+    waited = true;
+  }
+  return chunks;
+}
+
+void GenerationJob::poll(std::chrono::milliseconds timeout) {
+  bool waited = false;
+  for (auto& c : choices_) {
+    if (c.done) continue;
+    update_choice(c, waited ? std::chrono::milliseconds(0) : timeout, nullptr);
+    waited = true;
+  }
+}
+
+Json GenerationJob::final_response() const {
+  Json choices = Json::array();
+  for (const auto& c : choices_) {
+    Json ch = {{"index", c.index}, {"finish_reason", openai_finish_reason(c.finish)}};
+    if (kind_ == JobKind::Chat) {
+      Json msg = {{"role", "assistant"}, {"content", c.stream->content()}};
+      if (!c.stream->reasoning().empty()) msg["reasoning_content"] = c.stream->reasoning();
+      ch["message"] = msg;
+      ch["logprobs"] = logprobs_ ? Json{{"content", c.stream->all_logprobs()}} : Json(nullptr);
+    } else {
+      ch["text"] = c.stream->content();
+      ch["logprobs"] = nullptr;
+      if (logprobs_) {
+        Json tokens = Json::array(), lps = Json::array(), tops = Json::array();
+        for (const auto& e : c.stream->all_logprobs()) {
+          tokens.push_back(e["token"]);
+          lps.push_back(e["logprob"]);
+          Json top = Json::object();
+          for (const auto& t : e["top_logprobs"]) top[t["token"].get<std::string>()] = t["logprob"];
+          tops.push_back(top);
+        }
+        ch["logprobs"] = Json{{"tokens", tokens}, {"token_logprobs", lps}, {"top_logprobs", tops}};
+      }
+    }
+    choices.push_back(ch);
+  }
+  return Json{{"id", id_},
+              {"object", kind_ == JobKind::Chat ? "chat.completion" : "text_completion"},
+              {"created", created_},
+              {"model", model_},
+              {"choices", choices},
+              {"usage", usage()}};
+}
+
+}  // namespace dsv3::server

@@ -1,0 +1,385 @@
+#include "server/http_server.h"
+
+#include <httplib.h>
+
+#include <random>
+
+#include "base/log.h"
+#include "base/memory_stats.h"
+#include "server/generation_job.h"
+#include "server/prompt.h"
+
+namespace dsv3::server {
+
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr int kJsonDepthLimit = 64;
+
+std::string dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
+
+void send_json(httplib::Response& res, int status, const Json& body) {
+  res.status = status;
+  res.set_content(dump(body), "application/json");
+}
+
+void send_error(httplib::Response& res, const ApiError& e) {
+  if (e.status == 429) res.set_header("Retry-After", "1");
+  send_json(res, e.status, e.to_json());
+}
+
+ApiError status_error(int status, std::string message, std::string type, std::optional<std::string> code = std::nullopt) {
+  ApiError e;
+  e.status = status;
+  e.message = std::move(message);
+  e.type = std::move(type);
+  e.code = std::move(code);
+  return e;
+}
+
+// Constant-time comparison of the presented key with the configured one (CVE-2025-59425).
+bool keys_equal(const std::string& a, const std::string& b) {
+  unsigned char diff = static_cast<unsigned char>(a.size() != b.size());
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i % (b.empty() ? 1 : b.size())]);
+  return diff == 0 && !b.empty();
+}
+
+bool write_str(httplib::DataSink& sink, const std::string& s) { return sink.write(s.data(), s.size()); }
+
+bool write_event(httplib::DataSink& sink, const Json& j) { return write_str(sink, "data: " + dump(j) + "\n\n"); }
+
+}  // namespace
+
+OpenAIServer::OpenAIServer(ServerOptions options) : options_(std::move(options)), http_(std::make_unique<httplib::Server>()) {
+  httplib::Server& s = *http_;
+  const int threads = options_.http_threads;
+  s.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+  s.set_payload_max_length(options_.max_body_bytes);
+  s.set_read_timeout(static_cast<time_t>(options_.read_timeout.count()), 0);
+  s.set_write_timeout(30, 0);
+  s.set_keep_alive_max_count(1000);
+
+  s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (req.path.rfind("/v1/", 0) == 0 && !check_auth(req, res)) return httplib::Server::HandlerResponse::Handled;
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  s.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
+    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    switch (res.status) {
+      case 404: send_error(res, status_error(404, "not found", "invalid_request_error", "not_found")); break;
+      case 413: send_error(res, status_error(413, "request body too large", "invalid_request_error", "payload_too_large")); break;
+      case 414: send_error(res, status_error(414, "request URI too long", "invalid_request_error")); break;
+      default: send_error(res, status_error(res.status, "bad request", "invalid_request_error"));
+    }
+    return httplib::Server::HandlerResponse::Handled;
+  }));
+  s.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+    std::string what = "internal error";
+    try {
+      std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    DSV3_LOG_ERROR("request failed: %s", what.c_str());
+    send_error(res, status_error(500, "internal error", "server_error"));
+  });
+  s.set_logger([this](const httplib::Request&, const httplib::Response& res) { count_response(res.status); });
+
+  s.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+    if (draining_) send_json(res, 503, {{"status", "draining"}});
+    else if (!ready_) send_json(res, 503, {{"status", "loading"}});
+    else send_json(res, 200, {{"status", "ok"}});
+  });
+  s.Get("/metrics", [this](const httplib::Request& req, httplib::Response& res) { handle_metrics(req, res); });
+  s.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) { handle_models(req, res); });
+  s.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) { handle_chat(req, res); });
+  s.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) { handle_completions(req, res); });
+
+  // Known paths with the wrong method: 405 with Allow.
+  auto method_not_allowed = [](const char* allow) {
+    return [allow](const httplib::Request& req, httplib::Response& res) {
+      res.set_header("Allow", allow);
+      send_error(res, status_error(405, "method " + bounded_text(req.method, 20) + " is not allowed here (use " + allow + ")",
+                                   "invalid_request_error", "method_not_allowed"));
+    };
+  };
+  for (const char* path : {"/v1/chat/completions", "/v1/completions"}) {
+    s.Get(path, method_not_allowed("POST"));
+    s.Put(path, method_not_allowed("POST"));
+    s.Delete(path, method_not_allowed("POST"));
+    s.Patch(path, method_not_allowed("POST"));
+  }
+  for (const char* path : {"/v1/models", "/health", "/metrics"}) {
+    s.Post(path, method_not_allowed("GET"));
+    s.Put(path, method_not_allowed("GET"));
+    s.Delete(path, method_not_allowed("GET"));
+    s.Patch(path, method_not_allowed("GET"));
+  }
+}
+
+OpenAIServer::~OpenAIServer() { stop(); }
+
+Status OpenAIServer::bind() {
+  if (options_.port == 0) {
+    port_ = http_->bind_to_any_port(options_.host.c_str());
+    if (port_ <= 0) return Error("cannot bind to " + options_.host + " (any port)");
+  } else {
+    if (!http_->bind_to_port(options_.host.c_str(), options_.port))
+      return error_f("cannot listen on %s:%d (address in use, or not a local address?)", options_.host.c_str(), options_.port);
+    port_ = options_.port;
+  }
+  return {};
+}
+
+void OpenAIServer::start() {
+  thread_ = std::thread([this] { http_->listen_after_bind(); });
+}
+
+void OpenAIServer::set_ready(Engine* engine, const Tokenizer* tokenizer, ServedModel model) {
+  engine_ = engine;
+  tokenizer_ = tokenizer;
+  model_ = std::move(model);
+  ready_ = true;
+}
+
+void OpenAIServer::begin_drain() { draining_ = true; }
+
+void OpenAIServer::stop() {
+  if (http_) http_->stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+void OpenAIServer::count_response(int status) {
+  std::lock_guard<std::mutex> lock(metrics_mu_);
+  ++responses_by_status_[status];
+}
+
+bool OpenAIServer::check_auth(const httplib::Request& req, httplib::Response& res) {
+  if (options_.api_key.empty()) return true;
+  std::string h = req.get_header_value("Authorization");
+  const std::string prefix = "Bearer ";
+  std::string key = h.rfind(prefix, 0) == 0 ? h.substr(prefix.size()) : std::string();
+  if (keys_equal(key, options_.api_key)) return true;
+  send_error(res, status_error(401, "invalid or missing API key (Authorization: Bearer <key>)", "authentication_error",
+                               "invalid_api_key"));
+  return false;
+}
+
+bool OpenAIServer::read_json_body(const httplib::Request& req, httplib::Response& res, Json* body) {
+  if (draining_) {
+    send_error(res, status_error(503, "the server is shutting down", "server_error", "shutting_down"));
+    return false;
+  }
+  if (!ready_) {
+    send_error(res, status_error(503, "the model is still loading", "server_error", "loading"));
+    return false;
+  }
+  std::string ct = req.get_header_value("Content-Type");
+  if (!ct.empty() && ct.find("application/json") == std::string::npos) {
+    send_error(res, status_error(415, "Content-Type must be application/json", "invalid_request_error",
+                                 "unsupported_media_type"));
+    return false;
+  }
+  if (req.body.empty()) {
+    send_error(res, invalid_request("the request body is empty (a JSON object is required)"));
+    return false;
+  }
+  auto parsed = parse_json(req.body, "request body", JsonLimits{kJsonDepthLimit, /*reject_duplicate_keys=*/true});
+  if (!parsed.ok()) {
+    send_error(res, invalid_request(bounded_text(parsed.error().message(), 300)));
+    return false;
+  }
+  *body = std::move(parsed).value();
+  return true;
+}
+
+namespace {
+
+// Everything a generation needs after validation, shared by chat and completions.
+struct PreparedGeneration {
+  JobKind kind;
+  std::vector<std::vector<int32_t>> prompts;
+  GenerationRequest gen;
+  bool reasoning = false;      // split <think> blocks
+  bool opens_reasoning = false;
+  const char* prompt_param;    // "messages" or "prompt"
+};
+
+}  // namespace
+
+static void run_generation(Engine& engine, const Tokenizer& tok, const ServedModel& model, PreparedGeneration p,
+                           httplib::Response& res) {
+  // Context checks before anything is queued (H12): a streaming request fails with 400 before
+  // any SSE byte.
+  std::vector<int64_t> max_new;
+  for (const auto& ids : p.prompts) {
+    if (ids.empty()) return send_error(res, invalid_request("the prompt must be non-empty", p.prompt_param));
+    const int64_t n = static_cast<int64_t>(ids.size());
+    if (n >= model.context)
+      return send_error(res, invalid_request(str_f("the prompt has %lld tokens; the context limit is %lld",
+                                                   static_cast<long long>(n), static_cast<long long>(model.context)),
+                                             p.prompt_param, "context_length_exceeded"));
+    if (p.gen.max_tokens && *p.gen.max_tokens > model.context - n)
+      return send_error(res, invalid_request(str_f("prompt (%lld tokens) + max_tokens (%lld) exceeds the context limit of %lld",
+                                                   static_cast<long long>(n), static_cast<long long>(*p.gen.max_tokens),
+                                                   static_cast<long long>(model.context)),
+                                             p.prompt_param, "context_length_exceeded"));
+    max_new.push_back(p.gen.max_tokens ? *p.gen.max_tokens : model.context - n);
+  }
+  auto job = std::make_shared<GenerationJob>(p.kind, model.id, p.gen.stream && p.gen.include_usage,
+                                             p.gen.logprobs);
+  uint64_t base_seed = p.gen.seed ? *p.gen.seed : std::random_device{}() * 0x9E3779B97F4A7C15ull + std::random_device{}();
+  int index = 0;
+  for (size_t pi = 0; pi < p.prompts.size(); ++pi) {
+    for (int k = 0; k < p.gen.n; ++k, ++index) {
+      RequestParams rp;
+      rp.max_new_tokens = max_new[pi];
+      rp.sampling = {p.gen.temperature, p.gen.top_p, p.gen.top_k, base_seed + static_cast<uint64_t>(index)};
+      if (!p.gen.ignore_eos && tok.eos_id()) rp.stop_tokens.push_back(*tok.eos_id());
+      rp.logprobs = p.gen.logprobs;
+      rp.top_logprobs = p.gen.top_logprobs;
+      rp.logit_bias = p.gen.logit_bias;
+      rp.presence_penalty = p.gen.presence_penalty;
+      rp.frequency_penalty = p.gen.frequency_penalty;
+      SubmitResult sr = engine.submit(p.prompts[pi], rp);
+      if (sr.status != SubmitStatus::Ok) {
+        job->cancel_all();
+        if (sr.status == SubmitStatus::QueueFull)
+          return send_error(res, status_error(429, sr.message + "; retry shortly", "rate_limit_error", "queue_full"));
+        if (sr.status == SubmitStatus::ShuttingDown)
+          return send_error(res, status_error(503, sr.message, "server_error", "shutting_down"));
+        return send_error(res, invalid_request(sr.message, p.prompt_param));
+      }
+      JobChoice c;
+      c.index = index;
+      c.handle = sr.handle;
+      c.prompt_tokens = static_cast<int64_t>(p.prompts[pi].size());
+      c.prompt_group = static_cast<int>(pi);
+      c.stream = std::make_unique<ChoiceStream>(tok, p.gen.stop, p.reasoning, p.opens_reasoning,
+                                                p.gen.logprobs);
+      job->add_choice(std::move(c));
+    }
+  }
+
+  if (p.gen.stream) {
+    res.set_header("Cache-Control", "no-cache");
+    res.set_header("X-Accel-Buffering", "no");
+    const bool usage = p.gen.include_usage;
+    res.set_chunked_content_provider("text/event-stream", [job, usage](size_t, httplib::DataSink& sink) {
+      auto last_write = std::chrono::steady_clock::now();
+      while (!job->done()) {
+        std::vector<Json> chunks = job->poll_chunks(100ms);
+        for (const Json& c : chunks)
+          if (!write_event(sink, c)) {
+            job->cancel_all();  // client gone: free the slots
+            return false;
+          }
+        auto now = std::chrono::steady_clock::now();
+        if (!chunks.empty()) {
+          last_write = now;
+        } else if (now - last_write > 1s) {  // heartbeat: also finds clients that left
+          if (!write_str(sink, ": keep-alive\n\n")) {
+            job->cancel_all();
+            return false;
+          }
+          last_write = now;
+        }
+      }
+      if (auto e = job->failure()) write_event(sink, e->to_json());  // status 200 already sent (H43)
+      if (usage) write_event(sink, job->usage_chunk());
+      write_str(sink, "data: [DONE]\n\n");
+      sink.done();
+      return true;
+    });
+    return;
+  }
+  // Non-streamed: short requests answer directly with a proper status; longer ones switch to
+  // a chunked body whose leading whitespace heartbeats (valid before JSON) detect a client
+  // that disconnected, so its generation is cancelled.
+  auto deadline = std::chrono::steady_clock::now() + 200ms;
+  while (!job->done() && std::chrono::steady_clock::now() < deadline) job->poll(20ms);
+  if (job->done()) {
+    if (auto e = job->failure()) return send_error(res, *e);
+    return send_json(res, 200, job->final_response());
+  }
+  res.set_chunked_content_provider("application/json", [job](size_t, httplib::DataSink& sink) {
+    while (!job->done()) {
+      job->poll(200ms);
+      if (!job->done() && !write_str(sink, " ")) {
+        job->cancel_all();
+        return false;
+      }
+    }
+    Json body = job->failure() ? job->failure()->to_json() : job->final_response();
+    write_str(sink, dump(body));
+    sink.done();
+    return true;
+  });
+}
+
+void OpenAIServer::handle_chat(const httplib::Request& req, httplib::Response& res) {
+  Json body;
+  if (!read_json_body(req, res, &body)) return;
+  ChatRequest cr;
+  if (auto e = parse_chat_request(body, model_, &cr)) return send_error(res, *e);
+  ChatPrompt prompt;
+  if (auto e = build_chat_prompt(*tokenizer_, cr, &prompt)) return send_error(res, *e);
+  PreparedGeneration p{JobKind::Chat, {std::move(prompt.ids)}, cr.gen, true, prompt.opens_reasoning, "messages"};
+  run_generation(*engine_, *tokenizer_, model_, std::move(p), res);
+}
+
+void OpenAIServer::handle_completions(const httplib::Request& req, httplib::Response& res) {
+  Json body;
+  if (!read_json_body(req, res, &body)) return;
+  CompletionRequest cr;
+  if (auto e = parse_completion_request(body, model_, &cr)) return send_error(res, *e);
+  PreparedGeneration p{JobKind::Completion, {}, cr.gen, false, false, "prompt"};
+  for (const auto& pr : cr.prompts) p.prompts.push_back(pr.text ? encode_completion_prompt(*tokenizer_, *pr.text) : pr.ids);
+  run_generation(*engine_, *tokenizer_, model_, std::move(p), res);
+}
+
+void OpenAIServer::handle_models(const httplib::Request&, httplib::Response& res) {
+  if (!ready_) return send_error(res, status_error(503, "the model is still loading", "server_error", "loading"));
+  Json m = {{"id", model_.id}, {"object", "model"}, {"created", 0}, {"owned_by", "dsv3"}, {"max_model_len", model_.context}};
+  send_json(res, 200, {{"object", "list"}, {"data", Json::array({m})}});
+}
+
+void OpenAIServer::handle_metrics(const httplib::Request&, httplib::Response& res) {
+  std::string out;
+  auto metric = [&](const char* name, const char* type, const char* help, double value) {
+    out += str_f("# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, value);
+  };
+  metric("dsv3_ready", "gauge", "1 when the model is loaded and the server accepts requests.",
+         ready_ && !draining_ ? 1 : 0);
+  if (engine_) {
+    EngineStats st = engine_->stats();
+    metric("dsv3_requests_total", "counter", "Generation requests accepted by the engine.", st.requests_submitted);
+    metric("dsv3_requests_finished_total", "counter", "Generation requests that ran to completion.", st.requests_finished);
+    metric("dsv3_requests_cancelled_total", "counter", "Generation requests cancelled (client gone or stop string).",
+           st.requests_cancelled);
+    metric("dsv3_requests_failed_total", "counter", "Generation requests that failed in the engine.", st.requests_failed);
+    metric("dsv3_prompt_tokens_total", "counter", "Prompt tokens processed.", st.prompt_tokens);
+    metric("dsv3_generation_tokens_total", "counter", "Tokens generated.", st.generated_tokens);
+    metric("dsv3_queue_length", "gauge", "Requests waiting for a batch slot.", st.queue_length);
+    metric("dsv3_running_requests", "gauge", "Requests in the running batch.", st.running);
+    metric("dsv3_generation_tokens_per_second", "gauge", "Generated tokens per second over the last seconds.",
+           st.generated_tokens_per_second);
+    metric("dsv3_kv_cache_bytes", "gauge", "Bytes held by the running sequences' KV caches.", st.kv_cache_bytes);
+  }
+  MemoryStats mem = memory_stats();
+  metric("dsv3_process_resident_memory_bytes", "gauge", "Resident memory of the server process.",
+         static_cast<double>(mem.resident_bytes));
+  metric("dsv3_process_resident_anonymous_bytes", "gauge", "Resident anonymous memory (heap, KV caches).",
+         static_cast<double>(mem.resident_anon_bytes));
+  out += "# HELP dsv3_http_responses_total HTTP responses by status code.\n# TYPE dsv3_http_responses_total counter\n";
+  {
+    std::lock_guard<std::mutex> lock(metrics_mu_);
+    for (const auto& [status, n] : responses_by_status_)
+      out += str_f("dsv3_http_responses_total{status=\"%d\"} %llu\n", status, static_cast<unsigned long long>(n));
+  }
+  res.set_content(out, "text/plain; version=0.0.4");
+}
+
+}  // namespace dsv3::server
