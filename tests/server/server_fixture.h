@@ -1,0 +1,138 @@
+#pragma once
+// An in-process dsv3 server on a loopback port for HTTP tests: a small random-weight model of
+// the V3 architecture with the real DeepSeek-V3 tokenizer (made once per test binary), the
+// engine and the HTTP layer, as `dsv3 serve` wires them.
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "model/model.h"
+#include "runtime/engine.h"
+#include "server/http_server.h"
+#include "server/prompt.h"
+#include "test_util.h"
+#include "tokenizer/tokenizer.h"
+#include "tools/make_random.h"
+
+namespace dsv3::test {
+
+// Model directory shared by the tests of one binary (created on first use).
+inline const std::string& small_chat_model_dir() {
+  static TempDir dir;
+  static bool made = false;
+  if (!made) {
+    auto cfg = parse_ordered_json(read_file(std::string(DSV3_SOURCE_DIR) + "/tests/data/small-chat-config.json"), "cfg").value();
+    MakeRandomOptions opt;
+    opt.out_dir = dir.path();
+    opt.seed = 3;
+    opt.tokenizer_dir = std::string(DSV3_SOURCE_DIR) + "/assets/deepseek-v3-tokenizer";
+    ThreadPool pool(2);
+    auto st = make_random_checkpoint(cfg, opt, pool);
+    EXPECT_TRUE(st.ok()) << st.error().message();
+    made = true;
+  }
+  return dir.path();
+}
+
+struct TestServerOptions {
+  std::string model_dir;        // default: small_chat_model_dir()
+  std::string tokenizer_dir;    // default: model_dir
+  int64_t context = 512;
+  EngineOptions engine;
+  server::ServerOptions http;
+  bool ready = true;
+};
+
+class TestServer {
+ public:
+  explicit TestServer(TestServerOptions o = {}) {
+    if (o.model_dir.empty()) o.model_dir = small_chat_model_dir();
+    if (o.tokenizer_dir.empty()) o.tokenizer_dir = o.model_dir;
+    ModelOptions mo;
+    mo.threads = 2;
+    mo.max_context = o.context;
+    auto m = Model::load(o.model_dir, mo);
+    EXPECT_TRUE(m.ok()) << m.error().message();
+    model_ = std::move(m).value();
+    auto t = Tokenizer::load(o.tokenizer_dir);
+    EXPECT_TRUE(t.ok()) << t.error().message();
+    tokenizer_ = std::move(t).value();
+    engine_ = std::make_unique<Engine>(*model_, o.engine);
+    o.http.port = 0;
+    http_ = std::make_unique<server::OpenAIServer>(o.http);
+    EXPECT_TRUE(http_->bind().ok());
+    http_->start();
+    served_ = {"test-model", model_->vocab_size(), model_->max_context()};
+    if (o.ready) make_ready();
+  }
+  ~TestServer() {
+    http_->stop();
+    engine_.reset();
+  }
+  void make_ready() { http_->set_ready(engine_.get(), tokenizer_.get(), served_); }
+  int port() const { return http_->port(); }
+  httplib::Client client() const {
+    httplib::Client c("127.0.0.1", port());
+    c.set_read_timeout(60, 0);
+    return c;
+  }
+  server::OpenAIServer& http() { return *http_; }
+  Engine& engine() { return *engine_; }
+  const Tokenizer& tokenizer() const { return *tokenizer_; }
+  const Model& model() const { return *model_; }
+
+ private:
+  std::unique_ptr<Model> model_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<server::OpenAIServer> http_;
+  server::ServedModel served_;
+};
+
+// Sends raw bytes on a new connection; returns what the server answers until it closes the
+// connection or `timeout_ms` passes. `close_after_ms` >= 0 closes our side early (a client
+// that leaves).
+inline std::string raw_exchange(int port, const std::string& bytes, int timeout_ms = 5000, int close_after_ms = -1) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return "";
+  }
+  size_t sent = 0;
+  while (sent < bytes.size()) {
+    ssize_t n = ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) break;
+    sent += static_cast<size_t>(n);
+  }
+  std::string out;
+  timeval tv{0, 50 * 1000};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  const int limit = close_after_ms >= 0 ? close_after_ms : timeout_ms;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(limit);
+  while (std::chrono::steady_clock::now() < deadline) {
+    char buf[4096];
+    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n > 0) out.append(buf, static_cast<size_t>(n));
+    else if (n == 0) break;
+  }
+  ::close(fd);
+  return out;
+}
+
+inline int status_of(const std::string& raw) {
+  if (raw.rfind("HTTP/1.", 0) != 0 || raw.size() < 12) return -1;
+  return std::atoi(raw.c_str() + 9);
+}
+
+}  // namespace dsv3::test
