@@ -19,7 +19,7 @@ build: deps
 	cmake --build $(BUILD) -j $(JOBS)
 
 run: build
-	$(BUILD)/dsv3 generate
+	$(BUILD)/dsv3 chat
 
 test: test-deps build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)

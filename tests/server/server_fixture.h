@@ -17,29 +17,11 @@
 #include "runtime/engine.h"
 #include "server/http_server.h"
 #include "server/prompt.h"
+#include "small_chat_model.h"
 #include "test_util.h"
 #include "tokenizer/tokenizer.h"
-#include "tools/make_random.h"
 
 namespace dsv3::test {
-
-// Model directory shared by the tests of one binary (created on first use).
-inline const std::string& small_chat_model_dir() {
-  static TempDir dir;
-  static bool made = false;
-  if (!made) {
-    auto cfg = parse_ordered_json(read_file(std::string(DSV3_SOURCE_DIR) + "/tests/data/small-chat-config.json"), "cfg").value();
-    MakeRandomOptions opt;
-    opt.out_dir = dir.path();
-    opt.seed = 3;
-    opt.tokenizer_dir = std::string(DSV3_SOURCE_DIR) + "/assets/deepseek-v3-tokenizer";
-    ThreadPool pool(2);
-    auto st = make_random_checkpoint(cfg, opt, pool);
-    EXPECT_TRUE(st.ok()) << st.error().message();
-    made = true;
-  }
-  return dir.path();
-}
 
 struct TestServerOptions {
   std::string model_dir;        // default: small_chat_model_dir()

@@ -437,14 +437,19 @@ TEST(HttpServer, QueueFullGets429WithRetryAfter) {
   std::vector<std::thread> holders;
   for (int i = 0; i < 2; ++i)  // one running, one queued
     holders.emplace_back([&] { raw_exchange(s.port(), "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
-                                                         std::to_string(body.size()) + "\r\n\r\n" + body, 3000, 1500); });
-  std::this_thread::sleep_for(500ms);
+                                                         std::to_string(body.size()) + "\r\n\r\n" + body, 10000, 8000); });
+  for (int i = 0; i < 400; ++i) {  // until one runs and one waits
+    EngineStats st = s.engine().stats();
+    if (st.running == 1 && st.queue_length == 1) break;
+    std::this_thread::sleep_for(20ms);
+  }
   auto c = s.client();
   auto r = c.Post("/v1/completions", json_headers(), R"({"prompt":"y","max_tokens":2})", "application/json");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 429);  // F01
   EXPECT_EQ(r->get_header_value("Retry-After"), "1");
   expect_openai_error(Json::parse(r->body));
+  s.engine().shutdown(0ms);  // end the holders' generations
   for (auto& t : holders) t.join();
 }
 
