@@ -4,8 +4,14 @@
 // (refusals, stale temporaries, interruption, write errors).
 
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
 
+#include <chrono>
 #include <cmath>
+#include <thread>
 #include <filesystem>
 
 #include "format/checkpoint.h"
@@ -303,4 +309,55 @@ TEST(Convert, WriteErrorsNameTheFile) {
   EXPECT_FALSE(fs::exists(u / "out/model-00002-of-00002.safetensors"));
   EXPECT_TRUE(SafetensorsFile::open(u / "out/model-00001-of-00002.safetensors").ok());
   EXPECT_FALSE(has_partial(u / "out"));
+}
+
+TEST(Convert, CtrlCLeavesNoHalfWrittenFileUnderAFinalName) {
+  // Real SIGINT to the command, sent as soon as it has a .dsv3-partial file open. Whatever the
+  // moment, the output is either complete (exit 0) or visibly incomplete without temporaries
+  // (exit 130); at least one of a few attempts must land mid-shard.
+  int interrupted = 0;
+  for (int attempt = 0; attempt < 5 && interrupted == 0; ++attempt) {
+    TempDir t;
+    const std::string out = t / "out";
+    std::vector<std::string> args = {DSV3_BIN, "convert", "--model", kTiny, "--out", out, "--to", "bf16", "-t", "1"};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+    pid_t pid;
+    ASSERT_EQ(posix_spawn(&pid, DSV3_BIN, &actions, nullptr, argv.data(), environ), 0);
+    posix_spawn_file_actions_destroy(&actions);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    int status = 0;
+    bool exited = false;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (waitpid(pid, &status, WNOHANG) == pid) {
+        exited = true;
+        break;
+      }
+      std::error_code ec;
+      if (fs::exists(out + "/model-00002-of-00002.safetensors" + kPartialSuffix, ec)) {
+        kill(pid, SIGINT);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    if (!exited) {
+      ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    }
+    ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
+    const int code = WEXITSTATUS(status);
+    ASSERT_TRUE(code == 0 || code == 130) << code;
+    EXPECT_FALSE(has_partial(out));
+    EXPECT_EQ(fs::exists(out + "/config.json"), code == 0);
+    for (const auto& name : files_in(out))
+      if (name.size() > 12 && name.compare(name.size() - 12, 12, ".safetensors") == 0) {
+        EXPECT_TRUE(SafetensorsFile::open(out + "/" + name).ok()) << name;
+      }
+    interrupted += code == 130;
+  }
+  EXPECT_GT(interrupted, 0) << "no attempt was interrupted mid-conversion";
 }
