@@ -6,22 +6,45 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
 namespace dsv3 {
 
-Result<PartialFile> PartialFile::create(const std::string& final_path) {
+namespace {
+constexpr size_t kStagingBytes = size_t(8) << 20;
+constexpr size_t kDirectAlign = 4096;  // covers 512-byte and 4 KiB logical blocks
+}  // namespace
+
+Result<PartialFile> PartialFile::create(const std::string& final_path, bool direct_io) {
   PartialFile f;
   f.final_path_ = final_path;
   f.partial_path_ = final_path + kPartialSuffix;
-  f.fd_ = ::open(f.partial_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC;
+  if (direct_io) {
+    f.fd_ = ::open(f.partial_path_.c_str(), flags | O_DIRECT, 0644);
+    if (f.fd_ >= 0) {
+      void* p = nullptr;
+      if (::posix_memalign(&p, kDirectAlign, kStagingBytes) != 0) return Error("out of memory for the write buffer");
+      f.staging_.reset(static_cast<uint8_t*>(p));
+      f.direct_ = true;
+    }
+  }
+  if (f.fd_ < 0) f.fd_ = ::open(f.partial_path_.c_str(), flags, 0644);  // no O_DIRECT here: buffered
   if (f.fd_ < 0) return error_f("cannot create '%s': %s", f.partial_path_.c_str(), std::strerror(errno));
   return f;
 }
 
 PartialFile::PartialFile(PartialFile&& o) noexcept
-    : fd_(o.fd_), final_path_(std::move(o.final_path_)), partial_path_(std::move(o.partial_path_)), written_(o.written_) {
+    : fd_(o.fd_),
+      final_path_(std::move(o.final_path_)),
+      partial_path_(std::move(o.partial_path_)),
+      written_(o.written_),
+      on_disk_(o.on_disk_),
+      direct_(o.direct_),
+      staging_(std::move(o.staging_)),
+      staged_(o.staged_) {
   o.fd_ = -1;
   o.partial_path_.clear();
 }
@@ -35,26 +58,61 @@ void PartialFile::discard() {
   partial_path_.clear();
 }
 
-Status PartialFile::write(const void* data, size_t n) {
-  DSV3_CHECK(fd_ >= 0, "write to a closed PartialFile");
-  const auto* p = static_cast<const uint8_t*>(data);
+Status PartialFile::stop_direct_io() {
+  const int flags = ::fcntl(fd_, F_GETFL);
+  if (flags < 0 || ::fcntl(fd_, F_SETFL, flags & ~O_DIRECT) != 0)
+    return error_f("fcntl on '%s' failed: %s", partial_path_.c_str(), std::strerror(errno));
+  direct_ = false;
+  return {};
+}
+
+Status PartialFile::write_to_fd(const uint8_t* p, size_t n) {
   while (n > 0) {
     ssize_t w = ::write(fd_, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return error_f("write to '%s' failed after %llu bytes: %s", partial_path_.c_str(),
-                     static_cast<unsigned long long>(written_), std::strerror(errno));
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && errno == EINVAL && direct_) {  // O_DIRECT accepted at open, refused at write
+      DSV3_TRY(stop_direct_io());
+      continue;
     }
+    if (w < 0)
+      return error_f("write to '%s' failed after %llu bytes: %s", partial_path_.c_str(),
+                     static_cast<unsigned long long>(on_disk_), std::strerror(errno));
     if (w == 0) return error_f("write to '%s' made no progress", partial_path_.c_str());
     p += w;
     n -= static_cast<size_t>(w);
-    written_ += static_cast<uint64_t>(w);
+    on_disk_ += static_cast<uint64_t>(w);
+    // A short direct write leaves the file offset unaligned: finish buffered.
+    if (n > 0 && direct_) DSV3_TRY(stop_direct_io());
+  }
+  return {};
+}
+
+Status PartialFile::write(const void* data, size_t n) {
+  DSV3_CHECK(fd_ >= 0, "write to a closed PartialFile");
+  const auto* p = static_cast<const uint8_t*>(data);
+  written_ += n;
+  if (!staging_) return write_to_fd(p, n);
+  while (n > 0) {
+    const size_t take = std::min(n, kStagingBytes - staged_);
+    std::memcpy(staging_.get() + staged_, p, take);
+    staged_ += take;
+    p += take;
+    n -= take;
+    if (staged_ == kStagingBytes) {
+      DSV3_TRY(write_to_fd(staging_.get(), staged_));
+      staged_ = 0;
+    }
   }
   return {};
 }
 
 Status PartialFile::commit(bool durable) {
   DSV3_CHECK(fd_ >= 0, "commit of a closed PartialFile");
+  if (staged_ > 0) {  // the tail is not a whole number of blocks: write it buffered
+    if (direct_) DSV3_TRY(stop_direct_io());
+    DSV3_TRY(write_to_fd(staging_.get(), staged_));
+    staged_ = 0;
+  }
   // Delayed write errors (ENOSPC, EIO on network or thin-provisioned storage) surface at
   // fsync or close, not at write: both are checked before the file gets its final name.
   if (durable && ::fsync(fd_) != 0)

@@ -144,7 +144,8 @@ std::vector<Item> plan_items(const PlannedShard& shard, uint64_t chunk) {
 }  // namespace
 
 uint64_t stream_buffer_bound(const StreamOptions& o, const ThreadPool& pool) {
-  return 2 * static_cast<uint64_t>(batch_items_for(o, pool)) * 2 * chunk_bytes_for(o, pool);
+  const uint64_t staging = o.direct_io ? uint64_t(8) << 20 : 0;  // PartialFile's direct-I/O buffer
+  return 2 * static_cast<uint64_t>(batch_items_for(o, pool)) * 2 * chunk_bytes_for(o, pool) + staging;
 }
 
 Status write_planned_shard(const PlannedShard& shard, const Checkpoint& ck, const std::string& out_path,
@@ -167,7 +168,7 @@ Status write_planned_shard(const PlannedShard& shard, const Checkpoint& ck, cons
   std::vector<uint64_t> offsets;
   const std::string header = make_safetensors_header(list, {{"format", "pt"}}, &offsets);
 
-  DSV3_ASSIGN(PartialFile file, PartialFile::create(out_path));
+  DSV3_ASSIGN(PartialFile file, PartialFile::create(out_path, opt.direct_io));
   uint8_t len[8];
   for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>((header.size() >> (8 * i)) & 0xFF);
   DSV3_TRY(file.write(len, 8));

@@ -5,9 +5,10 @@
 // (double buffering), and copied tensors go from the input mapping straight to the file. Input
 // pages are released from the process once consumed (tools/page_release.h).
 //
-// Memory bound: 2 batches x batch_items x (chunk_bytes + chunk_bytes / 4) of buffers, plus the
-// FP8 scales of the tensor being quantized (1/16384 of its values, as F32). Neither a shard nor
-// a tensor is ever held whole.
+// Memory bound: 2 batches x batch_items x 2 x chunk_bytes of buffers (each slot: an output
+// buffer and a float staging buffer), the 8 MiB direct-I/O buffer, and the FP8 scales of the
+// tensors quantized in the shard (1/16384 of their values, as F32). Neither a shard nor a
+// tensor is ever held whole. stream_buffer_bound() computes it.
 
 #include <atomic>
 #include <cstdint>
@@ -25,6 +26,7 @@ struct StreamOptions {
   uint64_t chunk_bytes = uint64_t(4) << 20;
   int batch_items = 0;                            // 0: twice the pool's threads (at most 64)
   bool durable = true;                            // fsync before the rename
+  bool direct_io = true;                          // write shards with O_DIRECT (partial_file.h)
   const std::atomic<bool>* cancel = nullptr;      // checked between items: "interrupted"
   std::function<void(uint64_t)> on_progress;      // input bytes done, from the calling thread
 };
