@@ -75,16 +75,18 @@ int run_convert(const ConvertArgs& a) {
 
 Command add_convert(CLI::App& root) {
   auto args = std::make_shared<ConvertArgs>();
-  CLI::App* app = root.add_subcommand(
-      "convert",
-      "Convert a checkpoint: --to bf16 dequantizes FP8 projections (float32 e4m3 * scale_inv rounded to nearest-even "
-      "BF16, scales dropped, quantization_config removed: what DeepSeek's fp8_cast_bf16.py does); --to fp8 quantizes "
-      "BF16/F16/F32 projections to FP8 e4m3 with 128x128 block scales (amax / 448) as the published checkpoints are "
-      "made. Keep serving the FP8 checkpoint when you have it: BF16 rounding alone moves logits (by up to ~1.0 on the "
-      "random tiny-v3 test model, where expert choices flip), so a BF16 copy is not the same model to the last bit. "
-      "Streams shard by shard in bounded memory, in parallel, with progress on stderr; output files appear under "
-      "their final names only when complete, config.json last (a directory without it is incomplete). "
-      "Exit codes: 0 done, 1 error, 2 usage, 130 interrupted.");
+  CLI::App* app = root.add_subcommand("convert", "Convert a checkpoint between FP8 (e4m3, 128x128 block scales) and BF16");
+  app->footer(
+      "--to bf16: FP8 projections become BF16, each value the float32 product e4m3 * scale_inv rounded to\n"
+      "  nearest even (what DeepSeek's fp8_cast_bf16.py computes); scales dropped, quantization_config removed.\n"
+      "--to fp8: BF16/F16/F32 projection weights become FP8 e4m3 with F32 scales per 128x128 block\n"
+      "  (amax / 448), as the published checkpoints are made; router, norms, embeddings, head, eh_proj stay.\n"
+      "Keep serving the FP8 checkpoint when you have it: BF16 rounding alone changes the model (on the random\n"
+      "  tiny-v3 test model it moves logits by up to ~1.0, because expert choices flip).\n"
+      "Streams tensor by tensor in bounded memory (buffers: at most 264 MiB, ~75 MB with 2 threads), in parallel,\n"
+      "  with progress on stderr. Files get their final names only when complete, config.json last: a directory without\n"
+      "  config.json is incomplete; rerunning into it starts cleanly. Non-weight files (tokenizer, ...) are copied.\n"
+      "Exit codes: 0 done, 1 error, 2 usage, 130 interrupted (Ctrl-C).");
   app->add_option("--model", args->model, "Input checkpoint directory (HuggingFace layout)")->required();
   app->add_option("--out", args->out, "Output directory (created; must be empty or a previous convert output)")
       ->required();

@@ -54,12 +54,15 @@ int run_inspect(const InspectArgs& a) {
 
 Command add_inspect(CLI::App& root) {
   auto args = std::make_shared<InspectArgs>();
-  CLI::App* app = root.add_subcommand(
-      "inspect",
-      "Describe and validate a checkpoint: architecture, parameter counts (total, active per token, MTP), bytes by "
-      "dtype, weight bytes read per decoded token, KV cache per token, shards, missing/unused/mis-shaped tensors. "
-      "Works on a directory holding only config.json. Exit code 0: loadable (warnings allowed); 1: not loadable, "
-      "or --verify found NaN/Inf; 2: usage.");
+  CLI::App* app = root.add_subcommand("inspect", "Describe and validate a checkpoint directory (or a config.json alone)");
+  app->footer(
+      "Reports the architecture, parameter counts (main model, active per token, MTP with and without the\n"
+      "  embedding and head it shares), bytes by dtype, weight bytes read per decoded token, KV cache bytes per\n"
+      "  token, the shards, and the loader's validation: every missing, mis-shaped or mistyped tensor, bad FP8\n"
+      "  scales, non-finite norms/biases (errors); unused tensors and an absent MTP module (warnings).\n"
+      "  Without weights (config.json only) the counts come from the config.\n"
+      "Exit codes: 0 the model can be loaded (warnings allowed); 1 it cannot, or --verify found NaN/Inf, or\n"
+      "  config.json is unusable; 2 usage; 130 interrupted.");
   app->add_option("--model", args->model, "Checkpoint directory (HuggingFace layout), or one with only config.json")
       ->required();
   app->add_flag("--json", args->json, "Print a JSON report instead of text");

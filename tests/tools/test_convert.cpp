@@ -236,6 +236,13 @@ TEST(Convert, CopiesNonWeightFilesAndKeepsSingleFileLayout) {
   EXPECT_TRUE(Model::load(single_out.path(), opt).ok());
 }
 
+TEST(Convert, HelpSaysTheFp8CheckpointStaysTheOneToServe) {
+  auto r = dsv3::test::run_dsv3("convert --help");
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.out.find("Keep serving the FP8 checkpoint"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("fp8_cast_bf16.py"), std::string::npos);
+}
+
 TEST(Convert, RefusesUnsafeOutputDirectories) {
   TempDir t;
   auto same = dsv3::test::run_dsv3("convert --model " + kTiny + " --out " + kTiny + "/ --to bf16");
