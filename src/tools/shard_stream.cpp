@@ -223,7 +223,7 @@ Status write_planned_shard(const PlannedShard& shard, const Checkpoint& ck, cons
       if (t.op == TensorOp::DequantFp8) dequant_rows(t, it.row0, it.row1, slot.out.data());
       else quant_rows(t, it.row0, it.row1, slot, scales.at(t.name));
     });
-    // The previous batch must be on disk before this one is written (order) and before its
+    // The previous batch must be written out before this one is (file order) and before its
     // buffers are reused by the next computation.
     if (writer.joinable()) {
       writer.join();
