@@ -53,7 +53,7 @@ WeightBinder::WeightBinder(const Checkpoint* checkpoint, const ModelConfig& conf
 
 const TensorRef* WeightBinder::lookup(const std::string& name, const std::vector<int64_t>& shape, TensorRole role,
                                      const std::string& shares_with) {
-  specs_.push_back({name, shape, role, mtp_, shares_with});
+  specs_.push_back({name, shape, role, mtp_, routed_expert_, shares_with});
   if (!ck_) return nullptr;
   const TensorRef* t = ck_->find(name);
   if (!t) {
@@ -62,12 +62,12 @@ const TensorRef* WeightBinder::lookup(const std::string& name, const std::vector
   }
   used_.insert(name);
   if (!dtype_ok(role, t->dtype)) {
-    problem("tensor '" + name + "': dtype " + dtype_name(t->dtype) + " is not supported here (expected " +
+    problem(name, "tensor '" + name + "': dtype " + dtype_name(t->dtype) + " is not supported here (expected " +
             role_dtypes(role) + ")");
     return nullptr;
   }
   if (t->shape != shape) {
-    problem("tensor '" + name + "': shape " + shape_str(t->shape) + " does not match the config, expected " +
+    problem(name, "tensor '" + name + "': shape " + shape_str(t->shape) + " does not match the config, expected " +
             shape_str(shape));
     return nullptr;
   }
@@ -95,17 +95,17 @@ LinearWeight WeightBinder::linear(const std::string& name, int64_t rows, int64_t
   const TensorRef* s = ck_->find(sname);
   std::vector<int64_t> sshape = {(rows + w.block_rows - 1) / w.block_rows, (cols + w.block_cols - 1) / w.block_cols};
   if (!s) {
-    problem("tensor '" + wname + "' is F8_E4M3 but '" + sname +
+    problem(sname, "tensor '" + wname + "' is F8_E4M3 but '" + sname +
             "' is missing (FP8 weights need their block scales; is this a partial download?)");
     return w;
   }
   used_.insert(sname);
   if (s->dtype != DType::F32) {
-    problem("tensor '" + sname + "': dtype " + dtype_name(s->dtype) + ", expected F32");
+    problem(sname, "tensor '" + sname + "': dtype " + dtype_name(s->dtype) + ", expected F32");
     return w;
   }
   if (s->shape != sshape) {
-    problem("tensor '" + sname + "': shape " + shape_str(s->shape) + ", expected " + shape_str(sshape) +
+    problem(sname, "tensor '" + sname + "': shape " + shape_str(s->shape) + ", expected " + shape_str(sshape) +
             str_f(" for a [%lld, %lld] weight in %lldx%lld blocks", static_cast<long long>(rows),
                   static_cast<long long>(cols), static_cast<long long>(w.block_rows),
                   static_cast<long long>(w.block_cols)));
@@ -115,7 +115,7 @@ LinearWeight WeightBinder::linear(const std::string& name, int64_t rows, int64_t
   const float* sc = reinterpret_cast<const float*>(s->data);
   for (uint64_t i = 0; i < s->numel(); ++i) {
     if (!std::isfinite(sc[i]) || sc[i] <= 0.0f) {
-      problem("tensor '" + sname + str_f("': scale %g at index %llu is not a finite positive number", sc[i],
+      problem(sname, "tensor '" + sname + str_f("': scale %g at index %llu is not a finite positive number", sc[i],
                                          static_cast<unsigned long long>(i)));
       return w;
     }
@@ -130,7 +130,7 @@ std::vector<float> WeightBinder::norm(const std::string& name, int64_t dim) {
   std::vector<float> v = to_f32(*t);
   for (size_t i = 0; i < v.size(); ++i)
     if (!std::isfinite(v[i])) {
-      problem("tensor '" + name + str_f("': value at index %zu is not finite", i));
+      problem(name, "tensor '" + name + str_f("': value at index %zu is not finite", i));
       break;
     }
   return v;
@@ -142,7 +142,7 @@ std::vector<float> WeightBinder::bias(const std::string& name, int64_t dim) {
   std::vector<float> v = to_f32(*t);
   for (size_t i = 0; i < v.size(); ++i)
     if (!std::isfinite(v[i])) {
-      problem("tensor '" + name + str_f("': value at index %zu is not finite", i));
+      problem(name, "tensor '" + name + str_f("': value at index %zu is not finite", i));
       break;
     }
   return v;
@@ -156,7 +156,7 @@ Status WeightBinder::finish() const {
     for (size_t i = 0; i < missing_.size() && i < 20; ++i) msg += (i ? ", " : "") + missing_[i];
     if (missing_.size() > 20) msg += str_f(", ... and %zu more", missing_.size() - 20);
   }
-  for (size_t i = 0; i < problems_.size() && i < 20; ++i) msg += (msg.empty() ? "" : "; ") + problems_[i];
+  for (size_t i = 0; i < problems_.size() && i < 20; ++i) msg += (msg.empty() ? "" : "; ") + problems_[i].message;
   if (problems_.size() > 20) msg += str_f("; ... and %zu more problems", problems_.size() - 20);
   return Error(msg);
 }
@@ -194,8 +194,10 @@ DecoderLayerWeights bind_layer(WeightBinder& b, const ModelConfig& c, int64_t i)
     MoeWeights m;
     m.gate = b.linear(p + ".mlp.gate", c.n_routed_experts, hidden, TensorRole::LinearBf16);
     if (c.has_router_bias()) m.e_score_correction_bias = b.bias(p + ".mlp.gate.e_score_correction_bias", c.n_routed_experts);
+    b.set_routed_expert(true);
     for (int64_t e = 0; e < c.n_routed_experts; ++e)
       m.experts.push_back(bind_mlp(b, p + ".mlp.experts." + std::to_string(e), hidden, c.moe_intermediate_size));
+    b.set_routed_expert(false);
     if (c.n_shared_experts > 0)
       m.shared_experts = bind_mlp(b, p + ".mlp.shared_experts", hidden, c.moe_intermediate_size * c.n_shared_experts);
     l.moe = std::move(m);

@@ -33,6 +33,7 @@ struct TensorSpec {
   std::vector<int64_t> shape;
   TensorRole role;
   bool mtp = false;             // belongs to a Multi-Token-Prediction layer
+  bool routed_expert = false;   // part of a routed expert (active for num_experts_per_tok of n_routed_experts)
   // For MTP tensors that equal a main-model tensor in released checkpoints (the MTP
   // embedding and head): that tensor's name.
   std::string shares_with;
@@ -83,6 +84,12 @@ struct ModelWeights {
   std::vector<MtpLayerWeights> mtp;      // empty unless requested and present
 };
 
+// One defect found while binding: the tensor it concerns and a message naming expected vs actual.
+struct BindProblem {
+  std::string tensor;
+  std::string message;
+};
+
 class WeightBinder {
  public:
   // With a checkpoint: binds and validates. Without (nullptr): only records specs.
@@ -93,24 +100,30 @@ class WeightBinder {
   std::vector<float> norm(const std::string& name, int64_t dim);
   std::vector<float> bias(const std::string& name, int64_t dim);
   void set_mtp(bool mtp) { mtp_ = mtp; }
+  void set_routed_expert(bool routed) { routed_expert_ = routed; }
 
   const std::vector<TensorSpec>& specs() const { return specs_; }
   const std::set<std::string>& used() const { return used_; }
+  // Every required tensor absent from the checkpoint, and every other defect, in walk order
+  // (for reports that list them all; finish() abbreviates).
+  const std::vector<std::string>& missing() const { return missing_; }
+  const std::vector<BindProblem>& problems() const { return problems_; }
   // All problems found, as one error (missing names: first 20 and a count).
   Status finish() const;
 
  private:
   const TensorRef* lookup(const std::string& name, const std::vector<int64_t>& shape, TensorRole role,
                           const std::string& shares_with = "");
-  void problem(const std::string& msg) { problems_.push_back(msg); }
+  void problem(const std::string& tensor, const std::string& msg) { problems_.push_back({tensor, msg}); }
 
   const Checkpoint* ck_;
   const ModelConfig& config_;
   bool mtp_ = false;
+  bool routed_expert_ = false;
   std::vector<TensorSpec> specs_;
   std::set<std::string> used_;
   std::vector<std::string> missing_;
-  std::vector<std::string> problems_;
+  std::vector<BindProblem> problems_;
 };
 
 // Walks the architecture, binding (or listing) every tensor. MTP layers are included when
