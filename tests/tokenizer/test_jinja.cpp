@@ -85,7 +85,8 @@ TEST(Jinja, DeepNestingIsASyntaxError) {
   EXPECT_NE(compile_error("{{ " + std::string(1000, '(') + "1" + std::string(1000, ')') + " }}").find("nested too deeply"),
             std::string::npos);
   EXPECT_NE(compile_error("{{ " + std::string(1500, '-') + "1 }}").find("nested too deeply"), std::string::npos);
-  EXPECT_NE(compile_error("{{ " + std::string(1500, '[') + " }}").find("nested too deeply"), std::string::npos);
+  EXPECT_NE(compile_error("{{ " + std::string(900, '[') + std::string(900, ']') + " }}").find("nested too deeply"), std::string::npos);
+  EXPECT_NE(compile_error("{{ [[[ }}").find("unterminated"), std::string::npos);
   EXPECT_NE(compile_error("{{ " + std::string(100000, '(') + " }}").find("tag too long"), std::string::npos);
   std::string ifs;
   for (int i = 0; i < 100000; ++i) ifs += "{% if x %}";

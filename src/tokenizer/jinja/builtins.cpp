@@ -271,6 +271,50 @@ Value string_method(const Value& self, const std::string& name) {
       }
       return Value(static_cast<int64_t>(utf8_chars(s.substr(0, f)).size()));
     });
+  if (name == "removeprefix" || name == "removesuffix")
+    return bound(name, [s, name](CallArgs& a) {
+      const std::string& affix = need_string(a.get(0, "affix"), name.c_str());
+      if (affix.empty() || affix.size() > s.size()) return Value(s);
+      if (name == "removeprefix") return Value(s.compare(0, affix.size(), affix) == 0 ? s.substr(affix.size()) : s);
+      return Value(s.compare(s.size() - affix.size(), affix.size(), affix) == 0 ? s.substr(0, s.size() - affix.size()) : s);
+    });
+  if (name == "zfill" || name == "ljust" || name == "rjust" || name == "center")
+    return bound(name, [s, name](CallArgs& a) {
+      int64_t width = need_int(a.get(0, "width"), name.c_str());
+      std::string fill = name == "zfill" ? "0" : a.get(1, "fillchar", Value(" ")).str();
+      if (utf8_chars(fill).size() != 1) fail(name + ": the fill character must be one character");
+      auto n = static_cast<int64_t>(utf8_chars(s).size());
+      if (width > (1 << 20)) fail(name + ": width too large");
+      if (width <= n) return Value(s);
+      int64_t pad = width - n, left = 0;
+      if (name == "rjust" || name == "zfill") left = pad;
+      else if (name == "center") left = pad / 2 + (pad & width & 1);  // Python's centering rule
+      auto repeat = [&](int64_t k) {
+        std::string r;
+        for (int64_t i = 0; i < k; ++i) r += fill;
+        return r;
+      };
+      if (name == "zfill" && !s.empty() && (s[0] == '-' || s[0] == '+')) return Value(s.substr(0, 1) + repeat(pad) + s.substr(1));
+      return Value(repeat(left) + s + repeat(pad - left));
+    });
+  if (name == "partition" || name == "rpartition")
+    return bound(name, [s, name](CallArgs& a) {
+      const std::string& sep = need_string(a.get(0, "sep"), name.c_str());
+      if (sep.empty()) fail(name + ": empty separator");
+      size_t f = name == "partition" ? s.find(sep) : s.rfind(sep);
+      if (f == std::string::npos)
+        return name == "partition" ? Value::tuple({Value(s), Value(""), Value("")}) : Value::tuple({Value(""), Value(""), Value(s)});
+      return Value::tuple({Value(s.substr(0, f)), Value(sep), Value(s.substr(f + sep.size()))});
+    });
+  if (name == "swapcase")
+    return bound(name, [s](CallArgs&) {
+      std::string out;
+      for (const auto& ch : utf8_chars(s)) {
+        auto cp = static_cast<UChar32>(unicode::decode_utf8(ch, 0).cp);
+        out += u_isUUppercase(cp) ? map_case(ch, false) : u_isULowercase(cp) ? map_case(ch, true) : ch;
+      }
+      return Value(std::move(out));
+    });
   if (name == "title") return bound(name, [s](CallArgs&) { return Value(title(s)); });
   if (name == "capitalize") return bound(name, [s](CallArgs&) { return Value(capitalize(s)); });
   if (name == "join")
