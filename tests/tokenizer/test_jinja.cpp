@@ -86,7 +86,7 @@ TEST(Jinja, DeepNestingIsASyntaxError) {
             std::string::npos);
   EXPECT_NE(compile_error("{{ " + std::string(1500, '-') + "1 }}").find("nested too deeply"), std::string::npos);
   EXPECT_NE(compile_error("{{ " + std::string(900, '[') + std::string(900, ']') + " }}").find("nested too deeply"), std::string::npos);
-  EXPECT_NE(compile_error("{{ [[[ }}").find("unterminated"), std::string::npos);
+  EXPECT_NE(compile_error("{{ [[[ }}").find("line 1"), std::string::npos);
   EXPECT_NE(compile_error("{{ " + std::string(100000, '(') + " }}").find("tag too long"), std::string::npos);
   std::string ifs;
   for (int i = 0; i < 100000; ++i) ifs += "{% if x %}";
