@@ -7,6 +7,7 @@
 namespace dsv3 {
 
 void MergeTable::insert(int32_t left, int32_t right, int32_t rank, int32_t result) {
+  filter_.clear();  // finalize() rebuilds it
   if ((count_ + 1) * 2 > slots_.size()) grow();
   uint64_t key = pack(left, right);
   size_t mask = slots_.size() - 1;
@@ -37,6 +38,17 @@ void MergeTable::grow() {
 void MergeTable::finalize() {
   // insert() keeps the load factor at or below 1/2: probes stay short and the table small
   // (4 MB for DeepSeek-V3's 128k merges), which matters more than probe length here.
+  // Bloom filter: 16 bits per merge, two probes (about 1.5% false positives).
+  size_t bits = 64;
+  while (bits < count_ * 16) bits *= 2;
+  filter_.assign(bits / 64, 0);
+  for (const Slot& s : slots_) {
+    if (s.key == kEmpty) continue;
+    uint64_t h = s.key * 0x9E3779B97F4A7C15ull;
+    size_t b1 = (h >> 20) & (bits - 1), b2 = (h >> 42) & (bits - 1);
+    filter_[b1 >> 6] |= uint64_t{1} << (b1 & 63);
+    filter_[b2 >> 6] |= uint64_t{1} << (b2 & 63);
+  }
 }
 
 Bpe::Bpe(std::vector<int32_t> byte_ids, MergeTable merges)

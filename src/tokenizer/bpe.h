@@ -28,6 +28,14 @@ class MergeTable {
   // The merge of (left, right), or nullptr.
   const Merge* find(int32_t left, int32_t right) const {
     uint64_t key = pack(left, right);
+    // Most lookups late in a word ask for pairs that have no merge; a small Bloom filter
+    // (256 KB, stays in L2) answers those without touching the 4 MB slot array.
+    uint64_t h = key * 0x9E3779B97F4A7C15ull;
+    if (!filter_.empty()) {
+      size_t bits = filter_.size() * 64 - 1;
+      size_t b1 = (h >> 20) & bits, b2 = (h >> 42) & bits;
+      if (!((filter_[b1 >> 6] >> (b1 & 63)) & 1) || !((filter_[b2 >> 6] >> (b2 & 63)) & 1)) return nullptr;
+    }
     size_t mask = slots_.size() - 1;
     for (size_t i = hash(key) & mask;; i = (i + 1) & mask) {
       const Slot& s = slots_[i];
@@ -50,6 +58,7 @@ class MergeTable {
   void grow();
 
   std::vector<Slot> slots_ = std::vector<Slot>(16);
+  std::vector<uint64_t> filter_;  // built by finalize(); empty = no filtering
   size_t count_ = 0;
 };
 

@@ -100,13 +100,29 @@ Result<std::string> Tokenizer::decode(std::span<const int32_t> ids, bool skip_sp
   return unicode::to_valid_utf8(bytes);
 }
 
+namespace {
+
+template <typename J>
+Result<std::string> apply_template(const ChatTemplate* t, const J& messages, bool add_generation_prompt, const J& extra,
+                                   const std::string& bos, const std::string& eos) {
+  if (!t) return Error("the tokenizer has no chat_template (tokenizer_config.json)");
+  if (!extra.is_null() && !extra.is_object()) return Error("chat template: extra variables must be a JSON object");
+  J vars = extra.is_object() ? extra : J::object();
+  if (!vars.contains("bos_token")) vars["bos_token"] = bos;
+  if (!vars.contains("eos_token")) vars["eos_token"] = eos;
+  return t->render(messages, add_generation_prompt, vars);
+}
+
+}  // namespace
+
 Result<std::string> Tokenizer::apply_chat_template(const Json& messages, bool add_generation_prompt,
                                                    const Json& extra) const {
-  if (!chat_template_) return Error("the tokenizer has no chat_template (tokenizer_config.json)");
-  Json vars = extra.is_object() ? extra : Json::object();
-  if (!vars.contains("bos_token")) vars["bos_token"] = bos_token_;
-  if (!vars.contains("eos_token")) vars["eos_token"] = eos_token_;
-  return chat_template_->render(messages, add_generation_prompt, vars);
+  return apply_template(chat_template_.get(), messages, add_generation_prompt, extra, bos_token_, eos_token_);
+}
+
+Result<std::string> Tokenizer::apply_chat_template(const OrderedJson& messages, bool add_generation_prompt,
+                                                   const OrderedJson& extra) const {
+  return apply_template(chat_template_.get(), messages, add_generation_prompt, extra, bos_token_, eos_token_);
 }
 
 }  // namespace dsv3

@@ -79,6 +79,9 @@ class Tokenizer {
   // `extra` win). Error when there is no template or rendering fails.
   Result<std::string> apply_chat_template(const Json& messages, bool add_generation_prompt,
                                           const Json& extra = Json::object()) const;
+  // Same with key order kept (tools | tojson then matches HF byte for byte).
+  Result<std::string> apply_chat_template(const OrderedJson& messages, bool add_generation_prompt,
+                                          const OrderedJson& extra) const;
 
   const PreTokenizer& pre_tokenizer() const { return pre_tokenizer_; }
   const Bpe& bpe_for_testing() const { return *bpe_; }

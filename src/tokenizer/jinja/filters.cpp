@@ -104,10 +104,20 @@ std::string html_escape(const std::string& s) {
 const std::unordered_map<std::string, FilterFn>& filters() {
   static const std::unordered_map<std::string, FilterFn> table = [] {
     std::unordered_map<std::string, FilterFn> f;
+    // HF's tojson: json.dumps(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False).
     f["tojson"] = [](const Value& v, CallArgs& a) {
-      Value indent = a.get(0, "indent", Value::none());
-      Value sort = a.get(SIZE_MAX, "sort_keys", Value(false));
-      return Value(v.to_json(indent.is_int() ? static_cast<int>(indent.as_int()) : -1, sort.truthy()));
+      Value::JsonFormat fmt;
+      Value indent = a.get(SIZE_MAX, "indent", a.get(0, "indent", Value::none()));
+      if (indent.is_int()) fmt.indent = static_cast<int>(std::clamp<int64_t>(indent.as_int(), 0, 64));
+      fmt.ensure_ascii = a.get(SIZE_MAX, "ensure_ascii", Value(false)).truthy();
+      fmt.sort_keys = a.get(SIZE_MAX, "sort_keys", Value(false)).truthy();
+      Value seps = a.get(SIZE_MAX, "separators", Value::none());
+      if (seps.is_list()) {
+        if (seps.as_list().size() != 2) fail("tojson: separators must be a pair of strings");
+        fmt.item_separator = need_string(seps.as_list()[0], "tojson separators");
+        fmt.key_separator = need_string(seps.as_list()[1], "tojson separators");
+      }
+      return Value(v.to_json(fmt));
     };
     f["length"] = f["count"] = [](const Value& v, CallArgs&) { return Value(length_of(v)); };
     f["string"] = [](const Value& v, CallArgs&) { return Value(v.str()); };

@@ -156,6 +156,7 @@ class Lexer {
   bool lex_tag(bool is_var) {
     tokens_.push_back({is_var ? TokenType::kVarBegin : TokenType::kBlockBegin, "", line_});
     int start_line = line_;
+    brackets_.clear();
     size_t first_token = tokens_.size();
     while (true) {
       // A left-deep chain (a + b + c ...) nests as deep as it is long; bounding the tokens of
@@ -169,16 +170,17 @@ class Lexer {
       if (pos_ >= src_.size())
         throw TemplateError(is_var ? "unterminated '{{' (missing '}}')" : "unterminated '{%' (missing '%}')", start_line);
       char c = src_[pos_];
-      // Closing marks, with optional - or + before them.
+      // Closing marks, with optional - or + before them; as in Jinja2 they only close the tag
+      // outside brackets, so {{ {'a': {'b': 1}} }} is one expression.
       char close0 = is_var ? '}' : '%';
       size_t p = pos_;
       bool strip = false, plus = false;
-      if ((c == '-' || c == '+') && p + 2 < src_.size() + 1 && src_.compare(p + 1, 2, std::string{close0, '}'}) == 0) {
+      if (brackets_.empty() && (c == '-' || c == '+') && src_.compare(p + 1, 2, std::string{close0, '}'}) == 0) {
         strip = c == '-';
         plus = c == '+';
         ++p;
       }
-      if (src_.compare(p, 2, std::string{close0, '}'}) == 0) {
+      if (brackets_.empty() && src_.compare(p, 2, std::string{close0, '}'}) == 0) {
         pos_ = p + 2;
         tokens_.push_back({is_var ? TokenType::kVarEnd : TokenType::kBlockEnd, "", line_});
         (void)plus;  // +%} keeps the newline: nothing to do beyond not trimming
@@ -286,11 +288,19 @@ class Lexer {
     char c = src_[pos_];
     if (std::string_view("+-*/%~<>=()[]{},.:|").find(c) == std::string_view::npos)
       error(std::string("unexpected character '") + c + "' in tag");
+    if (c == '(' || c == '[' || c == '{') {
+      brackets_.push_back(c);
+    } else if (c == ')' || c == ']' || c == '}') {
+      char open = c == ')' ? '(' : c == ']' ? '[' : '{';
+      if (brackets_.empty() || brackets_.back() != open) error(std::string("unexpected '") + c + "'");
+      brackets_.pop_back();
+    }
     tokens_.push_back({TokenType::kOperator, std::string(1, c), line_});
     ++pos_;
   }
 
   std::string src_;
+  std::string brackets_;  // open brackets of the current tag
   size_t pos_ = 0;
   int line_ = 1;
   std::vector<Token> tokens_;

@@ -1,5 +1,6 @@
 // Expression parsing: Jinja2's precedence climbing (see parser.h for the order).
 
+#include "tokenizer/jinja/builtins.h"
 #include "tokenizer/jinja/parser_impl.h"
 
 namespace dsv3::jinja::detail {
@@ -352,6 +353,7 @@ ExprPtr Parser::parse_filter_chain(ExprPtr input, bool leading_pipe) {
     first = false;
     auto f = node(ExprKind::kFilter, cur().line);
     f->name = dotted_name();
+    if (!has_filter(f->name)) throw TemplateError("no filter named '" + f->name + "'", f->line);  // Jinja2 checks at compile time too
     f->args.push_back(std::move(input));
     if (is_op("(")) parse_call_args(*f);
     input = std::move(f);
@@ -369,6 +371,7 @@ ExprPtr Parser::parse_filter_expr(ExprPtr e) {
       auto t = node(ExprKind::kTest, line);
       t->negated = accept_name("not");
       t->name = dotted_name();
+    if (!has_test(t->name)) throw TemplateError("no test named '" + t->name + "'", line);
       t->args.push_back(std::move(e));
       if (is_op("(")) {
         parse_call_args(*t);

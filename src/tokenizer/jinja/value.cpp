@@ -59,9 +59,22 @@ Value from_json_impl(const J& j, int depth = 0) {
   }
 }
 
-void append_json_string(std::string& out, const std::string& s) {
+void append_json_string(std::string& out, const std::string& s, bool ensure_ascii) {
   out += '"';
-  for (unsigned char c : s) {
+  for (size_t pos = 0; pos < s.size(); ++pos) {
+    auto c = static_cast<unsigned char>(s[pos]);
+    if (ensure_ascii && c >= 0x80) {
+      auto d = unicode::decode_utf8(s, pos);
+      uint32_t cp = d.cp == unicode::kInvalid ? 0xFFFD : d.cp;
+      if (cp >= 0x10000) {
+        cp -= 0x10000;
+        out += str_f("\\u%04x\\u%04x", 0xD800 + (cp >> 10), 0xDC00 + (cp & 0x3FF));
+      } else {
+        out += str_f("\\u%04x", cp);
+      }
+      pos += d.len - 1;
+      continue;
+    }
     switch (c) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;
@@ -83,8 +96,11 @@ void append_json_string(std::string& out, const std::string& s) {
   out += '"';
 }
 
-void to_json_impl(const Value& v, std::string& out, int indent, bool sort_keys, int depth) {
+void to_json_impl(const Value& v, std::string& out, const Value::JsonFormat& f, int depth) {
   if (depth > 512) fail("tojson: value nested too deeply");
+  int indent = f.indent;
+  bool sort_keys = f.sort_keys;
+  const std::string item_sep = f.item_separator ? *f.item_separator : indent < 0 ? ", " : ",";
   auto newline = [&](int d) {
     if (indent < 0) return;
     out += '\n';
@@ -102,7 +118,7 @@ void to_json_impl(const Value& v, std::string& out, int indent, bool sort_keys, 
       else out += python_float_repr(d);
       return;
     }
-    case Value::Kind::kString: append_json_string(out, v.as_string()); return;
+    case Value::Kind::kString: append_json_string(out, v.as_string(), f.ensure_ascii); return;
     case Value::Kind::kList: {
       const auto& list = v.as_list();
       if (list.empty()) {
@@ -111,9 +127,9 @@ void to_json_impl(const Value& v, std::string& out, int indent, bool sort_keys, 
       }
       out += '[';
       for (size_t i = 0; i < list.size(); ++i) {
-        if (i) out += indent < 0 ? ", " : ",";
+        if (i) out += item_sep;
         newline(depth + 1);
-        to_json_impl(list[i], out, indent, sort_keys, depth + 1);
+        to_json_impl(list[i], out, f, depth + 1);
       }
       newline(depth);
       out += ']';
@@ -130,11 +146,11 @@ void to_json_impl(const Value& v, std::string& out, int indent, bool sort_keys, 
       }
       out += '{';
       for (size_t i = 0; i < items.size(); ++i) {
-        if (i) out += indent < 0 ? ", " : ",";
+        if (i) out += item_sep;
         newline(depth + 1);
-        append_json_string(out, items[i]->first);
-        out += ": ";
-        to_json_impl(items[i]->second, out, indent, sort_keys, depth + 1);
+        append_json_string(out, items[i]->first, f.ensure_ascii);
+        out += f.key_separator;
+        to_json_impl(items[i]->second, out, f, depth + 1);
       }
       newline(depth);
       out += '}';
@@ -260,9 +276,9 @@ std::string Value::repr() const {
   }
 }
 
-std::string Value::to_json(int indent, bool sort_keys) const {
+std::string Value::to_json(const JsonFormat& format) const {
   std::string out;
-  to_json_impl(*this, out, indent, sort_keys, 0);
+  to_json_impl(*this, out, format, 0);
   return out;
 }
 

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -103,8 +104,18 @@ class Value {
   std::string str() const;
   // Python repr(), used inside list/dict str().
   std::string repr() const;
-  // json.dumps(value, ensure_ascii=False, indent=indent (<0: none), sort_keys=sort_keys).
-  std::string to_json(int indent = -1, bool sort_keys = false) const;
+  // json.dumps(value, ensure_ascii, indent (<0: none), separators, sort_keys) as HF's tojson
+  // calls it (ensure_ascii=False by default; separators default to ", " / ": ", or "," / ": "
+  // with an indent).
+  struct JsonFormat {
+    int indent = -1;
+    bool sort_keys = false;
+    bool ensure_ascii = false;
+    std::optional<std::string> item_separator;  // none: Python's default for the indent
+    std::string key_separator = ": ";
+  };
+  std::string to_json(const JsonFormat& format) const;
+  std::string to_json() const { return to_json(JsonFormat{}); }
   // Python ==.
   bool equals(const Value& other) const;
   // Python <, for numbers, strings and lists; throws a template error for other pairs.
