@@ -1,6 +1,11 @@
 #include "base/thread_pool.h"
 
+#include <linux/futex.h>
 #include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "base/result.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -18,8 +23,8 @@ inline void cpu_relax() {
 
 // Spin this many rounds waiting before sleeping: long enough to cover the gap between
 // consecutive kernels of one decode step, short enough not to burn a core when idle. Every
-// kYieldEvery rounds the spinner yields, so that on an oversubscribed machine (more runnable
-// threads than cores, e.g. tests in parallel) a descheduled peer gets the core it waits for.
+// kYieldEvery rounds the spinner yields, so that on an oversubscribed machine a descheduled
+// peer gets the core.
 constexpr int kSpinRounds = 1 << 14;
 constexpr int kYieldEvery = 256;
 
@@ -27,6 +32,41 @@ inline void spin_pause(int round) {
   if (round % kYieldEvery == kYieldEvery - 1) std::this_thread::yield();
   else cpu_relax();
 }
+
+// Sleeping and waking on a 32-bit word (Linux futex): FUTEX_WAIT returns at once if the word
+// no longer holds `expected`, so a wake between the check and the wait is never lost.
+void futex_wait(std::atomic<uint32_t>& word, uint32_t expected) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAIT_PRIVATE, expected, nullptr, nullptr, 0);
+}
+void futex_wake_all(std::atomic<uint32_t>& word) {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&word), FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr, nullptr, 0);
+}
+
+// Waits until word != value: spins (yielding now and then), then sleeps. `sleeping` counts
+// sleepers so that wakers make the system call only when someone sleeps.
+void wait_while_equal(std::atomic<uint32_t>& word, uint32_t value, std::atomic<int>& sleeping) {
+  for (int spin = 0; spin < kSpinRounds; ++spin) {
+    if (word.load(std::memory_order_acquire) != value) return;
+    spin_pause(spin);
+  }
+  while (word.load(std::memory_order_acquire) == value) {
+    sleeping.fetch_add(1, std::memory_order_seq_cst);
+    if (word.load(std::memory_order_seq_cst) == value) futex_wait(word, value);
+    sleeping.fetch_sub(1, std::memory_order_seq_cst);
+  }
+}
+
+void wake_if_sleeping(std::atomic<uint32_t>& word, std::atomic<int>& sleeping) {
+  if (sleeping.load(std::memory_order_seq_cst) > 0) futex_wake_all(word);
+}
+
+constexpr uint64_t kIndexBits = 24;
+constexpr uint64_t kIndexMask = (uint64_t(1) << kIndexBits) - 1;
+inline uint64_t pack(uint64_t job, uint64_t count, uint64_t next) {
+  return ((job & 0xFFFF) << 48) | (count << kIndexBits) | next;
+}
+inline uint64_t count_of(uint64_t c) { return (c >> kIndexBits) & kIndexMask; }
+inline uint64_t next_of(uint64_t c) { return c & kIndexMask; }
 }  // namespace
 
 int ThreadPool::available_cores() {
@@ -47,49 +87,44 @@ ThreadPool::ThreadPool(int n_threads) {
 
 ThreadPool::~ThreadPool() {
   stop_.store(true);
-  generation_.fetch_add(1);
-  generation_.notify_all();
+  wake_workers();
   for (auto& w : workers_) w.join();
 }
 
-void ThreadPool::run_job(int thread_index) {
-  if (job_all_) {
-    (*job_all_)(thread_index);
-    return;
-  }
+void ThreadPool::wake_workers() {
+  generation_.fetch_add(1, std::memory_order_seq_cst);
+  wake_if_sleeping(generation_, sleeping_workers_);
+}
+
+void ThreadPool::run_claimed_tasks() {
+  uint64_t c = claim_.load(std::memory_order_acquire);
   for (;;) {
-    int64_t t = next_task_.fetch_add(1, std::memory_order_relaxed);
-    if (t >= job_tasks_) break;
-    (*job_fn_)(t);
+    const uint64_t count = count_of(c), next = next_of(c);
+    if (next >= count) return;
+    // Claiming (job, next) succeeds only while that job is current; its function and task
+    // count stay valid until all its tasks, this one included, are done.
+    if (!claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
+    (*job_fn_)(static_cast<int64_t>(next));
+    if (done_.fetch_add(1, std::memory_order_seq_cst) + 1 == count) wake_if_sleeping(done_, caller_sleeping_);
+    c = claim_.load(std::memory_order_acquire);
   }
 }
 
 void ThreadPool::worker_loop(int index) {
   t_inside_pool = true;
-  uint64_t seen = 0;
+  uint32_t seen = 0;
   for (;;) {
-    uint64_t g = generation_.load(std::memory_order_acquire);
-    for (int spin = 0; g == seen && spin < kSpinRounds; ++spin) {
-      spin_pause(spin);
-      g = generation_.load(std::memory_order_acquire);
-    }
-    while (g == seen) {
-      generation_.wait(seen, std::memory_order_acquire);
-      g = generation_.load(std::memory_order_acquire);
-    }
+    wait_while_equal(generation_, seen, sleeping_workers_);
+    const uint32_t g = generation_.load(std::memory_order_acquire);
     seen = g;
     if (stop_.load()) return;
-    run_job(index);
-    if (pending_workers_.fetch_sub(1, std::memory_order_acq_rel) == 1) pending_workers_.notify_all();
-  }
-}
-
-void ThreadPool::wait_for_workers() {
-  int spin = 0;
-  for (int left = pending_workers_.load(std::memory_order_acquire); left != 0;
-       left = pending_workers_.load(std::memory_order_acquire)) {
-    if (spin < kSpinRounds) spin_pause(spin++);
-    else pending_workers_.wait(left, std::memory_order_acquire);
+    if (all_generation_.load(std::memory_order_acquire) == g) {
+      // run_on_all publishes nothing else until every worker has run it.
+      (*job_all_)(index);
+      if (pending_workers_.fetch_sub(1, std::memory_order_seq_cst) == 1) wake_if_sleeping(pending_workers_, caller_sleeping_);
+      continue;
+    }
+    run_claimed_tasks();
   }
 }
 
@@ -99,18 +134,18 @@ void ThreadPool::parallel_for(int64_t n_tasks, FunctionRef<void(int64_t)> fn) {
     for (int64_t t = 0; t < n_tasks; ++t) fn(t);
     return;
   }
+  DSV3_CHECK(static_cast<uint64_t>(n_tasks) <= kIndexMask, "parallel_for: %lld tasks", static_cast<long long>(n_tasks));
   std::lock_guard<std::mutex> lock(call_mu_);
   job_fn_ = &fn;
-  job_all_ = nullptr;
-  job_tasks_ = n_tasks;
-  next_task_.store(0, std::memory_order_relaxed);
-  pending_workers_.store(n_threads_ - 1, std::memory_order_relaxed);
-  generation_.fetch_add(1, std::memory_order_release);
-  generation_.notify_all();
+  done_.store(0, std::memory_order_relaxed);
+  claim_.store(pack(++job_id_, static_cast<uint64_t>(n_tasks), 0), std::memory_order_release);
+  wake_workers();
   t_inside_pool = true;
-  run_job(0);
+  run_claimed_tasks();
   t_inside_pool = false;
-  wait_for_workers();
+  for (uint32_t d = done_.load(std::memory_order_acquire); d != static_cast<uint32_t>(n_tasks);
+       d = done_.load(std::memory_order_acquire))
+    wait_while_equal(done_, d, caller_sleeping_);
 }
 
 void ThreadPool::run_on_all(FunctionRef<void(int)> fn) {
@@ -119,15 +154,16 @@ void ThreadPool::run_on_all(FunctionRef<void(int)> fn) {
     return;
   }
   std::lock_guard<std::mutex> lock(call_mu_);
-  job_fn_ = nullptr;
   job_all_ = &fn;
-  pending_workers_.store(n_threads_ - 1, std::memory_order_relaxed);
-  generation_.fetch_add(1, std::memory_order_release);
-  generation_.notify_all();
+  pending_workers_.store(static_cast<uint32_t>(n_threads_ - 1), std::memory_order_relaxed);
+  all_generation_.store(generation_.load() + 1, std::memory_order_release);
+  wake_workers();
   t_inside_pool = true;
   fn(0);
   t_inside_pool = false;
-  wait_for_workers();
+  for (uint32_t left = pending_workers_.load(std::memory_order_acquire); left != 0;
+       left = pending_workers_.load(std::memory_order_acquire))
+    wait_while_equal(pending_workers_, left, caller_sleeping_);
 }
 
 }  // namespace dsv3

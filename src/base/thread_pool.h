@@ -3,6 +3,10 @@
 // regions per token, so workers spin briefly before sleeping and the calling thread takes
 // part in the work: a region costs microseconds, not a condition-variable round trip.
 //
+// A parallel_for ends as soon as all of its tasks are done, whoever ran them: a worker that
+// was descheduled (more runnable threads than cores, e.g. tests running in parallel) never
+// holds the caller up; the caller simply runs the remaining tasks itself.
+//
 // Results never depend on which thread ran a task: kernels split work so that each output
 // element is computed by exactly one task in a fixed order.
 
@@ -44,9 +48,10 @@ class ThreadPool {
 
   // Runs fn(task) for every task in [0, n_tasks), tasks handed out dynamically; returns when
   // all are done. Called from inside a task, it runs the tasks serially on that thread.
+  // At most 2^24 - 1 tasks per call.
   void parallel_for(int64_t n_tasks, FunctionRef<void(int64_t)> fn);
 
-  // Runs fn(thread_index) once on each of the size() threads.
+  // Runs fn(thread_index) once on each of the size() threads (waits for every thread).
   void run_on_all(FunctionRef<void(int)> fn);
 
   // Cores this process may run on (sched_getaffinity), at least 1.
@@ -54,20 +59,29 @@ class ThreadPool {
 
  private:
   void worker_loop(int index);
-  void run_job(int thread_index);
-  void wait_for_workers();
+  // Claims and runs tasks of the current parallel_for until none is left.
+  void run_claimed_tasks();
+  void wake_workers();
 
   int n_threads_;
   std::vector<std::thread> workers_;
   std::mutex call_mu_;  // one parallel region at a time
 
-  // Current job, published by bumping generation_.
+  // The current parallel_for, packed in one word so that a claim is one compare-and-swap
+  // that also checks the job: bits 63..48 job id, 47..24 task count, 23..0 next task.
+  std::atomic<uint64_t> claim_{0};
+  std::atomic<uint32_t> done_{0};  // tasks of the current job finished (futex word)
   FunctionRef<void(int64_t)>* job_fn_ = nullptr;
+  uint64_t job_id_ = 0;
+
+  // run_on_all: every worker runs job_all_ when it sees generation all_generation_.
   FunctionRef<void(int)>* job_all_ = nullptr;
-  int64_t job_tasks_ = 0;
-  std::atomic<int64_t> next_task_{0};
-  std::atomic<int> pending_workers_{0};
-  std::atomic<uint64_t> generation_{0};
+  std::atomic<uint32_t> all_generation_{0};
+  std::atomic<uint32_t> pending_workers_{0};  // futex word
+
+  std::atomic<uint32_t> generation_{0};  // bumped to wake workers (futex word)
+  std::atomic<int> sleeping_workers_{0};  // workers blocked in a futex wait on generation_
+  std::atomic<int> caller_sleeping_{0};   // the caller blocked on done_ / pending_workers_
   std::atomic<bool> stop_{false};
 };
 
