@@ -144,7 +144,8 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::open(const std::string& dir) {
       // unaligned typed load.
       int esize = dtype_size(t.dtype);
       if (ref.nbytes > 0 && reinterpret_cast<uintptr_t>(ref.data) % esize != 0) {
-        auto copy = std::unique_ptr<uint8_t[]>(new (std::align_val_t(64)) uint8_t[ref.nbytes]);
+        auto copy = std::unique_ptr<uint8_t[], AlignedDelete>(
+            static_cast<uint8_t*>(::operator new[](ref.nbytes, std::align_val_t(64))));
         std::memcpy(copy.get(), ref.data, ref.nbytes);
         ref.data = copy.get();
         ck->copied_bytes_ += ref.nbytes;

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -43,7 +44,11 @@ class Checkpoint {
   std::string dir_;
   std::vector<std::unique_ptr<SafetensorsFile>> shards_;
   std::map<std::string, TensorRef> tensors_;
-  std::vector<std::unique_ptr<uint8_t[]>> aligned_copies_;
+  // Aligned copies are allocated with an alignment and must be freed with the same.
+  struct AlignedDelete {
+    void operator()(uint8_t* p) const { ::operator delete[](p, std::align_val_t(64)); }
+  };
+  std::vector<std::unique_ptr<uint8_t[], AlignedDelete>> aligned_copies_;
   uint64_t copied_bytes_ = 0;
 };
 
