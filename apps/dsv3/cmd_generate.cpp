@@ -12,6 +12,7 @@
 #include "runtime/engine.h"
 #include "runtime/generate.h"
 #include "server/prompt.h"
+#include "tokenizer/incremental_decoder.h"
 #include "tokenizer/tokenizer.h"
 
 namespace dsv3::cli {
@@ -133,9 +134,13 @@ int run_text(const GenerateArgs& a) {
         break;
       }
     }
-    auto text = tokenizer.decode(out, /*skip_special_tokens=*/true);
-    if (!text.ok()) return fail("generate", text.error().message());
-    std::printf("Prompt: %s\nCompletion: %s\n\n", prompts[i].c_str(), text->c_str());
+    // Streaming decoder semantics: ids the tokenizer has no token for (the embedding rows
+    // that pad the vocabulary to config.json's vocab_size) produce no text.
+    IncrementalDecoder decoder(tokenizer, /*skip_special_tokens=*/true);
+    std::string text;
+    for (int32_t id : out) text += decoder.push(id);
+    text += decoder.flush();
+    std::printf("Prompt: %s\nCompletion: %s\n\n", prompts[i].c_str(), text.c_str());
     std::fflush(stdout);
   }
   return 0;

@@ -7,6 +7,7 @@
 #include "runtime/generate.h"
 #include "server/prompt.h"
 #include "small_chat_model.h"
+#include "tokenizer/incremental_decoder.h"
 #include "tokenizer/tokenizer.h"
 
 using namespace dsv3;
@@ -29,7 +30,10 @@ std::string expected_reply(const std::string& user, int64_t n) {
   g.max_new_tokens = n;
   g.stop_tokens = {*tok->eos_id()};
   auto r = generate(*model, p.ids, g).value();
-  return tok->decode(r.tokens, true).value();
+  IncrementalDecoder d(*tok, true);
+  std::string text;
+  for (int32_t id : r.tokens) text += d.push(id);
+  return text + d.flush();
 }
 
 int count(const std::string& s, const std::string& needle) {
