@@ -432,16 +432,26 @@ TEST(HttpServer, QueueFullGets429WithRetryAfter) {
   TestServerOptions o;
   o.engine.max_batch = 1;
   o.engine.max_queue = 1;
+  o.context = 16384;  // the holders' generations (no max_tokens) outlast the test
   TestServer s(o);
   const std::string body = R"({"prompt":"x","ignore_eos":true,"stream":true})";
   std::vector<std::thread> holders;
-  for (int i = 0; i < 2; ++i)  // one running, one queued
+  auto wait_for = [&](int running, int queued) {
+    for (int i = 0; i < 500; ++i) {
+      EngineStats st = s.engine().stats();
+      if (st.running == running && st.queue_length == queued) return true;
+      std::this_thread::sleep_for(20ms);
+    }
+    return false;
+  };
+  // One request runs, then a second waits in the queue.
+  for (int i = 0; i < 2; ++i) {
     holders.emplace_back([&] { raw_exchange(s.port(), "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
                                                          std::to_string(body.size()) + "\r\n\r\n" + body, 10000, 8000); });
-  for (int i = 0; i < 400; ++i) {  // until one runs and one waits
-    EngineStats st = s.engine().stats();
-    if (st.running == 1 && st.queue_length == 1) break;
-    std::this_thread::sleep_for(20ms);
+    if (!wait_for(1, i)) {
+      ADD_FAILURE() << "holder " << i << " never reached the engine";
+      break;
+    }
   }
   auto c = s.client();
   auto r = c.Post("/v1/completions", json_headers(), R"({"prompt":"y","max_tokens":2})", "application/json");
