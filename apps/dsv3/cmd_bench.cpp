@@ -1,0 +1,49 @@
+// dsv3 bench: prefill and decode speed against this machine's measured ceilings.
+
+#include <cstdio>
+#include <memory>
+
+#include "command.h"
+#include "common.h"
+#include "tools/bench.h"
+
+namespace dsv3::cli {
+namespace {
+
+struct BenchArgs {
+  ModelArgs model;
+  BenchOptions o;
+  bool json = false;
+  double probe_gb = 1.0;
+};
+
+int run_bench_command(const BenchArgs& a) {
+  auto model = load_model(a.model, false);
+  if (!model.ok()) return fail("bench", model.error().message());
+  BenchOptions o = a.o;
+  o.probe_bytes = static_cast<size_t>(a.probe_gb * (1 << 30));
+  auto rep = run_bench(**model, o);
+  if (!rep.ok()) return fail("bench", rep.error().message());
+  if (a.json) std::printf("%s\n", rep->to_json().dump(2).c_str());
+  else std::printf("%s", rep->to_text().c_str());
+  return 0;
+}
+
+Command add_bench(CLI::App& root) {
+  auto args = std::make_shared<BenchArgs>();
+  CLI::App* app = root.add_subcommand("bench", "Prefill and decode speed vs this machine's measured bandwidth and FLOP peak");
+  add_model_options(app, args->model);
+  app->add_option("-p,--prompt-tokens", args->o.prompt_tokens, "Prompt length for prefill")->check(CLI::Range(int64_t(1), int64_t(1) << 24));
+  app->add_option("-n,--decode-tokens", args->o.decode_tokens, "Tokens decoded after the prompt")->check(CLI::Range(int64_t(0), int64_t(1) << 24));
+  app->add_option("--repeat", args->o.repeats, "Runs (min/median/max reported)")->check(CLI::Range(1, 1000));
+  app->add_option("--probe-gb", args->probe_gb, "Size of the bandwidth probe's buffer (well above the last-level cache)")
+      ->check(CLI::Range(0.01, 256.0));
+  app->add_flag("--json", args->json, "Print the report as JSON");
+  return {app, [args] { return run_bench_command(*args); }};
+}
+
+}  // namespace
+
+DSV3_REGISTER_COMMAND("bench", add_bench);
+
+}  // namespace dsv3::cli

@@ -1,0 +1,56 @@
+#pragma once
+// dsv3 bench: prefill and decode speed of a model on this machine, next to the machine's own
+// ceilings measured by the same command: decode reads every active weight once per token, so
+// its ceiling is read bandwidth / weight bytes per token; prefill is matrix multiplication,
+// bounded by the kernels' FMA peak.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/json.h"
+#include "base/result.h"
+#include "model/model.h"
+
+namespace dsv3 {
+
+struct BenchOptions {
+  int64_t prompt_tokens = 512;  // -p
+  int64_t decode_tokens = 64;   // -n
+  int repeats = 3;
+  size_t probe_bytes = size_t(1) << 30;  // bandwidth probe buffer
+  bool probes = true;
+};
+
+struct Spread {
+  double min = 0, median = 0, max = 0;
+};
+
+struct BenchReport {
+  std::string model, cpu, isa;
+  int threads = 0;
+  int64_t prompt_tokens = 0, decode_tokens = 0;
+  int repeats = 0;
+  Spread prefill_tokens_per_s, decode_tokens_per_s;
+  uint64_t decode_bytes_per_token = 0;       // weight bytes read per decoded token
+  double decode_bytes_per_s = 0;             // at the median decode speed
+  double read_bandwidth_bytes_per_s = 0;     // probe (best pass)
+  double prefill_flops_per_token = 0;        // matmul + attention FLOPs per prompt token (average)
+  double prefill_flops_per_s = 0;            // at the median prefill speed
+  double peak_flops_per_s = 0;               // probe of the active kernel path
+  uint64_t resident_bytes_after_load = 0, file_bytes = 0;
+
+  double bandwidth_ratio() const { return read_bandwidth_bytes_per_s > 0 ? decode_bytes_per_s / read_bandwidth_bytes_per_s : 0; }
+  double flops_ratio() const { return peak_flops_per_s > 0 ? prefill_flops_per_s / peak_flops_per_s : 0; }
+  Json to_json() const;
+  std::string to_text() const;
+};
+
+// FLOPs of one forward step over `n` new tokens at positions [start, start + n): 2 per
+// multiply-add of every product the engine runs (routed experts at num_experts_per_tok),
+// MLA in the absorbed form, the head for the last token only.
+double forward_flops(const ModelConfig& c, int64_t start, int64_t n);
+
+Result<BenchReport> run_bench(const Model& model, const BenchOptions& options);
+
+}  // namespace dsv3
