@@ -2,7 +2,9 @@
 
 #include <httplib.h>
 
+#include <chrono>
 #include <random>
+#include <thread>
 
 #include "base/log.h"
 #include "base/memory_stats.h"
@@ -134,7 +136,11 @@ Status OpenAIServer::bind() {
 }
 
 void OpenAIServer::start() {
-  thread_ = std::thread([this] { http_->listen_after_bind(); });
+  listening_done_ = false;
+  thread_ = std::thread([this] {
+    http_->listen_after_bind();
+    listening_done_ = true;
+  });
 }
 
 void OpenAIServer::set_ready(Engine* engine, const Tokenizer* tokenizer, ServedModel model) {
@@ -147,8 +153,17 @@ void OpenAIServer::set_ready(Engine* engine, const Tokenizer* tokenizer, ServedM
 void OpenAIServer::begin_drain() { draining_ = true; }
 
 void OpenAIServer::stop() {
-  if (http_) http_->stop();
-  if (thread_.joinable()) thread_.join();
+  // httplib's stop() does nothing until the listening thread has marked itself running, so a
+  // stop that comes first would leave it blocked in accept() forever: repeat until it returns.
+  if (thread_.joinable()) {
+    while (!listening_done_) {
+      http_->stop();
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    thread_.join();
+  } else if (http_) {
+    http_->stop();
+  }
 }
 
 void OpenAIServer::count_response(int status) {

@@ -64,6 +64,7 @@ class OpenAIServer {
   std::unique_ptr<httplib::Server> http_;
   std::thread thread_;
   int port_ = 0;
+  std::atomic<bool> listening_done_{false};  // listen_after_bind() has returned
   std::atomic<bool> ready_{false};
   std::atomic<bool> draining_{false};
   Engine* engine_ = nullptr;
