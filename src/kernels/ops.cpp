@@ -14,7 +14,7 @@ namespace {
 // Number of equal chunks to split `total` units into: enough for every thread to get a few
 // (dynamic scheduling evens out noise), none smaller than `min_chunk` units.
 int64_t chunk_size(int64_t total, int threads, int64_t min_chunk, int64_t align) {
-  int64_t target_tasks = static_cast<int64_t>(threads) * 4;
+  int64_t target_tasks = static_cast<int64_t>(threads) * 8;
   int64_t c = (total + target_tasks - 1) / target_tasks;
   c = std::max(c, min_chunk);
   c = (c + align - 1) / align * align;
@@ -77,7 +77,7 @@ void matmul_batch(ThreadPool& pool, std::span<const MatmulJob> jobs) {
   double total = 0;
   for (const MatmulJob& job : jobs)
     if (job.n > 0) total += cost_of(job);
-  const double target = static_cast<double>(pool.size()) * 4;
+  const double target = static_cast<double>(pool.size()) * 8;
   for (size_t j = 0; j < jobs.size(); ++j) {
     const MatmulJob& job = jobs[j];
     const int64_t units = job.transposed ? job.w.cols : job.w.rows;
