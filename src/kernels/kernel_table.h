@@ -2,8 +2,9 @@
 // The inner loops one instruction set provides. ops.cpp owns threading and work splitting;
 // a table only computes the slice it is handed. ref/ is the scalar oracle every other table
 // is tested against; cpu/ holds the AVX2 and AVX-512 tables (cpu/tables.h), whose matmul
-// entries follow one fixed reduction order per output element (cpu/simd_matmul_rows.inl) so
-// that results never depend on n, the batch, the slice or the thread count.
+// entries follow one fixed reduction order per output element (cpu/simd_matmul_rows.inl,
+// cpu/simd_matmul_fp8.inl) so that results never depend on n, the batch, the slice or the
+// thread count.
 
 #include <cstdint>
 

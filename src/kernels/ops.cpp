@@ -14,7 +14,7 @@ namespace {
 // Number of equal chunks to split `total` units into: enough for every thread to get a few
 // (dynamic scheduling evens out noise), none smaller than `min_chunk` units.
 int64_t chunk_size(int64_t total, int threads, int64_t min_chunk, int64_t align) {
-  int64_t target_tasks = static_cast<int64_t>(threads) * 4;
+  int64_t target_tasks = static_cast<int64_t>(threads) * 8;
   int64_t c = (total + target_tasks - 1) / target_tasks;
   c = std::max(c, min_chunk);
   c = (c + align - 1) / align * align;
@@ -59,24 +59,39 @@ void matmul_transposed(ThreadPool& pool, const LinearWeight& w, const float* x, 
 void matmul_batch(ThreadPool& pool, std::span<const MatmulJob> jobs) {
   if (jobs.empty()) return;
   const KernelTable& k = active_table();
-  // Tasks: each job's rows (or columns, transposed) cut into `pieces` equal parts, enough for
-  // about 4 tasks per thread in all; parts are multiples of 16 like matmul's chunks.
+  // Tasks: each job's rows (or columns, transposed) cut into parts of about equal cost,
+  // about 4 tasks per thread in all, parts multiples of 16 like matmul's chunks. Cost of a
+  // job ~ its weight bytes (decode streams them) plus its FMAs (prefill): the products of a
+  // step differ a lot in size (an expert with 1 token, one with 60, the shared expert).
+  // Tasks are handed out largest first; which thread runs a task changes no bits.
   struct Task {
     int32_t job;
     int64_t begin, end;
+    double cost;
   };
   thread_local std::vector<Task> tasks;
   tasks.clear();
-  const int64_t target = static_cast<int64_t>(pool.size()) * 4;
-  const int64_t pieces = std::max<int64_t>(1, (target + static_cast<int64_t>(jobs.size()) - 1) / static_cast<int64_t>(jobs.size()));
+  auto cost_of = [](const MatmulJob& j) {
+    return static_cast<double>(j.w.bytes()) + 0.5 * static_cast<double>(j.w.rows) * j.w.cols * j.n;
+  };
+  double total = 0;
+  for (const MatmulJob& job : jobs)
+    if (job.n > 0) total += cost_of(job);
+  const double target = static_cast<double>(pool.size()) * 8;
   for (size_t j = 0; j < jobs.size(); ++j) {
     const MatmulJob& job = jobs[j];
     const int64_t units = job.transposed ? job.w.cols : job.w.rows;
     if (job.n <= 0 || units <= 0) continue;
+    const double cost = cost_of(job);
+    const int64_t pieces = std::clamp<int64_t>(std::llround(target * cost / total), 1, (units + 15) / 16);
     int64_t chunk = (units + pieces - 1) / pieces;
-    chunk = std::max<int64_t>(16, (chunk + 15) / 16 * 16);
-    for (int64_t b = 0; b < units; b += chunk) tasks.push_back({static_cast<int32_t>(j), b, std::min(units, b + chunk)});
+    chunk = (chunk + 15) / 16 * 16;
+    for (int64_t b = 0; b < units; b += chunk) {
+      const int64_t e = std::min(units, b + chunk);
+      tasks.push_back({static_cast<int32_t>(j), b, e, cost * static_cast<double>(e - b) / static_cast<double>(units)});
+    }
   }
+  std::stable_sort(tasks.begin(), tasks.end(), [](const Task& a, const Task& b) { return a.cost > b.cost; });
   const std::vector<Task>& list = tasks;  // the thread_local of the calling thread
   pool.parallel_for(static_cast<int64_t>(list.size()), [&](int64_t i) {
     const Task& t = list[i];

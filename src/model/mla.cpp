@@ -20,18 +20,21 @@ void mla_forward(const ForwardContext& ctx, const AttentionWeights& w, const Tok
   const float eps = static_cast<float>(c.rms_norm_eps);
 
   // q = wq_b(q_norm(wq_a(x))) or wq(x)                                 [N, H, nope + rope]
+  // (wq_a or wq) and wkv_a both read x: one parallel region.
   std::vector<float> q(static_cast<size_t>(N * H * qk));
+  std::vector<float> kv(static_cast<size_t>(N * row));  // wkv_a(x): latent [N, R] | k_pe [N, rope]
+  std::vector<float> qa(static_cast<size_t>(c.has_q_lora() ? N * c.q_lora_rank : 0));
+  {
+    const LinearWeight& wq = c.has_q_lora() ? w.q_a_proj : w.q_proj;
+    float* q_out = c.has_q_lora() ? qa.data() : q.data();
+    const kernels::MatmulJob jobs[] = {{wq, x, N, wq.cols, q_out, wq.rows},
+                                       {w.kv_a_proj_with_mqa, x, N, w.kv_a_proj_with_mqa.cols, kv.data(), row}};
+    kernels::matmul_batch(pool, jobs);
+  }
   if (c.has_q_lora()) {
-    std::vector<float> qa(static_cast<size_t>(N * c.q_lora_rank));
-    kernels::matmul(pool, w.q_a_proj, x, N, qa.data());
     kernels::rms_norm(pool, qa.data(), w.q_a_layernorm.data(), N, c.q_lora_rank, eps, qa.data());
     kernels::matmul(pool, w.q_b_proj, qa.data(), N, q.data());
-  } else {
-    kernels::matmul(pool, w.q_proj, x, N, q.data());
   }
-  // kv = wkv_a(x); split into latent [N, R] and k_pe [N, rope]
-  std::vector<float> kv(static_cast<size_t>(N * row));
-  kernels::matmul(pool, w.kv_a_proj_with_mqa, x, N, kv.data());
   // latent c = kv_norm(kv[:, :R]); k_pe = rope(kv[:, R:]); both go to the cache row of the
   // token's position, so the (latent | k_pe) layout of kv is already the cache layout.
   kernels::rms_norm(pool, kv.data(), w.kv_a_layernorm.data(), N, R, eps, kv.data(), row, row);

@@ -86,41 +86,88 @@ Routing route_tokens(const ModelConfig& c, const float* router_logits, int64_t n
 
 void moe_forward(ThreadPool& pool, const ModelConfig& c, const MoeWeights& w, const float* x, int64_t n, float* out) {
   const int64_t E = c.n_routed_experts, K = c.num_experts_per_tok, D = c.hidden_size;
+  const int64_t inter = w.experts.empty() ? 0 : w.experts[0].gate_proj.rows;
+  const int64_t shared_inter = w.shared_experts ? w.shared_experts->gate_proj.rows : 0;
+  // Three parallel regions per layer, whatever the number of experts: (1) router logits and
+  // the shared experts' gate and up; (2) gate and up of every chosen expert; (3) every down.
+  // Each product is computed exactly as a single matmul call would (ops.h: matmul_batch), so
+  // the grouping changes no bits.
+
   // Router logits in float32                                             [n, E]
   std::vector<float> logits(static_cast<size_t>(n * E));
-  kernels::matmul(pool, w.gate, x, n, logits.data());
+  std::vector<float> s_gate(static_cast<size_t>(n * shared_inter)), s_up(s_gate.size());  // [n, shared_inter]
+  std::vector<kernels::MatmulJob> jobs;
+  jobs.push_back({w.gate, x, n, D, logits.data(), E});
+  if (w.shared_experts) {
+    jobs.push_back({w.shared_experts->gate_proj, x, n, D, s_gate.data(), shared_inter});
+    jobs.push_back({w.shared_experts->up_proj, x, n, D, s_up.data(), shared_inter});
+  }
+  kernels::matmul_batch(pool, jobs);
   Routing routing = route_tokens(c, logits.data(), n, w.e_score_correction_bias);
 
-  // Group the tokens by expert so each expert's weights are read once per step.
-  std::vector<std::vector<int64_t>> tokens_of(static_cast<size_t>(E));  // entries t * K + slot
-  for (int64_t t = 0; t < n; ++t)
-    for (int64_t k = 0; k < K; ++k) tokens_of[routing.experts[t * K + k]].push_back(t * K + k);
+  // Group the tokens by expert so each expert's weights are read once per step: expert e's
+  // tokens are rows [first[e], first[e + 1]) of the grouped buffers, in token order.
+  std::vector<int64_t> count(static_cast<size_t>(E + 1), 0), first(static_cast<size_t>(E + 1), 0);
+  for (int64_t i = 0; i < n * K; ++i) ++count[routing.experts[i]];
+  for (int64_t e = 0; e < E; ++e) first[e + 1] = first[e] + count[e];
+  const int64_t rows = n * K;
+  std::vector<int64_t> entry(static_cast<size_t>(rows));  // grouped row -> t * K + slot
+  {
+    std::vector<int64_t> next(first.begin(), first.end() - 1);
+    for (int64_t i = 0; i < n * K; ++i) entry[next[routing.experts[i]]++] = i;
+  }
+  // Inputs of each expert: x itself when the expert has every token in order (decode of one
+  // sequence: always), else gathered rows.
+  std::vector<float> xg;
+  auto expert_input = [&](int64_t e) -> const float* {
+    const int64_t m = count[e];
+    bool direct = m == n;
+    for (int64_t i = 0; direct && i < m; ++i) direct = entry[first[e] + i] / K == i;
+    if (direct) return x;
+    return xg.data() + first[e] * D;
+  };
+  bool need_gather = false;
+  for (int64_t e = 0; e < E && !need_gather; ++e)
+    if (count[e] > 0 && expert_input(e) != x) need_gather = true;
+  if (need_gather) {
+    xg.resize(static_cast<size_t>(rows * D));
+    for (int64_t r = 0; r < rows; ++r) std::memcpy(xg.data() + r * D, x + (entry[r] / K) * D, sizeof(float) * D);
+  }
 
-  std::fill(out, out + n * D, 0.0f);
-  std::vector<float> xe, ye;
-  // Experts in index order, each adding w_e * expert_e(x) to its tokens: every token's sum
-  // runs in the same order whatever else is in the batch.
+  // gate and up of every chosen expert                                   [rows, inter] each
+  std::vector<float> g(static_cast<size_t>(rows * inter)), u(g.size());
+  jobs.clear();
   for (int64_t e = 0; e < E; ++e) {
-    const auto& entries = tokens_of[e];
-    if (entries.empty()) continue;
-    const int64_t m = static_cast<int64_t>(entries.size());
-    xe.resize(static_cast<size_t>(m * D));
-    ye.resize(static_cast<size_t>(m * D));
-    for (int64_t i = 0; i < m; ++i) std::memcpy(xe.data() + i * D, x + (entries[i] / K) * D, sizeof(float) * D);
-    mlp_forward(pool, w.experts[e], xe.data(), m, ye.data());
-    for (int64_t i = 0; i < m; ++i) {
-      const int64_t t = entries[i] / K;
-      const float weight = routing.weights[entries[i]];
-      float* o = out + t * D;
-      const float* y = ye.data() + i * D;
-      for (int64_t d = 0; d < D; ++d) o[d] += weight * y[d];
-    }
+    if (count[e] == 0) continue;
+    const float* xe = expert_input(e);
+    jobs.push_back({w.experts[e].gate_proj, xe, count[e], D, g.data() + first[e] * inter, inter});
+    jobs.push_back({w.experts[e].up_proj, xe, count[e], D, u.data() + first[e] * inter, inter});
   }
-  if (w.shared_experts) {
-    std::vector<float> z(static_cast<size_t>(n * D));
-    mlp_forward(pool, *w.shared_experts, x, n, z.data());
+  kernels::matmul_batch(pool, jobs);
+  kernels::silu_mul(pool, g.data(), u.data(), rows * inter);
+  if (w.shared_experts) kernels::silu_mul(pool, s_gate.data(), s_up.data(), n * shared_inter);
+
+  // down of every chosen expert and of the shared experts                [rows, D], [n, D]
+  std::vector<float> yg(static_cast<size_t>(rows * D)), z(static_cast<size_t>(w.shared_experts ? n * D : 0));
+  jobs.clear();
+  for (int64_t e = 0; e < E; ++e)
+    if (count[e] > 0)
+      jobs.push_back({w.experts[e].down_proj, g.data() + first[e] * inter, count[e], inter, yg.data() + first[e] * D, D});
+  if (w.shared_experts) jobs.push_back({w.shared_experts->down_proj, s_gate.data(), n, shared_inter, z.data(), D});
+  kernels::matmul_batch(pool, jobs);
+
+  // Experts in index order, each adding w_e * expert_e(x) to its tokens, then the shared
+  // experts: every token's sum runs in the same order whatever else is in the batch.
+  std::fill(out, out + n * D, 0.0f);
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t t = entry[r] / K;
+    const float weight = routing.weights[entry[r]];
+    float* o = out + t * D;
+    const float* y = yg.data() + r * D;
+    for (int64_t d = 0; d < D; ++d) o[d] += weight * y[d];
+  }
+  if (w.shared_experts)
     for (int64_t i = 0; i < n * D; ++i) out[i] += z[i];
-  }
 }
 
 }  // namespace dsv3

@@ -17,6 +17,12 @@ constexpr DTypeInfo kInfos[] = {
     {DType::I8, "I8", 1},    {DType::U64, "U64", 8},        {DType::U32, "U32", 4},
     {DType::U16, "U16", 2},  {DType::U8, "U8", 1},          {DType::BOOL, "BOOL", 1},
 };
+constexpr bool sizes_agree() {
+  for (const auto& i : kInfos)
+    if (dtype_size(i.type) != i.size) return false;
+  return true;
+}
+static_assert(sizes_agree(), "dtype_size (dtype.h) and kInfos disagree");
 
 constexpr float e4m3_value(int b) {
   int s = (b & 0x80) ? -1 : 1;
@@ -56,12 +62,6 @@ const char* dtype_name(DType t) {
   for (const auto& i : kInfos)
     if (i.type == t) return i.name;
   return "?";
-}
-
-int dtype_size(DType t) {
-  for (const auto& i : kInfos)
-    if (i.type == t) return i.size;
-  return 0;
 }
 
 float f16_to_f32(uint16_t h) {

@@ -18,8 +18,16 @@ enum class DType : uint8_t {
 // Parses a safetensors dtype string ("BF16", "F8_E4M3", ...); nullopt for unknown names.
 std::optional<DType> dtype_from_name(std::string_view name);
 const char* dtype_name(DType t);
-// Size of one element in bytes.
-int dtype_size(DType t);
+// Size of one element in bytes (inline: kernels compute row addresses with it).
+constexpr int dtype_size(DType t) {
+  switch (t) {
+    case DType::F64: case DType::I64: case DType::U64: return 8;
+    case DType::F32: case DType::I32: case DType::U32: return 4;
+    case DType::F16: case DType::BF16: case DType::I16: case DType::U16: return 2;
+    case DType::F8_E4M3: case DType::F8_E5M2: case DType::I8: case DType::U8: case DType::BOOL: return 1;
+  }
+  return 0;
+}
 // True for the float types a linear weight may be stored in.
 inline bool is_float_weight_dtype(DType t) {
   return t == DType::F32 || t == DType::BF16 || t == DType::F16 || t == DType::F8_E4M3;

@@ -87,6 +87,34 @@ TEST(KernelsVsOracle, Fp8DecodeIsExactForEveryByte) {
   }
 }
 
+TEST(KernelsVsOracle, Fp8ActivationRange) {
+  // The FP8 kernels fold the block scale into the activations with a power-of-two offset
+  // (simd_matmul_fp8.inl): |x * scale| up to ~2^38 must not overflow and products down to
+  // ~2^-96 must not flush. Tokens whose activations are all ~1e-20, or all ~1e9, etc., with
+  // scales 2^-12 and 64, on the fused (n = 1, 2) and tiled (n = 5) paths.
+  const float magnitude[] = {1e-20f, 1e9f, 1.0f, 1e-10f, 1e5f};
+  for (int64_t n : {1, 2, 5}) {
+    TestWeight tw = make_weight(DType::F8_E4M3, 40, 300, 77);
+    for (size_t i = 0; i < tw.scales.size(); ++i) tw.scales[i] = i % 2 ? 64.0f : 1.0f / 4096;
+    const LinearWeight& w = tw.view;
+    auto x = random_activations(n * w.cols, 78);
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t c = 0; c < w.cols; ++c) x[t * w.cols + c] *= magnitude[(t + n) % 5];
+    std::vector<float> want(static_cast<size_t>(n * w.rows));
+    oracle().matmul_rows(w, x.data(), n, w.cols, want.data(), w.rows, 0, w.rows);
+    auto sums = abs_dot_sums(w, x, n);
+    std::vector<double> tol(sums.size());
+    for (size_t i = 0; i < sums.size(); ++i) tol[i] = tolerance(rows_depth(w.cols), sums[i]);
+    for (const auto& [name, table] : fast_tables()) {
+      std::vector<float> got(want.size(), NAN);
+      table->matmul_rows(w, x.data(), n, w.cols, got.data(), w.rows, 0, w.rows);
+      expect_close(got, want, tol, name + " n=" + std::to_string(n), [&](size_t i) {
+        return "token " + std::to_string(i / w.rows) + " row " + std::to_string(i % w.rows);
+      });
+    }
+  }
+}
+
 TEST(KernelsVsOracle, MatmulRowsAllDtypesShapesTokenCounts) {
   uint32_t seed = 1;
   for (DType dt : kDtypes)

@@ -7,6 +7,7 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <utility>
 
 #include "base/result.h"
@@ -21,6 +22,7 @@ namespace {
 #include "kernels/cpu/vec_avx2.inl"
 #include "kernels/cpu/vec_avx2x2.inl"
 #include "kernels/cpu/simd_weights.inl"
+#include "kernels/cpu/simd_matmul_fp8.inl"
 #include "kernels/cpu/simd_matmul_rows.inl"
 #include "kernels/cpu/simd_matmul_transposed.inl"
 #include "kernels/cpu/simd_elementwise.inl"

@@ -13,6 +13,7 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <utility>
 
 #include "base/result.h"
@@ -26,6 +27,7 @@ namespace dsv3::kernels::cpu {
 namespace {
 #include "kernels/cpu/vec_avx512.inl"
 #include "kernels/cpu/simd_weights.inl"
+#include "kernels/cpu/simd_matmul_fp8.inl"
 #include "kernels/cpu/simd_matmul_rows.inl"
 #include "kernels/cpu/simd_matmul_transposed.inl"
 #include "kernels/cpu/simd_elementwise.inl"

@@ -8,7 +8,7 @@
 namespace dsv3::kernels::cpu {
 
 // Slots let one kernel hold several buffers at once (e.g. a weight tile and accumulators).
-enum class ScratchSlot { WeightTile = 0, Accumulators = 1, Activations = 2, Count = 3 };
+enum class ScratchSlot { WeightTile = 0, Accumulators = 1, Activations = 2, ScaledActivations = 3, Count = 4 };
 
 // At least n_floats floats, 64-byte aligned; contents unspecified. Valid until the same
 // thread asks for the same slot again.

@@ -1,18 +1,20 @@
 // KernelTable::matmul_rows for one Vec type: y[t, r - r0] = sum_c x[t, c] W[r, c] for rows
-// [r0, r1) of W and all n tokens. Included inside a target region after simd_weights.inl.
+// [r0, r1) of W and all n tokens. Included inside a target region after simd_weights.inl and
+// simd_matmul_fp8.inl. FP8 weights go to MatmulFp8 (simd_matmul_fp8.inl: its own column
+// order and reduction order); this file computes BF16, F16 and F32 weights.
 //
-// THE REDUCTION ORDER (batch-invariance contract). For every (t, r), one accumulator of L
-// lanes starts at +0; lane l takes fma(w[r, c], x[t, c], acc) for c = l, l + L, l + 2L, ...
-// over the full vectors in increasing c, then one fma over the tail vector (columns
-// K - K % L .. K - 1; x read masked, w zero-padded); then V::hsum's fixed tree. The weights
-// multiplied are bit-identical on every path (simd_weights.inl). Every path below -- fused
-// decode, tiled prefill, every remainder tile shape, every K-block split (partials parked in
-// memory between K blocks are exact) -- performs exactly this sequence, so y[t, r] depends
-// on neither n, nor the other tokens, nor [r0, r1), nor the thread count.
+// THE REDUCTION ORDER (batch-invariance contract, BF16/F16/F32). For every (t, r), one
+// accumulator of L lanes starts at +0; lane l takes fma(w[r, c], x[t, c], acc) for
+// c = l, l + L, l + 2L, ... over the full vectors in increasing c, then one fma over the tail
+// vector (columns K - K % L .. K - 1; x read masked, w zero-padded); then V::hsum's fixed
+// tree. The weights multiplied are bit-identical on every path (simd_weights.inl). Every path
+// below -- fused decode, tiled prefill, every remainder tile shape, every K-block split
+// (partials parked in memory between K blocks are exact) -- performs exactly this sequence,
+// so y[t, r] depends on neither n, nor the other tokens, nor [r0, r1), nor the thread count.
 //
 // Two paths:
 //  - fused (decode, n <= kFusedMaxTokens): weights decoded in registers straight from the
-//    stored rows, each byte read once, kFusedRows rows at a time (streaming).
+//    stored rows, each element read once, kFusedRows rows at a time (streaming).
 //  - tiled (prefill): a [kRowsPerTile x kColsPerTile] panel is dequantized once into a per-
 //    thread f32 tile (L1) and reused by every token of the block through a register-blocked
 //    kT x kR microkernel (kT x-vectors and 1 w-vector feed kT * kR FMAs per step).
@@ -36,45 +38,19 @@ struct MatmulRows {
   // y[t * ldy + i] for T tokens (x rows t * ldx) and rows r .. r + R - 1 of the view.
   template <DType DT, int T, int R>
   static void fused_group(const LinearWeight& w, int64_t r, const float* x, int64_t ldx, float* y, int64_t ldy) {
+    static_assert(DT != DType::F8_E4M3, "FP8 weights go through MatmulFp8");
     const int64_t K = w.cols, k_full = K - K % L;
     const uint8_t* rows[R];
     for (int i = 0; i < R; ++i) rows[i] = w.row_ptr(r + i);
     F acc[T][R];
     for (int t = 0; t < T; ++t)
       for (int i = 0; i < R; ++i) acc[t][i] = V::zero();
-    // FP8: one scale per row per block of block_cols columns (a multiple of L here).
-    const int64_t span = DT == DType::F8_E4M3 ? w.block_cols : std::max<int64_t>(k_full, 1);
-    for (int64_t k0 = 0; k0 < k_full; k0 += span) {
-      const int64_t k1 = std::min(k0 + span, k_full);
-      F scale256[R];
-      for (int i = 0; i < R; ++i)
-        scale256[i] = DT == DType::F8_E4M3 ? V::set1(w.row_scales(r + i)[k0 / w.block_cols] * 256.0f) : V::zero();
-      int64_t k = k0;
-      if constexpr (DT == DType::F8_E4M3) {
-        // Two vectors per step (one wide integer decode); the FMA sequence per accumulator is
-        // unchanged: column k's vector, then column k + L's.
-        for (; k + 2 * L <= k1; k += 2 * L) {
-          F xv0[T], xv1[T];
-          for (int t = 0; t < T; ++t) {
-            xv0[t] = V::load(x + t * ldx + k);
-            xv1[t] = V::load(x + t * ldx + k + L);
-          }
-          for (int i = 0; i < R; ++i) {
-            F w0, w1;
-            V::decode_fp8_pair(rows[i] + k, w0, w1);
-            w0 = V::mul(w0, scale256[i]);
-            w1 = V::mul(w1, scale256[i]);
-            for (int t = 0; t < T; ++t) acc[t][i] = V::fma(w1, xv1[t], V::fma(w0, xv0[t], acc[t][i]));
-          }
-        }
-      }
-      for (; k < k1; k += L) {
-        F xv[T];
-        for (int t = 0; t < T; ++t) xv[t] = V::load(x + t * ldx + k);
-        for (int i = 0; i < R; ++i) {
-          const F wv = WD::template load<DT>(rows[i], k, scale256[i]);
-          for (int t = 0; t < T; ++t) acc[t][i] = V::fma(wv, xv[t], acc[t][i]);
-        }
+    for (int64_t k = 0; k < k_full; k += L) {
+      F xv[T];
+      for (int t = 0; t < T; ++t) xv[t] = V::load(x + t * ldx + k);
+      for (int i = 0; i < R; ++i) {
+        const F wv = WD::template load<DT>(rows[i], k, V::zero());
+        for (int t = 0; t < T; ++t) acc[t][i] = V::fma(wv, xv[t], acc[t][i]);
       }
     }
     if (k_full < K) {
@@ -224,9 +200,9 @@ struct MatmulRows {
   static void run(const LinearWeight& w, const float* x, int64_t n, int64_t ldx, float* y, int64_t ldy, int64_t r0,
                   int64_t r1) {
     if (n <= 0 || r1 <= r0) return;
-    if (n <= kFusedMaxTokens && WD::vectors_within_blocks(w)) {
+    if (w.is_fp8()) return MatmulFp8<V>::run(w, x, n, ldx, y, ldy, r0, r1);
+    if (n <= kFusedMaxTokens) {
       switch (w.dtype) {
-        case DType::F8_E4M3: return fused<DType::F8_E4M3>(w, x, n, ldx, y, ldy, r0, r1);
         case DType::BF16: return fused<DType::BF16>(w, x, n, ldx, y, ldy, r0, r1);
         case DType::F16: return fused<DType::F16>(w, x, n, ldx, y, ldy, r0, r1);
         case DType::F32: return fused<DType::F32>(w, x, n, ldx, y, ldy, r0, r1);

@@ -1,12 +1,15 @@
-// Weight decoding shared by every SIMD path (included inside a target region, after a Vec
-// type; see avx2_table.cpp). One contract: every float a kernel multiplies is bit-identical
-// to the oracle's LinearWeight::at(r, c), whichever code path produced it:
+// Weight dequantization for the BF16/F16/F32 matmul paths, the transposed product and
+// generic tails (included inside a target region, after a Vec type; see avx2_table.cpp).
+// (FP8 matmul_rows decodes differently and folds the scale into the activations:
+// simd_matmul_fp8.inl.) One contract: every float produced here is bit-identical to the
+// oracle's LinearWeight::at(r, c), whichever code path produced it:
 //   FP8:  e4m3 decoded to half (VecX::decode_fp8, exact, value * 2^-8) times scale_inv * 256
 //         (exact power-of-two fold). The real product equals e4m3 * scale_inv, so the f32
 //         rounding equals the oracle's `e4m3_to_f32(b) * scale`.
 //   BF16, F16: exact widening.  F32: as stored.
-// Because of this, the fused (decode) and tiled (prefill) matmul paths multiply the same
-// numbers and can share one reduction order (simd_matmul_rows.inl).
+// Because of this, the fused (decode) and tiled (prefill) paths of a product multiply the
+// same numbers and can share one reduction order (simd_matmul_rows.inl,
+// simd_matmul_transposed.inl).
 //
 // FP8 NaN bytes (0x7F, 0xFF) decode to +-480 * scale here instead of NaN: checkpoints hold
 // none (the e4m3 "fn" encoder saturates at 448); a loader that wants to be sure can scan

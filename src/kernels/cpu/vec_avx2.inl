@@ -11,6 +11,10 @@
 //   hsum(v)                    horizontal sum in a FIXED tree (batch invariance depends on it)
 //   decode_fp8(p)              kLanes e4m3 bytes -> floats equal to e4m3 value * 2^-8 (exact)
 //   decode_fp8_pair(p, lo, hi) the same for 2 * kLanes bytes (lanes 0..L-1 in lo)
+//   decode_fp8_quad(p, v)      4 * kLanes e4m3 bytes -> 4 vectors, v[j] lane l = e4m3(p[4l + j])
+//                              * 2^-120 (exact; integer operations only; see simd_matmul_fp8.inl)
+//   deinterleave4(p, v)        4 * kLanes floats -> 4 vectors, v[j] lane l = p[4l + j] (the same
+//                              order, for the activations)
 //   decode_bf16(p), decode_f16(p)   kLanes 16-bit floats -> floats (exact)
 //   round_int(v)               round to nearest integer (ties to even), as float
 //   exp2_int(n)                2^n for integral n in [-126, 127]
@@ -68,6 +72,34 @@ struct VecAvx2 {
     h = _mm256_and_si256(h, _mm256_set1_epi16(static_cast<short>(0xBFFF)));
     lo = _mm256_cvtph_ps(_mm256_castsi256_si128(h));
     hi = _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1));
+  }
+  // Each 32-bit lane holds bytes b0..b3 (b3 on top). An arithmetic shift of a 16-bit lane by
+  // 4 puts its high byte's sign on bits 15..11 and its 7 exponent/mantissa bits on 10..4;
+  // within a 32-bit lane the high 16 bits are then, after masking with 0x87F0'0000, an f32
+  // whose sign is the byte's, whose exponent field is the e4m3 exponent and whose top 3
+  // mantissa bits are the e4m3 mantissa: e4m3 * 2^(7 - 127) exactly, subnormals included.
+  // The NaN bytes 0x7F/0xFF decode to +-480 * 2^-120, not NaN (see simd_weights.inl).
+  static void decode_fp8_quad(const uint8_t* p, F v[4]) {
+    const __m256i mask = _mm256_set1_epi32(static_cast<int>(0x87F00000u));
+    const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    const __m256i odd = _mm256_srai_epi16(b, 4);                         // b1, b3 in place
+    const __m256i even = _mm256_srai_epi16(_mm256_slli_epi16(b, 8), 4);  // b0, b2 moved up
+    v[0] = _mm256_castsi256_ps(_mm256_and_si256(_mm256_slli_epi32(even, 16), mask));
+    v[1] = _mm256_castsi256_ps(_mm256_and_si256(_mm256_slli_epi32(odd, 16), mask));
+    v[2] = _mm256_castsi256_ps(_mm256_and_si256(even, mask));
+    v[3] = _mm256_castsi256_ps(_mm256_and_si256(odd, mask));
+  }
+  // 4x4 transposes inside each 128-bit half give [p0 p8 p16 p24 | p4 p12 p20 p28] (+ j);
+  // one permute puts the lanes in order.
+  static void deinterleave4(const float* p, F v[4]) {
+    const __m256 a = load(p), b = load(p + 8), c = load(p + 16), d = load(p + 24);
+    const __m256 ab_lo = _mm256_unpacklo_ps(a, b), ab_hi = _mm256_unpackhi_ps(a, b);
+    const __m256 cd_lo = _mm256_unpacklo_ps(c, d), cd_hi = _mm256_unpackhi_ps(c, d);
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    v[0] = _mm256_permutevar8x32_ps(_mm256_shuffle_ps(ab_lo, cd_lo, 0x44), order);
+    v[1] = _mm256_permutevar8x32_ps(_mm256_shuffle_ps(ab_lo, cd_lo, 0xEE), order);
+    v[2] = _mm256_permutevar8x32_ps(_mm256_shuffle_ps(ab_hi, cd_hi, 0x44), order);
+    v[3] = _mm256_permutevar8x32_ps(_mm256_shuffle_ps(ab_hi, cd_hi, 0xEE), order);
   }
   static F decode_bf16(const uint16_t* p) {
     __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));

@@ -50,6 +50,20 @@ struct VecAvx2x2 {
     H::decode_fp8_pair(p, lo.lo, lo.hi);
     H::decode_fp8_pair(p + 16, hi.lo, hi.hi);
   }
+  // Lanes 0-7 from bytes / floats 0..31, lanes 8-15 from 32..63: lane l holds element 4l + j
+  // of the 64, as in VecAvx512.
+  static void decode_fp8_quad(const uint8_t* p, F v[4]) {
+    H::F lo[4], hi[4];
+    H::decode_fp8_quad(p, lo);
+    H::decode_fp8_quad(p + 32, hi);
+    for (int j = 0; j < 4; ++j) v[j] = {lo[j], hi[j]};
+  }
+  static void deinterleave4(const float* p, F v[4]) {
+    H::F lo[4], hi[4];
+    H::deinterleave4(p, lo);
+    H::deinterleave4(p + 32, hi);
+    for (int j = 0; j < 4; ++j) v[j] = {lo[j], hi[j]};
+  }
   static F decode_bf16(const uint16_t* p) { return {H::decode_bf16(p), H::decode_bf16(p + 8)}; }
   static F decode_f16(const uint16_t* p) { return {H::decode_f16(p), H::decode_f16(p + 8)}; }
   static F round_int(F v) { return {H::round_int(v.lo), H::round_int(v.hi)}; }

@@ -50,6 +50,27 @@ struct VecAvx512 {
     lo = _mm512_cvtph_ps(_mm512_castsi512_si256(h));
     hi = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1));
   }
+  // VecAvx2::decode_fp8_quad on 64 bytes: v[j] lane l = e4m3(p[4l + j]) * 2^-120.
+  static void decode_fp8_quad(const uint8_t* p, F v[4]) {
+    const __m512i mask = _mm512_set1_epi32(static_cast<int>(0x87F00000u));
+    const __m512i b = _mm512_loadu_si512(p);
+    const __m512i odd = _mm512_srai_epi16(b, 4);
+    const __m512i even = _mm512_srai_epi16(_mm512_slli_epi16(b, 8), 4);
+    v[0] = _mm512_castsi512_ps(_mm512_and_si512(_mm512_slli_epi32(even, 16), mask));
+    v[1] = _mm512_castsi512_ps(_mm512_and_si512(_mm512_slli_epi32(odd, 16), mask));
+    v[2] = _mm512_castsi512_ps(_mm512_and_si512(even, mask));
+    v[3] = _mm512_castsi512_ps(_mm512_and_si512(odd, mask));
+  }
+  // v[j] lane l = p[4l + j], l < 16: lanes 0-7 gathered from p[0..31], 8-15 from p[32..63].
+  static void deinterleave4(const float* p, F v[4]) {
+    const __m512 a = load(p), b = load(p + 16), c = load(p + 32), d = load(p + 48);
+    for (int j = 0; j < 4; ++j) {
+      const __m512i idx = _mm512_setr_epi32(j, 4 + j, 8 + j, 12 + j, 16 + j, 20 + j, 24 + j, 28 + j, 0, 0, 0, 0, 0, 0,
+                                            0, 0);
+      const __m512 lo = _mm512_permutex2var_ps(a, idx, b), hi = _mm512_permutex2var_ps(c, idx, d);
+      v[j] = _mm512_shuffle_f32x4(lo, hi, 0x44);  // 128-bit quarters lo.0 lo.1 hi.0 hi.1
+    }
+  }
   static F decode_bf16(const uint16_t* p) {
     __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
     return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));

@@ -1,0 +1,303 @@
+// KernelTable::matmul_rows for FP8 e4m3 weights with block scales, for one Vec type:
+// y[t, r - r0] = sum_c x[t, c] W[r, c] for rows [r0, r1) and all n tokens. Included inside a
+// target region after simd_weights.inl; MatmulRows<V>::run hands every FP8 weight here.
+//
+// Why a scheme of its own. Decode (n = 1) reads each weight byte once and does one FMA with
+// it, so its speed is the cost of turning a byte into a float. Two things make that cheap:
+//   - V::decode_fp8_quad turns 4L bytes into 4 vectors with 9 integer operations and no
+//     conversion instruction, at the price of a column order inside each group of 4L
+//     columns (vector j, lane l holds column 4l + j);
+//   - the block scale is folded into the activations, once per scale block of rows, instead
+//     of multiplying every weight vector.
+//
+// Definitions (L lanes; G = 4L columns per group; K_pad = K rounded up to G):
+//   w'[r, c] = e4m3(W[r, c]) * 2^-120    exact (the byte's bits placed in an f32; e4m3
+//                                        subnormals become f32 subnormals), 0 for c >= K
+//   x'[t, c] = x[t, c] * (s[r / block_rows][c / block_cols] * 2^90)   one f32 rounding;
+//                                        0 for c >= K
+// so w' * x' = e4m3 * fl(x * s) * 2^-30. Against the oracle's fl(e4m3 * s) * x each product
+// moves by at most one rounding (u = 2^-24 relative), which the tolerance of the kernel tests
+// covers. The 2^90 / 2^30 split keeps x' finite for |x * s| < 2^38 and the products normal
+// down to |x * s * e4m3| ~ 2^-96.
+//
+// Both operands are laid out in the group order: [token][K_pad], vector j of group g at
+// gG + jL (lane l: column gG + 4l + j). Activations are permuted once per call and scaled
+// once per scale block of rows; weights are decoded in that order by construction.
+//
+// THE REDUCTION ORDER (batch-invariance contract, FP8). For every (t, r), one accumulator of
+// L lanes starts at +0 and takes fma(w' vector, x' vector, acc) for the vectors in layout
+// order (group 0's vectors 0..3, group 1's, ...); then y = V::hsum(acc) * 2^30. Both paths
+// below -- fused (decode: weights decoded in registers) and tiled (prefill: a decoded tile
+// reused by a block of tokens, partials parked in memory between K blocks, exactly) --
+// perform this sequence, so y[t, r] depends on neither n, nor the other tokens, nor
+// [r0, r1), nor the thread count.
+
+template <class V>
+struct MatmulFp8 {
+  using F = typename V::F;
+  static constexpr int L = V::kLanes;
+  static constexpr int64_t G = 4 * L;
+  static constexpr float kXScale = 0x1p90f;
+  static constexpr float kYScale = 0x1p30f;  // 2^120 / 2^90
+
+  // Fused path: up to kFusedMaxTokens tokens; rows per step: enough independent accumulator
+  // chains (T * R) to hide the FMA latency, as registers allow.
+  static constexpr int kFusedMaxTokens = L == 8 ? 2 : 3;
+  template <int T>
+  static constexpr int kFusedRows = T == 1 || L == 16 ? 8 : 4;
+  // Tiled path: a [kRowsPerTile x kColsPerTile] panel of w' is decoded once into a per-thread
+  // tile (L2) and used by every token of the block through a kT x kR register tile (kT
+  // x'-vectors and 1 w'-vector feed kT * kR FMAs per step).
+  static constexpr int kT = L == 8 ? 3 : 4;
+  static constexpr int kR = L == 8 ? 4 : 6;
+  static constexpr int64_t kRowsPerTile = 8 * kR;
+  static constexpr int64_t kColsPerTile = 512;                   // K block, a multiple of G
+  static constexpr int64_t kTokensPerBlock = L == 8 ? 128 : 64;  // bounds the parked partials
+
+  static int64_t padded(int64_t k) { return (k + G - 1) / G * G; }
+  // Row stride of the activation buffers: K_pad plus one cache line, so that the token rows
+  // a register tile reads together do not all map to the same L1 sets (K_pad * 4 bytes is
+  // often a multiple of 4 KiB).
+  static int64_t act_stride(int64_t k) { return padded(k) + 16; }
+
+  // xp[0 .. K_pad) = x[0 .. K) in the group order, zeros past K.
+  static void permute(const float* x, int64_t k, float* xp) {
+    const int64_t full = k / G * G;
+    for (int64_t c = 0; c < full; c += G) {
+      F v[4];
+      V::deinterleave4(x + c, v);
+      for (int j = 0; j < 4; ++j) V::store(xp + c + j * L, v[j]);
+    }
+    if (full < k) {
+      alignas(64) float tail[G] = {};
+      std::copy(x + full, x + k, tail);
+      F v[4];
+      V::deinterleave4(tail, v);
+      for (int j = 0; j < 4; ++j) V::store(xp + full + j * L, v[j]);
+    }
+  }
+
+  // xs[t] = xp[t] times the scales of view row r's scale row (times 2^90), n tokens, both
+  // [n][ld] in the group order.
+  static void scale(const LinearWeight& w, int64_t r, const float* xp, int64_t n, int64_t ld, float* xs) {
+    const int64_t k = w.cols, kp = padded(k), bc = w.block_cols;
+    const float* s = w.row_scales(r);
+    if (bc % G == 0) {  // every group lies in one scale block (the released 128 x 128 blocks)
+      for (int64_t t = 0; t < n; ++t)
+        for (int64_t c = 0; c < kp; c += G) {
+          const F sv = V::set1(s[c / bc] * kXScale);
+          for (int j = 0; j < 4; ++j) V::store(xs + t * ld + c + j * L, V::mul(V::load(xp + t * ld + c + j * L), sv));
+        }
+      return;
+    }
+    for (int64_t c = 0; c < kp; c += G)
+      for (int j = 0; j < 4; ++j) {
+        alignas(64) float f[L];
+        for (int l = 0; l < L; ++l) {
+          const int64_t col = c + 4 * l + j;
+          f[l] = col < k ? s[col / bc] * kXScale : 0.0f;
+        }
+        const F sv = V::load(f);
+        for (int64_t t = 0; t < n; ++t) V::store(xs + t * ld + c + j * L, V::mul(V::load(xp + t * ld + c + j * L), sv));
+      }
+  }
+
+  // First view row past r's scale block.
+  static int64_t block_end(const LinearWeight& w, int64_t r) {
+    return ((w.first_row + r) / w.block_rows + 1) * w.block_rows - w.first_row;
+  }
+
+  // The 4 vectors of w' for the group at column c of a row; bytes past K read as 0 (never
+  // reads past the row).
+  static void decode_group(const uint8_t* row, int64_t c, int64_t k, F v[4]) {
+    if (c + G <= k) {
+      V::decode_fp8_quad(row + c, v);
+      return;
+    }
+    alignas(64) uint8_t pad[G] = {};
+    if (c < k) std::memcpy(pad, row + c, static_cast<size_t>(k - c));
+    V::decode_fp8_quad(pad, v);
+  }
+
+  // ---- fused path ---------------------------------------------------------------------
+
+  // y[t * ldy + i] for T tokens (x' rows t * ld) and view rows r .. r + R - 1 (one scale
+  // block).
+  template <int T, int R>
+  static void fused_step(const LinearWeight& w, int64_t r, const float* xs, int64_t ld, float* y, int64_t ldy) {
+    const int64_t k = w.cols, full = k / G * G;
+    const uint8_t* rows[R];
+    for (int i = 0; i < R; ++i) rows[i] = w.row_ptr(r + i);
+    F acc[T][R];
+    for (int t = 0; t < T; ++t)
+      for (int i = 0; i < R; ++i) acc[t][i] = V::zero();
+    auto group = [&](int64_t c, int i, const F (&v)[4]) {
+      for (int j = 0; j < 4; ++j)
+        for (int t = 0; t < T; ++t) acc[t][i] = V::fma(v[j], V::load(xs + t * ld + c + j * L), acc[t][i]);
+    };
+    // Prefetch the next R rows (stored right after these), spread over the loop: the
+    // hardware prefetchers alone ramp up too slowly on R short interleaved streams (rows of
+    // 1-7 KB; measured 1.5-2x on expert-sized matrices).
+    const char* next = reinterpret_cast<const char*>(rows[0]) + R * k * dtype_size(DType::F8_E4M3);
+    const int64_t per_group = (R * G + 63) / 64;  // lines of the next rows per group of these
+    for (int64_t c = 0, line = 0; c < full; c += G) {
+      for (int64_t p = 0; p < per_group; ++p, ++line) _mm_prefetch(next + line * 64, _MM_HINT_T0);
+      for (int i = 0; i < R; ++i) {
+        F v[4];
+        V::decode_fp8_quad(rows[i] + c, v);
+        group(c, i, v);
+      }
+    }
+    if (full < k)
+      for (int i = 0; i < R; ++i) {
+        F v[4];
+        decode_group(rows[i], full, k, v);
+        group(full, i, v);
+      }
+    for (int t = 0; t < T; ++t)
+      for (int i = 0; i < R; ++i) y[t * ldy + i] = V::hsum(acc[t][i]) * kYScale;
+  }
+
+  template <int T>
+  static void fused_rows(const LinearWeight& w, int64_t r, int64_t r_end, const float* xs, int64_t ld, float* y,
+                         int64_t ldy) {
+    constexpr int R = kFusedRows<T>;
+    for (; r + R <= r_end; r += R, y += R) fused_step<T, R>(w, r, xs, ld, y, ldy);
+    if constexpr (R > 4)
+      if (r + 4 <= r_end) fused_step<T, 4>(w, r, xs, ld, y, ldy), r += 4, y += 4;
+    if (r + 2 <= r_end) fused_step<T, 2>(w, r, xs, ld, y, ldy), r += 2, y += 2;
+    if (r < r_end) fused_step<T, 1>(w, r, xs, ld, y, ldy);
+  }
+
+  static void fused(const LinearWeight& w, const float* x, int64_t n, int64_t ldx, float* y, int64_t ldy, int64_t r0,
+                    int64_t r1) {
+    const int64_t ld = act_stride(w.cols);
+    float* xp = thread_scratch(ScratchSlot::Activations, static_cast<size_t>(n * ld));
+    float* xs = thread_scratch(ScratchSlot::ScaledActivations, static_cast<size_t>(n * ld));
+    for (int64_t t = 0; t < n; ++t) permute(x + t * ldx, w.cols, xp + t * ld);
+    for (int64_t r = r0; r < r1;) {
+      const int64_t r_end = std::min(r1, block_end(w, r));
+      scale(w, r, xp, n, ld, xs);
+      float* yr = y + (r - r0);
+      switch (n) {
+        case 1: fused_rows<1>(w, r, r_end, xs, ld, yr, ldy); break;
+        case 2: fused_rows<2>(w, r, r_end, xs, ld, yr, ldy); break;
+        default:
+          if constexpr (kFusedMaxTokens >= 3) fused_rows<3>(w, r, r_end, xs, ld, yr, ldy);
+          break;
+      }
+      r = r_end;
+    }
+  }
+
+  // ---- tiled path ---------------------------------------------------------------------
+
+  struct MicroArgs {
+    const float* tile;  // w' of the register tile's row 0, this K block; row stride kColsPerTile
+    const float* xs;    // x' of the register tile's token 0, this K block; row stride ld_xs
+    int64_t ld_xs;
+    int64_t width;      // columns of this K block (a multiple of G)
+    float* park;        // partials: token t, row i at park[(t * kRowsPerTile + i) * L]
+    bool first, last;   // first K block: start from +0; last: reduce into y
+    float* y;           // token 0, row 0 of the register tile, row stride ldy
+    int64_t ldy;
+  };
+
+  template <int T, int R>
+  static void micro(const MicroArgs& a) {
+    F acc[T][R];
+    for (int t = 0; t < T; ++t)
+      for (int i = 0; i < R; ++i) acc[t][i] = a.first ? V::zero() : V::load(a.park + (t * kRowsPerTile + i) * L);
+    for (int64_t c = 0; c < a.width; c += L) {
+      F xv[T];
+      for (int t = 0; t < T; ++t) xv[t] = V::load(a.xs + t * a.ld_xs + c);
+      for (int i = 0; i < R; ++i) {
+        const F wv = V::load(a.tile + i * kColsPerTile + c);
+        for (int t = 0; t < T; ++t) acc[t][i] = V::fma(wv, xv[t], acc[t][i]);
+      }
+    }
+    for (int t = 0; t < T; ++t)
+      for (int i = 0; i < R; ++i) {
+        if (a.last) a.y[t * a.ldy + i] = V::hsum(acc[t][i]) * kYScale;
+        else V::store(a.park + (t * kRowsPerTile + i) * L, acc[t][i]);
+      }
+  }
+
+  using MicroFn = void (*)(const MicroArgs&);
+  template <size_t... I>
+  static constexpr std::array<MicroFn, sizeof...(I)> make_micro_table(std::index_sequence<I...>) {
+    return {&micro<static_cast<int>(I / kR) + 1, static_cast<int>(I % kR) + 1>...};
+  }
+  // The kT x kR microkernel and its remainders (tt <= kT tokens, rr <= kR rows).
+  static MicroFn micro_fn(int64_t tt, int64_t rr) {
+    static constexpr auto table = make_micro_table(std::make_index_sequence<kT * kR>{});
+    return table[(tt - 1) * kR + (rr - 1)];
+  }
+
+  static void tiled(const LinearWeight& w, const float* x, int64_t n, int64_t ldx, float* y, int64_t ldy, int64_t r0,
+                    int64_t r1) {
+    static_assert(kColsPerTile % G == 0);
+    const int64_t k = w.cols, kp = padded(k), ld = act_stride(k), full = k / G * G;
+    const int64_t block_tokens = std::min(n, kTokensPerBlock);
+    float* tile = thread_scratch(ScratchSlot::WeightTile, static_cast<size_t>(kRowsPerTile * kColsPerTile));
+    float* park = thread_scratch(ScratchSlot::Accumulators, static_cast<size_t>(block_tokens * kRowsPerTile * L));
+    float* xp = thread_scratch(ScratchSlot::Activations, static_cast<size_t>(block_tokens * ld));
+    float* xs = thread_scratch(ScratchSlot::ScaledActivations, static_cast<size_t>(block_tokens * ld));
+    MicroArgs a{};
+    a.ld_xs = ld;
+    a.ldy = ldy;
+    for (int64_t tb0 = 0; tb0 < n; tb0 += kTokensPerBlock) {
+      const int64_t nt = std::min(kTokensPerBlock, n - tb0);
+      for (int64_t t = 0; t < nt; ++t) permute(x + (tb0 + t) * ldx, k, xp + t * ld);
+      int64_t scaled_until = r0;  // xs holds x' for the scale block of the rows before this
+      for (int64_t rt0 = r0; rt0 < r1;) {
+        const int64_t b_end = block_end(w, rt0);
+        if (rt0 >= scaled_until) {
+          scale(w, rt0, xp, nt, ld, xs);
+          scaled_until = b_end;
+        }
+        // A tile never spans two scale blocks: one x' serves all its rows.
+        const int64_t nr = std::min({kRowsPerTile, r1 - rt0, b_end - rt0});
+        for (int64_t kb0 = 0; kb0 < kp; kb0 += kColsPerTile) {
+          const int64_t width = std::min(kColsPerTile, kp - kb0), full_end = std::min(kb0 + width, full);
+          for (int64_t i = 0; i < nr; ++i) {
+            const uint8_t* row = w.row_ptr(rt0 + i);
+            float* dst = tile + i * kColsPerTile - kb0;
+            int64_t c = kb0;
+            for (; c < full_end; c += G) {
+              F v[4];
+              V::decode_fp8_quad(row + c, v);
+              for (int j = 0; j < 4; ++j) V::store(dst + c + j * L, v[j]);
+            }
+            for (; c < kb0 + width; c += G) {
+              F v[4];
+              decode_group(row, c, k, v);
+              for (int j = 0; j < 4; ++j) V::store(dst + c + j * L, v[j]);
+            }
+          }
+          a.width = width;
+          a.first = kb0 == 0;
+          a.last = kb0 + width == kp;
+          for (int64_t tg = 0; tg < nt; tg += kT) {
+            const int64_t tt = std::min<int64_t>(kT, nt - tg);
+            a.xs = xs + tg * ld + kb0;
+            for (int64_t rg = 0; rg < nr; rg += kR) {
+              const int64_t rr = std::min<int64_t>(kR, nr - rg);
+              a.tile = tile + rg * kColsPerTile;
+              a.park = park + (tg * kRowsPerTile + rg) * L;
+              a.y = y + (tb0 + tg) * ldy + (rt0 - r0 + rg);
+              micro_fn(tt, rr)(a);
+            }
+          }
+        }
+        rt0 += nr;
+      }
+    }
+  }
+
+  static void run(const LinearWeight& w, const float* x, int64_t n, int64_t ldx, float* y, int64_t ldy, int64_t r0,
+                  int64_t r1) {
+    if (n <= kFusedMaxTokens) return fused(w, x, n, ldx, y, ldy, r0, r1);
+    tiled(w, x, n, ldx, y, ldy, r0, r1);
+  }
+};
