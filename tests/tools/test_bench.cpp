@@ -1,0 +1,82 @@
+// dsv3 bench: the FLOP count it divides by, checked against the published parameter count
+// (a forward step multiplies each active weight once: ~2 FLOPs per active parameter), and the
+// command's report on tiny-v3.
+
+#include <gtest/gtest.h>
+
+#include "base/json.h"
+#include "model/footprint.h"
+#include "test_util.h"
+#include "tools/bench.h"
+
+using namespace dsv3;
+
+namespace {
+
+ModelConfig v3_config() {
+  auto j = parse_json(test::read_file(test::fixtures() + "/configs/deepseek-v3.json"), "deepseek-v3.json");
+  EXPECT_TRUE(j.ok());
+  auto c = parse_model_config(*j, "deepseek-v3.json");
+  EXPECT_TRUE(c.ok()) << c.error().message();
+  return *c;
+}
+
+// Score and weighted-sum multiply-adds of one token against `len` cached positions, all layers.
+double attention_flops(const ModelConfig& c, double len) {
+  return 2.0 * c.num_hidden_layers * c.num_attention_heads * len * (2.0 * c.kv_lora_rank + c.qk_rope_head_dim);
+}
+
+}  // namespace
+
+TEST(Bench, OneTokenCostsTwoFlopsPerActiveWeight) {
+  const ModelConfig c = v3_config();
+  const ParamCounts p = compute_footprint(c, nullptr).params;
+  // The embedding is a lookup, not a product; norms and the router bias are not multiplied
+  // (well under 1e-4 of the total). Absorbed MLA multiplies each kv_b weight once too.
+  const double expected = 2.0 * static_cast<double>(p.active_per_token - p.embedding) + attention_flops(c, 1);
+  EXPECT_NEAR(forward_flops(c, 0, 1) / expected, 1.0, 1e-4);
+  // SPEC.md 5: ~37B active per token, the 0.9B embedding included: ~72-75 GFLOP per token.
+  EXPECT_GT(forward_flops(c, 0, 1) / 1e9, 2 * (37.0 - 0.93));
+  EXPECT_LT(forward_flops(c, 0, 1) / 1e9, 2 * (38.0 - 0.93));
+}
+
+TEST(Bench, AttentionGrowsWithThePositionsAttended) {
+  const ModelConfig c = v3_config();
+  // Token at position s attends to s + 1 positions.
+  EXPECT_NEAR(forward_flops(c, 1000, 1) - forward_flops(c, 0, 1), attention_flops(c, 1001) - attention_flops(c, 1), 1.0);
+  // A prompt of n: the linear part n times, the head once, attention over 1 + 2 + ... + n.
+  const int64_t n = 64;
+  const double head = 2.0 * static_cast<double>(c.vocab_size) * c.hidden_size;
+  const double linear = forward_flops(c, 0, 1) - attention_flops(c, 1) - head;
+  EXPECT_NEAR(forward_flops(c, 0, n) / (n * linear + head + attention_flops(c, n * (n + 1) / 2.0)), 1.0, 1e-9);
+}
+
+TEST(Bench, CommandReportsEveryFigure) {
+  auto r = test::run_dsv3("bench --model " + test::fixtures() + "/tiny-v3 -p 16 -n 8 --repeat 2 -t 2 --probe-gb 0.02 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = parse_json(r.out, "bench output");
+  ASSERT_TRUE(j.ok()) << r.out;
+  for (const char* k : {"prefill_tokens_per_s", "decode_tokens_per_s"}) {
+    const Json& s = (*j)[k];
+    EXPECT_GT(s["min"].get<double>(), 0) << k;
+    EXPECT_LE(s["min"].get<double>(), s["median"].get<double>()) << k;
+    EXPECT_LE(s["median"].get<double>(), s["max"].get<double>()) << k;
+  }
+  auto model_config = load_model_config(test::fixtures() + "/tiny-v3");
+  ASSERT_TRUE(model_config.ok());
+  EXPECT_EQ((*j)["threads"].get<int>(), 2);
+  EXPECT_GT((*j)["read_bandwidth_bytes_per_s"].get<double>(), 0);
+  EXPECT_GT((*j)["decode_bandwidth_ratio"].get<double>(), 0);
+  EXPECT_GT((*j)["decode_weight_bytes_per_token"].get<uint64_t>(), 0u);
+
+  auto text = test::run_dsv3("bench --model " + test::fixtures() + "/tiny-v3 -p 4 -n 2 --repeat 1 --probe-gb 0.02");
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find("decode"), std::string::npos);
+  EXPECT_NE(text.out.find("bandwidth"), std::string::npos);
+
+  // Bad flags are usage errors; a prompt beyond the context is an error naming the limit.
+  EXPECT_EQ(test::run_dsv3("bench --model " + test::fixtures() + "/tiny-v3 --repeat 0").exit_code, 2);
+  auto too_long = test::run_dsv3("bench --model " + test::fixtures() + "/tiny-v3 --ctx 64 -p 100 -n 1 --probe-gb 0.02");
+  EXPECT_EQ(too_long.exit_code, 1);
+  EXPECT_NE(too_long.err.find("context"), std::string::npos) << too_long.err;
+}
