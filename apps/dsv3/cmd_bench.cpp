@@ -35,6 +35,8 @@ Command add_bench(CLI::App& root) {
   add_model_options(app, args->model);
   app->add_option("-p,--prompt-tokens", args->o.prompt_tokens, "Prompt length for prefill")->check(CLI::Range(int64_t(1), int64_t(1) << 24));
   app->add_option("-n,--decode-tokens", args->o.decode_tokens, "Tokens decoded after the prompt")->check(CLI::Range(int64_t(0), int64_t(1) << 24));
+  app->add_option("--batch", args->o.batch, "Also decode this many sequences together and report the aggregate")
+      ->check(CLI::Range(1, 4096));
   app->add_option("--repeat", args->o.repeats, "Runs (min/median/max reported)")->check(CLI::Range(1, 1000));
   app->add_option("--probe-gb", args->probe_gb, "Size of the bandwidth probe's buffer (well above the last-level cache)")
       ->check(CLI::Range(0.01, 256.0));

@@ -18,6 +18,7 @@ struct BenchOptions {
   int64_t prompt_tokens = 512;  // -p
   int64_t decode_tokens = 64;   // -n
   int repeats = 3;
+  int batch = 1;  // > 1: also decode this many sequences together (what a busy server does)
   size_t probe_bytes = size_t(1) << 30;  // bandwidth probe buffer
   bool probes = true;
 };
@@ -32,6 +33,8 @@ struct BenchReport {
   int64_t prompt_tokens = 0, decode_tokens = 0;
   int repeats = 0;
   Spread prefill_tokens_per_s, decode_tokens_per_s;
+  int batch = 1;
+  Spread batch_decode_tokens_per_s;  // all sequences together, when batch > 1
   uint64_t decode_bytes_per_token = 0;       // weight bytes read per decoded token
   double decode_bytes_per_s = 0;             // at the median decode speed
   double read_bandwidth_bytes_per_s = 0;     // probe (best pass)

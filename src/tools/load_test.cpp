@@ -7,6 +7,8 @@
 #include <chrono>
 #include <mutex>
 #include <thread>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 namespace dsv3 {
@@ -42,14 +44,19 @@ httplib::Headers headers_for(const LoadTestOptions& o) {
   return h;
 }
 
-// Server resident memory from /metrics (dsv3_process_resident_memory_bytes), -1 if absent.
-int64_t server_rss(httplib::Client& cli, const httplib::Headers& h) {
+// Server resident memory from /metrics: total (dsv3_process_resident_memory_bytes) and
+// anonymous (dsv3_process_resident_anonymous_bytes: heap and KV caches, without the weight
+// file's pages, which grow as weights are first touched); -1 where absent.
+std::pair<int64_t, int64_t> server_rss(httplib::Client& cli, const httplib::Headers& h) {
   auto r = cli.Get("/metrics", h);
-  if (!r || r->status != 200) return -1;
-  const std::string key = "dsv3_process_resident_memory_bytes ";
-  auto p = r->body.find("\n" + key);
-  if (p == std::string::npos) return -1;
-  return static_cast<int64_t>(std::atof(r->body.c_str() + p + 1 + key.size()));
+  if (!r || r->status != 200) return {-1, -1};
+  auto value = [&](const std::string& name) -> int64_t {
+    const std::string key = "\n" + name + " ";
+    auto p = r->body.find(key);
+    if (p == std::string::npos) return -1;
+    return static_cast<int64_t>(std::atof(r->body.c_str() + p + key.size()));
+  };
+  return {value("dsv3_process_resident_memory_bytes"), value("dsv3_process_resident_anonymous_bytes")};
 }
 
 double percentile(std::vector<double> v, double q) {
@@ -142,6 +149,7 @@ Json LoadTestReport::to_json() const {
               {"ttft_ms", {{"p50", ttft_p50_ms}, {"p99", ttft_p99_ms}}},
               {"itl_ms", {{"p50", itl_p50_ms}, {"p99", itl_p99_ms}}},
               {"server_rss_bytes", {{"before", server_rss_before}, {"after", server_rss_after}}},
+              {"server_anonymous_bytes", {{"before", server_anon_before}, {"after", server_anon_after}}},
               {"first_error", first_error}};
 }
 
@@ -154,7 +162,8 @@ std::string LoadTestReport::to_text() const {
       clients, seconds, static_cast<long long>(requests_ok), static_cast<long long>(requests_failed),
       static_cast<long long>(generated_tokens), tokens_per_second, ttft_p50_ms, ttft_p99_ms, itl_p50_ms, itl_p99_ms);
   if (server_rss_before >= 0)
-    s += str_f("server resident memory: %.1f MB before, %.1f MB after\n", server_rss_before / 1e6, server_rss_after / 1e6);
+    s += str_f("server resident memory: %.1f MB before, %.1f MB after (anonymous: %.1f MB before, %.1f MB after)\n",
+               server_rss_before / 1e6, server_rss_after / 1e6, server_anon_before / 1e6, server_anon_after / 1e6);
   if (!first_error.empty()) s += "first error: " + first_error + "\n";
   return s;
 }
@@ -176,7 +185,7 @@ Result<LoadTestReport> run_load_test(const LoadTestOptions& o) {
   }
   LoadTestReport rep;
   rep.clients = o.clients;
-  rep.server_rss_before = server_rss(probe, h);
+  std::tie(rep.server_rss_before, rep.server_anon_before) = server_rss(probe, h);
 
   std::vector<ClientStats> stats(static_cast<size_t>(o.clients));
   const auto start = Clock::now();
@@ -206,7 +215,7 @@ Result<LoadTestReport> run_load_test(const LoadTestOptions& o) {
   rep.itl_p50_ms = percentile(itl, 0.5);
   rep.itl_p99_ms = percentile(itl, 0.99);
   std::this_thread::sleep_for(std::chrono::seconds(1));  // let the server release finished requests
-  rep.server_rss_after = server_rss(probe, h);
+  std::tie(rep.server_rss_after, rep.server_anon_after) = server_rss(probe, h);
   return rep;
 }
 

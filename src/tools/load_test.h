@@ -31,7 +31,8 @@ struct LoadTestReport {
   double tokens_per_second = 0;  // aggregate over all clients
   double ttft_p50_ms = 0, ttft_p99_ms = 0;
   double itl_p50_ms = 0, itl_p99_ms = 0;
-  int64_t server_rss_before = -1, server_rss_after = -1;  // bytes, -1 if /metrics lacks it
+  int64_t server_rss_before = -1, server_rss_after = -1;    // bytes, -1 if /metrics lacks it
+  int64_t server_anon_before = -1, server_anon_after = -1;  // anonymous part (heap, KV caches)
   std::string first_error;
   Json to_json() const;
   std::string to_text() const;

@@ -52,11 +52,12 @@ TEST(Bench, AttentionGrowsWithThePositionsAttended) {
 }
 
 TEST(Bench, CommandReportsEveryFigure) {
-  auto r = test::run_dsv3("bench --model " + test::fixtures() + "/tiny-v3 -p 16 -n 8 --repeat 2 -t 2 --probe-gb 0.02 --json");
+  auto r = test::run_dsv3("bench --model " + test::fixtures() + "/tiny-v3 -p 16 -n 8 --repeat 2 -t 2 --batch 3 --probe-gb 0.02 --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto j = parse_json(r.out, "bench output");
   ASSERT_TRUE(j.ok()) << r.out;
-  for (const char* k : {"prefill_tokens_per_s", "decode_tokens_per_s"}) {
+  EXPECT_EQ((*j)["batch"].get<int>(), 3);
+  for (const char* k : {"prefill_tokens_per_s", "decode_tokens_per_s", "batch_decode_tokens_per_s"}) {
     const Json& s = (*j)[k];
     EXPECT_GT(s["min"].get<double>(), 0) << k;
     EXPECT_LE(s["min"].get<double>(), s["median"].get<double>()) << k;
