@@ -11,6 +11,7 @@
 
 #include "tokenizer/jinja/builtins.h"
 #include "tokenizer/jinja/error.h"
+#include "tokenizer/jinja/string_methods.h"
 #include "tokenizer/unicode.h"
 
 namespace dsv3::jinja {
@@ -27,19 +28,6 @@ const std::string& need_string(const Value& v, const char* what) {
 
 // Jinja filters that take strings accept any value through str() (undefined gives "").
 std::string as_text(const Value& v) { return v.str(); }
-
-std::string case_map(const std::string& s, bool upper) {
-  std::string out;
-  size_t pos = 0;
-  while (pos < s.size()) {
-    auto d = unicode::decode_utf8(s, pos);
-    if (d.cp == unicode::kInvalid) out += s[pos];
-    else unicode::append_utf8(out, static_cast<uint32_t>(upper ? u_toupper(static_cast<UChar32>(d.cp))
-                                                                : u_tolower(static_cast<UChar32>(d.cp))));
-    pos += d.len;
-  }
-  return out;
-}
 
 Value attribute_path(const Value& v, const std::string& path) {
   Value cur = v;
@@ -82,7 +70,7 @@ Value select_items(const Value& input, CallArgs& a, bool by_attr, bool keep_matc
 
 bool sort_less(const Value& a, const Value& b, bool case_sensitive) {
   if (!case_sensitive && a.is_string() && b.is_string())
-    return case_map(a.as_string(), false) < case_map(b.as_string(), false);
+    return map_case(a.as_string(), false) < map_case(b.as_string(), false);
   return a.less(b);
 }
 
@@ -127,8 +115,8 @@ const std::unordered_map<std::string, FilterFn>& filters() {
       if (a.has(0, "chars")) sa.positional.push_back(a.get(0, "chars"));
       return m.as_function()(sa);
     };
-    f["upper"] = [](const Value& v, CallArgs&) { return Value(case_map(as_text(v), true)); };
-    f["lower"] = [](const Value& v, CallArgs&) { return Value(case_map(as_text(v), false)); };
+    f["upper"] = [](const Value& v, CallArgs&) { return Value(map_case(as_text(v), true)); };
+    f["lower"] = [](const Value& v, CallArgs&) { return Value(map_case(as_text(v), false)); };
     f["capitalize"] = [](const Value& v, CallArgs&) {
       CallArgs none;
       return get_attribute(Value(as_text(v)), "capitalize").as_function()(none);
@@ -379,8 +367,8 @@ const std::unordered_map<std::string, TestFn>& tests() {
       if (!v.is_int() || !n.is_int() || n.as_int() == 0) fail("divisibleby: expected non-zero integers");
       return v.as_int() % n.as_int() == 0;
     };
-    t["lower"] = [](const Value& v, CallArgs&) { return v.is_string() && case_map(v.as_string(), false) == v.as_string(); };
-    t["upper"] = [](const Value& v, CallArgs&) { return v.is_string() && case_map(v.as_string(), true) == v.as_string(); };
+    t["lower"] = [](const Value& v, CallArgs&) { return v.is_string() && map_case(v.as_string(), false) == v.as_string(); };
+    t["upper"] = [](const Value& v, CallArgs&) { return v.is_string() && map_case(v.as_string(), true) == v.as_string(); };
     t["escaped"] = [](const Value&, CallArgs&) { return false; };
     t["filter"] = [](const Value& v, CallArgs&) { return v.is_string() && has_filter(v.as_string()); };
     t["test"] = [](const Value& v, CallArgs&) { return v.is_string() && has_test(v.as_string()); };

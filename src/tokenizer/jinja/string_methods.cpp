@@ -10,18 +10,6 @@
 
 namespace dsv3::jinja {
 
-namespace {
-
-const std::string& need_string(const Value& v, const char* what) {
-  if (!v.is_string()) fail(std::string(what) + ": expected a string, got " + v.type_name());
-  return v.as_string();
-}
-
-int64_t need_int(const Value& v, const char* what) {
-  if (!v.is_int()) fail(std::string(what) + ": expected an integer, got " + v.type_name());
-  return v.as_int();
-}
-
 std::string map_case(const std::string& s, bool upper) {
   std::string out;
   size_t pos = 0;
@@ -33,6 +21,18 @@ std::string map_case(const std::string& s, bool upper) {
     pos += d.len;
   }
   return out;
+}
+
+namespace {
+
+const std::string& need_string(const Value& v, const char* what) {
+  if (!v.is_string()) fail(std::string(what) + ": expected a string, got " + v.type_name());
+  return v.as_string();
+}
+
+int64_t need_int(const Value& v, const char* what) {
+  if (!v.is_int()) fail(std::string(what) + ": expected an integer, got " + v.type_name());
+  return v.as_int();
 }
 
 bool is_cased_letter(uint32_t cp) { return u_isUAlphabetic(static_cast<UChar32>(cp)) != 0; }

@@ -8,6 +8,10 @@
 
 namespace dsv3::jinja {
 
+// Python's str.upper() / str.lower() on code points (ICU case mapping); bytes that are not
+// UTF-8 pass through. Shared by the methods and the upper/lower filters and tests.
+std::string map_case(const std::string& s, bool upper);
+
 // The bound method `name` of string `self`, or an undefined value when str has no such method.
 Value string_method(const Value& self, const std::string& name);
 
