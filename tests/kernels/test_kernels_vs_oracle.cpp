@@ -28,9 +28,9 @@ std::vector<double> abs_dot_sums(const LinearWeight& w, const std::vector<float>
 // log2(16) = 4 levels (the deepest, at 16 lanes).
 int64_t rows_depth(int64_t cols) { return (cols + 7) / 8 + 4; }
 
-void check_matmul_rows(const TestWeight& tw, int64_t n, uint32_t seed, const std::string& label) {
+// Every fast table's matmul_rows of weight `tw` and activations x [n, cols] against the oracle.
+void check_matmul_rows_on(const TestWeight& tw, const std::vector<float>& x, int64_t n, const std::string& label) {
   const LinearWeight& w = tw.view;
-  auto x = random_activations(n * w.cols, seed);
   std::vector<float> want(static_cast<size_t>(n * w.rows));
   oracle().matmul_rows(w, x.data(), n, w.cols, want.data(), w.rows, 0, w.rows);
   auto sums = abs_dot_sums(w, x, n);
@@ -43,6 +43,10 @@ void check_matmul_rows(const TestWeight& tw, int64_t n, uint32_t seed, const std
       return "token " + std::to_string(i / w.rows) + " row " + std::to_string(i % w.rows);
     });
   }
+}
+
+void check_matmul_rows(const TestWeight& tw, int64_t n, uint32_t seed, const std::string& label) {
+  check_matmul_rows_on(tw, random_activations(n * tw.view.cols, seed), n, label);
 }
 
 struct Shape {
@@ -100,18 +104,7 @@ TEST(KernelsVsOracle, Fp8ActivationRange) {
     auto x = random_activations(n * w.cols, 78);
     for (int64_t t = 0; t < n; ++t)
       for (int64_t c = 0; c < w.cols; ++c) x[t * w.cols + c] *= magnitude[(t + n) % 5];
-    std::vector<float> want(static_cast<size_t>(n * w.rows));
-    oracle().matmul_rows(w, x.data(), n, w.cols, want.data(), w.rows, 0, w.rows);
-    auto sums = abs_dot_sums(w, x, n);
-    std::vector<double> tol(sums.size());
-    for (size_t i = 0; i < sums.size(); ++i) tol[i] = tolerance(rows_depth(w.cols), sums[i]);
-    for (const auto& [name, table] : fast_tables()) {
-      std::vector<float> got(want.size(), NAN);
-      table->matmul_rows(w, x.data(), n, w.cols, got.data(), w.rows, 0, w.rows);
-      expect_close(got, want, tol, name + " n=" + std::to_string(n), [&](size_t i) {
-        return "token " + std::to_string(i / w.rows) + " row " + std::to_string(i % w.rows);
-      });
-    }
+    check_matmul_rows_on(tw, x, n, "activation range");
   }
 }
 
