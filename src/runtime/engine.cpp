@@ -104,6 +104,12 @@ void Engine::admit_locked() {
 }
 
 void Engine::finish(Sequence& s, FinishReason reason, const std::string& error) {
+  // The gauges first: a client that sees its response end and then reads /metrics must not
+  // find its request still running.
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    --stats_.running;
+  }
   s.handle->finish(reason, error);
   s.cache.release();
   s.done = true;
@@ -130,6 +136,7 @@ void Engine::postprocess(const std::vector<StepEntry>& plan, const ForwardOutput
   const int64_t V = model_.vocab_size();
   std::vector<float> logp, processed;
   uint64_t generated = 0;
+  std::vector<std::pair<Sequence*, FinishReason>> ending;
   for (size_t i = 0; i < plan.size(); ++i) {
     Sequence& s = *plan[i].seq;
     if (!s.prefill_done()) s.prefilled += static_cast<int64_t>(plan[i].tokens.size());
@@ -171,16 +178,20 @@ void Engine::postprocess(const std::vector<StepEntry>& plan, const ForwardOutput
     ++generated;
     s.handle->push(std::move(t));
     const auto& stops = s.params.stop_tokens;
-    if (std::find(stops.begin(), stops.end(), s.last_token) != stops.end()) finish(s, FinishReason::Stop);
-    else if (s.generated >= s.params.max_new_tokens) finish(s, FinishReason::Length);
-    else if (s.cache.length() + 1 > model_.max_context()) finish(s, FinishReason::Length);
+    if (std::find(stops.begin(), stops.end(), s.last_token) != stops.end()) ending.emplace_back(&s, FinishReason::Stop);
+    else if (s.generated >= s.params.max_new_tokens) ending.emplace_back(&s, FinishReason::Length);
+    else if (s.cache.length() + 1 > model_.max_context()) ending.emplace_back(&s, FinishReason::Length);
   }
-  std::lock_guard<std::mutex> lock(mu_);
-  stats_.generated_tokens += generated;
-  ++stats_.steps;
-  auto now = Clock::now();
-  rate_window_.emplace_back(now, stats_.generated_tokens);
-  while (rate_window_.size() > 2 && now - rate_window_.front().first > std::chrono::seconds(5)) rate_window_.pop_front();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.generated_tokens += generated;
+    ++stats_.steps;
+    auto now = Clock::now();
+    rate_window_.emplace_back(now, stats_.generated_tokens);
+    while (rate_window_.size() > 2 && now - rate_window_.front().first > std::chrono::seconds(5)) rate_window_.pop_front();
+  }
+  // Finished requests are told so after the step's counters are published (see finish()).
+  for (auto& [seq, reason] : ending) finish(*seq, reason);
 }
 
 void Engine::loop() {
@@ -190,12 +201,13 @@ void Engine::loop() {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] { return stop_ || !queue_.empty() || !running_.empty(); });
       if (stop_) {
-        for (auto& s : running_) finish(*s, FinishReason::Length, "the server shut down before this request finished");
+        // mu_ is held here, so the handles are told directly (finish() would take mu_).
+        stats_.running = 0;
+        stats_.queue_length = 0;
+        for (auto& s : running_) s->handle->finish(FinishReason::Length, "the server shut down before this request finished");
         for (auto& s : queue_) s->handle->finish(FinishReason::Length, "the server shut down before this request started");
         running_.clear();
         queue_.clear();
-        stats_.running = 0;
-        stats_.queue_length = 0;
         return;
       }
       admit_locked();
