@@ -64,7 +64,12 @@ const char* default_model_config() {
 
 Result<std::string> ensure_default_model(const std::string& tokenizer_dir) {
   const std::string dir = default_model_dir();
-  if (fs::exists(dir + "/config.json")) return dir;
+  if (fs::exists(dir + "/config.json")) {
+    // Every run says so, not only the first: the output must never pass for a real model's.
+    std::fprintf(stderr, "dsv3: no --model given: using the built-in default model (RANDOM weights, output is noise) in %s\n",
+                 dir.c_str());
+    return dir;
+  }
   std::fprintf(stderr,
                "dsv3: no --model given: creating the built-in default model in %s\n"
                "dsv3: it has RANDOM weights (DeepSeek-V3 architecture, tiny sizes): its output is noise, it is there to "
