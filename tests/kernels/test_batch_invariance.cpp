@@ -51,7 +51,7 @@ TEST_P(BatchInvariance, MatmulRowsSameBitsWhateverTheBatch) {
     for (int64_t t = 0; t < kBatch; ++t) k.matmul_rows(w, x.data() + t * K, 1, K, alone.data() + t * R, R, 0, R);
 
     // Token t at offset p inside batches of n random others (fused and tiled paths).
-    for (int64_t n : {2, 3, 4, 5, 8, 37}) {
+    for (int64_t n : {2, 3, 4, 5, 6, 7, 8, 9, 37}) {
       auto others = random_activations(n * K, 1000 + n);
       for (int64_t t : {0, 7, 36}) {
         for (int64_t p : {int64_t{0}, n / 2, n - 1}) {

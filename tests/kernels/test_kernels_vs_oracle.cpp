@@ -53,7 +53,7 @@ struct Shape {
   int64_t rows, cols;
 };
 const Shape kShapes[] = {{1, 1}, {7, 7}, {1, 129}, {127, 129}, {129, 127}, {24, 576}, {5, 2051}, {16, 1024}};
-const int64_t kTokenCounts[] = {1, 2, 3, 4, 5, 7, 37};
+const int64_t kTokenCounts[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 37};
 const DType kDtypes[] = {DType::F8_E4M3, DType::BF16, DType::F16, DType::F32};
 
 }  // namespace

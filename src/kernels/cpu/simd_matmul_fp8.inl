@@ -40,11 +40,19 @@ struct MatmulFp8 {
   static constexpr float kXScale = 0x1p90f;
   static constexpr float kYScale = 0x1p30f;  // 2^120 / 2^90
 
-  // Fused path: up to kFusedMaxTokens tokens; rows per step: enough independent accumulator
-  // chains (T * R) to hide the FMA latency, as registers allow.
-  static constexpr int kFusedMaxTokens = L == 8 ? 2 : 3;
+  // Fused path: up to kFusedMaxTokens tokens (decode, and the batched decode of a server:
+  // experts with a few tokens each, attention and the shared experts with one per
+  // sequence), each weight byte decoded once in registers and used by every token. Rows per
+  // step: enough independent accumulator chains (T * R) to hide the FMA latency, as the
+  // registers allow (16 on AVX2, 32 on AVX-512).
+  static constexpr int kFusedMaxTokens = L == 8 ? 4 : 8;
   template <int T>
-  static constexpr int kFusedRows = T == 1 || L == 16 ? 8 : 4;
+  static constexpr int kFusedRows = T == 1 ? 8 : L == 16 ? (T <= 3 ? 8 : 2) : (T == 2 ? 4 : 2);
+  // Few tokens: one row's group decoded at a time, the token's x' vector loaded for each
+  // FMA. Many (AVX-512, T >= 4): the R rows' groups decoded together, each x' vector loaded
+  // once and used for R rows (loads would otherwise match the FMAs one for one).
+  template <int T>
+  static constexpr bool kSharedLoads = L == 16 && T >= 4;
   // Tiled path: a [kRowsPerTile x kColsPerTile] panel of w' is decoded once into a per-thread
   // tile (L2) and used by every token of the block through a kT x kR register tile (kT
   // x'-vectors and 1 w'-vector feed kT * kR FMAs per step).
@@ -121,6 +129,28 @@ struct MatmulFp8 {
 
   // ---- fused path ---------------------------------------------------------------------
 
+  // acc[t][i] += the group at column c of row i times token t's x', j = 0..3 in order (the
+  // reduction order above, whichever loop nest). decode(i, v) yields row i's 4 vectors.
+  template <int T, int R, class Decode>
+  static void accumulate_group(int64_t c, const float* xs, int64_t ld, F (&acc)[T][R], Decode decode) {
+    if constexpr (kSharedLoads<T>) {
+      F v[R][4];
+      for (int i = 0; i < R; ++i) decode(i, v[i]);
+      for (int j = 0; j < 4; ++j)
+        for (int t = 0; t < T; ++t) {
+          const F xv = V::load(xs + t * ld + c + j * L);
+          for (int i = 0; i < R; ++i) acc[t][i] = V::fma(v[i][j], xv, acc[t][i]);
+        }
+    } else {
+      for (int i = 0; i < R; ++i) {
+        F v[4];
+        decode(i, v);
+        for (int j = 0; j < 4; ++j)
+          for (int t = 0; t < T; ++t) acc[t][i] = V::fma(v[j], V::load(xs + t * ld + c + j * L), acc[t][i]);
+      }
+    }
+  }
+
   // y[t * ldy + i] for T tokens (x' rows t * ld) and view rows r .. r + R - 1 (one scale
   // block).
   template <int T, int R>
@@ -131,10 +161,6 @@ struct MatmulFp8 {
     F acc[T][R];
     for (int t = 0; t < T; ++t)
       for (int i = 0; i < R; ++i) acc[t][i] = V::zero();
-    auto group = [&](int64_t c, int i, const F (&v)[4]) {
-      for (int j = 0; j < 4; ++j)
-        for (int t = 0; t < T; ++t) acc[t][i] = V::fma(v[j], V::load(xs + t * ld + c + j * L), acc[t][i]);
-    };
     // Prefetch the next R rows (stored right after these), spread over the loop: the
     // hardware prefetchers alone ramp up too slowly on R short interleaved streams (rows of
     // 1-7 KB; measured 1.5-2x on expert-sized matrices).
@@ -142,18 +168,9 @@ struct MatmulFp8 {
     const int64_t per_group = (R * G + 63) / 64;  // lines of the next rows per group of these
     for (int64_t c = 0, line = 0; c < full; c += G) {
       for (int64_t p = 0; p < per_group; ++p, ++line) _mm_prefetch(next + line * 64, _MM_HINT_T0);
-      for (int i = 0; i < R; ++i) {
-        F v[4];
-        V::decode_fp8_quad(rows[i] + c, v);
-        group(c, i, v);
-      }
+      accumulate_group<T, R>(c, xs, ld, acc, [&](int i, F* v) { V::decode_fp8_quad(rows[i] + c, v); });
     }
-    if (full < k)
-      for (int i = 0; i < R; ++i) {
-        F v[4];
-        decode_group(rows[i], full, k, v);
-        group(full, i, v);
-      }
+    if (full < k) accumulate_group<T, R>(full, xs, ld, acc, [&](int i, F* v) { decode_group(rows[i], full, k, v); });
     for (int t = 0; t < T; ++t)
       for (int i = 0; i < R; ++i) y[t * ldy + i] = V::hsum(acc[t][i]) * kYScale;
   }
@@ -169,6 +186,15 @@ struct MatmulFp8 {
     if (r < r_end) fused_step<T, 1>(w, r, xs, ld, y, ldy);
   }
 
+  // fused_rows<n> for n in [T, kFusedMaxTokens].
+  template <int T>
+  static void fused_rows_n(int64_t n, const LinearWeight& w, int64_t r, int64_t r_end, const float* xs, int64_t ld,
+                           float* y, int64_t ldy) {
+    if constexpr (T < kFusedMaxTokens)
+      if (n > T) return fused_rows_n<T + 1>(n, w, r, r_end, xs, ld, y, ldy);
+    fused_rows<T>(w, r, r_end, xs, ld, y, ldy);
+  }
+
   static void fused(const LinearWeight& w, const float* x, int64_t n, int64_t ldx, float* y, int64_t ldy, int64_t r0,
                     int64_t r1) {
     const int64_t ld = act_stride(w.cols);
@@ -179,13 +205,7 @@ struct MatmulFp8 {
       const int64_t r_end = std::min(r1, block_end(w, r));
       scale(w, r, xp, n, ld, xs);
       float* yr = y + (r - r0);
-      switch (n) {
-        case 1: fused_rows<1>(w, r, r_end, xs, ld, yr, ldy); break;
-        case 2: fused_rows<2>(w, r, r_end, xs, ld, yr, ldy); break;
-        default:
-          if constexpr (kFusedMaxTokens >= 3) fused_rows<3>(w, r, r_end, xs, ld, yr, ldy);
-          break;
-      }
+      fused_rows_n<1>(n, w, r, r_end, xs, ld, yr, ldy);
       r = r_end;
     }
   }

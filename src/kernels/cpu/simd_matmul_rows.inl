@@ -30,12 +30,17 @@ struct MatmulRows {
   static constexpr int64_t kRowsPerTile = 8 * kR;
   static constexpr int64_t kColsPerTile = 512;                 // K block, a multiple of L
   static constexpr int64_t kTokensPerBlock = L == 8 ? 128 : 64;  // bounds the parked partials
-  static constexpr int kFusedMaxTokens = L == 8 ? 2 : 3;
-  static constexpr int kFusedRows = 4;
+  // Fused path: up to kFusedMaxTokens tokens (decode and batched decode; see
+  // simd_matmul_fp8.inl), kFusedRows<T> rows per step so that the T * R accumulators, R weight
+  // vectors and one x vector fit in the registers (16 on AVX2, 32 on AVX-512).
+  static constexpr int kFusedMaxTokens = L == 8 ? 4 : 8;
+  template <int T>
+  static constexpr int kFusedRows = std::clamp((L == 8 ? 14 : 28) / (T + 1), 1, 4);
 
   // ---- fused path ---------------------------------------------------------------------
 
-  // y[t * ldy + i] for T tokens (x rows t * ldx) and rows r .. r + R - 1 of the view.
+  // y[t * ldy + i] for T tokens (x rows t * ldx) and rows r .. r + R - 1 of the view. Per
+  // column vector: the R weight vectors decoded once, each token's x vector loaded once.
   template <DType DT, int T, int R>
   static void fused_group(const LinearWeight& w, int64_t r, const float* x, int64_t ldx, float* y, int64_t ldy) {
     static_assert(DT != DType::F8_E4M3, "FP8 weights go through MatmulFp8");
@@ -45,23 +50,25 @@ struct MatmulRows {
     F acc[T][R];
     for (int t = 0; t < T; ++t)
       for (int i = 0; i < R; ++i) acc[t][i] = V::zero();
-    for (int64_t k = 0; k < k_full; k += L) {
-      F xv[T];
-      for (int t = 0; t < T; ++t) xv[t] = V::load(x + t * ldx + k);
-      for (int i = 0; i < R; ++i) {
-        const F wv = WD::template load<DT>(rows[i], k, V::zero());
-        for (int t = 0; t < T; ++t) acc[t][i] = V::fma(wv, xv[t], acc[t][i]);
+    auto step = [&](const F (&wv)[R], auto load_x) {
+      for (int t = 0; t < T; ++t) {
+        const F xv = load_x(t);
+        for (int i = 0; i < R; ++i) acc[t][i] = V::fma(wv[i], xv, acc[t][i]);
       }
+    };
+    for (int64_t k = 0; k < k_full; k += L) {
+      F wv[R];
+      for (int i = 0; i < R; ++i) wv[i] = WD::template load<DT>(rows[i], k, V::zero());
+      step(wv, [&](int t) { return V::load(x + t * ldx + k); });
     }
     if (k_full < K) {
-      alignas(64) float tail[L];
-      F xv[T];
-      for (int t = 0; t < T; ++t) xv[t] = V::load_partial(x + t * ldx + k_full, static_cast<int>(K - k_full));
+      F wv[R];
       for (int i = 0; i < R; ++i) {
+        alignas(64) float tail[L];
         WD::dequant_segment(w, r + i, k_full, K, L, tail);
-        const F wv = V::load(tail);
-        for (int t = 0; t < T; ++t) acc[t][i] = V::fma(wv, xv[t], acc[t][i]);
+        wv[i] = V::load(tail);
       }
+      step(wv, [&](int t) { return V::load_partial(x + t * ldx + k_full, static_cast<int>(K - k_full)); });
     }
     for (int t = 0; t < T; ++t)
       for (int i = 0; i < R; ++i) y[t * ldy + i] = V::hsum(acc[t][i]);
@@ -70,31 +77,29 @@ struct MatmulRows {
   template <DType DT, int T>
   static void fused_rows(const LinearWeight& w, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t r0,
                          int64_t r1) {
+    constexpr int R = kFusedRows<T>;
     int64_t r = r0;
-    for (; r + kFusedRows <= r1; r += kFusedRows) fused_group<DT, T, kFusedRows>(w, r, x, ldx, y + (r - r0), ldy);
-    switch (r1 - r) {
-      case 3: fused_group<DT, T, 3>(w, r, x, ldx, y + (r - r0), ldy); break;
-      case 2: fused_group<DT, T, 2>(w, r, x, ldx, y + (r - r0), ldy); break;
-      case 1: fused_group<DT, T, 1>(w, r, x, ldx, y + (r - r0), ldy); break;
-      default: break;
-    }
+    for (; r + R <= r1; r += R) fused_group<DT, T, R>(w, r, x, ldx, y + (r - r0), ldy);
+    if constexpr (R > 2)
+      if (r + 2 <= r1) fused_group<DT, T, 2>(w, r, x, ldx, y + (r - r0), ldy), r += 2;
+    if constexpr (R > 1)
+      if (r < r1) fused_group<DT, T, 1>(w, r, x, ldx, y + (r - r0), ldy);
+  }
+
+  // fused_rows<T'> for T' = min(n, kFusedMaxTokens), T' >= T.
+  template <DType DT, int T = 1>
+  static void fused_rows_n(int64_t n, const LinearWeight& w, const float* x, int64_t ldx, float* y, int64_t ldy,
+                           int64_t r0, int64_t r1) {
+    if constexpr (T < kFusedMaxTokens)
+      if (n > T) return fused_rows_n<DT, T + 1>(n, w, x, ldx, y, ldy, r0, r1);
+    fused_rows<DT, T>(w, x, ldx, y, ldy, r0, r1);
   }
 
   template <DType DT>
   static void fused(const LinearWeight& w, const float* x, int64_t n, int64_t ldx, float* y, int64_t ldy, int64_t r0,
                     int64_t r1) {
-    static_assert(kFusedMaxTokens >= 2 && kFusedMaxTokens <= 3);
-    for (int64_t t = 0; t < n; t += kFusedMaxTokens) {
-      const float* xt = x + t * ldx;
-      float* yt = y + t * ldy;
-      switch (std::min<int64_t>(kFusedMaxTokens, n - t)) {
-        case 1: fused_rows<DT, 1>(w, xt, ldx, yt, ldy, r0, r1); break;
-        case 2: fused_rows<DT, 2>(w, xt, ldx, yt, ldy, r0, r1); break;
-        default:
-          if constexpr (kFusedMaxTokens >= 3) fused_rows<DT, 3>(w, xt, ldx, yt, ldy, r0, r1);
-          break;
-      }
-    }
+    for (int64_t t = 0; t < n; t += kFusedMaxTokens)
+      fused_rows_n<DT>(n - t, w, x + t * ldx, ldx, y + t * ldy, ldy, r0, r1);
   }
 
   // ---- tiled path ---------------------------------------------------------------------
