@@ -52,7 +52,8 @@ void check_matmul_rows(const TestWeight& tw, int64_t n, uint32_t seed, const std
 struct Shape {
   int64_t rows, cols;
 };
-const Shape kShapes[] = {{1, 1}, {7, 7}, {1, 129}, {127, 129}, {129, 127}, {24, 576}, {5, 2051}, {16, 1024}};
+// (29 x 2051 and 70 x 1100: several row and column blocks of the fused path for many tokens.)
+const Shape kShapes[] = {{1, 1}, {7, 7}, {1, 129}, {127, 129}, {129, 127}, {24, 576}, {5, 2051}, {16, 1024}, {29, 2051}, {70, 1100}};
 const int64_t kTokenCounts[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 37};
 const DType kDtypes[] = {DType::F8_E4M3, DType::BF16, DType::F16, DType::F32};
 
