@@ -7,6 +7,9 @@
 //   zero, set1, load, store, load_partial(p, n), store_partial(p, v, n)  (n < kLanes lanes,
 //                              the others read as 0 and are not written; never touch memory
 //                              past p + n)
+//   load_kept(p)               load into a register the compiler keeps: a vector used by
+//                              several FMAs is loaded once, not folded into each FMA's
+//                              memory operand (which doubles the loads of a register tile)
 //   add, sub, mul, div, fma(a, b, c) = a * b + c (one rounding), min, max
 //   hsum(v)                    horizontal sum in a FIXED tree (batch invariance depends on it)
 //   decode_fp8(p)              kLanes e4m3 bytes -> floats equal to e4m3 value * 2^-8 (exact)
@@ -27,6 +30,11 @@ struct VecAvx2 {
   static F set1(float v) { return _mm256_set1_ps(v); }
   static F load(const float* p) { return _mm256_loadu_ps(p); }
   static void store(float* p, F v) { _mm256_storeu_ps(p, v); }
+  static F load_kept(const float* p) {
+    F v = load(p);
+    asm("" : "+x"(v));
+    return v;
+  }
   // Lane i enabled iff i < n. vmaskmov never faults on disabled lanes.
   static __m256i lane_mask(int n) {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));

@@ -17,6 +17,7 @@ struct VecAvx2x2 {
   static F zero() { return {H::zero(), H::zero()}; }
   static F set1(float v) { return {H::set1(v), H::set1(v)}; }
   static F load(const float* p) { return {H::load(p), H::load(p + 8)}; }
+  static F load_kept(const float* p) { return {H::load_kept(p), H::load_kept(p + 8)}; }
   static void store(float* p, F v) {
     H::store(p, v.lo);
     H::store(p + 8, v.hi);

@@ -1,9 +1,10 @@
 // VecAvx512: 16 float lanes in one zmm register (AVX-512 F/BW/VL/DQ).
 // Included inside a DSV3_TARGET_BEGIN(DSV3_ISA_AVX512) region (avx512_table.cpp).
 //
-// Not executable on the development machine (Zen 3). Each function is the 16-lane twin of a
-// VecAvx2x2 function, which IS executed by the tests ("avx512-emulated" table); keep the two
-// in step: same lane order, same hsum tree, same decode bit tricks.
+// Executed by the tests wherever the CPU has AVX-512 (the development machine, Zen 5, does).
+// Each function is the 16-lane twin of a VecAvx2x2 function, which the tests execute on any
+// AVX2 machine ("avx512-emulated" table); keep the two in step: same lane order, same hsum
+// tree, same decode bit tricks.
 
 struct VecAvx512 {
   using F = __m512;
@@ -13,6 +14,11 @@ struct VecAvx512 {
   static F set1(float v) { return _mm512_set1_ps(v); }
   static F load(const float* p) { return _mm512_loadu_ps(p); }
   static void store(float* p, F v) { _mm512_storeu_ps(p, v); }
+  static F load_kept(const float* p) {
+    F v = load(p);
+    asm("" : "+v"(v));
+    return v;
+  }
   // Lanes i < n; masked-off lanes are neither read (no fault) nor written.
   static __mmask16 lane_mask(int n) { return static_cast<__mmask16>((1u << n) - 1u); }  // n < 16
   static F load_partial(const float* p, int n) { return _mm512_maskz_loadu_ps(lane_mask(n), p); }
