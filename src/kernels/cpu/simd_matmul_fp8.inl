@@ -27,8 +27,9 @@
 // THE REDUCTION ORDER (batch-invariance contract, FP8). For every (t, r), one accumulator of
 // L lanes starts at +0 and takes fma(w' vector, x' vector, acc) for the vectors in layout
 // order (group 0's vectors 0..3, group 1's, ...); then y = V::hsum(acc) * 2^30. Both paths
-// below -- fused (decode: weights decoded in registers) and tiled (prefill: a decoded tile
-// reused by a block of tokens, partials parked in memory between K blocks, exactly) --
+// below -- fused (decode and batched decode: weights decoded in registers; for many tokens
+// in column blocks) and tiled (prefill: a decoded tile reused by a block of tokens) -- with
+// partials parked in memory between column blocks, exactly --
 // perform this sequence, so y[t, r] depends on neither n, nor the other tokens, nor
 // [r0, r1), nor the thread count.
 
@@ -44,17 +45,18 @@ struct MatmulFp8 {
   // experts with a few tokens each, attention and the shared experts with one per
   // sequence), each weight byte decoded once in registers and used by every token. Rows per
   // step: enough independent accumulator chains (T * R) to hide the FMA latency, as the
-  // registers allow (16 on AVX2, 32 on AVX-512).
-  static constexpr int kFusedMaxTokens = L == 8 ? 4 : 8;
+  // registers allow (16 on AVX2: one row from 5 tokens on; 32 on AVX-512).
+  static constexpr int kFusedMaxTokens = 8;
   // Few tokens: one row's group decoded at a time, the token's x' vector loaded for each
   // FMA. Many (AVX-512, T >= 5): the R rows' groups decoded together, each x' vector loaded
   // once and used for R rows, in column blocks (fused_rows_blocked). Where the two meet, T = 4
   // runs 1.2x faster the first way (R = 4) and T = 5 about as fast either way (V3 expert
-  // gate/up, 2 threads, Zen 5).
+  // gate/up, 2 threads, Zen 5). On AVX2, 5-8 tokens fused take 0.6-0.7x the time of the tiled
+  // path.
   template <int T>
   static constexpr bool kSharedLoads = L == 16 && T >= 5;
   template <int T>
-  static constexpr int kFusedRows = T == 1 ? 8 : L == 16 ? (T <= 3 ? 8 : kSharedLoads<T> ? 2 : 4) : (T == 2 ? 4 : 2);
+  static constexpr int kFusedRows = T == 1 ? 8 : L == 16 ? (T <= 3 ? 8 : kSharedLoads<T> ? 2 : 4) : (T == 2 ? 4 : T <= 4 ? 2 : 1);
   // Tiled path: a [kRowsPerTile x kColsPerTile] panel of w' is decoded once into a per-thread
   // tile (L2) and used by every token of the block through a kT x kR register tile (kT
   // x'-vectors and 1 w'-vector feed kT * kR FMAs per step).
