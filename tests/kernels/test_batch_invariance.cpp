@@ -14,7 +14,7 @@ using namespace dsv3::test;
 
 namespace {
 
-constexpr int64_t kBatch = 37;
+constexpr int64_t kBatch = 70;  // past the fused paths (<= 64 tokens): the tiled path
 
 bool same_bits(const float* a, const float* b, int64_t n) { return std::memcmp(a, b, sizeof(float) * n) == 0; }
 
@@ -50,8 +50,8 @@ TEST_P(BatchInvariance, MatmulRowsSameBitsWhateverTheBatch) {
     std::vector<float> alone(static_cast<size_t>(kBatch * R));
     for (int64_t t = 0; t < kBatch; ++t) k.matmul_rows(w, x.data() + t * K, 1, K, alone.data() + t * R, R, 0, R);
 
-    // Token t at offset p inside batches of n random others (fused and tiled paths).
-    for (int64_t n : {2, 3, 4, 5, 6, 7, 8, 9, 37}) {
+    // Token t at offset p inside batches of n random others.
+    for (int64_t n : {2, 3, 4, 5, 6, 7, 8, 9, 37, 70}) {  // fused, fused in chunks, tiled
       auto others = random_activations(n * K, 1000 + n);
       for (int64_t t : {0, 7, 36}) {
         for (int64_t p : {int64_t{0}, n / 2, n - 1}) {
@@ -75,7 +75,7 @@ TEST_P(BatchInvariance, MatmulRowsSameBitsWhateverTheBatch) {
     // Through ops::matmul on 1..4 threads.
     for (int threads = 1; threads <= 4; ++threads) {
       ThreadPool pool(threads);
-      for (int64_t n : {int64_t{1}, int64_t{3}, kBatch}) {
+      for (int64_t n : {int64_t{1}, int64_t{3}, int64_t{37}, kBatch}) {
         std::vector<float> y(static_cast<size_t>(n * R));
         kernels::matmul(pool, w, x.data(), n, y.data());
         EXPECT_TRUE(same_bits(y.data(), alone.data(), n * R))

@@ -262,6 +262,13 @@ struct MatmulFp8 {
     fused_rows<T>(w, r, r_end, xs, ld, y, ldy);
   }
 
+  // Up to kFusedChunkedMaxTokens tokens (a prefill chunk, or a batch of many sequences) the
+  // fused path runs kFusedMaxTokens tokens at a time over each scale block of rows, whose
+  // weights (128 rows) stay in L2 from one chunk of tokens to the next: faster than the
+  // tiled path there (V3 expert_down, 2 threads, Zen 5: n = 12 1.9 -> 1.2 ms, n = 32
+  // 4.2 -> 3.0 ms).
+  static constexpr int64_t kFusedChunkedMaxTokens = 64;
+
   static void fused(const LinearWeight& w, const float* x, int64_t n, int64_t ldx, float* y, int64_t ldy, int64_t r0,
                     int64_t r1) {
     const int64_t ld = act_stride(w.cols);
@@ -271,8 +278,9 @@ struct MatmulFp8 {
     for (int64_t r = r0; r < r1;) {
       const int64_t r_end = std::min(r1, block_end(w, r));
       scale(w, r, xp, n, ld, xs);
-      float* yr = y + (r - r0);
-      fused_rows_n<1>(n, w, r, r_end, xs, ld, yr, ldy);
+      for (int64_t t = 0; t < n; t += kFusedMaxTokens)
+        fused_rows_n<1>(std::min<int64_t>(kFusedMaxTokens, n - t), w, r, r_end, xs + t * ld, ld, y + t * ldy + (r - r0),
+                        ldy);
       r = r_end;
     }
   }
@@ -384,7 +392,7 @@ struct MatmulFp8 {
 
   static void run(const LinearWeight& w, const float* x, int64_t n, int64_t ldx, float* y, int64_t ldy, int64_t r0,
                   int64_t r1) {
-    if (n <= kFusedMaxTokens) return fused(w, x, n, ldx, y, ldy, r0, r1);
+    if (n <= kFusedChunkedMaxTokens) return fused(w, x, n, ldx, y, ldy, r0, r1);
     tiled(w, x, n, ldx, y, ldy, r0, r1);
   }
 };

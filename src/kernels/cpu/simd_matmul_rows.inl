@@ -123,11 +123,6 @@ struct MatmulRows {
     static_assert(kBlockRows % R == 0 && kBlockCols % L == 0);
     alignas(64) F park[kBlockRows / R][T * R];
     const int64_t K = w.cols, k_full = K - K % L, row_bytes = K * dtype_size(DT);
-    // The T rows of x, copied one cache line apart: rows whose stride is a multiple of
-    // 4 KiB (hidden sizes 2048, 7168) would share L1 sets (measured 1.25x on the V3 head).
-    const int64_t ld = (K + 15) / 16 * 16 + 16;
-    float* xc = thread_scratch(ScratchSlot::Activations, static_cast<size_t>(T * ld));
-    for (int t = 0; t < T; ++t) std::memcpy(xc + t * ld, x + t * ldx, sizeof(float) * K);
     // Blocks [c0, c0 + kBlockCols) up to k_full; the last one also takes the tail vector.
     const int64_t n_blocks = std::max<int64_t>(1, (k_full + kBlockCols - 1) / kBlockCols);
     for (int64_t r = r0; r < r1;) {
@@ -138,9 +133,9 @@ struct MatmulRows {
         const int64_t pf_delta = last ? nb * row_bytes - c0 * dtype_size(DT) : kBlockCols * dtype_size(DT);
         int64_t i = 0;
         for (; i + R <= nb; i += R)
-          fused_block<DT, T, R>(w, r + i, c0, c1, xc, ld, park[i / R], first, last, pf_delta, y + (r - r0) + i, ldy);
+          fused_block<DT, T, R>(w, r + i, c0, c1, x, ldx, park[i / R], first, last, pf_delta, y + (r - r0) + i, ldy);
         for (; i < nb; ++i)  // the rows of a last, partial group of R
-          fused_block<DT, T, 1>(w, r + i, c0, c1, xc, ld, park[i / R] + (i % R) * T, first, last, pf_delta,
+          fused_block<DT, T, 1>(w, r + i, c0, c1, x, ldx, park[i / R] + (i % R) * T, first, last, pf_delta,
                                 y + (r - r0) + i, ldy);
       }
       r += nb;
@@ -163,11 +158,29 @@ struct MatmulRows {
     fused_rows<DT, T>(w, x, ldx, y, ldy, r0, r1);
   }
 
+  // Up to kFusedChunkedMaxTokens tokens the fused path runs kFusedMaxTokens tokens at a time
+  // over bands of rows small enough to stay in L2 from one chunk of tokens to the next
+  // (see simd_matmul_fp8.inl).
+  static constexpr int64_t kFusedChunkedMaxTokens = 64;
+  static constexpr int64_t kBandBytes = 512 << 10;
+
   template <DType DT>
   static void fused(const LinearWeight& w, const float* x, int64_t n, int64_t ldx, float* y, int64_t ldy, int64_t r0,
                     int64_t r1) {
-    for (int64_t t = 0; t < n; t += kFusedMaxTokens)
-      fused_rows_n<DT>(n - t, w, x + t * ldx, ldx, y + t * ldy, ldy, r0, r1);
+    // x copied with rows one cache line apart: rows whose stride is a multiple of 4 KiB
+    // (hidden sizes 2048, 7168) would share L1 sets (measured 1.6x on the V3 head, 8 tokens).
+    const int64_t K = w.cols, ld = (K + 15) / 16 * 16 + 16;
+    float* xc = thread_scratch(ScratchSlot::Activations, static_cast<size_t>(n * ld));
+    for (int64_t t = 0; t < n; ++t) std::memcpy(xc + t * ld, x + t * ldx, sizeof(float) * K);
+    const int64_t band = n <= kFusedMaxTokens
+                             ? r1 - r0
+                             : std::max<int64_t>(kBlockRows, kBandBytes / (K * dtype_size(DT)) / kBlockRows * kBlockRows);
+    for (int64_t b0 = r0; b0 < r1; b0 += band) {
+      const int64_t b1 = std::min(r1, b0 + band);
+      for (int64_t t = 0; t < n; t += kFusedMaxTokens)
+        fused_rows_n<DT>(std::min<int64_t>(kFusedMaxTokens, n - t), w, xc + t * ld, ld, y + t * ldy + (b0 - r0), ldy,
+                         b0, b1);
+    }
   }
 
   // ---- tiled path ---------------------------------------------------------------------
@@ -274,7 +287,7 @@ struct MatmulRows {
                   int64_t r1) {
     if (n <= 0 || r1 <= r0) return;
     if (w.is_fp8()) return MatmulFp8<V>::run(w, x, n, ldx, y, ldy, r0, r1);
-    if (n <= kFusedMaxTokens) {
+    if (n <= kFusedChunkedMaxTokens) {
       switch (w.dtype) {
         case DType::BF16: return fused<DType::BF16>(w, x, n, ldx, y, ldy, r0, r1);
         case DType::F16: return fused<DType::F16>(w, x, n, ldx, y, ldy, r0, r1);
