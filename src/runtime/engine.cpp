@@ -147,7 +147,9 @@ void Engine::postprocess(const std::vector<StepEntry>& plan, const ForwardOutput
     if (!plan[i].wants_logits) return;
     Sequence& s = *plan[i].seq;
     const float* row = out.logits.data() + out.first_row[i] * V;
-    std::vector<float> processed;
+    // Vocabulary-sized buffers kept per thread, as the loop on this thread used to keep them
+    // across sequences (not a fresh 0.5 MB allocation per sequence and step).
+    thread_local std::vector<float> processed, logp;
     if (s.params.has_logit_processing()) {
       processed.assign(row, row + V);
       for (const auto& [id, bias] : s.params.logit_bias) processed[id] += bias;
@@ -161,7 +163,7 @@ void Engine::postprocess(const std::vector<StepEntry>& plan, const ForwardOutput
     TokenOutput& t = c.out;
     t.token = *c.token;
     if (s.params.logprobs || s.params.top_logprobs > 0) {
-      std::vector<float> logp(static_cast<size_t>(V));
+      logp.resize(static_cast<size_t>(V));
       log_softmax(row, V, logp.data());
       t.logprob = logp[t.token];
       if (s.params.top_logprobs > 0) {
