@@ -55,8 +55,13 @@ struct MatmulFp8 {
   // path.
   template <int T>
   static constexpr bool kSharedLoads = L == 16 && T >= 5;
+  static constexpr int fused_rows_for(int t) {
+    if (t == 1) return 8;
+    if (L == 16) return t <= 3 ? 8 : t == 4 ? 4 : 2;  // 2: the kSharedLoads loop (T >= 5)
+    return t == 2 ? 4 : t <= 4 ? 2 : 1;               // AVX2: T * R + 4 decoded + temps <= 16
+  }
   template <int T>
-  static constexpr int kFusedRows = T == 1 ? 8 : L == 16 ? (T <= 3 ? 8 : kSharedLoads<T> ? 2 : 4) : (T == 2 ? 4 : T <= 4 ? 2 : 1);
+  static constexpr int kFusedRows = fused_rows_for(T);
   // Tiled path: a [kRowsPerTile x kColsPerTile] panel of w' is decoded once into a per-thread
   // tile (L2) and used by every token of the block through a kT x kR register tile (kT
   // x'-vectors and 1 w'-vector feed kT * kR FMAs per step).
