@@ -191,32 +191,49 @@ struct MatmulFp8 {
   // blocks (exactly, as the tiled path does): the same FMAs in the same order. Measured on
   // Zen 5 (V3 expert_down 7168 x 2048, 8 tokens, 2 threads): 256 x 32, with each x' vector
   // kept in a register for its R rows (V::load_kept), 1.6x whole rows.
-  static constexpr int64_t kBlockCols = 256;  // a multiple of G
+  static constexpr int64_t kBlockCols = 512;  // a multiple of G
   static constexpr int64_t kBlockRows = 32;
 
-  // Rows r .. r + R - 1, columns [c0, c1) (multiples of G): acc from park (or +0 when
-  // first), back to park, or reduced into y when last. Prefetches the bytes pf_delta past
-  // each byte it reads (the next block of these rows, or the first block of the next rows).
+  // +0 accumulators for a first block to start from (T * R <= 32).
+  static const F* zeros() {
+    alignas(64) static const F z[32] = {};
+    return z;
+  }
+
+  // Rows r .. r + R - 1, the full groups in [c0, c1): acc from `from` (the park, or +0 for
+  // the first block), back to `park`. Prefetches the bytes pf_delta past each byte it reads
+  // (the next block of these rows, or the first block of the next rows). One way in and one
+  // way out for the accumulators: with the first/last choices inside, GCC kept a second copy
+  // of them on the stack, copied in and out at every block (a quarter of the time at 8
+  // tokens, Zen 5).
   template <int T, int R>
   static void fused_block(const LinearWeight& w, int64_t r, int64_t c0, int64_t c1, const float* xs, int64_t ld,
-                          F* park, bool first, bool last, int64_t pf_delta, float* y, int64_t ldy) {
-    const int64_t k = w.cols, full_end = std::min(c1, k / G * G);
+                          const F* from, F* park, int64_t pf_delta) {
     const uint8_t* rows[R];
     for (int i = 0; i < R; ++i) rows[i] = w.row_ptr(r + i);
     F acc[T][R];
     for (int t = 0; t < T; ++t)
-      for (int i = 0; i < R; ++i) acc[t][i] = first ? V::zero() : park[t * R + i];
-    int64_t c = c0;
-    for (; c < full_end; c += G) {
+      for (int i = 0; i < R; ++i) acc[t][i] = from[t * R + i];
+    for (int64_t c = c0; c < c1; c += G) {
       for (int i = 0; i < R; ++i) _mm_prefetch(reinterpret_cast<const char*>(rows[i] + c + pf_delta), _MM_HINT_T0);
       accumulate_group<T, R>(c, xs, ld, acc, [&](int i, F* v) { V::decode_fp8_quad(rows[i] + c, v); });
     }
-    if (c < c1) accumulate_group<T, R>(c, xs, ld, acc, [&](int i, F* v) { decode_group(rows[i], c, k, v); });
     for (int t = 0; t < T; ++t)
-      for (int i = 0; i < R; ++i) {
-        if (last) y[t * ldy + i] = V::hsum(acc[t][i]) * kYScale;
-        else park[t * R + i] = acc[t][i];
-      }
+      for (int i = 0; i < R; ++i) park[t * R + i] = acc[t][i];
+  }
+
+  // The last, partial group of rows r .. r + R - 1 (columns c .. K - 1), on the parked
+  // accumulators.
+  template <int T, int R>
+  static void fused_tail_group(const LinearWeight& w, int64_t r, int64_t c, const float* xs, int64_t ld, F* park) {
+    const uint8_t* rows[R];
+    for (int i = 0; i < R; ++i) rows[i] = w.row_ptr(r + i);
+    F acc[T][R];
+    for (int t = 0; t < T; ++t)
+      for (int i = 0; i < R; ++i) acc[t][i] = park[t * R + i];
+    accumulate_group<T, R>(c, xs, ld, acc, [&](int i, F* v) { decode_group(rows[i], c, w.cols, v); });
+    for (int t = 0; t < T; ++t)
+      for (int i = 0; i < R; ++i) park[t * R + i] = acc[t][i];
   }
 
   template <int T>
@@ -225,7 +242,16 @@ struct MatmulFp8 {
     constexpr int R = kFusedRows<T>;
     static_assert(kBlockRows % R == 0 && kBlockCols % G == 0);
     alignas(64) F park[kBlockRows / R][T * R];
-    const int64_t k = w.cols, kp = padded(k);
+    const int64_t k = w.cols, kp = padded(k), full = k / G * G, r_begin = r;
+    // Group of RR rows at view row rr, its park p: one column block, then (last) y.
+    auto block = [&]<int RR>(int64_t rr, F* p, int64_t c0, int64_t c1, bool first, bool last, int64_t pf_delta) {
+      const int64_t full_end = std::min(c1, full);
+      fused_block<T, RR>(w, rr, c0, full_end, xs, ld, first ? zeros() : p, p, pf_delta);
+      if (full_end < c1) fused_tail_group<T, RR>(w, rr, full_end, xs, ld, p);
+      if (last)
+        for (int t = 0; t < T; ++t)
+          for (int i = 0; i < RR; ++i) y[t * ldy + (rr - r_begin) + i] = V::hsum(p[t * RR + i]) * kYScale;
+    };
     while (r < r_end) {
       const int64_t nb = std::min(kBlockRows, r_end - r);
       for (int64_t c0 = 0; c0 < kp; c0 += kBlockCols) {
@@ -233,13 +259,11 @@ struct MatmulFp8 {
         const bool first = c0 == 0, last = c1 == kp;
         const int64_t pf_delta = last ? nb * k - c0 : kBlockCols;
         int64_t i = 0;
-        for (; i + R <= nb; i += R)
-          fused_block<T, R>(w, r + i, c0, c1, xs, ld, park[i / R], first, last, pf_delta, y + i, ldy);
+        for (; i + R <= nb; i += R) block.template operator()<R>(r + i, park[i / R], c0, c1, first, last, pf_delta);
         for (; i < nb; ++i)  // the rows of a last, partial group of R
-          fused_block<T, 1>(w, r + i, c0, c1, xs, ld, park[i / R] + (i % R) * T, first, last, pf_delta, y + i, ldy);
+          block.template operator()<1>(r + i, park[i / R] + (i % R) * T, c0, c1, first, last, pf_delta);
       }
       r += nb;
-      y += nb;
     }
   }
 

@@ -49,53 +49,68 @@ struct MatmulRows {
   static constexpr int64_t kBlockCols = 1024;  // a multiple of L
   static constexpr int64_t kBlockRows = 24;    // a multiple of every kFusedRows<T >= kBlockedFrom>
 
-  // Rows r .. r + R - 1 of the view, columns [c0, c1) (multiples of L; the row's tail
-  // vector, if any, in the block that ends at K): acc from park (or +0 when first), back
-  // to park, or reduced into y (T tokens, row stride ldy) when last. Per column vector the
+  // Rows r .. r + R - 1 of the view, the full vectors in [c0, c1) (multiples of L): acc from
+  // `from` (the park, or +0 for the first block), back to `park`. Per column vector the
   // R weight vectors are decoded once and each token's x vector loaded once. Prefetches the
   // bytes pf_delta past each weight byte it reads (the same columns of the next rows, or
   // the next block): the hardware prefetchers alone lag on R interleaved row streams
-  // (measured ~1.4x on a BF16 head, one token).
+  // (measured ~1.4x on a BF16 head, one token). One way in and one way out for the
+  // accumulators: with the first/last choices and the tail inside, GCC kept a second copy of
+  // them on the stack, copied in and out at every block.
   template <DType DT, int T, int R>
   static void fused_block(const LinearWeight& w, int64_t r, int64_t c0, int64_t c1, const float* x, int64_t ldx,
-                          F* park, bool first, bool last, int64_t pf_delta, float* y, int64_t ldy) {
+                          const F* from, F* park, int64_t pf_delta) {
     static_assert(DT != DType::F8_E4M3, "FP8 weights go through MatmulFp8");
     constexpr int64_t kVecBytes = L * (DT == DType::F32 ? 4 : 2);
     constexpr int64_t kVecsPerLine = kVecBytes >= 64 ? 1 : 64 / kVecBytes;
-    const int64_t K = w.cols, k_full = K - K % L, end = std::min(c1, k_full);
     const uint8_t* rows[R];
     for (int i = 0; i < R; ++i) rows[i] = w.row_ptr(r + i);
     F acc[T][R];
     for (int t = 0; t < T; ++t)
-      for (int i = 0; i < R; ++i) acc[t][i] = first ? V::zero() : park[t * R + i];
-    auto step = [&](const F (&wv)[R], auto load_x) {
-      for (int t = 0; t < T; ++t) {
-        const F xv = load_x(t);
-        for (int i = 0; i < R; ++i) acc[t][i] = V::fma(wv[i], xv, acc[t][i]);
-      }
-    };
-    for (int64_t k = c0; k < end; k += L) {
+      for (int i = 0; i < R; ++i) acc[t][i] = from[t * R + i];
+    for (int64_t k = c0; k < c1; k += L) {
       if ((k / L) % kVecsPerLine == 0)
         for (int i = 0; i < R; ++i)
           _mm_prefetch(reinterpret_cast<const char*>(rows[i]) + k * (kVecBytes / L) + pf_delta, _MM_HINT_T0);
       F wv[R];
       for (int i = 0; i < R; ++i) wv[i] = WD::template load<DT>(rows[i], k, V::zero());
-      step(wv, [&](int t) { return V::load(x + t * ldx + k); });
-    }
-    if (last && k_full < K) {
-      F wv[R];
-      for (int i = 0; i < R; ++i) {
-        alignas(64) float tail[L];
-        WD::dequant_segment(w, r + i, k_full, K, L, tail);
-        wv[i] = V::load(tail);
+      for (int t = 0; t < T; ++t) {
+        const F xv = V::load(x + t * ldx + k);
+        for (int i = 0; i < R; ++i) acc[t][i] = V::fma(wv[i], xv, acc[t][i]);
       }
-      step(wv, [&](int t) { return V::load_partial(x + t * ldx + k_full, static_cast<int>(K - k_full)); });
     }
     for (int t = 0; t < T; ++t)
-      for (int i = 0; i < R; ++i) {
-        if (last) y[t * ldy + i] = V::hsum(acc[t][i]);
-        else park[t * R + i] = acc[t][i];
-      }
+      for (int i = 0; i < R; ++i) park[t * R + i] = acc[t][i];
+  }
+
+  // The tail vector of rows r .. r + R - 1 (columns K - K % L .. K - 1) on the parked
+  // accumulators: x read masked, w zero-padded.
+  template <int T, int R>
+  static void fused_tail(const LinearWeight& w, int64_t r, const float* x, int64_t ldx, F* park) {
+    const int64_t K = w.cols, k_full = K - K % L;
+    F wv[R];
+    for (int i = 0; i < R; ++i) {
+      alignas(64) float tail[L];
+      WD::dequant_segment(w, r + i, k_full, K, L, tail);
+      wv[i] = V::load(tail);
+    }
+    for (int t = 0; t < T; ++t) {
+      const F xv = V::load_partial(x + t * ldx + k_full, static_cast<int>(K - k_full));
+      for (int i = 0; i < R; ++i) park[t * R + i] = V::fma(wv[i], xv, park[t * R + i]);
+    }
+  }
+
+  // One column block [c0, c1) of rows r .. r + R - 1 (the last block also takes the tail
+  // vector), then, when last, the sums into y (T tokens, row stride ldy).
+  template <DType DT, int T, int R>
+  static void fused_rows_block(const LinearWeight& w, int64_t r, int64_t c0, int64_t c1, const float* x, int64_t ldx,
+                               F* park, bool first, bool last, int64_t pf_delta, float* y, int64_t ldy) {
+    const int64_t K = w.cols, k_full = K - K % L;
+    fused_block<DT, T, R>(w, r, c0, std::min(c1, k_full), x, ldx, first ? MatmulFp8<V>::zeros() : park, park, pf_delta);
+    if (!last) return;
+    if (k_full < K) fused_tail<T, R>(w, r, x, ldx, park);
+    for (int t = 0; t < T; ++t)
+      for (int i = 0; i < R; ++i) y[t * ldy + i] = V::hsum(park[t * R + i]);
   }
 
   // Rows [r0, r1), whole rows R at a time, each step prefetching the next R rows.
@@ -104,8 +119,9 @@ struct MatmulRows {
                                int64_t r1) {
     constexpr int R = kFusedRows<T>;
     const int64_t K = w.cols, row_bytes = K * dtype_size(DT);
+    alignas(64) F park[T * R];
     auto rows = [&]<int RR>(int64_t r) {
-      fused_block<DT, T, RR>(w, r, 0, K, x, ldx, nullptr, true, true, RR * row_bytes, y + (r - r0), ldy);
+      fused_rows_block<DT, T, RR>(w, r, 0, K, x, ldx, park, true, true, RR * row_bytes, y + (r - r0), ldy);
     };
     int64_t r = r0;
     for (; r + R <= r1; r += R) rows.template operator()<R>(r);
@@ -133,9 +149,10 @@ struct MatmulRows {
         const int64_t pf_delta = last ? nb * row_bytes - c0 * dtype_size(DT) : kBlockCols * dtype_size(DT);
         int64_t i = 0;
         for (; i + R <= nb; i += R)
-          fused_block<DT, T, R>(w, r + i, c0, c1, x, ldx, park[i / R], first, last, pf_delta, y + (r - r0) + i, ldy);
+          fused_rows_block<DT, T, R>(w, r + i, c0, c1, x, ldx, park[i / R], first, last, pf_delta, y + (r - r0) + i,
+                                     ldy);
         for (; i < nb; ++i)  // the rows of a last, partial group of R
-          fused_block<DT, T, 1>(w, r + i, c0, c1, x, ldx, park[i / R] + (i % R) * T, first, last, pf_delta,
+          fused_rows_block<DT, T, 1>(w, r + i, c0, c1, x, ldx, park[i / R] + (i % R) * T, first, last, pf_delta,
                                 y + (r - r0) + i, ldy);
       }
       r += nb;
