@@ -101,9 +101,10 @@ struct MatmulFp8 {
     const float* s = w.row_scales(r);
     if (bc % G == 0) {  // every group lies in one scale block (the released 128 x 128 blocks)
       for (int64_t t = 0; t < n; ++t)
-        for (int64_t c = 0; c < kp; c += G) {
-          const F sv = V::set1(s[c / bc] * kXScale);
-          for (int j = 0; j < 4; ++j) V::store(xs + t * ld + c + j * L, V::mul(V::load(xp + t * ld + c + j * L), sv));
+        for (int64_t b = 0, c0 = 0; c0 < kp; ++b, c0 += bc) {
+          const F sv = V::set1(s[b] * kXScale);
+          for (int64_t c = c0; c < std::min(kp, c0 + bc); c += G)
+            for (int j = 0; j < 4; ++j) V::store(xs + t * ld + c + j * L, V::mul(V::load(xp + t * ld + c + j * L), sv));
         }
       return;
     }
