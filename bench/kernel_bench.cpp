@@ -204,7 +204,7 @@ void register_benchmarks() {
           ->UseRealTime()
           ->Unit(benchmark::kMicrosecond);
   for (int shape = 0; shape < static_cast<int>(std::size(kShapes)); ++shape)
-    for (int64_t n : {1, 2, 3, 4, 5, 6, 8, 12, 16, 32, 64, 512})  // decode, the expert sizes of a batched decode, prefill
+    for (int64_t n : {1, 2, 3, 4, 5, 6, 8, 12, 16, 32, 64, 256, 512})  // decode, the expert sizes of a batched decode, prefill
       for (int64_t threads : thread_counts()) {
         auto* b = benchmark::RegisterBenchmark((std::string("BM_Matmul/") + kShapes[shape].name).c_str(), BM_Matmul)
                       ->Args({shape, n, threads})

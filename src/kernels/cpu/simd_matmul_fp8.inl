@@ -27,11 +27,11 @@
 // THE REDUCTION ORDER (batch-invariance contract, FP8). For every (t, r), one accumulator of
 // L lanes starts at +0 and takes fma(w' vector, x' vector, acc) for the vectors in layout
 // order (group 0's vectors 0..3, group 1's, ...); then y = V::hsum(acc) * 2^30. Both paths
-// below -- fused (decode and batched decode: weights decoded in registers; for many tokens
-// in column blocks) and tiled (prefill: a decoded tile reused by a block of tokens) -- with
-// partials parked in memory between column blocks, exactly --
-// perform this sequence, so y[t, r] depends on neither n, nor the other tokens, nor
-// [r0, r1), nor the thread count.
+// below -- fused (decode, batched decode, AVX-512 prefill: weights decoded in registers; for
+// many tokens in column blocks) and tiled (AVX2 prefill: a decoded tile reused by a block of
+// tokens) -- with partials parked in memory between column blocks, exactly -- perform this
+// sequence, so y[t, r] depends on neither n, nor the other tokens, nor [r0, r1), nor the
+// thread count.
 
 template <class V>
 struct MatmulFp8 {
@@ -292,15 +292,26 @@ struct MatmulFp8 {
     fused_rows<T>(w, r, r_end, xs, ld, y, ldy);
   }
 
-  // Up to kFusedChunkedMaxTokens tokens (a prefill chunk, or a batch of many sequences) the
-  // fused path runs kFusedMaxTokens tokens at a time over each scale block of rows, whose
-  // weights (128 rows) stay in L2 from one chunk of tokens to the next: faster than the
-  // tiled path there (V3 expert_down, 2 threads, Zen 5: n = 12 1.9 -> 1.2 ms, n = 32
-  // 4.2 -> 3.0 ms).
+  // Up to kFusedChunkedMaxTokens tokens at a time (a prefill chunk, or a batch of many
+  // sequences) the fused path runs kFusedMaxTokens tokens at a time over each scale block of
+  // rows, whose weights (128 rows) stay in L2 from one chunk of tokens to the next: faster
+  // than the tiled path there (V3 expert_down, 2 threads, Zen 5: n = 12 1.9 -> 1.2 ms, n = 32
+  // 4.2 -> 3.0 ms). More tokens go kFusedChunkedMaxTokens at a time, which bounds the x'
+  // scaled per scale block. On AVX-512 that beats the tiled path at any count (2 threads,
+  // Zen 5, n = 256 and 512: V3 expert gate/up and down, dense gate/up, kv_a 1.15-1.3x); on
+  // AVX2 (half the registers, no shared loads) the tiled path stays 1.35x faster at 256.
   static constexpr int64_t kFusedChunkedMaxTokens = 64;
+  static constexpr int64_t kFusedAllTokensUpTo = L == 16 ? std::numeric_limits<int64_t>::max() : kFusedChunkedMaxTokens;
 
   static void fused(const LinearWeight& w, const float* x, int64_t n, int64_t ldx, float* y, int64_t ldy, int64_t r0,
                     int64_t r1) {
+    for (int64_t t0 = 0; t0 < n; t0 += kFusedChunkedMaxTokens)
+      fused_chunk(w, x + t0 * ldx, std::min(kFusedChunkedMaxTokens, n - t0), ldx, y + t0 * ldy, ldy, r0, r1);
+  }
+
+  // fused() for n <= kFusedChunkedMaxTokens.
+  static void fused_chunk(const LinearWeight& w, const float* x, int64_t n, int64_t ldx, float* y, int64_t ldy,
+                          int64_t r0, int64_t r1) {
     const int64_t ld = act_stride(w.cols);
     float* xp = thread_scratch(ScratchSlot::Activations, static_cast<size_t>(n * ld));
     float* xs = thread_scratch(ScratchSlot::ScaledActivations, static_cast<size_t>(n * ld));
@@ -422,7 +433,7 @@ struct MatmulFp8 {
 
   static void run(const LinearWeight& w, const float* x, int64_t n, int64_t ldx, float* y, int64_t ldy, int64_t r0,
                   int64_t r1) {
-    if (n <= kFusedChunkedMaxTokens) return fused(w, x, n, ldx, y, ldy, r0, r1);
+    if (n <= kFusedAllTokensUpTo) return fused(w, x, n, ldx, y, ldy, r0, r1);
     tiled(w, x, n, ldx, y, ldy, r0, r1);
   }
 };

@@ -13,10 +13,10 @@
 // so y[t, r] depends on neither n, nor the other tokens, nor [r0, r1), nor the thread count.
 //
 // Two paths:
-//  - fused (decode and batched decode, n <= kFusedMaxTokens): weights decoded in registers
-//    straight from the stored rows, each element read once, kFusedRows rows at a time
-//    (streaming); from kBlockedFrom tokens on in column blocks, partials parked exactly.
-//  - tiled (prefill): a [kRowsPerTile x kColsPerTile] panel is dequantized once into a per-
+//  - fused (decode and batched decode; on AVX-512 also prefill, kFusedMaxTokens tokens at a
+//    time): weights decoded in registers straight from the stored rows, kFusedRows rows at a
+//    time (streaming); from kBlockedFrom tokens on in column blocks, partials parked exactly.
+//  - tiled (AVX2 prefill): a [kRowsPerTile x kColsPerTile] panel is dequantized once into a per-
 //    thread f32 tile (L1) and reused by every token of the block through a register-blocked
 //    kT x kR microkernel (kT x-vectors and 1 w-vector feed kT * kR FMAs per step).
 
@@ -175,15 +175,25 @@ struct MatmulRows {
     fused_rows<DT, T>(w, x, ldx, y, ldy, r0, r1);
   }
 
-  // Up to kFusedChunkedMaxTokens tokens the fused path runs kFusedMaxTokens tokens at a time
-  // over bands of rows small enough to stay in L2 from one chunk of tokens to the next
-  // (see simd_matmul_fp8.inl).
+  // Up to kFusedChunkedMaxTokens tokens at a time the fused path runs kFusedMaxTokens tokens
+  // at a time over bands of rows small enough to stay in L2 from one chunk of tokens to the
+  // next; more tokens go kFusedChunkedMaxTokens at a time, on AVX-512 only (see
+  // simd_matmul_fp8.inl; V3 head, n = 256 and 512, 2 threads, Zen 5: 1.1-1.2x the tiled path).
   static constexpr int64_t kFusedChunkedMaxTokens = 64;
+  static constexpr int64_t kFusedAllTokensUpTo = L == 16 ? std::numeric_limits<int64_t>::max() : kFusedChunkedMaxTokens;
   static constexpr int64_t kBandBytes = 512 << 10;
 
   template <DType DT>
   static void fused(const LinearWeight& w, const float* x, int64_t n, int64_t ldx, float* y, int64_t ldy, int64_t r0,
                     int64_t r1) {
+    for (int64_t t0 = 0; t0 < n; t0 += kFusedChunkedMaxTokens)
+      fused_chunk<DT>(w, x + t0 * ldx, std::min(kFusedChunkedMaxTokens, n - t0), ldx, y + t0 * ldy, ldy, r0, r1);
+  }
+
+  // fused() for n <= kFusedChunkedMaxTokens.
+  template <DType DT>
+  static void fused_chunk(const LinearWeight& w, const float* x, int64_t n, int64_t ldx, float* y, int64_t ldy,
+                          int64_t r0, int64_t r1) {
     // x copied with rows one cache line apart: rows whose stride is a multiple of 4 KiB
     // (hidden sizes 2048, 7168) would share L1 sets (measured 1.6x on the V3 head, 8 tokens).
     const int64_t K = w.cols, ld = (K + 15) / 16 * 16 + 16;
@@ -304,7 +314,7 @@ struct MatmulRows {
                   int64_t r1) {
     if (n <= 0 || r1 <= r0) return;
     if (w.is_fp8()) return MatmulFp8<V>::run(w, x, n, ldx, y, ldy, r0, r1);
-    if (n <= kFusedChunkedMaxTokens) {
+    if (n <= kFusedAllTokensUpTo) {
       switch (w.dtype) {
         case DType::BF16: return fused<DType::BF16>(w, x, n, ldx, y, ldy, r0, r1);
         case DType::F16: return fused<DType::F16>(w, x, n, ldx, y, ldy, r0, r1);
