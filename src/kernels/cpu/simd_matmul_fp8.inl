@@ -191,7 +191,9 @@ struct MatmulFp8 {
   // swept over kBlockRows rows, R at a time, their accumulators parked in memory between
   // blocks (exactly, as the tiled path does): the same FMAs in the same order. Measured on
   // Zen 5 (V3 expert_down 7168 x 2048, 8 tokens, 2 threads): 256 x 32, with each x' vector
-  // kept in a register for its R rows (V::load_kept), 1.6x whole rows.
+  // kept in a register for its R rows (V::load_kept), 1.6x whole rows; then, once a block's
+  // accumulators stayed in registers (fused_block), 512 x 32 beat 256, 768 and 1024 wide
+  // blocks (1 thread: 1.21 against 1.38 ms for 256).
   static constexpr int64_t kBlockCols = 512;  // a multiple of G
   static constexpr int64_t kBlockRows = 32;
 
