@@ -68,6 +68,8 @@ double percentile(std::vector<double> v, double q) {
 
 struct ClientStats {
   int64_t ok = 0, failed = 0, tokens = 0;
+  int64_t decode_tokens = 0;  // tokens after each request's first
+  double decode_seconds = 0;  // from each request's first token to its last
   std::vector<double> ttft_ms, itl_ms;
   std::string first_error;
 };
@@ -90,7 +92,7 @@ bool one_request(httplib::Client& cli, const LoadTestOptions& o, const std::stri
   std::string buffer, error;
   int64_t usage_tokens = -1, chunks = 0;
   auto start = Clock::now();
-  auto last = start;
+  auto last = start, first_at = start;
   bool first = true;
   req.content_receiver = [&](const char* data, size_t len, uint64_t, uint64_t) {
     buffer.append(data, len);
@@ -117,6 +119,7 @@ bool one_request(httplib::Client& cli, const LoadTestOptions& o, const std::stri
       if (first) {
         st.ttft_ms.push_back(std::chrono::duration<double, std::milli>(now - start).count());
         first = false;
+        first_at = now;
       } else {
         st.itl_ms.push_back(std::chrono::duration<double, std::milli>(now - last).count());
       }
@@ -133,7 +136,12 @@ bool one_request(httplib::Client& cli, const LoadTestOptions& o, const std::stri
     return false;
   }
   ++st.ok;
-  st.tokens += usage_tokens >= 0 ? usage_tokens : chunks;
+  const int64_t tokens = usage_tokens >= 0 ? usage_tokens : chunks;
+  st.tokens += tokens;
+  if (tokens >= 2 && last > first_at) {
+    st.decode_tokens += tokens - 1;
+    st.decode_seconds += std::chrono::duration<double>(last - first_at).count();
+  }
   return true;
 }
 
@@ -146,6 +154,7 @@ Json LoadTestReport::to_json() const {
               {"requests_failed", requests_failed},
               {"generated_tokens", generated_tokens},
               {"tokens_per_second", tokens_per_second},
+              {"decode_tokens_per_second", decode_tokens_per_second},
               {"ttft_ms", {{"p50", ttft_p50_ms}, {"p99", ttft_p99_ms}}},
               {"itl_ms", {{"p50", itl_p50_ms}, {"p99", itl_p99_ms}}},
               {"server_rss_bytes", {{"before", server_rss_before}, {"after", server_rss_after}}},
@@ -156,11 +165,11 @@ Json LoadTestReport::to_json() const {
 std::string LoadTestReport::to_text() const {
   std::string s = str_f(
       "clients %d, %.1f s: %lld requests ok, %lld failed\n"
-      "generated %lld tokens: %.1f tok/s aggregate\n"
+      "generated %lld tokens: %.1f tok/s aggregate, %.1f tok/s aggregate while decoding\n"
       "time to first token: p50 %.1f ms, p99 %.1f ms\n"
       "inter-token latency: p50 %.1f ms, p99 %.1f ms\n",
       clients, seconds, static_cast<long long>(requests_ok), static_cast<long long>(requests_failed),
-      static_cast<long long>(generated_tokens), tokens_per_second, ttft_p50_ms, ttft_p99_ms, itl_p50_ms, itl_p99_ms);
+      static_cast<long long>(generated_tokens), tokens_per_second, decode_tokens_per_second, ttft_p50_ms, ttft_p99_ms, itl_p50_ms, itl_p99_ms);
   if (server_rss_before >= 0)
     s += str_f("server resident memory: %.1f MB before, %.1f MB after (anonymous: %.1f MB before, %.1f MB after)\n",
                server_rss_before / 1e6, server_rss_after / 1e6, server_anon_before / 1e6, server_anon_after / 1e6);
@@ -205,6 +214,7 @@ Result<LoadTestReport> run_load_test(const LoadTestOptions& o) {
     rep.requests_ok += s.ok;
     rep.requests_failed += s.failed;
     rep.generated_tokens += s.tokens;
+    if (s.decode_seconds > 0) rep.decode_tokens_per_second += static_cast<double>(s.decode_tokens) / s.decode_seconds;
     ttft.insert(ttft.end(), s.ttft_ms.begin(), s.ttft_ms.end());
     itl.insert(itl.end(), s.itl_ms.begin(), s.itl_ms.end());
     if (rep.first_error.empty()) rep.first_error = s.first_error;

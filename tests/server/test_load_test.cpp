@@ -25,6 +25,7 @@ TEST(LoadTest, DrivesConcurrentStreamingClients) {
   EXPECT_GE(r->generated_tokens, r->requests_ok);
   EXPECT_LE(r->generated_tokens, r->requests_ok * 4 + 3 * 4);  // in-flight ones may add a few
   EXPECT_GT(r->tokens_per_second, 0);
+  EXPECT_GT(r->decode_tokens_per_second, 0);  // requests of 2+ tokens finished
   EXPECT_GT(r->ttft_p50_ms, 0);
   EXPECT_LE(r->ttft_p50_ms, r->ttft_p99_ms);
   EXPECT_GT(r->server_rss_before, 0);
@@ -32,6 +33,7 @@ TEST(LoadTest, DrivesConcurrentStreamingClients) {
   EXPECT_LT(r->server_anon_after, r->server_rss_after);
   const Json j = r->to_json();
   EXPECT_TRUE(j.contains("server_anonymous_bytes"));
+  EXPECT_TRUE(j.contains("decode_tokens_per_second"));
 }
 
 TEST(LoadTest, NoServerIsAnErrorNamingTheUrl) {
