@@ -138,18 +138,39 @@ void softmax(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] *= inv;
 }
 
-void mla_attention(ThreadPool& pool, const MlaAttentionArgs& a) {
+void mla_attention(ThreadPool& pool, const MlaAttentionArgs& args) {
+  mla_attention(pool, std::span<const MlaAttentionArgs>(&args, 1));
+}
+
+void mla_attention(ThreadPool& pool, std::span<const MlaAttentionArgs> sequences) {
   const KernelTable& k = active_table();
-  const int64_t row = a.kv_lora_rank + a.rope_dim;
-  // A task is one token and a group of heads: every cache row is read once per group (all
-  // heads of a token share the latent cache), so cache traffic falls by the group size.
-  // Groups shrink when there are few tokens, to keep every thread busy. Per (token, head) the
-  // arithmetic is the same whatever the group: dot per cache row, softmax, axpy in row order.
+  // A task is one token of one sequence and a group of heads: every cache row is read once
+  // per group (all heads of a token share the latent cache), so cache traffic falls by the
+  // group size. Groups shrink when there are few tokens, to keep every thread busy. All the
+  // sequences of a step share one parallel region (a batched decode: 8 sequences, 8 tasks of
+  // 16 heads, each sequence's cache read once). Per (token, head) the arithmetic is the same
+  // whatever the group or the other sequences: dot per cache row, softmax, axpy in row order.
+  if (sequences.empty()) return;
+  const int64_t n_heads = sequences[0].n_heads;
+  int64_t total_tokens = 0;
+  for (const MlaAttentionArgs& a : sequences) {
+    DSV3_CHECK(a.n_heads == n_heads, "mla_attention: sequences with %lld and %lld heads",
+               static_cast<long long>(n_heads), static_cast<long long>(a.n_heads));
+    total_tokens += a.n_tokens;
+  }
   const int64_t want_tasks = static_cast<int64_t>(pool.size()) * 4;
-  const int64_t group = std::clamp<int64_t>(a.n_tokens * a.n_heads / std::max<int64_t>(want_tasks, 1), 1, 16);
-  const int64_t n_groups = (a.n_heads + group - 1) / group;
-  pool.parallel_for(a.n_tokens * n_groups, [&](int64_t task) {
-    const int64_t t = task / n_groups, h0 = (task % n_groups) * group, h1 = std::min(a.n_heads, h0 + group);
+  const int64_t group = std::clamp<int64_t>(total_tokens * n_heads / std::max<int64_t>(want_tasks, 1), 1, 16);
+  const int64_t n_groups = (n_heads + group - 1) / group;
+  // Task index -> (sequence, token): sequence j's tokens are tasks [first_task[j], first_task[j + 1]) / n_groups.
+  std::vector<int64_t> first_token(sequences.size() + 1, 0);
+  for (size_t j = 0; j < sequences.size(); ++j) first_token[j + 1] = first_token[j] + sequences[j].n_tokens;
+  pool.parallel_for(total_tokens * n_groups, [&](int64_t task) {
+    const int64_t token = task / n_groups, h0 = (task % n_groups) * group, h1 = std::min(n_heads, h0 + group);
+    const size_t j = static_cast<size_t>(std::upper_bound(first_token.begin(), first_token.end(), token) -
+                                         first_token.begin()) - 1;
+    const MlaAttentionArgs& a = sequences[j];
+    const int64_t t = token - first_token[j];
+    const int64_t row = a.kv_lora_rank + a.rope_dim;
     const int64_t len = a.first_pos + t + 1;  // causal: rows [0, pos]
     std::vector<float>& scores = scratch(static_cast<size_t>((h1 - h0) * len));  // [heads of group, len]
     const float* q = a.q + t * a.n_heads * row;

@@ -65,6 +65,9 @@ struct MlaAttentionArgs {
   float* out = nullptr;          // [n_tokens, n_heads, kv_lora_rank]: softmax-weighted sum of latents
 };
 void mla_attention(ThreadPool& pool, const MlaAttentionArgs& args);
+// Several sequences (each its own args) in one parallel region; each (token, head) computes
+// exactly as in a call of its own.
+void mla_attention(ThreadPool& pool, std::span<const MlaAttentionArgs> sequences);
 
 // Plain multi-head attention (the "naive" MLA form with decompressed K and V).
 struct MhaAttentionArgs {

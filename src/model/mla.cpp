@@ -67,8 +67,9 @@ void mla_forward(const ForwardContext& ctx, const AttentionWeights& w, const Tok
     kernels::matmul_batch(pool, jobs);  // all heads in one parallel region
     // Weighted sum of latents per head                                  [N, H, R]
     std::vector<float> o_lat(static_cast<size_t>(N * H * R));
+    std::vector<kernels::MlaAttentionArgs> sequences;
     for (const auto& seg : batch.segments) {
-      kernels::MlaAttentionArgs a;
+      kernels::MlaAttentionArgs& a = sequences.emplace_back();
       a.n_tokens = seg.count;
       a.n_heads = H;
       a.kv_lora_rank = R;
@@ -78,8 +79,8 @@ void mla_forward(const ForwardContext& ctx, const AttentionWeights& w, const Tok
       a.first_pos = batch.positions[seg.offset];
       a.scale = static_cast<float>(c.softmax_scale());
       a.out = o_lat.data() + seg.offset * H * R;
-      kernels::mla_attention(pool, a);
     }
+    kernels::mla_attention(pool, sequences);  // every sequence in one parallel region
     // o_h = W_UV_h o_lat_h                                                [N, H, v]
     for (int64_t h = 0; h < H; ++h)
       jobs[h] = {w.kv_b_proj.row_band(h * (nope + vdim) + nope, vdim), o_lat.data() + h * R, N, H * R,
