@@ -203,15 +203,16 @@ struct MatmulFp8 {
     return z;
   }
 
-  // Rows r .. r + R - 1, the full groups in [c0, c1): acc from `from` (the park, or +0 for
-  // the first block), back to `park`. Prefetches the bytes pf_delta past each byte it reads
-  // (the next block of these rows, or the first block of the next rows). One way in and one
-  // way out for the accumulators: with the first/last choices inside, GCC kept a second copy
-  // of them on the stack, copied in and out at every block (a quarter of the time at 8
-  // tokens, Zen 5).
-  template <int T, int R>
+  // Rows r .. r + R - 1, the groups in [c0, c1): acc from `from` (the park, or +0 for the
+  // first block), back to `park`; decode(row, c, v) yields a row's group at column c.
+  // Prefetches the bytes pf_delta past each byte it reads (the next block of these rows, or
+  // the first block of the next rows). One way in and one way out for the accumulators:
+  // with the first/last choices and the partial last group inside, GCC kept a second copy of
+  // them on the stack, copied in and out at every block (a quarter of the time at 8 tokens,
+  // Zen 5); so the partial group is a call of its own (decode_group).
+  template <int T, int R, class Decode>
   static void fused_block(const LinearWeight& w, int64_t r, int64_t c0, int64_t c1, const float* xs, int64_t ld,
-                          const F* from, F* park, int64_t pf_delta) {
+                          const F* from, F* park, int64_t pf_delta, Decode decode) {
     const uint8_t* rows[R];
     for (int i = 0; i < R; ++i) rows[i] = w.row_ptr(r + i);
     F acc[T][R];
@@ -219,22 +220,8 @@ struct MatmulFp8 {
       for (int i = 0; i < R; ++i) acc[t][i] = from[t * R + i];
     for (int64_t c = c0; c < c1; c += G) {
       for (int i = 0; i < R; ++i) _mm_prefetch(reinterpret_cast<const char*>(rows[i] + c + pf_delta), _MM_HINT_T0);
-      accumulate_group<T, R>(c, xs, ld, acc, [&](int i, F* v) { V::decode_fp8_quad(rows[i] + c, v); });
+      accumulate_group<T, R>(c, xs, ld, acc, [&](int i, F* v) { decode(rows[i], c, v); });
     }
-    for (int t = 0; t < T; ++t)
-      for (int i = 0; i < R; ++i) park[t * R + i] = acc[t][i];
-  }
-
-  // The last, partial group of rows r .. r + R - 1 (columns c .. K - 1), on the parked
-  // accumulators.
-  template <int T, int R>
-  static void fused_tail_group(const LinearWeight& w, int64_t r, int64_t c, const float* xs, int64_t ld, F* park) {
-    const uint8_t* rows[R];
-    for (int i = 0; i < R; ++i) rows[i] = w.row_ptr(r + i);
-    F acc[T][R];
-    for (int t = 0; t < T; ++t)
-      for (int i = 0; i < R; ++i) acc[t][i] = park[t * R + i];
-    accumulate_group<T, R>(c, xs, ld, acc, [&](int i, F* v) { decode_group(rows[i], c, w.cols, v); });
     for (int t = 0; t < T; ++t)
       for (int i = 0; i < R; ++i) park[t * R + i] = acc[t][i];
   }
@@ -249,8 +236,11 @@ struct MatmulFp8 {
     // Group of RR rows at view row rr, its park p: one column block, then (last) y.
     auto block = [&]<int RR>(int64_t rr, F* p, int64_t c0, int64_t c1, bool first, bool last, int64_t pf_delta) {
       const int64_t full_end = std::min(c1, full);
-      fused_block<T, RR>(w, rr, c0, full_end, xs, ld, first ? zeros() : p, p, pf_delta);
-      if (full_end < c1) fused_tail_group<T, RR>(w, rr, full_end, xs, ld, p);
+      fused_block<T, RR>(w, rr, c0, full_end, xs, ld, first ? zeros() : p, p, pf_delta,
+                         [](const uint8_t* row, int64_t c, F* v) { V::decode_fp8_quad(row + c, v); });
+      if (full_end < c1)  // the last, partial group of the rows (columns full .. K - 1)
+        fused_block<T, RR>(w, rr, full_end, c1, xs, ld, p, p, 0,
+                           [&](const uint8_t* row, int64_t c, F* v) { decode_group(row, c, k, v); });
       if (last)
         for (int t = 0; t < T; ++t)
           for (int i = 0; i < RR; ++i) y[t * ldy + (rr - r_begin) + i] = V::hsum(p[t * RR + i]) * kYScale;
