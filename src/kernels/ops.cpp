@@ -152,18 +152,17 @@ void mla_attention(ThreadPool& pool, std::span<const MlaAttentionArgs> sequences
   // whatever the group or the other sequences: dot per cache row, softmax, axpy in row order.
   if (sequences.empty()) return;
   const int64_t n_heads = sequences[0].n_heads;
-  int64_t total_tokens = 0;
-  for (const MlaAttentionArgs& a : sequences) {
-    DSV3_CHECK(a.n_heads == n_heads, "mla_attention: sequences with %lld and %lld heads",
-               static_cast<long long>(n_heads), static_cast<long long>(a.n_heads));
-    total_tokens += a.n_tokens;
+  // Sequence j's tokens are tokens [first_token[j], first_token[j + 1]) of the step.
+  std::vector<int64_t> first_token(sequences.size() + 1, 0);
+  for (size_t j = 0; j < sequences.size(); ++j) {
+    DSV3_CHECK(sequences[j].n_heads == n_heads, "mla_attention: sequences with %lld and %lld heads",
+               static_cast<long long>(n_heads), static_cast<long long>(sequences[j].n_heads));
+    first_token[j + 1] = first_token[j] + sequences[j].n_tokens;
   }
+  const int64_t total_tokens = first_token.back();
   const int64_t want_tasks = static_cast<int64_t>(pool.size()) * 4;
   const int64_t group = std::clamp<int64_t>(total_tokens * n_heads / std::max<int64_t>(want_tasks, 1), 1, 16);
   const int64_t n_groups = (n_heads + group - 1) / group;
-  // Task index -> (sequence, token): sequence j's tokens are tasks [first_task[j], first_task[j + 1]) / n_groups.
-  std::vector<int64_t> first_token(sequences.size() + 1, 0);
-  for (size_t j = 0; j < sequences.size(); ++j) first_token[j + 1] = first_token[j] + sequences[j].n_tokens;
   pool.parallel_for(total_tokens * n_groups, [&](int64_t task) {
     const int64_t token = task / n_groups, h0 = (task % n_groups) * group, h1 = std::min(n_heads, h0 + group);
     const size_t j = static_cast<size_t>(std::upper_bound(first_token.begin(), first_token.end(), token) -
