@@ -105,10 +105,13 @@ void Engine::admit_locked() {
 
 void Engine::finish(Sequence& s, FinishReason reason, const std::string& error) {
   // The gauges first: a client that sees its response end and then reads /metrics must not
-  // find its request still running.
+  // find its request still running, nor its cache still held. (The cache may have grown
+  // since the gauge was last published at the end of a step, hence the clamp; the next
+  // step's end publishes the exact sum again.)
   {
     std::lock_guard<std::mutex> lock(mu_);
     --stats_.running;
+    stats_.kv_cache_bytes -= std::min(stats_.kv_cache_bytes, s.cache.bytes());
   }
   s.handle->finish(reason, error);
   s.cache.release();
