@@ -14,7 +14,7 @@ using namespace dsv3::test;
 
 namespace {
 
-constexpr int64_t kBatch = 70;  // past the fused paths (<= 64 tokens): the tiled path
+constexpr int64_t kBatch = 70;  // past 64 tokens: fused in chunks of 64 on AVX-512, tiled on AVX2
 
 bool same_bits(const float* a, const float* b, int64_t n) { return std::memcmp(a, b, sizeof(float) * n) == 0; }
 
@@ -51,7 +51,7 @@ TEST_P(BatchInvariance, MatmulRowsSameBitsWhateverTheBatch) {
     for (int64_t t = 0; t < kBatch; ++t) k.matmul_rows(w, x.data() + t * K, 1, K, alone.data() + t * R, R, 0, R);
 
     // Token t at offset p inside batches of n random others.
-    for (int64_t n : {2, 3, 4, 5, 6, 7, 8, 9, 37, 70}) {  // fused, fused in chunks, tiled
+    for (int64_t n : {2, 3, 4, 5, 6, 7, 8, 9, 37, 70}) {  // fused, in chunks of 8, of 64 (AVX2: tiled)
       auto others = random_activations(n * K, 1000 + n);
       for (int64_t t : {0, 7, 36}) {
         for (int64_t p : {int64_t{0}, n / 2, n - 1}) {

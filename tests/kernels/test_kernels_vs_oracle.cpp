@@ -54,7 +54,7 @@ struct Shape {
 };
 // (29 x 2051 and 70 x 1100: several row and column blocks of the fused path for many tokens.)
 const Shape kShapes[] = {{1, 1}, {7, 7}, {1, 129}, {127, 129}, {129, 127}, {24, 576}, {5, 2051}, {16, 1024}, {29, 2051}, {70, 1100}};
-// 1-8: fused; 9-64: fused in chunks of 8; 70: tiled.
+// 1-8: fused; 9-64: fused in chunks of 8; 70: fused in chunks of 64 (AVX-512), tiled (AVX2).
 const int64_t kTokenCounts[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 37, 70};
 const DType kDtypes[] = {DType::F8_E4M3, DType::BF16, DType::F16, DType::F32};
 
