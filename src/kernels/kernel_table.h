@@ -28,6 +28,9 @@ struct KernelTable {
   void (*rms_norm_row)(const float* x, const float* weight, int64_t dim, float eps, float* y);
   // gate[i] = silu(gate[i]) * up[i].
   void (*silu_mul)(float* gate, const float* up, int64_t n);
+  // y[i] = e^((x[i] - shift) * scale), the argument rounded to f32 and clamped to
+  // [-87.3, 88.3] (results stay normal and finite).
+  void (*exp_affine)(const float* x, int64_t n, float shift, float scale, float* y);
 };
 
 namespace ref {

@@ -122,6 +122,10 @@ void silu_mul(ThreadPool& pool, float* gate, const float* up, int64_t n) {
   });
 }
 
+void exp_affine(const float* x, int64_t n, float shift, float scale, float* y) {
+  active_table().exp_affine(x, n, shift, scale, y);
+}
+
 void softmax(float* x, int64_t n) {
   float mx = -std::numeric_limits<float>::infinity();
   for (int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);

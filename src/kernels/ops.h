@@ -81,6 +81,10 @@ struct MhaAttentionArgs {
 };
 void mha_attention(ThreadPool& pool, const MhaAttentionArgs& args);
 
+// y[i] = e^((x[i] - shift) * scale), the argument clamped to [-87.3, 88.3]; on this thread
+// (a sampler's weights: it runs on a pool thread already).
+void exp_affine(const float* x, int64_t n, float shift, float scale, float* y);
+
 // In-place softmax of one row (max-subtracted, float32).
 void softmax(float* x, int64_t n);
 

@@ -175,7 +175,7 @@ TEST(KernelsVsOracle, MatmulTransposedColumnRanges) {
       }
 }
 
-TEST(KernelsVsOracle, DotAxpyRmsNormSilu) {
+TEST(KernelsVsOracle, DotAxpyRmsNormSiluExp) {
   const double u = std::ldexp(1.0, -24);
   for (int64_t n : {1, 3, 7, 8, 15, 16, 17, 63, 64, 65, 127, 129, 576, 2051, 7168}) {
     auto a = random_activations(n, 7 * n + 1), b = random_activations(n, 7 * n + 2);
@@ -212,6 +212,16 @@ TEST(KernelsVsOracle, DotAxpyRmsNormSilu) {
       oracle().silu_mul(g2.data(), up.data(), n);
       for (int64_t i = 0; i < n; ++i) tol[i] = 12 * u * std::fabs(g2[i]) + 1e-30;
       expect_close(g, g2, tol, "silu_mul " + at, [](size_t i) { return std::to_string(i); });
+
+      // e^((x - shift) * scale): the same f32 argument, then the polynomial against std::exp
+      // (a few ulp); arguments past the clamp included.
+      std::vector<float> e1(n), e2(n), ex = random_activations(n, 7 * n + 1, 30.0f);
+      if (n > 3) ex[0] = -INFINITY, ex[1] = 1e6f, ex[2] = 0.25f;
+      table->exp_affine(ex.data(), n, 0.25f, 1.7f, e1.data());
+      oracle().exp_affine(ex.data(), n, 0.25f, 1.7f, e2.data());
+      for (int64_t i = 0; i < n; ++i) tol[i] = 8 * u * std::fabs(e2[i]);
+      expect_close(e1, e2, tol, "exp_affine " + at, [](size_t i) { return std::to_string(i); });
+      if (n > 3) EXPECT_EQ(e1[2], 1.0f) << at;
     }
   }
 }

@@ -1,4 +1,4 @@
-// dot, axpy, rms_norm_row, silu_mul for one Vec type, and the table that gathers every
+// dot, axpy, rms_norm_row, silu_mul, exp_affine for one Vec type, and the table that gathers every
 // kernel of that type. Included last, after the other simd_*.inl files.
 
 template <class V>
@@ -79,6 +79,16 @@ struct Elementwise {
       V::store_partial(gate + i, silu_times(V::load_partial(gate + i, rest), V::load_partial(up + i, rest)), rest);
     }
   }
+
+  static void exp_affine(const float* x, int64_t n, float shift, float scale, float* y) {
+    const F s = V::set1(shift), k = V::set1(scale);
+    int64_t i = 0;
+    for (; i + L <= n; i += L) V::store(y + i, exp(V::mul(V::sub(V::load(x + i), s), k)));
+    if (i < n) {
+      const int rest = static_cast<int>(n - i);
+      V::store_partial(y + i, exp(V::mul(V::sub(V::load_partial(x + i, rest), s), k)), rest);
+    }
+  }
 };
 
 template <class V>
@@ -89,5 +99,6 @@ KernelTable make_simd_table(const char* name) {
                      &Elementwise<V>::dot,
                      &Elementwise<V>::axpy,
                      &Elementwise<V>::rms_norm_row,
-                     &Elementwise<V>::silu_mul};
+                     &Elementwise<V>::silu_mul,
+                     &Elementwise<V>::exp_affine};
 }

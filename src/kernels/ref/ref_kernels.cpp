@@ -1,6 +1,7 @@
 // The scalar oracle: plain loops, double accumulation, dequantization through the dtype
 // codecs. Every fast path is tested against these; the golden parity tests also run here.
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -69,10 +70,14 @@ void silu_mul(float* gate, const float* up, int64_t n) {
   }
 }
 
+void exp_affine(const float* x, int64_t n, float shift, float scale, float* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] = std::exp(std::clamp((x[i] - shift) * scale, -87.3f, 88.3f));
+}
+
 }  // namespace
 
 const KernelTable& table() {
-  static const KernelTable t{"scalar", matmul_rows, matmul_t_cols, dot, axpy, rms_norm_row, silu_mul};
+  static const KernelTable t{"scalar", matmul_rows, matmul_t_cols, dot, axpy, rms_norm_row, silu_mul, exp_affine};
   return t;
 }
 
