@@ -4,6 +4,8 @@
 #include <cmath>
 #include <numeric>
 
+#include "kernels/ops.h"
+
 namespace dsv3 {
 namespace {
 uint64_t splitmix64(uint64_t& x) {
@@ -13,6 +15,169 @@ uint64_t splitmix64(uint64_t& x) {
   return z ^ (z >> 31);
 }
 uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+// Vocabulary-sized buffers kept per thread (the engine draws for its sequences on the pool
+// threads): not a fresh allocation per draw, nor a megabyte held by every sequence.
+struct Scratch {
+  std::vector<float> weight;   // e^((l - max) / T) per id, 0 for non-candidates
+  std::vector<int64_t> count;  // candidates per bucket
+  std::vector<double> mass;    // their weight per bucket
+  std::vector<int32_t> order;  // one bucket's candidates, sorted
+};
+Scratch& scratch() {
+  thread_local Scratch s;
+  return s;
+}
+
+constexpr int kBuckets = 4096;
+
+// top-k / top-p without sorting the vocabulary. The kept set is what sorting every candidate
+// by (logit desc, id asc) and cutting that order would keep; only the one bucket of logits
+// where a cut falls is sorted. (Sorting all 129,280 candidates of a flat distribution took
+// ~12 ms per draw, more than a whole 8-sequence decode step's share of a token.)
+//
+//   candidates  logits >= max - 40 T (the rest carry under e^-40 of the best's probability)
+//   buckets     kBuckets equal slices of [max - 40 T, max] by distance from the max: a
+//               higher logit never lands in a later bucket, so "buckets before b" is a
+//               prefix of the sorted order, and within a bucket the order is a small sort
+//   weights     e^((l - max) / T) in f32 (kernels::exp_affine), the top candidate's exactly
+//               1 (a tiny T cannot overflow)
+// One pass fills each bucket's count and weight; the top_k cut is the bucket where the
+// count reaches k, the top_p cut the bucket where the weight (of the top_k set) reaches
+// top_p of its total; the draw walks the kept set: whole buckets in id order, then the cut
+// bucket's kept prefix in sorted order.
+
+// The kept set: the candidates of buckets before `cut` whole, then scratch().order[0, keep)
+// (bucket `cut`'s kept prefix, sorted); `mass` its weight.
+struct KeptSet {
+  int cut = kBuckets;
+  size_t keep = 0;
+  double mass = 0.0;
+};
+
+// The candidates of one draw and the cuts (apply() fills scratch()).
+class Restriction {
+ public:
+  Restriction(const float* logits, int64_t vocab, float mx, double temperature)
+      : logits_(logits),
+        vocab_(vocab),
+        mx_(mx),
+        floor_logit_(mx - 40.0 * temperature),
+        per_bucket_(kBuckets / (40.0 * temperature)),
+        temperature_(temperature) {}
+
+  // Monotone: l1 >= l2 gives bucket(l1) <= bucket(l2).
+  int bucket(float l) const {
+    return static_cast<int>(std::min<double>(kBuckets - 1, (mx_ - static_cast<double>(l)) * per_bucket_));
+  }
+  bool candidate(int64_t i) const { return logits_[i] >= floor_logit_; }
+
+  KeptSet apply(const SamplingParams& params) {
+    Scratch& sc = scratch();
+    sc.weight.resize(static_cast<size_t>(vocab_));
+    sc.count.assign(kBuckets, 0);
+    sc.mass.assign(kBuckets, 0.0);
+    // The exps in SIMD (most of a draw's cost when done one double at a time: ~0.5 ms over
+    // 129,280 ids); masses summed in double.
+    kernels::exp_affine(logits_, vocab_, mx_, static_cast<float>(1.0 / temperature_), sc.weight.data());
+    KeptSet k;
+    if (params.top_k <= 0 && params.top_p >= 1.0f) {  // no cut: every candidate, no buckets
+      for (int64_t i = 0; i < vocab_; ++i) {
+        if (!candidate(i)) sc.weight[i] = 0.0f;
+        k.mass += sc.weight[i];
+      }
+      return k;
+    }
+    for (int64_t i = 0; i < vocab_; ++i) {
+      if (!candidate(i)) {
+        sc.weight[i] = 0.0f;
+        continue;
+      }
+      const int b = bucket(logits_[i]);
+      ++sc.count[b];
+      sc.mass[b] += sc.weight[i];
+    }
+    for (int b = 0; b < kBuckets; ++b) k.mass += sc.mass[b];
+    if (params.top_k > 0) cut_top_k(params.top_k, k);
+    if (params.top_p < 1.0f) cut_top_p(params.top_p, k);
+    return k;
+  }
+
+ private:
+  // scratch().order = bucket b's candidates in the sorted order (logit desc, id asc).
+  void sort_bucket(int b) const {
+    std::vector<int32_t>& order = scratch().order;
+    order.clear();
+    for (int64_t i = 0; i < vocab_; ++i)
+      if (candidate(i) && bucket(logits_[i]) == b) order.push_back(static_cast<int32_t>(i));
+    std::sort(order.begin(), order.end(),
+              [&](int32_t a, int32_t c) { return logits_[a] > logits_[c] || (logits_[a] == logits_[c] && a < c); });
+  }
+
+  // The first top_k candidates: the cut is the bucket where the count reaches top_k.
+  void cut_top_k(int64_t top_k, KeptSet& k) const {
+    const Scratch& sc = scratch();
+    int64_t before = 0;
+    double mass_before = 0.0;
+    for (int b = 0; b < kBuckets; ++b) {
+      if (before + sc.count[b] >= top_k) {
+        if (before + sc.count[b] == top_k) {  // the k-th candidate ends bucket b
+          k = {b + 1, 0, mass_before + sc.mass[b]};
+        } else {  // it is inside bucket b
+          sort_bucket(b);
+          k = {b, static_cast<size_t>(top_k - before), mass_before};
+          for (size_t j = 0; j < k.keep; ++j) k.mass += sc.weight[sc.order[j]];
+        }
+        return;
+      }
+      before += sc.count[b];
+      mass_before += sc.mass[b];
+    }
+  }
+
+  // The smallest prefix of the kept set whose weight reaches top_p of its weight (at least
+  // one token): the cut is the bucket where the running weight reaches it.
+  void cut_top_p(float top_p, KeptSet& k) const {
+    const Scratch& sc = scratch();
+    const double target = top_p * k.mass;
+    double acc = 0.0;
+    for (int b = 0; b < kBuckets && b <= k.cut; ++b) {
+      const bool partial = b == k.cut;  // the top_k cut's bucket: only order[0, keep) is kept
+      if (partial ? k.keep == 0 : sc.count[b] == 0) continue;
+      if (!partial && acc + sc.mass[b] < target) {
+        acc += sc.mass[b];
+        continue;
+      }
+      if (!partial) sort_bucket(b);
+      const size_t limit = partial ? k.keep : sc.order.size();
+      size_t m = 0;
+      for (double prefix = acc; m < limit;) {
+        prefix += sc.weight[sc.order[m++]];
+        if (prefix >= target) break;
+      }
+      k = {b, m, acc};  // m >= 1: the bucket is not empty
+      for (size_t j = 0; j < k.keep; ++j) k.mass += sc.weight[sc.order[j]];
+      return;
+    }
+  }
+
+  const float* logits_;
+  int64_t vocab_;
+  float mx_;
+  double floor_logit_, per_bucket_, temperature_;
+};
+
+// Calls f(id, weight) for every kept token: the whole buckets before the cut in id order,
+// then the cut bucket's kept prefix in sorted order; stops when f returns true.
+template <class F>
+void for_each_kept(const Restriction& r, const KeptSet& k, const float* logits, int64_t vocab, F f) {
+  const Scratch& sc = scratch();
+  for (int64_t i = 0; i < vocab; ++i)
+    if (sc.weight[i] != 0.0f && (k.cut == kBuckets || r.bucket(logits[i]) < k.cut) && f(static_cast<int32_t>(i), sc.weight[i])) return;
+  for (size_t j = 0; j < k.keep; ++j)
+    if (f(sc.order[j], sc.weight[sc.order[j]])) return;
+}
+
 }  // namespace
 
 Sampler::Sampler(const SamplingParams& params) : params_(params) {
@@ -40,8 +205,11 @@ int32_t argmax(const float* logits, int64_t n) {
 
 void log_softmax(const float* logits, int64_t n, float* out) {
   float mx = *std::max_element(logits, logits + n);
+  std::vector<float>& e = scratch().weight;  // e^(l - max) in SIMD, summed in double
+  e.resize(static_cast<size_t>(n));
+  kernels::exp_affine(logits, n, mx, 1.0f, e.data());
   double sum = 0.0;
-  for (int64_t i = 0; i < n; ++i) sum += std::exp(static_cast<double>(logits[i]) - mx);
+  for (int64_t i = 0; i < n; ++i) sum += e[i];
   const double lse = mx + std::log(sum);
   for (int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(logits[i] - lse);
 }
@@ -55,70 +223,32 @@ Result<int32_t> Sampler::sample(const float* logits, int64_t vocab) {
   if (mx == -INFINITY) return Error("every token is masked (all logits are -inf)");
   if (params_.temperature <= 0.0f) return argmax(logits, vocab);
 
-  if (params_.top_k <= 0 && params_.top_p >= 1.0f) {
-    // Plain sampling from softmax(l / T): one pass in id order, no sort. Each weight is
-    // computed once (the exp is most of the cost: ~0.6 ms per pass over 129,280 ids).
-    thread_local std::vector<double> weight;
-    weight.resize(static_cast<size_t>(vocab));
-    double sum = 0.0;
-    for (int64_t i = 0; i < vocab; ++i) {
-      weight[i] = std::exp((static_cast<double>(logits[i]) - mx) / params_.temperature);
-      sum += weight[i];
-    }
-    double u = uniform() * sum, acc = 0.0;
-    int32_t last = 0;
-    for (int64_t i = 0; i < vocab; ++i) {
-      const double p = weight[i];
-      if (p > 0) last = static_cast<int32_t>(i);
-      acc += p;
-      if (u < acc) return static_cast<int32_t>(i);
-    }
-    return last;
-  }
-  // Candidates sorted by logit (ties: lower id first), cut to top_k. Tokens more than 40
-  // temperature units below the best carry under e^-40 of its probability: left out.
-  order_.clear();
-  const double floor_logit = mx - 40.0 * params_.temperature;
-  for (int64_t i = 0; i < vocab; ++i)
-    if (logits[i] >= floor_logit) order_.push_back(static_cast<int32_t>(i));
-  const int64_t n_cand = static_cast<int64_t>(order_.size());
-  int64_t k = params_.top_k > 0 ? std::min<int64_t>(params_.top_k, n_cand) : n_cand;
-  auto by_logit = [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
-  if (k < n_cand) {
-    std::nth_element(order_.begin(), order_.begin() + k, order_.end(), by_logit);
-    order_.resize(static_cast<size_t>(k));
-  }
-  std::sort(order_.begin(), order_.end(), by_logit);
-  // softmax((l - max) / T): the top candidate gets exp(0) = 1, so a tiny T cannot overflow
-  // and behaves as greedy.
-  probs_.resize(order_.size());
-  double sum = 0.0;
-  for (size_t i = 0; i < order_.size(); ++i) {
-    double p = std::exp((static_cast<double>(logits[order_[i]]) - mx) / params_.temperature);
-    probs_[i] = static_cast<float>(p);
-    sum += p;
-  }
-  // top-p: the smallest prefix whose mass reaches top_p (at least one token).
-  size_t keep = order_.size();
-  if (params_.top_p < 1.0f) {
-    double acc = 0.0, target = params_.top_p * sum;
-    for (size_t i = 0; i < order_.size(); ++i) {
-      acc += probs_[i];
-      if (acc >= target) {
-        keep = i + 1;
-        break;
-      }
-    }
-    keep = std::max<size_t>(keep, 1);
-  }
-  double kept_sum = 0.0;
-  for (size_t i = 0; i < keep; ++i) kept_sum += probs_[i];
-  double u = uniform() * kept_sum, acc = 0.0;
-  for (size_t i = 0; i < keep; ++i) {
-    acc += probs_[i];
-    if (u < acc) return order_[i];
-  }
-  return order_[keep - 1];
+  Restriction restriction(logits, vocab, mx, params_.temperature);
+  const KeptSet kept = restriction.apply(params_);
+  const double u = uniform() * kept.mass;
+  double acc = 0.0;
+  int32_t chosen = -1;
+  for_each_kept(restriction, kept, logits, vocab, [&](int32_t id, double w) {
+    chosen = id;  // if rounding leaves u at the very top: the last kept token
+    acc += w;
+    return u < acc;
+  });
+  return chosen;
+}
+
+std::vector<int32_t> sampling_support(const float* logits, int64_t vocab, const SamplingParams& params) {
+  float mx = -INFINITY;
+  for (int64_t i = 0; i < vocab; ++i) mx = std::max(mx, logits[i]);
+  if (params.temperature <= 0.0f) return {argmax(logits, vocab)};
+  std::vector<int32_t> ids;
+  Restriction restriction(logits, vocab, mx, params.temperature);
+  const KeptSet kept = restriction.apply(params);
+  for_each_kept(restriction, kept, logits, vocab, [&](int32_t id, double) {
+    ids.push_back(id);
+    return false;
+  });
+  std::sort(ids.begin(), ids.end());
+  return ids;
 }
 
 }  // namespace dsv3

@@ -35,13 +35,17 @@ class Sampler {
   double uniform();  // [0, 1)
   SamplingParams params_;
   uint64_t state_[4];
-  std::vector<int32_t> order_;
-  std::vector<float> probs_;
 };
+
+// The tokens a draw with these params can return, ascending: at temperature 0 the argmax;
+// else the candidates (logits within 40 T of the best) sorted by (logit desc, id asc), cut
+// to the first top_k and then to the shortest prefix whose probability reaches top_p (at
+// least one token). Logits as Sampler::sample accepts them (no NaN or +Inf, one finite).
+std::vector<int32_t> sampling_support(const float* logits, int64_t vocab, const SamplingParams& params);
 
 // Index of the largest logit (lowest index on ties).
 int32_t argmax(const float* logits, int64_t n);
-// log softmax of every logit, in place semantics: out[i] = logits[i] - logsumexp(logits).
+// log softmax of every logit: out[i] = logits[i] - logsumexp(logits) (out may be logits).
 void log_softmax(const float* logits, int64_t n, float* out);
 
 }  // namespace dsv3

@@ -4,8 +4,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <algorithm>
 #include <map>
+#include <random>
+#include <set>
 
+#include "kernels/ops.h"
 #include "runtime/sampler.h"
 
 using namespace dsv3;
@@ -67,4 +71,116 @@ TEST(Sampler, RefusesNaNAndAllMasked) {
   EXPECT_FALSE(s.sample(masked.data(), 2).ok());
   Sampler g({0.0f, 1.0f, 0, 1});
   EXPECT_FALSE(g.sample(nan.data(), 3).ok());
+}
+
+// The support a draw is restricted to, against the definition computed the slow way: every
+// candidate sorted by (logit desc, id asc), cut to top_k, then to the shortest prefix whose
+// probability reaches top_p. Random vocabularies with ties, masked ids, flat and peaked
+// distributions, exact top_k boundaries, tiny temperatures.
+namespace {
+std::vector<int32_t> support_by_sorting(const std::vector<float>& l, const SamplingParams& p) {
+  const float mx = *std::max_element(l.begin(), l.end());
+  std::vector<int32_t> order;
+  for (int32_t i = 0; i < static_cast<int32_t>(l.size()); ++i)
+    if (l[i] >= mx - 40.0 * p.temperature) order.push_back(i);
+  std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return l[a] > l[b] || (l[a] == l[b] && a < b); });
+  if (p.top_k > 0 && static_cast<size_t>(p.top_k) < order.size()) order.resize(static_cast<size_t>(p.top_k));
+  // The probabilities from the same f32 exps the sampler uses (kernels::exp_affine, tested
+  // against std::exp with the other kernels): this test is about which tokens are kept.
+  std::vector<float> e(l.size());
+  dsv3::kernels::exp_affine(l.data(), static_cast<int64_t>(l.size()), mx, static_cast<float>(1.0 / p.temperature),
+                            e.data());
+  std::vector<double> w;
+  double sum = 0.0;
+  for (int32_t i : order) sum += w.emplace_back(e[i]);
+  if (p.top_p < 1.0f) {
+    double acc = 0.0;
+    size_t keep = order.size();
+    for (size_t j = 0; j < order.size(); ++j) {
+      acc += w[j];
+      if (acc >= p.top_p * sum) {
+        keep = j + 1;
+        break;
+      }
+    }
+    order.resize(std::max<size_t>(keep, 1));
+  }
+  std::sort(order.begin(), order.end());
+  return order;
+}
+}  // namespace
+
+TEST(Sampler, SupportMatchesSortedDefinition) {
+  std::mt19937 gen(11);
+  const float temps[] = {1e-8f, 0.05f, 0.6f, 1.0f, 2.0f};
+  const int ks[] = {0, 1, 2, 7, 40, 1000000};
+  const float ps[] = {0.0f, 0.13f, 0.5f, 0.9f, 0.95f, 0.999f, 1.0f};
+  int cases = 0, nontrivial = 0;
+  for (int trial = 0; trial < 60; ++trial) {
+    const int vocab = std::uniform_int_distribution<int>(1, 3000)(gen);
+    const int kind = trial % 4;
+    std::normal_distribution<float> normal(0.0f, kind == 1 ? 0.01f : 3.0f);  // 1: nearly flat
+    std::vector<float> l(static_cast<size_t>(vocab));
+    for (auto& x : l) {
+      x = normal(gen);
+      if (kind == 2) x = std::round(x * 2.0f) / 2.0f;  // many exact ties
+      if (kind == 3 && std::uniform_int_distribution<int>(0, 9)(gen) == 0) x = -INFINITY;
+    }
+    if (kind == 3) l[static_cast<size_t>(vocab / 2)] = 1.0f;  // one finite logit at least
+    for (float t : temps)
+      for (int k : ks)
+        for (float p : ps) {
+          // top_k equal to a tie group's end is a boundary case of its own.
+          const int k_used = k == 7 && kind == 2 ? std::min(vocab, 7 + trial % 5) : k;
+          const SamplingParams sp{t, p, k_used, 1};
+          const auto want = support_by_sorting(l, sp);
+          ASSERT_EQ(sampling_support(l.data(), vocab, sp), want)
+              << "trial " << trial << " vocab " << vocab << " T " << t << " k " << k_used << " p " << p;
+          ++cases;
+          nontrivial += want.size() > 1 && want.size() < l.size();
+        }
+  }
+  EXPECT_EQ(cases, 60 * 5 * 6 * 7);
+  EXPECT_GT(nontrivial, cases / 3);
+}
+
+// What the sampler draws stays inside that support and reaches all of it.
+TEST(Sampler, DrawsCoverTheSupport) {
+  const int vocab = 3000;
+  std::vector<float> l(vocab);
+  std::mt19937 gen(3);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (auto& x : l) x = normal(gen);
+  const SamplingParams sp{0.7f, 0.2f, 0, 9};
+  const auto support = sampling_support(l.data(), vocab, sp);
+  ASSERT_GT(support.size(), 10u);
+  ASSERT_LT(support.size(), 200u);
+  Sampler s(sp);
+  std::set<int32_t> seen;
+  for (int i = 0; i < 100 * static_cast<int>(support.size()); ++i) {
+    const int32_t tok = s.sample(l.data(), vocab).value();
+    ASSERT_TRUE(std::binary_search(support.begin(), support.end(), tok)) << tok;
+    seen.insert(tok);
+  }
+  EXPECT_EQ(seen.size(), support.size());
+}
+
+TEST(Sampler, LogSoftmaxMatchesDoublePrecision) {
+  std::vector<float> l(129280);
+  std::mt19937 gen(5);
+  std::normal_distribution<float> normal(0.0f, 4.0f);
+  for (auto& x : l) x = normal(gen);
+  l[17] = -INFINITY;
+  std::vector<float> out(l.size());
+  log_softmax(l.data(), static_cast<int64_t>(l.size()), out.data());
+  const double mx = *std::max_element(l.begin(), l.end());
+  double sum = 0.0;
+  for (float x : l) sum += std::exp(x - mx);
+  const double lse = mx + std::log(sum);
+  for (size_t i = 0; i < l.size(); ++i)
+    if (i != 17) ASSERT_NEAR(out[i], l[i] - lse, 1e-5 * (1 + std::fabs(l[i] - lse))) << i;
+  EXPECT_EQ(out[17], -INFINITY);
+  std::vector<float> in_place = l;
+  log_softmax(in_place.data(), static_cast<int64_t>(l.size()), in_place.data());
+  EXPECT_EQ(in_place, out);
 }
