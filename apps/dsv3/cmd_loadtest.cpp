@@ -34,6 +34,7 @@ Command add_loadtest(CLI::App& root) {
   app->add_option("--max-tokens", args->o.max_tokens, "max_tokens per request")->check(CLI::Range(1, 1 << 20));
   app->add_option("--prompt", args->o.prompt, "User message (a request counter is appended)");
   app->add_option("--temperature", args->o.temperature, "Sampling temperature")->check(CLI::Range(0.0, 2.0));
+  app->add_option("--top-p", args->o.top_p, "Nucleus sampling mass (sent when below 1)")->check(CLI::Range(0.0, 1.0));
   app->add_flag("--json", args->json, "Print the report as JSON");
   return {app, [args] { return run_loadtest(*args); }};
 }

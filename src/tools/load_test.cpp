@@ -84,6 +84,7 @@ bool one_request(httplib::Client& cli, const LoadTestOptions& o, const std::stri
                {"temperature", o.temperature},
                {"stream", true},
                {"stream_options", {{"include_usage", true}}}};
+  if (o.top_p < 1.0) body["top_p"] = o.top_p;
   httplib::Request req;
   req.method = "POST";
   req.path = "/v1/chat/completions";

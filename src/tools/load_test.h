@@ -22,6 +22,7 @@ struct LoadTestOptions {
   int max_tokens = 64;
   std::string prompt = "Write a short story about a lighthouse keeper.";
   double temperature = 0.8;
+  double top_p = 1.0;  // sent only when below 1
 };
 
 struct LoadTestReport {

@@ -44,3 +44,19 @@ TEST(LoadTest, NoServerIsAnErrorNamingTheUrl) {
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message().find("127.0.0.1:1"), std::string::npos) << r.error().message();
 }
+
+// top_p goes into the requests (sent below 1): a value the server refuses fails them all.
+TEST(LoadTest, SendsTopP) {
+  test::TestServer server;
+  LoadTestOptions o;
+  o.url = "http://127.0.0.1:" + std::to_string(server.port());
+  o.clients = 1;
+  o.duration_seconds = 0.3;
+  o.max_tokens = 2;
+  o.top_p = -0.5;
+  auto r = run_load_test(o);
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(r->requests_ok, 0);
+  EXPECT_GT(r->requests_failed, 0);
+  EXPECT_NE(r->first_error.find("400"), std::string::npos) << r->first_error;
+}
