@@ -126,21 +126,97 @@ void exp_affine(const float* x, int64_t n, float shift, float scale, float* y) {
   active_table().exp_affine(x, n, shift, scale, y);
 }
 
-void softmax(float* x, int64_t n) {
+namespace {
+// softmax(scale * x) in place, scale > 0: e^((x - max) * scale) on the kernel table, summed
+// in double.
+void softmax_scaled(const KernelTable& k, float* x, int64_t n, float scale) {
   float mx = -std::numeric_limits<float>::infinity();
   for (int64_t i = 0; i < n; ++i) mx = std::max(mx, x[i]);
   if (!std::isfinite(mx)) {  // all -inf (or NaN): leave a uniform distribution, never NaN
     for (int64_t i = 0; i < n; ++i) x[i] = 1.0f / static_cast<float>(n);
     return;
   }
+  k.exp_affine(x, n, mx, scale, x);
   double sum = 0.0;
-  for (int64_t i = 0; i < n; ++i) {
-    x[i] = std::exp(x[i] - mx);
-    sum += x[i];
-  }
+  for (int64_t i = 0; i < n; ++i) sum += x[i];
   float inv = static_cast<float>(1.0 / sum);
   for (int64_t i = 0; i < n; ++i) x[i] *= inv;
 }
+
+// Rows [0, len) of a sequence's latent cache as the F32 weight of a product.
+LinearWeight cache_rows(const MlaAttentionArgs& a, int64_t len) {
+  LinearWeight w;
+  w.dtype = DType::F32;
+  w.rows = len;
+  w.cols = a.kv_lora_rank + a.rope_dim;
+  w.data = a.cache;
+  return w;
+}
+
+// Few tokens (fewer than threads) over long caches: a task per token and head group would
+// split the heads, and each group would read the whole cache again (a single decode on 2
+// threads: 2 groups, the cache read 4 times per layer). Instead every token's heads go
+// together, in three parallel regions:
+//   scores over row ranges of the cache        (matmul_rows, rows [r0, r1))
+//   softmax per (token, head)
+//   out over column ranges of the latent part  (matmul_t_cols, columns [c0, c1))
+// so that the cache is read about once for the scores and once for the output. The same bits
+// as the grouped path: neither product depends on the row or column range, nor on how many
+// heads go together (kernel_table.h).
+constexpr int64_t kSplitRowsPerTask = 256;
+constexpr int64_t kSplitColsPerTask = 128;
+
+void mla_attention_split(ThreadPool& pool, const KernelTable& k, std::span<const MlaAttentionArgs> sequences) {
+  const int64_t n_heads = sequences[0].n_heads;
+  struct TokenJob {
+    const MlaAttentionArgs* a;
+    int64_t t, len;
+    float* scores;  // [n_heads, len]
+  };
+  std::vector<TokenJob> tokens;
+  size_t score_floats = 0;
+  for (const MlaAttentionArgs& a : sequences)
+    for (int64_t t = 0; t < a.n_tokens; ++t) score_floats += static_cast<size_t>(n_heads * (a.first_pos + t + 1));
+  thread_local std::vector<float> score_buf;
+  if (score_buf.size() < score_floats) score_buf.resize(score_floats);
+  float* next = score_buf.data();
+  for (const MlaAttentionArgs& a : sequences)
+    for (int64_t t = 0; t < a.n_tokens; ++t) {
+      const int64_t len = a.first_pos + t + 1;
+      tokens.push_back({&a, t, len, next});
+      next += n_heads * len;
+    }
+  // (token, first row) of every scores task, then (token, first column) of every output task.
+  std::vector<std::pair<size_t, int64_t>> tasks;
+  for (size_t i = 0; i < tokens.size(); ++i)
+    for (int64_t r0 = 0; r0 < tokens[i].len; r0 += kSplitRowsPerTask) tasks.emplace_back(i, r0);
+  pool.parallel_for(static_cast<int64_t>(tasks.size()), [&](int64_t task) {
+    const auto [i, r0] = tasks[static_cast<size_t>(task)];
+    const TokenJob& tj = tokens[i];
+    const MlaAttentionArgs& a = *tj.a;
+    const int64_t row = a.kv_lora_rank + a.rope_dim, r1 = std::min(tj.len, r0 + kSplitRowsPerTask);
+    k.matmul_rows(cache_rows(a, tj.len), a.q + tj.t * n_heads * row, n_heads, row, tj.scores + r0, tj.len, r0, r1);
+  });
+  pool.parallel_for(static_cast<int64_t>(tokens.size()) * n_heads, [&](int64_t task) {
+    const TokenJob& tj = tokens[static_cast<size_t>(task / n_heads)];
+    softmax_scaled(k, tj.scores + (task % n_heads) * tj.len, tj.len, tj.a->scale);
+  });
+  tasks.clear();
+  for (size_t i = 0; i < tokens.size(); ++i)
+    for (int64_t c0 = 0; c0 < tokens[i].a->kv_lora_rank; c0 += kSplitColsPerTask) tasks.emplace_back(i, c0);
+  pool.parallel_for(static_cast<int64_t>(tasks.size()), [&](int64_t task) {
+    const auto [i, c0] = tasks[static_cast<size_t>(task)];
+    const TokenJob& tj = tokens[i];
+    const MlaAttentionArgs& a = *tj.a;
+    const int64_t c1 = std::min(a.kv_lora_rank, c0 + kSplitColsPerTask);
+    float* out = a.out + tj.t * n_heads * a.kv_lora_rank;  // [n_heads, kv_lora_rank] of token t
+    k.matmul_t_cols(cache_rows(a, tj.len), tj.scores, n_heads, tj.len, out + c0, a.kv_lora_rank, c0, c1);
+  });
+}
+
+}  // namespace
+
+void softmax(float* x, int64_t n) { softmax_scaled(active_table(), x, n, 1.0f); }
 
 void mla_attention(ThreadPool& pool, const MlaAttentionArgs& args) {
   mla_attention(pool, std::span<const MlaAttentionArgs>(&args, 1));
@@ -148,12 +224,18 @@ void mla_attention(ThreadPool& pool, const MlaAttentionArgs& args) {
 
 void mla_attention(ThreadPool& pool, std::span<const MlaAttentionArgs> sequences) {
   const KernelTable& k = active_table();
-  // A task is one token of one sequence and a group of heads: every cache row is read once
-  // per group (all heads of a token share the latent cache), so cache traffic falls by the
-  // group size. Groups shrink when there are few tokens, to keep every thread busy. All the
-  // sequences of a step share one parallel region (a batched decode: 8 sequences, 8 tasks of
-  // 16 heads, each sequence's cache read once). Per (token, head) the arithmetic is the same
-  // whatever the group or the other sequences: dot per cache row, softmax, axpy in row order.
+  // A task is one token of one sequence and a group of heads. All heads of a token share the
+  // latent cache, so a group's attention is two matrix products with the cache rows as the
+  // weight (F32, [len, kv_lora_rank + rope_dim]):
+  //   scores [group, len]          = queries [group, row] x cache^T    (matmul_rows)
+  //   out    [group, kv_lora_rank] = softmax(scores) x cache[:, :rank] (matmul_t_cols)
+  // each cache row read once per group and register-blocked over the group's heads (at 2K
+  // tokens of context, dot and axpy per row and head made attention 40% of a decode step).
+  // Groups shrink when there are few tokens, to keep every thread busy. All the sequences of
+  // a step share one parallel region (a batched decode: 8 sequences, 8 tasks of 16 heads,
+  // each sequence's cache read once). Per (token, head) the arithmetic is the same whatever
+  // the group or the other sequences: both products' reduction orders depend on neither the
+  // number of rows of x nor its neighbours (kernel_table.h).
   if (sequences.empty()) return;
   const int64_t n_heads = sequences[0].n_heads;
   // Sequence j's tokens are tokens [first_token[j], first_token[j + 1]) of the step.
@@ -164,8 +246,10 @@ void mla_attention(ThreadPool& pool, std::span<const MlaAttentionArgs> sequences
     first_token[j + 1] = first_token[j] + sequences[j].n_tokens;
   }
   const int64_t total_tokens = first_token.back();
-  const int64_t want_tasks = static_cast<int64_t>(pool.size()) * 4;
-  const int64_t group = std::clamp<int64_t>(total_tokens * n_heads / std::max<int64_t>(want_tasks, 1), 1, 16);
+  int64_t longest = 0;
+  for (const MlaAttentionArgs& a : sequences) longest = std::max(longest, a.first_pos + a.n_tokens);
+  if (total_tokens < pool.size() && longest >= kSplitRowsPerTask) return mla_attention_split(pool, k, sequences);
+  const int64_t group = std::clamp<int64_t>(total_tokens * n_heads / std::max(pool.size(), 1), 1, 16);
   const int64_t n_groups = (n_heads + group - 1) / group;
   pool.parallel_for(total_tokens * n_groups, [&](int64_t task) {
     const int64_t token = task / n_groups, h0 = (task % n_groups) * group, h1 = std::min(n_heads, h0 + group);
@@ -175,20 +259,15 @@ void mla_attention(ThreadPool& pool, std::span<const MlaAttentionArgs> sequences
     const int64_t t = token - first_token[j];
     const int64_t row = a.kv_lora_rank + a.rope_dim;
     const int64_t len = a.first_pos + t + 1;  // causal: rows [0, pos]
-    std::vector<float>& scores = scratch(static_cast<size_t>((h1 - h0) * len));  // [heads of group, len]
-    const float* q = a.q + t * a.n_heads * row;
-    // score_s = (q_lat . c_s + q_pe . k_pe_s) * scale: one dot over the concatenated row.
-    for (int64_t s = 0; s < len; ++s) {
-      const float* c = a.cache + s * row;
-      for (int64_t h = h0; h < h1; ++h) scores[(h - h0) * len + s] = k.dot(q + h * row, c, row) * a.scale;
-    }
-    for (int64_t h = h0; h < h1; ++h) softmax(scores.data() + (h - h0) * len, len);
-    float* out = a.out + t * a.n_heads * a.kv_lora_rank;  // [n_heads, kv_lora_rank] of token t
-    std::fill(out + h0 * a.kv_lora_rank, out + h1 * a.kv_lora_rank, 0.0f);
-    for (int64_t s = 0; s < len; ++s) {
-      const float* c = a.cache + s * row;
-      for (int64_t h = h0; h < h1; ++h) k.axpy(scores[(h - h0) * len + s], c, out + h * a.kv_lora_rank, a.kv_lora_rank);
-    }
+    const int64_t nh = h1 - h0;
+    float* scores = scratch(static_cast<size_t>(nh * len)).data();  // [heads of group, len]
+    const LinearWeight cache = cache_rows(a, len);
+    // score_s = (q_lat . c_s + q_pe . k_pe_s) * scale: the concatenated rows' product.
+    const float* q = a.q + (t * a.n_heads + h0) * row;
+    k.matmul_rows(cache, q, nh, row, scores, len, 0, len);
+    for (int64_t h = 0; h < nh; ++h) softmax_scaled(k, scores + h * len, len, a.scale);
+    float* out = a.out + (t * a.n_heads + h0) * a.kv_lora_rank;  // heads h0 .. h1 - 1 of token t
+    k.matmul_t_cols(cache, scores, nh, len, out, a.kv_lora_rank, 0, a.kv_lora_rank);
   });
 }
 

@@ -144,6 +144,57 @@ TEST_P(BatchInvariance, MlaAttentionSameBitsWhateverTheBatch) {
   }
 }
 
+TEST_P(BatchInvariance, MlaAttentionFewTokensLongCachesSameBits) {
+  // Fewer tokens than threads over caches of 256+ rows take the split path (scores over row
+  // ranges, output over column ranges, every head of a token together); one thread takes
+  // the grouped path. Two sequences: 1 token after 700 cached rows, 2 after 300.
+  const int64_t H = 16, R = 512, rope = 64, row = R + rope;
+  struct Seq {
+    int64_t first, n;
+    std::vector<float> cache, q;
+  };
+  std::vector<Seq> seqs = {{700, 1, {}, {}}, {300, 2, {}, {}}};
+  uint32_t seed = 61;
+  for (Seq& sq : seqs) {
+    sq.cache = random_activations((sq.first + sq.n) * row, seed++);
+    sq.q = random_activations(sq.n * H * row, seed++, 0.1f);
+  }
+  auto args_of = [&](Seq& sq, int64_t i, int64_t n, float* out) {
+    kernels::MlaAttentionArgs a;
+    a.n_heads = H;
+    a.kv_lora_rank = R;
+    a.rope_dim = rope;
+    a.cache = sq.cache.data();
+    a.scale = 0.07f;
+    a.n_tokens = n;
+    a.first_pos = sq.first + i;
+    a.q = sq.q.data() + i * H * row;
+    a.out = out;
+    return a;
+  };
+  std::vector<std::vector<float>> alone;
+  {
+    ThreadPool pool(1);
+    for (Seq& sq : seqs) {
+      alone.emplace_back(static_cast<size_t>(sq.n * H * R));
+      for (int64_t i = 0; i < sq.n; ++i) kernels::mla_attention(pool, args_of(sq, i, 1, alone.back().data() + i * H * R));
+    }
+  }
+  for (int threads = 2; threads <= 4; ++threads) {
+    ThreadPool pool(threads);
+    std::vector<std::vector<float>> got;
+    std::vector<kernels::MlaAttentionArgs> batch;
+    for (Seq& sq : seqs) got.emplace_back(static_cast<size_t>(sq.n * H * R), NAN);
+    // threads 2: the first sequence alone; 3 and 4: both sequences in one call.
+    const size_t n_seqs = threads == 2 ? 1 : 2;
+    for (size_t j = 0; j < n_seqs; ++j) batch.push_back(args_of(seqs[j], 0, seqs[j].n, got[j].data()));
+    kernels::mla_attention(pool, batch);
+    for (size_t j = 0; j < n_seqs; ++j)
+      EXPECT_TRUE(same_bits(got[j].data(), alone[j].data(), static_cast<int64_t>(alone[j].size())))
+          << GetParam().name << " threads=" << threads << " sequence " << j;
+  }
+}
+
 TEST_P(BatchInvariance, MatmulBatchEqualsSingleCalls) {
   // MLA's per-head products: W_UK_h^T (transposed) and W_UV_h bands of one kv_b_proj-like
   // tensor [H * (nope + v), kv_lora], both as one batch, against one call per head.
