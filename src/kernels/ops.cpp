@@ -224,9 +224,9 @@ void mla_attention(ThreadPool& pool, const MlaAttentionArgs& args) {
 
 void mla_attention(ThreadPool& pool, std::span<const MlaAttentionArgs> sequences) {
   const KernelTable& k = active_table();
-  // A task is one token of one sequence and a group of heads. All heads of a token share the
-  // latent cache, so a group's attention is two matrix products with the cache rows as the
-  // weight (F32, [len, kv_lora_rank + rope_dim]):
+  // A task is a group of heads of one token (or of a block of consecutive tokens) of one
+  // sequence. All heads of a token share the latent cache, so a group's attention is two
+  // matrix products with the cache rows as the weight (F32, [len, kv_lora_rank + rope_dim]):
   //   scores [group, len]          = queries [group, row] x cache^T    (matmul_rows)
   //   out    [group, kv_lora_rank] = softmax(scores) x cache[:, :rank] (matmul_t_cols)
   // each cache row read once per group and register-blocked over the group's heads (at 2K
@@ -234,40 +234,60 @@ void mla_attention(ThreadPool& pool, std::span<const MlaAttentionArgs> sequences
   // Groups shrink when there are few tokens, to keep every thread busy. All the sequences of
   // a step share one parallel region (a batched decode: 8 sequences, 8 tasks of 16 heads,
   // each sequence's cache read once). Per (token, head) the arithmetic is the same whatever
-  // the group or the other sequences: both products' reduction orders depend on neither the
-  // number of rows of x nor its neighbours (kernel_table.h).
+  // the group, the block or the other sequences: both products' reduction orders depend on
+  // neither the number of rows of x nor its neighbours (kernel_table.h).
   if (sequences.empty()) return;
   const int64_t n_heads = sequences[0].n_heads;
-  // Sequence j's tokens are tokens [first_token[j], first_token[j + 1]) of the step.
-  std::vector<int64_t> first_token(sequences.size() + 1, 0);
-  for (size_t j = 0; j < sequences.size(); ++j) {
-    DSV3_CHECK(sequences[j].n_heads == n_heads, "mla_attention: sequences with %lld and %lld heads",
-               static_cast<long long>(n_heads), static_cast<long long>(sequences[j].n_heads));
-    first_token[j + 1] = first_token[j] + sequences[j].n_tokens;
+  int64_t total_tokens = 0, longest = 0;
+  for (const MlaAttentionArgs& a : sequences) {
+    DSV3_CHECK(a.n_heads == n_heads, "mla_attention: sequences with %lld and %lld heads",
+               static_cast<long long>(n_heads), static_cast<long long>(a.n_heads));
+    total_tokens += a.n_tokens;
+    longest = std::max(longest, a.first_pos + a.n_tokens);
   }
-  const int64_t total_tokens = first_token.back();
-  int64_t longest = 0;
-  for (const MlaAttentionArgs& a : sequences) longest = std::max(longest, a.first_pos + a.n_tokens);
   if (total_tokens < pool.size() && longest >= kSplitRowsPerTask) return mla_attention_split(pool, k, sequences);
-  const int64_t group = std::clamp<int64_t>(total_tokens * n_heads / std::max(pool.size(), 1), 1, 16);
+  // Many tokens (prefill): every head of a token in one task, and kBlockRows / n_heads
+  // consecutive tokens of a sequence together, so that the cache rows are read once per
+  // block instead of once per token. The block's products run over the rows of its last
+  // token; an earlier token's scores past its own position are computed and dropped, its
+  // probabilities there are 0, and adding fma(c, 0, acc) = acc leaves its output's bits as
+  // they are (the cache holds finite values).
+  constexpr int64_t kBlockRows = 128;  // query rows (token x head) per block: 8 tokens of 16 heads
+  const int threads = std::max(pool.size(), 1);
+  const bool many = total_tokens >= 4 * threads;
+  const int64_t group = many ? n_heads : std::clamp<int64_t>(total_tokens * n_heads / threads, 1, 16);
   const int64_t n_groups = (n_heads + group - 1) / group;
-  pool.parallel_for(total_tokens * n_groups, [&](int64_t task) {
-    const int64_t token = task / n_groups, h0 = (task % n_groups) * group, h1 = std::min(n_heads, h0 + group);
-    const size_t j = static_cast<size_t>(std::upper_bound(first_token.begin(), first_token.end(), token) -
-                                         first_token.begin()) - 1;
-    const MlaAttentionArgs& a = sequences[j];
-    const int64_t t = token - first_token[j];
+  const int64_t block = group == n_heads ? std::max<int64_t>(1, kBlockRows / n_heads) : 1;
+  struct Task {
+    size_t seq;
+    int64_t t0, t1, h0, h1;
+  };
+  std::vector<Task> tasks;
+  for (size_t j = 0; j < sequences.size(); ++j)
+    for (int64_t t0 = 0; t0 < sequences[j].n_tokens; t0 += block)
+      for (int64_t g = 0; g < n_groups; ++g)
+        tasks.push_back({j, t0, std::min(sequences[j].n_tokens, t0 + block), g * group,
+                         std::min(n_heads, (g + 1) * group)});
+  pool.parallel_for(static_cast<int64_t>(tasks.size()), [&](int64_t i) {
+    const Task& task = tasks[static_cast<size_t>(i)];
+    const MlaAttentionArgs& a = sequences[task.seq];
     const int64_t row = a.kv_lora_rank + a.rope_dim;
-    const int64_t len = a.first_pos + t + 1;  // causal: rows [0, pos]
-    const int64_t nh = h1 - h0;
-    float* scores = scratch(static_cast<size_t>(nh * len)).data();  // [heads of group, len]
-    const LinearWeight cache = cache_rows(a, len);
+    const int64_t nh = task.h1 - task.h0, nx = (task.t1 - task.t0) * nh;  // x rows: (token, head)
+    const int64_t rows = a.first_pos + task.t1;  // causal: the last token sees rows [0, pos]
+    float* scores = scratch(static_cast<size_t>(nx * rows)).data();  // [tokens x heads of the task, rows]
+    const LinearWeight cache = cache_rows(a, rows);
+    // Token t, head h at x row (t - t0) * nh + (h - h0): heads contiguous, and tokens too when
+    // the task has more than one (then nh = n_heads).
+    const float* q = a.q + (task.t0 * n_heads + task.h0) * row;
     // score_s = (q_lat . c_s + q_pe . k_pe_s) * scale: the concatenated rows' product.
-    const float* q = a.q + (t * a.n_heads + h0) * row;
-    k.matmul_rows(cache, q, nh, row, scores, len, 0, len);
-    for (int64_t h = 0; h < nh; ++h) softmax_scaled(k, scores + h * len, len, a.scale);
-    float* out = a.out + (t * a.n_heads + h0) * a.kv_lora_rank;  // heads h0 .. h1 - 1 of token t
-    k.matmul_t_cols(cache, scores, nh, len, out, a.kv_lora_rank, 0, a.kv_lora_rank);
+    k.matmul_rows(cache, q, nx, row, scores, rows, 0, rows);
+    for (int64_t x = 0; x < nx; ++x) {
+      const int64_t len = a.first_pos + task.t0 + x / nh + 1;
+      softmax_scaled(k, scores + x * rows, len, a.scale);
+      std::fill(scores + x * rows + len, scores + (x + 1) * rows, 0.0f);
+    }
+    float* out = a.out + (task.t0 * n_heads + task.h0) * a.kv_lora_rank;
+    k.matmul_t_cols(cache, scores, nx, rows, out, a.kv_lora_rank, 0, a.kv_lora_rank);
   });
 }
 
