@@ -113,6 +113,7 @@ int run_chat(const ChatArgs& a) {
     std::string tail = decoder.flush();
     reply += tail;
     std::printf("%s\n", tail.c_str());
+    std::fflush(stdout);  // before the report on stderr, also when stdout is a pipe
     if (!result.ok()) {
       std::fprintf(stderr, "dsv3 chat: error: %s\n", result.error().message().c_str());
       messages.erase(messages.end() - 1);
