@@ -405,9 +405,12 @@ TEST(HttpServer, SpecialTokensInUserContentAreText) {
 }
 
 TEST(HttpServer, DisconnectedClientsAreCancelled) {
-  TestServer s;
+  TestServerOptions o;
+  o.context = 16384;
+  TestServer s(o);
   auto c = s.client();
-  // No max_tokens: each would run until the context (512) is full, seconds on this model.
+  // No max_tokens: each would run until the context (16384) is full, far longer than the
+  // client stays (a context of 512 took under the 600 ms it waits, once sampling got faster).
   const std::string body = R"({"prompt":"Tell me everything","ignore_eos":true,"temperature":1.0})";
   const std::string stream_body = R"({"prompt":"Tell me everything","ignore_eos":true,"stream":true})";
   auto request = [](const std::string& b) {
