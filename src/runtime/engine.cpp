@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <numeric>
 
 #include "base/log.h"
 
@@ -170,14 +169,7 @@ void Engine::postprocess(const std::vector<StepEntry>& plan, const ForwardOutput
       logp.resize(static_cast<size_t>(V));
       log_softmax(row, V, logp.data());
       t.logprob = logp[t.token];
-      if (s.params.top_logprobs > 0) {
-        std::vector<int32_t> idx(static_cast<size_t>(V));
-        std::iota(idx.begin(), idx.end(), 0);
-        const int64_t k = std::min<int64_t>(s.params.top_logprobs, V);
-        std::partial_sort(idx.begin(), idx.begin() + k, idx.end(),
-                          [&](int32_t a, int32_t b) { return logp[a] > logp[b] || (logp[a] == logp[b] && a < b); });
-        for (int64_t j = 0; j < k; ++j) t.top.emplace_back(idx[j], logp[idx[j]]);
-      }
+      if (s.params.top_logprobs > 0) t.top = top_values(logp.data(), V, s.params.top_logprobs);
     }
   });
   uint64_t generated = 0;

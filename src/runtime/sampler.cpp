@@ -203,6 +203,21 @@ int32_t argmax(const float* logits, int64_t n) {
   return static_cast<int32_t>(best);
 }
 
+std::vector<std::pair<int32_t, float>> top_values(const float* x, int64_t n, int64_t k) {
+  std::vector<std::pair<int32_t, float>> best;  // sorted by (value desc, index asc)
+  k = std::clamp<int64_t>(k, 0, n);
+  if (k == 0) return best;
+  best.reserve(static_cast<size_t>(k) + 1);
+  for (int64_t i = 0; i < n; ++i) {
+    // Indices come in increasing order, so a value equal to the k-th best loses the tie.
+    if (static_cast<int64_t>(best.size()) == k && !(x[i] > best.back().second)) continue;
+    auto at = std::find_if(best.begin(), best.end(), [&](const auto& e) { return x[i] > e.second; });
+    best.insert(at, {static_cast<int32_t>(i), x[i]});
+    if (static_cast<int64_t>(best.size()) > k) best.pop_back();
+  }
+  return best;
+}
+
 void log_softmax(const float* logits, int64_t n, float* out) {
   float mx = *std::max_element(logits, logits + n);
   std::vector<float>& e = scratch().weight;  // e^(l - max) in SIMD, summed in double

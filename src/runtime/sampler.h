@@ -45,6 +45,10 @@ std::vector<int32_t> sampling_support(const float* logits, int64_t vocab, const 
 
 // Index of the largest logit (lowest index on ties).
 int32_t argmax(const float* logits, int64_t n);
+// The k largest values of x with their indices, by (value desc, index asc): one pass keeping
+// the best k so far (k is small: top_logprobs is at most 20), no vocabulary-sized index.
+std::vector<std::pair<int32_t, float>> top_values(const float* x, int64_t n, int64_t k);
+
 // log softmax of every logit: out[i] = logits[i] - logsumexp(logits) (out may be logits).
 void log_softmax(const float* logits, int64_t n, float* out);
 

@@ -184,3 +184,23 @@ TEST(Sampler, LogSoftmaxMatchesDoublePrecision) {
   log_softmax(in_place.data(), static_cast<int64_t>(l.size()), in_place.data());
   EXPECT_EQ(in_place, out);
 }
+
+TEST(Sampler, TopValuesMatchesAPartialSort) {
+  std::mt19937 gen(8);
+  for (int trial = 0; trial < 200; ++trial) {
+    const int n = std::uniform_int_distribution<int>(1, 400)(gen);
+    std::vector<float> x(static_cast<size_t>(n));
+    for (auto& v : x) v = static_cast<float>(std::uniform_int_distribution<int>(-20, 20)(gen)) / 4;  // ties
+    if (trial % 3 == 0) x[0] = -INFINITY;
+    for (int64_t k : {0, 1, 3, 20, 500}) {
+      std::vector<int32_t> idx(static_cast<size_t>(n));
+      for (int i = 0; i < n; ++i) idx[i] = i;
+      const int64_t kk = std::min<int64_t>(k, n);
+      std::partial_sort(idx.begin(), idx.begin() + kk, idx.end(),
+                        [&](int32_t a, int32_t b) { return x[a] > x[b] || (x[a] == x[b] && a < b); });
+      std::vector<std::pair<int32_t, float>> want;
+      for (int64_t j = 0; j < kk; ++j) want.emplace_back(idx[j], x[idx[j]]);
+      ASSERT_EQ(top_values(x.data(), n, k), want) << "trial " << trial << " k " << k;
+    }
+  }
+}
