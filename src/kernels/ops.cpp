@@ -246,18 +246,23 @@ void mla_attention(ThreadPool& pool, std::span<const MlaAttentionArgs> sequences
     longest = std::max(longest, a.first_pos + a.n_tokens);
   }
   if (total_tokens < pool.size() && longest >= kSplitRowsPerTask) return mla_attention_split(pool, k, sequences);
-  // Many tokens (prefill): every head of a token in one task, and kBlockRows / n_heads
+  // Many tokens (prefill): every head of a token in one task, and up to kBlockRows / n_heads
   // consecutive tokens of a sequence together, so that the cache rows are read once per
-  // block instead of once per token. The block's products run over the rows of its last
-  // token; an earlier token's scores past its own position are computed and dropped, its
-  // probabilities there are 0, and adding fma(c, 0, acc) = acc leaves its output's bits as
-  // they are (the cache holds finite values).
+  // block instead of once per token and head group. The block's products run over the rows
+  // of its last token; an earlier token's scores past its own position are computed and
+  // dropped, its probabilities there are 0, and adding fma(c, 0, acc) = acc leaves its
+  // output's bits as they are (the cache holds finite values). A task's scores ([query rows,
+  // cache rows], per thread and kept for the next call) stay under kScoreFloats: at 128K
+  // tokens of context a 128-head model goes 32 heads at a time, a 16-head one 2 tokens.
   constexpr int64_t kBlockRows = 128;  // query rows (token x head) per block: 8 tokens of 16 heads
+  constexpr int64_t kScoreFloats = int64_t{1} << 22;
   const int threads = std::max(pool.size(), 1);
   const bool many = total_tokens >= 4 * threads;
-  const int64_t group = many ? n_heads : std::clamp<int64_t>(total_tokens * n_heads / threads, 1, 16);
+  const int64_t group = many ? std::clamp<int64_t>(kScoreFloats / longest, std::min<int64_t>(n_heads, 16), n_heads)
+                             : std::clamp<int64_t>(total_tokens * n_heads / threads, 1, 16);
   const int64_t n_groups = (n_heads + group - 1) / group;
-  const int64_t block = group == n_heads ? std::max<int64_t>(1, kBlockRows / n_heads) : 1;
+  const int64_t block =
+      group == n_heads ? std::max<int64_t>(1, std::min(kBlockRows, kScoreFloats / longest) / n_heads) : 1;
   struct Task {
     size_t seq;
     int64_t t0, t1, h0, h1;
