@@ -171,21 +171,19 @@ void mla_attention_split(ThreadPool& pool, const KernelTable& k, std::span<const
   struct TokenJob {
     const MlaAttentionArgs* a;
     int64_t t, len;
-    float* scores;  // [n_heads, len]
+    size_t scores;  // offset of its [n_heads, len] scores in score_buf
   };
   std::vector<TokenJob> tokens;
   size_t score_floats = 0;
   for (const MlaAttentionArgs& a : sequences)
-    for (int64_t t = 0; t < a.n_tokens; ++t) score_floats += static_cast<size_t>(n_heads * (a.first_pos + t + 1));
-  thread_local std::vector<float> score_buf;
-  if (score_buf.size() < score_floats) score_buf.resize(score_floats);
-  float* next = score_buf.data();
-  for (const MlaAttentionArgs& a : sequences)
     for (int64_t t = 0; t < a.n_tokens; ++t) {
       const int64_t len = a.first_pos + t + 1;
-      tokens.push_back({&a, t, len, next});
-      next += n_heads * len;
+      tokens.push_back({&a, t, len, score_floats});
+      score_floats += static_cast<size_t>(n_heads * len);
     }
+  thread_local std::vector<float> score_buf;
+  if (score_buf.size() < score_floats) score_buf.resize(score_floats);
+  auto scores_of = [&](const TokenJob& tj) { return score_buf.data() + tj.scores; };
   // (token, first row) of every scores task, then (token, first column) of every output task.
   std::vector<std::pair<size_t, int64_t>> tasks;
   for (size_t i = 0; i < tokens.size(); ++i)
@@ -195,11 +193,11 @@ void mla_attention_split(ThreadPool& pool, const KernelTable& k, std::span<const
     const TokenJob& tj = tokens[i];
     const MlaAttentionArgs& a = *tj.a;
     const int64_t row = a.kv_lora_rank + a.rope_dim, r1 = std::min(tj.len, r0 + kSplitRowsPerTask);
-    k.matmul_rows(cache_rows(a, tj.len), a.q + tj.t * n_heads * row, n_heads, row, tj.scores + r0, tj.len, r0, r1);
+    k.matmul_rows(cache_rows(a, tj.len), a.q + tj.t * n_heads * row, n_heads, row, scores_of(tj) + r0, tj.len, r0, r1);
   });
   pool.parallel_for(static_cast<int64_t>(tokens.size()) * n_heads, [&](int64_t task) {
     const TokenJob& tj = tokens[static_cast<size_t>(task / n_heads)];
-    softmax_scaled(k, tj.scores + (task % n_heads) * tj.len, tj.len, tj.a->scale);
+    softmax_scaled(k, scores_of(tj) + (task % n_heads) * tj.len, tj.len, tj.a->scale);
   });
   tasks.clear();
   for (size_t i = 0; i < tokens.size(); ++i)
@@ -210,7 +208,7 @@ void mla_attention_split(ThreadPool& pool, const KernelTable& k, std::span<const
     const MlaAttentionArgs& a = *tj.a;
     const int64_t c1 = std::min(a.kv_lora_rank, c0 + kSplitColsPerTask);
     float* out = a.out + tj.t * n_heads * a.kv_lora_rank;  // [n_heads, kv_lora_rank] of token t
-    k.matmul_t_cols(cache_rows(a, tj.len), tj.scores, n_heads, tj.len, out + c0, a.kv_lora_rank, c0, c1);
+    k.matmul_t_cols(cache_rows(a, tj.len), scores_of(tj), n_heads, tj.len, out + c0, a.kv_lora_rank, c0, c1);
   });
 }
 

@@ -139,8 +139,8 @@ void Engine::postprocess(const std::vector<StepEntry>& plan, const ForwardOutput
   // Every sequence's token is chosen first, on the thread pool (idle between forward
   // steps): a draw at temperature > 0 passes over the whole vocabulary (~1 ms at 129,280
   // ids when this was written; 0.2-0.5 ms since), which for 8 sequences on this thread
-  // alone was ~10% of a decode step. Each
-  // sequence has its own sampler and generator, so which thread draws changes nothing.
+  // alone was ~10% of a decode step. Each sequence has its own sampler and generator, so
+  // which thread draws changes nothing.
   struct Choice {
     Result<int32_t> token = -1;
     TokenOutput out;
