@@ -103,6 +103,19 @@ class Restriction {
     return k;
   }
 
+  // Calls f(id, weight) for every kept token: the whole buckets before the cut in id order,
+  // then the cut bucket's kept prefix in sorted order; stops when f returns true.
+  template <class F>
+  void for_each_kept(const KeptSet& k, F f) const {
+    const Scratch& sc = scratch();
+    for (int64_t i = 0; i < vocab_; ++i)
+      if (sc.weight[i] != 0.0f && (k.cut == kBuckets || bucket(logits_[i]) < k.cut) &&
+          f(static_cast<int32_t>(i), sc.weight[i]))
+        return;
+    for (size_t j = 0; j < k.keep; ++j)
+      if (f(sc.order[j], sc.weight[sc.order[j]])) return;
+  }
+
  private:
   // scratch().order = bucket b's candidates in the sorted order (logit desc, id asc).
   void sort_bucket(int b) const {
@@ -166,17 +179,6 @@ class Restriction {
   float mx_;
   double floor_logit_, per_bucket_, temperature_;
 };
-
-// Calls f(id, weight) for every kept token: the whole buckets before the cut in id order,
-// then the cut bucket's kept prefix in sorted order; stops when f returns true.
-template <class F>
-void for_each_kept(const Restriction& r, const KeptSet& k, const float* logits, int64_t vocab, F f) {
-  const Scratch& sc = scratch();
-  for (int64_t i = 0; i < vocab; ++i)
-    if (sc.weight[i] != 0.0f && (k.cut == kBuckets || r.bucket(logits[i]) < k.cut) && f(static_cast<int32_t>(i), sc.weight[i])) return;
-  for (size_t j = 0; j < k.keep; ++j)
-    if (f(sc.order[j], sc.weight[sc.order[j]])) return;
-}
 
 }  // namespace
 
@@ -243,7 +245,7 @@ Result<int32_t> Sampler::sample(const float* logits, int64_t vocab) {
   const double u = uniform() * kept.mass;
   double acc = 0.0;
   int32_t chosen = -1;
-  for_each_kept(restriction, kept, logits, vocab, [&](int32_t id, double w) {
+  restriction.for_each_kept(kept, [&](int32_t id, double w) {
     chosen = id;  // if rounding leaves u at the very top: the last kept token
     acc += w;
     return u < acc;
@@ -258,7 +260,7 @@ std::vector<int32_t> sampling_support(const float* logits, int64_t vocab, const 
   std::vector<int32_t> ids;
   Restriction restriction(logits, vocab, mx, params.temperature);
   const KeptSet kept = restriction.apply(params);
-  for_each_kept(restriction, kept, logits, vocab, [&](int32_t id, double) {
+  restriction.for_each_kept(kept, [&](int32_t id, double) {
     ids.push_back(id);
     return false;
   });
