@@ -9,13 +9,20 @@
 
 using namespace dsv3;
 
-TEST(LoadTest, DrivesConcurrentStreamingClients) {
-  test::TestServer server;
+namespace {
+LoadTestOptions options_for(const test::TestServer& server, int clients, double seconds, int max_tokens) {
   LoadTestOptions o;
   o.url = "http://127.0.0.1:" + std::to_string(server.port());
-  o.clients = 3;
-  o.duration_seconds = 1.0;
-  o.max_tokens = 4;
+  o.clients = clients;
+  o.duration_seconds = seconds;
+  o.max_tokens = max_tokens;
+  return o;
+}
+}  // namespace
+
+TEST(LoadTest, DrivesConcurrentStreamingClients) {
+  test::TestServer server;
+  LoadTestOptions o = options_for(server, 3, 1.0, 4);
   auto r = run_load_test(o);
   ASSERT_TRUE(r.ok()) << r.error().message();
   EXPECT_EQ(r->requests_failed, 0) << r->first_error;
@@ -48,11 +55,7 @@ TEST(LoadTest, NoServerIsAnErrorNamingTheUrl) {
 // top_p goes into the requests (sent below 1): a value the server refuses fails them all.
 TEST(LoadTest, SendsTopP) {
   test::TestServer server;
-  LoadTestOptions o;
-  o.url = "http://127.0.0.1:" + std::to_string(server.port());
-  o.clients = 1;
-  o.duration_seconds = 0.3;
-  o.max_tokens = 2;
+  LoadTestOptions o = options_for(server, 1, 0.3, 2);
   o.top_p = -0.5;
   auto r = run_load_test(o);
   ASSERT_TRUE(r.ok()) << r.error().message();
