@@ -181,9 +181,10 @@ void mla_attention_split(ThreadPool& pool, const KernelTable& k, std::span<const
       tokens.push_back({&a, t, len, score_floats});
       score_floats += static_cast<size_t>(n_heads * len);
     }
-  thread_local std::vector<float> score_buf;
+  thread_local std::vector<float> score_buf;  // this (the calling) thread's: the tasks get its address
   if (score_buf.size() < score_floats) score_buf.resize(score_floats);
-  auto scores_of = [&](const TokenJob& tj) { return score_buf.data() + tj.scores; };
+  float* const score_base = score_buf.data();
+  auto scores_of = [score_base](const TokenJob& tj) { return score_base + tj.scores; };
   // (token, first row) of every scores task, then (token, first column) of every output task.
   std::vector<std::pair<size_t, int64_t>> tasks;
   for (size_t i = 0; i < tokens.size(); ++i)

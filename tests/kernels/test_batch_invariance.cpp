@@ -147,13 +147,14 @@ TEST_P(BatchInvariance, MlaAttentionSameBitsWhateverTheBatch) {
 TEST_P(BatchInvariance, MlaAttentionFewTokensLongCachesSameBits) {
   // Fewer tokens than threads over caches of 256+ rows take the split path (scores over row
   // ranges, output over column ranges, every head of a token together); one thread takes
-  // the grouped path. Two sequences: 1 token after 700 cached rows, 2 after 300.
+  // the grouped path. Two sequences: 1 token after 3000 cached rows, 2 after 300 (enough
+  // tasks that the pool's workers take some, not only the calling thread).
   const int64_t H = 16, R = 512, rope = 64, row = R + rope;
   struct Seq {
     int64_t first, n;
     std::vector<float> cache, q;
   };
-  std::vector<Seq> seqs = {{700, 1, {}, {}}, {300, 2, {}, {}}};
+  std::vector<Seq> seqs = {{3000, 1, {}, {}}, {300, 2, {}, {}}};
   uint32_t seed = 61;
   for (Seq& sq : seqs) {
     sq.cache = random_activations((sq.first + sq.n) * row, seed++);
