@@ -32,6 +32,7 @@ struct ServeArgs {
   std::string served_name;
   int drain_seconds = 30;
   size_t max_body_mb = 4;
+  uint64_t prefix_cache_mb = 0;
   std::string tokenizer;
 };
 
@@ -104,6 +105,7 @@ int run_serve(const ServeArgs& a) {
   eo.max_batch = a.max_batch;
   eo.max_queue = a.max_queue;
   eo.max_step_tokens = a.max_step_tokens;
+  eo.prefix_cache_bytes = a.prefix_cache_mb << 20;
   Engine engine(**model, eo);
   server::ServedModel served;
   served.id = !a.served_name.empty() ? a.served_name
@@ -113,8 +115,9 @@ int run_serve(const ServeArgs& a) {
   served.vocab_size = (*model)->vocab_size();
   served.context = (*model)->max_context();
   http.set_ready(&engine, tokenizer->get(), served);
-  std::fprintf(stderr, "dsv3 serve: ready: model '%s', context %lld tokens, batch %d, queue %d\n", served.id.c_str(),
-               static_cast<long long>(served.context), a.max_batch, a.max_queue);
+  std::fprintf(stderr, "dsv3 serve: ready: model '%s', context %lld tokens, batch %d, queue %d, prefix cache %s\n",
+               served.id.c_str(), static_cast<long long>(served.context), a.max_batch, a.max_queue,
+               a.prefix_cache_mb ? str_f("%llu MiB", static_cast<unsigned long long>(a.prefix_cache_mb)).c_str() : "off");
 
   signals.wait();
   http.begin_drain();
@@ -141,6 +144,10 @@ Command add_serve(CLI::App& root) {
   app->add_option("--drain-timeout", args->drain_seconds, "Seconds to let running requests finish on SIGTERM")
       ->check(CLI::Range(0, 86400));
   app->add_option("--tokenizer", args->tokenizer, "Directory with tokenizer.json / tokenizer_config.json (default: --model)");
+  app->add_option("--prefix-cache-mb", args->prefix_cache_mb,
+                  "Keep finished requests' KV caches, up to this many MiB, so that later prompts starting with the "
+                  "same tokens (a chat's history, a shared system prompt) skip their prefill (0: off)")
+      ->check(CLI::Range(uint64_t(0), uint64_t(1) << 30));
   app->add_option("--max-body-mb", args->max_body_mb, "Largest request body in MiB (larger: 413)")->check(CLI::Range(1, 1024));
   return {app, [args] { return run_serve(*args); }};
 }

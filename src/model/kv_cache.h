@@ -36,6 +36,23 @@ class KVCache {
   void advance(int64_t n) { length_ += n; }
   void truncate(int64_t length) { length_ = std::min(length_, length); }
   void clear() { length_ = 0; }
+  // Becomes a copy of src's first n rows in every layer (a cached prompt prefix).
+  void assign_prefix(const KVCache& src, int64_t n) {
+    n = std::min(n, src.length_);
+    length_ = 0;
+    reserve(n);
+    for (size_t l = 0; l < layers_.size(); ++l)
+      std::copy_n(src.layers_[l].data(), static_cast<size_t>(n * row_dim_), layers_[l].data());
+    length_ = n;
+  }
+  // Gives back the rows past length() (a cache kept after its request ended).
+  void shrink_to_fit() {
+    for (auto& l : layers_) {
+      l.resize(static_cast<size_t>(length_ * row_dim_));
+      l.shrink_to_fit();
+    }
+    capacity_ = length_;
+  }
   // Frees the memory (a finished request).
   void release() {
     for (auto& l : layers_) std::vector<float>().swap(l);

@@ -11,7 +11,8 @@ namespace dsv3 {
 
 using Clock = std::chrono::steady_clock;
 
-Engine::Engine(const Model& model, EngineOptions options) : model_(model), options_(options) {
+Engine::Engine(const Model& model, EngineOptions options)
+    : model_(model), options_(options), prefix_cache_(options.prefix_cache_bytes) {
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -86,7 +87,8 @@ EngineStats Engine::stats() const {
   return s;
 }
 
-void Engine::admit_locked() {
+int Engine::admit_locked() {
+  int admitted = 0;
   while (!queue_.empty() && static_cast<int>(running_.size()) < options_.max_batch) {
     auto s = std::move(queue_.front());
     queue_.pop_front();
@@ -97,9 +99,28 @@ void Engine::admit_locked() {
     }
     stats_.prompt_tokens += s->prompt.size();
     running_.push_back(std::move(s));
+    ++admitted;
   }
   stats_.queue_length = static_cast<int>(queue_.size());
   stats_.running = static_cast<int>(running_.size());
+  return admitted;
+}
+
+void Engine::restore_prefixes(int admitted) {
+  if (!prefix_cache_.enabled()) return;
+  uint64_t hits = 0, tokens = 0;
+  for (size_t i = running_.size() - static_cast<size_t>(admitted); i < running_.size(); ++i) {
+    Sequence& s = *running_[i];
+    const int64_t n = prefix_cache_.restore(s.prompt, &s.cache);
+    if (n == 0) continue;
+    s.prefilled = n;
+    s.handle->set_cached_tokens(n);
+    ++hits;
+    tokens += static_cast<uint64_t>(n);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  stats_.prefix_cache_hits += hits;
+  stats_.prefix_cache_tokens += tokens;
 }
 
 void Engine::finish(Sequence& s, FinishReason reason, const std::string& error) {
@@ -113,6 +134,15 @@ void Engine::finish(Sequence& s, FinishReason reason, const std::string& error) 
     stats_.kv_cache_bytes -= std::min(stats_.kv_cache_bytes, s.cache.bytes());
   }
   s.handle->finish(reason, error);
+  // A request that ended normally or was cancelled between steps leaves a consistent cache:
+  // rows for its prompt and output so far. One that failed may not.
+  if (prefix_cache_.enabled() && (error.empty() || error == "cancelled")) {
+    std::vector<int32_t> tokens = s.prompt;
+    tokens.insert(tokens.end(), s.output.begin(), s.output.end());
+    prefix_cache_.offer(tokens, std::move(s.cache));
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.prefix_cache_bytes = prefix_cache_.bytes();
+  }
   s.cache.release();
   s.done = true;
 }
@@ -188,6 +218,7 @@ void Engine::postprocess(const std::vector<StepEntry>& plan, const ForwardOutput
     }
     TokenOutput t = std::move(choices[i].out);
     s.last_token = t.token;
+    s.output.push_back(t.token);
     ++s.generated;
     if (s.params.presence_penalty != 0.0f || s.params.frequency_penalty != 0.0f) ++s.token_counts[t.token];
     ++generated;
@@ -212,6 +243,7 @@ void Engine::postprocess(const std::vector<StepEntry>& plan, const ForwardOutput
 void Engine::loop() {
   const SchedulerLimits limits{options_.max_step_tokens};
   for (;;) {
+    int admitted = 0;
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] { return stop_ || !queue_.empty() || !running_.empty(); });
@@ -225,8 +257,9 @@ void Engine::loop() {
         queue_.clear();
         return;
       }
-      admit_locked();
+      admitted = admit_locked();
     }
+    restore_prefixes(admitted);
     const int dropped = drop_cancelled();
     std::vector<StepEntry> plan = plan_step(running_, limits);
     if (!plan.empty()) {

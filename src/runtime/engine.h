@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "model/model.h"
+#include "runtime/prefix_cache.h"
 #include "runtime/request.h"
 #include "runtime/scheduler.h"
 
@@ -25,6 +26,7 @@ struct EngineOptions {
   int max_batch = 16;              // sequences running at once
   int64_t max_step_tokens = 256;   // tokens per forward step (prefill chunks fill what decode leaves)
   int max_queue = 64;              // requests waiting for a slot before submit() refuses
+  uint64_t prefix_cache_bytes = 0; // finished requests' caches kept for later prompts (0: off)
 };
 
 struct EngineStats {
@@ -33,6 +35,7 @@ struct EngineStats {
   int queue_length = 0, running = 0;
   double generated_tokens_per_second = 0;  // over the last few seconds
   uint64_t kv_cache_bytes = 0;
+  uint64_t prefix_cache_bytes = 0, prefix_cache_hits = 0, prefix_cache_tokens = 0;  // tokens: reused rows
 };
 
 enum class SubmitStatus { Ok, QueueFull, ShuttingDown, Invalid };
@@ -61,7 +64,8 @@ class Engine {
 
  private:
   void loop();
-  void admit_locked();
+  int admit_locked();  // returns how many joined (at the end of running_)
+  void restore_prefixes(int admitted);
   int drop_cancelled();  // returns how many left
   void postprocess(const std::vector<StepEntry>& plan, const ForwardOutput& out);
   void finish(Sequence& s, FinishReason reason, const std::string& error = "");
@@ -72,6 +76,7 @@ class Engine {
   std::condition_variable cv_;
   std::deque<std::unique_ptr<Sequence>> queue_;    // guarded by mu_
   std::vector<std::unique_ptr<Sequence>> running_;  // engine thread only
+  PrefixCache prefix_cache_;                        // engine thread only
   bool accepting_ = true;                           // guarded by mu_
   bool stop_ = false;                               // guarded by mu_
   uint64_t next_id_ = 1;                            // guarded by mu_

@@ -50,6 +50,9 @@ class RequestHandle {
   RequestHandle(uint64_t id, int64_t prompt_tokens) : id_(id), prompt_tokens_(prompt_tokens) {}
   uint64_t id() const { return id_; }
   int64_t prompt_tokens() const { return prompt_tokens_; }
+  // Prompt tokens whose cache rows came from the prefix cache (set before the first token).
+  int64_t cached_tokens() const { return cached_tokens_.load(); }
+  void set_cached_tokens(int64_t n) { cached_tokens_.store(n); }
 
   // Caller side: waits up to `timeout` for output and takes what accumulated.
   RequestUpdate wait(std::chrono::milliseconds timeout);
@@ -65,6 +68,7 @@ class RequestHandle {
   const uint64_t id_;
   const int64_t prompt_tokens_;
   std::atomic<bool> cancelled_{false};
+  std::atomic<int64_t> cached_tokens_{0};
   std::mutex mu_;
   std::condition_variable cv_;
   std::vector<TokenOutput> pending_;

@@ -24,6 +24,7 @@ struct Sequence {
   int64_t generated = 0;
   int32_t last_token = -1;  // sampled last step; the next decode input
   bool done = false;        // finished, failed or cancelled: leaves the batch after this step
+  std::vector<int32_t> output;          // generated tokens (the cache holds prompt + output rows)
   std::map<int32_t, int> token_counts;  // generated tokens, for presence/frequency penalties
   KVCache cache;
   Sampler sampler;

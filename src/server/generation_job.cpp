@@ -57,8 +57,16 @@ std::optional<ApiError> GenerationJob::failure() const {
 Json GenerationJob::usage() const {
   int64_t completion = 0;
   for (const auto& c : choices_) completion += c.stream->completion_tokens();
-  return Json{{"prompt_tokens", prompt_tokens_}, {"completion_tokens", completion},
-              {"total_tokens", prompt_tokens_ + completion}};
+  // Cached prompt tokens as OpenAI and vLLM report them, counted like prompt_tokens: once
+  // per prompt (its first choice).
+  int64_t cached = 0;
+  std::set<int> counted;
+  for (const auto& c : choices_)
+    if (counted.insert(c.prompt_group).second) cached += c.handle->cached_tokens();
+  return Json{{"prompt_tokens", prompt_tokens_},
+              {"completion_tokens", completion},
+              {"total_tokens", prompt_tokens_ + completion},
+              {"prompt_tokens_details", {{"cached_tokens", cached}}}};
 }
 
 Json GenerationJob::chunk(int index, const ChoiceDelta* delta, const std::optional<FinishReason>& finish,

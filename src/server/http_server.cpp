@@ -382,6 +382,12 @@ void OpenAIServer::handle_metrics(const httplib::Request&, httplib::Response& re
     metric("dsv3_generation_tokens_per_second", "gauge", "Generated tokens per second over the last seconds.",
            st.generated_tokens_per_second);
     metric("dsv3_kv_cache_bytes", "gauge", "Bytes held by the running sequences' KV caches.", st.kv_cache_bytes);
+    metric("dsv3_prefix_cache_bytes", "gauge", "Bytes held by finished requests' caches kept for later prompts.",
+           st.prefix_cache_bytes);
+    metric("dsv3_prefix_cache_hits_total", "counter", "Requests that started from a cached prompt prefix.",
+           st.prefix_cache_hits);
+    metric("dsv3_prefix_cache_tokens_total", "counter", "Prompt tokens taken from the prefix cache, not prefilled.",
+           st.prefix_cache_tokens);
   }
   MemoryStats mem = memory_stats();
   metric("dsv3_process_resident_memory_bytes", "gauge", "Resident memory of the server process.",

@@ -218,3 +218,92 @@ TEST(Engine, LogitBiasAndPenalties) {
   EXPECT_EQ(collect(*r3.handle, &last), std::vector<int32_t>{1});
   EXPECT_EQ(last.finish, FinishReason::Stop);
 }
+
+namespace {
+
+std::vector<TokenOutput> collect_outputs(RequestHandle& h) {
+  std::vector<TokenOutput> out;
+  for (;;) {
+    RequestUpdate u = h.wait(5000ms);
+    out.insert(out.end(), u.tokens.begin(), u.tokens.end());
+    if (u.finished) return out;
+  }
+}
+
+void expect_same_outputs(const std::vector<TokenOutput>& got, const std::vector<TokenOutput>& want, const char* what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].token, want[i].token) << what << " token " << i;
+    EXPECT_EQ(got[i].logprob, want[i].logprob) << what << " token " << i;  // bit for bit
+    EXPECT_EQ(got[i].top, want[i].top) << what << " token " << i;
+  }
+}
+
+}  // namespace
+
+// A chat's turns through an engine that keeps finished requests' caches, against an engine
+// that prefills every prompt from scratch: the same tokens and the same logprobs bit for bit,
+// with the reused prefix reported.
+TEST(Engine, PrefixCacheChangesNoOutput) {
+  auto model = load_tiny();
+  EngineOptions plain_options, cached_options;
+  plain_options.max_step_tokens = cached_options.max_step_tokens = 5;  // the rest of a prompt in chunks
+  cached_options.prefix_cache_bytes = 64 << 20;
+  Engine plain(*model, plain_options), cached(*model, cached_options);
+  auto run = [&](Engine& e, const std::vector<int32_t>& prompt, RequestParams p, int64_t* cached_tokens) {
+    auto r = e.submit(prompt, p);
+    EXPECT_EQ(r.status, SubmitStatus::Ok) << r.message;
+    auto out = collect_outputs(*r.handle);
+    if (cached_tokens) *cached_tokens = r.handle->cached_tokens();
+    return out;
+  };
+  RequestParams p;
+  p.max_new_tokens = 9;
+  p.logprobs = true;
+  p.top_logprobs = 3;
+
+  // Turn 1: nothing cached yet.
+  const std::vector<int32_t> turn1 = prompt_for(4);
+  int64_t hit = -1;
+  const auto out1 = run(cached, turn1, p, &hit);
+  EXPECT_EQ(hit, 0);
+  expect_same_outputs(out1, run(plain, turn1, p, nullptr), "turn 1");
+
+  // Turn 2 resends turn 1 and its answer, then a new message; sampled this time.
+  std::vector<int32_t> turn2 = turn1;
+  for (const auto& t : out1) turn2.push_back(t.token);
+  turn2.insert(turn2.end(), {7, 8, 9, 10, 11, 12, 13});
+  p.sampling.temperature = 0.8f;
+  p.sampling.seed = 42;
+  const auto out2 = run(cached, turn2, p, &hit);
+  // Rows for the prompt and all answer tokens but the last, whose row was never computed.
+  EXPECT_EQ(hit, static_cast<int64_t>(turn1.size() + out1.size() - 1));
+  int64_t plain_hit = -1;
+  expect_same_outputs(out2, run(plain, turn2, p, &plain_hit), "turn 2");
+  EXPECT_EQ(plain_hit, 0);
+
+  // A request cancelled mid-answer leaves its prefix too.
+  RequestParams endless = p;
+  endless.max_new_tokens = 100000;
+  const std::vector<int32_t> turn3 = prompt_for(6);
+  auto r = cached.submit(turn3, endless);
+  ASSERT_EQ(r.status, SubmitStatus::Ok);
+  r.handle->wait(2000ms);
+  EXPECT_EQ(r.handle->cached_tokens(), 1);  // the first token (0) is every prompt_for's
+  r.handle->cancel();
+  collect(*r.handle);
+  std::vector<int32_t> retry = turn3;
+  retry.push_back(5);
+  const auto out3 = run(cached, retry, p, &hit);
+  EXPECT_GE(hit, static_cast<int64_t>(turn3.size()));
+  expect_same_outputs(out3, run(plain, retry, p, nullptr), "after a cancelled request");
+
+  for (int i = 0; i < 200 && cached.stats().requests_finished < 4; ++i) std::this_thread::sleep_for(10ms);
+  const auto st = cached.stats();
+  EXPECT_EQ(st.prefix_cache_hits, 3u);
+  EXPECT_EQ(st.prefix_cache_tokens, static_cast<uint64_t>(turn1.size() + out1.size() - 1 + 1 + hit));
+  EXPECT_GT(st.prefix_cache_bytes, 0u);
+  EXPECT_EQ(st.kv_cache_bytes, 0u);
+  EXPECT_EQ(plain.stats().prefix_cache_hits, 0u);
+  EXPECT_EQ(plain.stats().prefix_cache_bytes, 0u);
+}

@@ -524,3 +524,46 @@ TEST(HttpServer, BatchInvarianceUnderConcurrentLoad) {
     for (int i = 0; i < 8; ++i) EXPECT_EQ(together[i], alone[i]) << (chat_model ? "chat " : "tiny-v3 ") << i;
   }
 }
+
+TEST(HttpServer, PrefixCacheAcrossChatTurns) {
+  // A chat client resends the conversation every turn: with --prefix-cache-mb the second
+  // turn starts from the first turn's cache (usage.prompt_tokens_details.cached_tokens, as
+  // OpenAI and vLLM report it) and answers exactly as a server without the cache does.
+  auto turn2_of = [](const std::string& answer1) {
+    return Json{{"messages", Json::array({{{"role", "system"}, {"content", "You are terse."}},
+                                          {{"role", "user"}, {"content", "Name a colour of the sea"}},
+                                          {{"role", "assistant"}, {"content", answer1}},
+                                          {{"role", "user"}, {"content", "And of the sky?"}}})},
+                {"max_tokens", 10}, {"temperature", 0}}.dump();
+  };
+  const std::string turn1 = Json{{"messages", Json::array({{{"role", "system"}, {"content", "You are terse."}},
+                                                            {{"role", "user"}, {"content", "Name a colour of the sea"}}})},
+                                 {"max_tokens", 10}, {"temperature", 0}}.dump();
+  std::string answers[2];
+  for (bool cached : {false, true}) {
+    TestServerOptions o;
+    if (cached) o.engine.prefix_cache_bytes = 16 << 20;
+    TestServer s(o);
+    auto c = s.client();
+    auto r1 = post(c, "/v1/chat/completions", turn1);
+    ASSERT_EQ(r1.first, 200) << r1.second.dump();
+    EXPECT_EQ(r1.second["usage"]["prompt_tokens_details"]["cached_tokens"], 0);
+    const std::string answer1 = r1.second["choices"][0]["message"]["content"].get<std::string>();
+    auto r2 = post(c, "/v1/chat/completions", turn2_of(answer1));
+    ASSERT_EQ(r2.first, 200) << r2.second.dump();
+    const int64_t hit = r2.second["usage"]["prompt_tokens_details"]["cached_tokens"].get<int64_t>();
+    if (cached) {
+      // At least turn 1's prompt (its last token included: the answer follows it).
+      EXPECT_GE(hit, r1.second["usage"]["prompt_tokens"].get<int64_t>()) << r2.second.dump();
+      EXPECT_LT(hit, r2.second["usage"]["prompt_tokens"].get<int64_t>());
+      Json m = metrics_value_map(c);
+      EXPECT_EQ(m.value("dsv3_prefix_cache_hits_total", 0.0), 1.0);
+      EXPECT_EQ(m.value("dsv3_prefix_cache_tokens_total", 0.0), static_cast<double>(hit));
+      EXPECT_GT(m.value("dsv3_prefix_cache_bytes", 0.0), 0.0);
+    } else {
+      EXPECT_EQ(hit, 0);
+    }
+    answers[cached] = r2.second["choices"][0]["message"]["content"].get<std::string>();
+  }
+  EXPECT_EQ(answers[1], answers[0]);
+}
