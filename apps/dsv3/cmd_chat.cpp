@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstdio>
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <random>
 
@@ -26,8 +27,9 @@ std::atomic<bool> g_generating{false};
 std::atomic<bool> g_interrupted{false};
 
 void on_sigint(int) {
-  if (!g_generating.load()) _exit(130);  // at the prompt: leave
-  g_interrupted.store(true);             // while answering: stop this answer
+  // At the prompt, or a second Ctrl-C while an answer is being stopped: leave. While
+  // answering (or reading a long prompt): stop this answer.
+  if (!g_generating.load() || g_interrupted.exchange(true)) _exit(130);
 }
 
 struct ChatArgs {
@@ -38,6 +40,7 @@ struct ChatArgs {
   int64_t seed = -1;
   int64_t max_new_tokens = 1024;
   std::string system;
+  std::string tokenizer;
 };
 
 std::string trim(const std::string& s) {
@@ -48,21 +51,27 @@ std::string trim(const std::string& s) {
 int run_chat(const ChatArgs& a) {
   auto dir = resolve_model_dir(a.model.model);
   if (!dir.ok()) return fail("chat", dir.error().message());
-  auto tok = Tokenizer::load(*dir);
+  const std::string tok_dir = a.tokenizer.empty() ? *dir : a.tokenizer;
+  auto tok = load_tokenizer(*dir, a.tokenizer);
   if (!tok.ok()) return fail("chat", tok.error().message());
-  if (!(*tok)->chat_template()) return fail("chat", *dir + "/tokenizer_config.json has no chat_template");
+  if (!(*tok)->chat_template()) return fail("chat", tok_dir + "/tokenizer_config.json has no chat_template");
   ModelArgs margs = a.model;
   margs.model = *dir;
   auto model = load_model(margs, false);
   if (!model.ok()) return fail("chat", model.error().message());
   const Tokenizer& tokenizer = **tok;
+  if (Status st = check_tokenizer_fits(tokenizer, **model, tok_dir); !st.ok()) return fail("chat", st.error().message());
   Session session(**model);
   ::signal(SIGINT, on_sigint);
 
   GenerateOptions g;
   g.max_new_tokens = a.max_new_tokens;
-  g.sampling = {a.temperature, a.top_p, a.top_k,
-                a.seed >= 0 ? static_cast<uint64_t>(a.seed) : static_cast<uint64_t>(std::random_device{}())};
+  // Each answer draws from its own seed, seed + turn: a session replays with the same --seed,
+  // and no two turns repeat each other's draws (as a generator carried on across turns).
+  const uint64_t seed = a.seed >= 0 ? static_cast<uint64_t>(a.seed) : static_cast<uint64_t>(std::random_device{}());
+  uint64_t turn = 0;
+  g.sampling = {a.temperature, a.top_p, a.top_k, seed};
+  g.stop_requested = [] { return g_interrupted.load(); };  // Ctrl-C during a long prompt
   if (tokenizer.eos_id()) g.stop_tokens.push_back(*tokenizer.eos_id());
   const bool tty = ::isatty(0);
   if (tty) std::printf("Chatting with %s. /clear forgets the conversation, /exit quits.\n", dir->c_str());
@@ -89,6 +98,11 @@ int run_chat(const ChatArgs& a) {
       continue;
     }
     if (text.empty()) continue;
+    if (!line.empty() && line.back() == '\r') line.pop_back();  // a CRLF terminal or file
+    if (auto bad = find_invalid_utf8(line)) {
+      std::fprintf(stderr, "dsv3 chat: error: the message is not valid UTF-8 (byte offset %zu); not sent\n", *bad);
+      continue;
+    }
     messages.push_back({{"role", "user"}, {"content", line}});
     server::ChatRequest req;
     req.messages = messages;
@@ -100,6 +114,7 @@ int run_chat(const ChatArgs& a) {
     }
     IncrementalDecoder decoder(tokenizer, /*skip_special_tokens=*/true);
     std::string reply;
+    g.sampling.seed = seed + turn++;
     g_interrupted = false;
     g_generating = true;
     auto result = session.generate(prompt.ids, g, [&](int32_t id) {
@@ -115,7 +130,14 @@ int run_chat(const ChatArgs& a) {
     std::printf("%s\n", tail.c_str());
     std::fflush(stdout);  // before the report on stderr, also when stdout is a pipe
     if (!result.ok()) {
-      std::fprintf(stderr, "dsv3 chat: error: %s\n", result.error().message().c_str());
+      const bool full = static_cast<int64_t>(prompt.ids.size()) > (*model)->max_context();
+      std::fprintf(stderr, "dsv3 chat: error: %s%s\n", result.error().message().c_str(),
+                   full ? "; /clear starts a new conversation (or raise --ctx)" : "");
+      messages.erase(messages.end() - 1);
+      continue;
+    }
+    if (result->tokens.empty() && g_interrupted) {  // stopped while reading the prompt: as if never sent
+      std::fprintf(stderr, "[interrupted while reading the prompt]\n");
       messages.erase(messages.end() - 1);
       continue;
     }
@@ -134,12 +156,14 @@ Command add_chat(CLI::App& root) {
   auto args = std::make_shared<ChatArgs>();
   CLI::App* app = root.add_subcommand("chat", "Interactive chat in the terminal (/clear, /exit)");
   add_model_options(app, args->model);
-  app->add_option("--temperature", args->temperature, "Sampling temperature; 0 = greedy")->check(CLI::Range(0.0f, 100.0f));
-  app->add_option("--top-p", args->top_p, "Nucleus sampling mass")->check(CLI::Range(0.0f, 1.0f));
+  app->add_option("--temperature", args->temperature, "Sampling temperature; 0 = greedy")->check(finite_in(0, 100));
+  app->add_option("--top-p", args->top_p, "Nucleus sampling mass")->check(finite_in(0, 1));
   app->add_option("--top-k", args->top_k, "Sample among the k most likely tokens (0 = all)")->check(CLI::Range(0, 1 << 30));
-  app->add_option("--seed", args->seed, "Random seed (default: random)");
+  app->add_option("--seed", args->seed, "Random seed; answer k of a session draws from seed + k (default: random)")
+      ->check(CLI::Range(int64_t(-1), std::numeric_limits<int64_t>::max()));
   app->add_option("-n,--max-new-tokens", args->max_new_tokens, "Longest answer in tokens")->check(CLI::Range(int64_t(1), int64_t(1) << 31));
   app->add_option("--system", args->system, "System prompt");
+  add_tokenizer_option(app, args->tokenizer);
   return {app, [args] { return run_chat(*args); }};
 }
 

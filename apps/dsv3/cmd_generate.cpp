@@ -3,6 +3,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <limits>
 #include <memory>
 #include <random>
 
@@ -31,6 +32,7 @@ struct GenerateArgs {
   int64_t seed = -1;
   bool ids = false;
   bool ignore_eos = false;
+  std::string tokenizer;
 };
 
 std::string join_ids(const std::vector<int32_t>& v) {
@@ -70,13 +72,13 @@ int run_ids(const GenerateArgs& a) {
 // submitted to the engine at once; printed in order as "Prompt:" / "Completion:".
 int run_text(const GenerateArgs& a) {
   std::vector<std::string> prompts;
-  if (!a.prompt.empty()) prompts.push_back(a.prompt);
   if (!a.input_file.empty()) {
     auto text = read_text_file(a.input_file, 1ull << 30);
     if (!text.ok()) return fail("generate", text.error().message());
     if (auto bad = find_invalid_utf8(*text))
       return fail("generate", str_f("%s: invalid UTF-8 at byte offset %zu", a.input_file.c_str(), *bad));
-    size_t start = 0;
+    size_t start = text->starts_with("\xEF\xBB\xBF") ? 3 : 0;  // a UTF-8 byte order mark is not text
+    
     while (start < text->size()) {
       size_t nl = text->find('\n', start);
       std::string line = text->substr(start, nl == std::string::npos ? std::string::npos : nl - start);
@@ -86,16 +88,21 @@ int run_text(const GenerateArgs& a) {
       start = nl + 1;
     }
     if (prompts.empty()) return fail("generate", a.input_file + " holds no prompts (one per line)");
+  } else {
+    if (auto bad = find_invalid_utf8(a.prompt)) return fail("generate", str_f("-p: invalid UTF-8 at byte offset %zu", *bad));
+    prompts.push_back(a.prompt);
   }
   auto dir = resolve_model_dir(a.model.model);
   if (!dir.ok()) return fail("generate", dir.error().message());
-  auto tok = Tokenizer::load(*dir);
+  auto tok = load_tokenizer(*dir, a.tokenizer);
   if (!tok.ok()) return fail("generate", tok.error().message());
   ModelArgs margs = a.model;
   margs.model = *dir;
   auto model = load_model(margs, false);
   if (!model.ok()) return fail("generate", model.error().message());
   const Tokenizer& tokenizer = **tok;
+  if (Status st = check_tokenizer_fits(tokenizer, **model, a.tokenizer.empty() ? *dir : a.tokenizer); !st.ok())
+    return fail("generate", st.error().message());
 
   EngineOptions eo;
   eo.max_batch = static_cast<int>(std::min<size_t>(prompts.size(), 256));
@@ -117,8 +124,12 @@ int run_text(const GenerateArgs& a) {
     }
     RequestParams rp;
     rp.max_new_tokens = std::min<int64_t>(a.max_new_tokens, (*model)->max_context() - static_cast<int64_t>(ids.size()));
-    if (rp.max_new_tokens < 1) return fail("generate", str_f("prompt %zu does not fit the context", i + 1));
-    rp.sampling = {a.temperature, a.top_p, a.top_k, seed + i};
+    if (rp.max_new_tokens < 1)
+      return fail("generate", str_f("prompt %zu has %zu tokens, which leaves no room in the context of %lld (--ctx)",
+                                    i + 1, ids.size(), static_cast<long long>((*model)->max_context())));
+    // Every prompt draws from the same seed: a line's completion does not depend on its place
+    // in the file (-p with the same seed gives the same text).
+    rp.sampling = {a.temperature, a.top_p, a.top_k, seed};
     if (!a.ignore_eos && tokenizer.eos_id()) rp.stop_tokens.push_back(*tokenizer.eos_id());
     SubmitResult sr = engine.submit(std::move(ids), rp);
     if (sr.status != SubmitStatus::Ok) return fail("generate", str_f("prompt %zu: %s", i + 1, sr.message.c_str()));
@@ -146,31 +157,29 @@ int run_text(const GenerateArgs& a) {
   return 0;
 }
 
-int run_generate(const GenerateArgs& a) {
-  const int modes = !a.tokens.empty() + !a.prompt.empty() + !a.input_file.empty();
-  if (modes > 1 && !a.tokens.empty()) return fail("generate", "--tokens cannot be combined with -p/--input-file");
-  if (modes == 0) {
-    GenerateArgs b = a;
-    b.prompt = "Hello! Who are you?";  // the default job: one chat prompt
-    return run_text(b);
-  }
-  return a.tokens.empty() ? run_text(a) : run_ids(a);
-}
+int run_generate(const GenerateArgs& a) { return a.tokens.empty() ? run_text(a) : run_ids(a); }
 
 Command add_generate(CLI::App& root) {
   auto args = std::make_shared<GenerateArgs>();
   CLI::App* app = root.add_subcommand("generate", "Generate from text prompts (chat template applied) or token ids");
   add_model_options(app, args->model);
-  app->add_option("-p,--prompt", args->prompt, "One text prompt");
-  app->add_option("--input-file", args->input_file, "A file of prompts, one per line, all run batched together");
+  // Exactly one prompt source (else a usage error, exit 2).
+  CLI::Option_group* source = app->add_option_group("prompt", "Exactly one of");
+  source->add_option("-p,--prompt", args->prompt, "One text prompt")
+      ->check(CLI::Validator([](std::string& s) { return s.empty() ? std::string("the prompt is empty") : std::string(); },
+                             "TEXT"));
+  source->add_option("--input-file", args->input_file, "A file of prompts, one per line, all run batched together");
+  source->add_option("--tokens", args->tokens, "Prompt as comma-separated token ids (output: token ids)");
+  source->require_option(1);
   app->add_flag("--raw", args->raw, "Do not wrap text prompts in the chat template");
-  app->add_option("--tokens", args->tokens, "Prompt as comma-separated token ids (output: token ids)");
+  add_tokenizer_option(app, args->tokenizer);
   app->add_option("-n,--max-new-tokens", args->max_new_tokens, "Tokens to generate at most per prompt")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 31));
-  app->add_option("--temperature", args->temperature, "Sampling temperature; 0 = greedy")->check(CLI::Range(0.0f, 100.0f));
-  app->add_option("--top-p", args->top_p, "Nucleus sampling mass")->check(CLI::Range(0.0f, 1.0f));
+  app->add_option("--temperature", args->temperature, "Sampling temperature; 0 = greedy")->check(finite_in(0, 100));
+  app->add_option("--top-p", args->top_p, "Nucleus sampling mass")->check(finite_in(0, 1));
   app->add_option("--top-k", args->top_k, "Sample among the k most likely tokens (0 = all)")->check(CLI::Range(0, 1 << 30));
-  app->add_option("--seed", args->seed, "Random seed (same seed, same tokens; default: random)");
+  app->add_option("--seed", args->seed, "Random seed (same seed, same tokens; default: random)")
+      ->check(CLI::Range(int64_t(-1), std::numeric_limits<int64_t>::max()));
   app->add_flag("--ids", args->ids, "With --tokens: print only the generated ids, space-separated, on one line");
   app->add_flag("--ignore-eos", args->ignore_eos, "Keep generating past the end-of-sequence token");
   return {app, [args] { return run_generate(*args); }};

@@ -100,6 +100,10 @@ int run_serve(const ServeArgs& a) {
   auto model = load_model(margs, false);
   if (!model.ok()) return fail("serve", model.error().message());
   if (signals.requested()) return 0;
+  // Served anyway: token-id prompts on /v1/completions still work; text ever encoded past the
+  // embedding gets a 400 naming the id.
+  if (Status st = check_tokenizer_fits(**tokenizer, **model, a.tokenizer.empty() ? *dir : a.tokenizer); !st.ok())
+    std::fprintf(stderr, "dsv3 serve: warning: %s\n", st.error().message().c_str());
 
   EngineOptions eo;
   eo.max_batch = a.max_batch;

@@ -1,6 +1,7 @@
 #include "common.h"
 
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 
@@ -13,7 +14,8 @@ namespace dsv3::cli {
 void add_model_options(CLI::App* app, ModelArgs& args) {
   app->add_option("--model", args.model, "Checkpoint directory (HuggingFace layout); default: the built-in random model");
   app->add_option("-t,--threads", args.threads, "Worker threads (default: one per available core)")->check(CLI::Range(0, 4096));
-  app->add_option("--kernels", args.kernels, "Kernel path: scalar, avx2 or avx512 (default: the best this CPU supports)");
+  app->add_option("--kernels", args.kernels, "Kernel path: scalar, avx2 or avx512 (default: the best this CPU supports)")
+      ->check(CLI::IsMember({"scalar", "avx2", "avx512"}));
   app->add_option("--attention", args.attention, "MLA form: absorbed (latent cache, default) or naive")
       ->check(CLI::IsMember({"absorbed", "naive"}));
   app->add_option("--ctx", args.ctx, "Context limit in tokens (default: max_position_embeddings; serve: 16384)")
@@ -26,6 +28,33 @@ std::string bundled_tokenizer_dir() {
     if (std::filesystem::exists(dir + "/tokenizer.json")) return dir;
   }
   return "";
+}
+
+void add_tokenizer_option(CLI::App* app, std::string& dir) {
+  app->add_option("--tokenizer", dir, "Directory with tokenizer.json / tokenizer_config.json (default: --model)");
+}
+
+Result<std::unique_ptr<Tokenizer>> load_tokenizer(const std::string& model_dir, const std::string& tokenizer_dir) {
+  return Tokenizer::load(tokenizer_dir.empty() ? model_dir : tokenizer_dir);
+}
+
+Status check_tokenizer_fits(const Tokenizer& tokenizer, const Model& model, const std::string& tokenizer_dir) {
+  if (tokenizer.vocab_size() <= model.vocab_size()) return {};
+  return error_f("the tokenizer in %s has ids up to %d, but the model's vocab_size is %lld (config.json): they do not "
+                 "belong together (point --tokenizer at the model's own tokenizer)",
+                 tokenizer_dir.c_str(), tokenizer.vocab_size() - 1, static_cast<long long>(model.vocab_size()));
+}
+
+CLI::Validator finite_in(double lo, double hi) {
+  return CLI::Validator(
+      [lo, hi](std::string& s) -> std::string {
+        char* end = nullptr;
+        const double v = std::strtod(s.c_str(), &end);
+        if (s.empty() || *end != '\0' || !std::isfinite(v) || v < lo || v > hi)
+          return str_f("'%s' is not a number in [%g, %g]", s.substr(0, 40).c_str(), lo, hi);
+        return "";
+      },
+      str_f("FLOAT in [%g - %g]", lo, hi));
 }
 
 Result<std::string> resolve_model_dir(const std::string& model) {

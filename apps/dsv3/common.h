@@ -9,6 +9,7 @@
 
 #include "base/result.h"
 #include "model/model.h"
+#include "tokenizer/tokenizer.h"
 
 namespace dsv3::cli {
 
@@ -34,5 +35,16 @@ Result<std::vector<int32_t>> parse_token_list(const std::string& text);
 
 // Directory holding tokenizer.json / tokenizer_config.json for the default model, or "".
 std::string bundled_tokenizer_dir();
+
+// Adds --tokenizer DIR (default: the model directory) to a subcommand.
+void add_tokenizer_option(CLI::App* app, std::string& dir);
+// The tokenizer in `tokenizer_dir`, or else in `model_dir`.
+Result<std::unique_ptr<Tokenizer>> load_tokenizer(const std::string& model_dir, const std::string& tokenizer_dir);
+// Error unless every id the tokenizer can produce is a row of the model's embedding (a
+// tokenizer from another model would fail at the first prompt with an id out of range).
+Status check_tokenizer_fits(const Tokenizer& tokenizer, const Model& model, const std::string& tokenizer_dir);
+
+// Validator: a finite number in [lo, hi] (CLI::Range lets NaN through).
+CLI::Validator finite_in(double lo, double hi);
 
 }  // namespace dsv3::cli

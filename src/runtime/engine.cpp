@@ -42,6 +42,8 @@ SubmitResult Engine::submit(std::vector<int32_t> prompt, RequestParams params) {
     return {SubmitStatus::Invalid, str_f("the prompt has %zu tokens, more than the context limit of %lld",
                                          prompt.size(), static_cast<long long>(model_.max_context())), nullptr};
   if (params.max_new_tokens < 1) return {SubmitStatus::Invalid, "max_new_tokens must be at least 1", nullptr};
+  if (Status st = validate_sampling(params.sampling); !st.ok())
+    return {SubmitStatus::Invalid, st.error().message(), nullptr};
   std::lock_guard<std::mutex> lock(mu_);
   if (!accepting_) return {SubmitStatus::ShuttingDown, "the server is shutting down", nullptr};
   if (static_cast<int>(queue_.size()) >= options_.max_queue)

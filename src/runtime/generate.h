@@ -20,6 +20,9 @@ struct GenerateOptions {
   int64_t max_new_tokens = 128;
   SamplingParams sampling;
   std::vector<int32_t> stop_tokens;  // generation ends after emitting one (EOS)
+  // When set, the prompt is prefilled in chunks and this is asked before each: true ends the
+  // call with no tokens (Ctrl-C in the chat during a long prompt). Chunking changes no bits.
+  std::function<bool()> stop_requested;
 };
 
 struct GenerationResult {

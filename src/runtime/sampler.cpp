@@ -231,7 +231,17 @@ void log_softmax(const float* logits, int64_t n, float* out) {
   for (int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(logits[i] - lse);
 }
 
+Status validate_sampling(const SamplingParams& p) {
+  if (!std::isfinite(p.temperature) || p.temperature < 0.0f)
+    return error_f("temperature must be a finite number >= 0 (got %g)", p.temperature);
+  if (!std::isfinite(p.top_p) || p.top_p < 0.0f || p.top_p > 1.0f)
+    return error_f("top_p must be a number in [0, 1] (got %g)", p.top_p);
+  if (p.top_k < 0) return error_f("top_k must be >= 0 (got %d)", p.top_k);
+  return {};
+}
+
 Result<int32_t> Sampler::sample(const float* logits, int64_t vocab) {
+  DSV3_TRY(validate_sampling(params_));
   float mx = -INFINITY;
   for (int64_t i = 0; i < vocab; ++i) {
     if (std::isnan(logits[i]) || logits[i] == INFINITY) return Error("numerical error: the logits contain NaN or +Inf");

@@ -24,6 +24,10 @@ struct TokenChoice {
   float logprob = 0.0f;  // log softmax(logits) of the chosen token (temperature 1, unrestricted)
 };
 
+// Error unless temperature is finite and >= 0, top_p finite in [0, 1] and top_k >= 0 (NaN
+// would pass every comparison the draw makes and choose no token).
+Status validate_sampling(const SamplingParams& params);
+
 class Sampler {
  public:
   explicit Sampler(const SamplingParams& params);

@@ -14,6 +14,7 @@ Result<GenerationResult> Session::generate(std::span<const int32_t> prompt, cons
                                            const std::function<bool(int32_t)>& on_token) {
   using Clock = std::chrono::steady_clock;
   if (prompt.empty()) return Error("the prompt is empty");
+  DSV3_TRY(validate_sampling(options.sampling));
   const int64_t limit = model_.max_context();
   if (static_cast<int64_t>(prompt.size()) > limit)
     return error_f("the prompt has %zu tokens, more than the context limit of %lld", prompt.size(),
@@ -30,8 +31,8 @@ Result<GenerationResult> Session::generate(std::span<const int32_t> prompt, cons
   result.prompt_tokens = static_cast<int64_t>(prompt.size());
   Sampler sampler(options.sampling);
   ForwardOutput out;
-  auto feed = [&](std::span<const int32_t> tokens) -> Status {
-    SequenceInput in{&cache_, tokens, false};
+  auto feed = [&](std::span<const int32_t> tokens, bool no_logits = false) -> Status {
+    SequenceInput in{&cache_, tokens, false, no_logits};
     Status st = model_.forward({&in, 1}, &out);
     if (!st.ok()) {  // the cache may hold part of the step: forget it
       clear();
@@ -42,7 +43,17 @@ Result<GenerationResult> Session::generate(std::span<const int32_t> prompt, cons
   };
 
   auto t0 = Clock::now();
-  DSV3_TRY(feed(prompt.subspan(keep)));
+  std::span<const int32_t> rest = prompt.subspan(keep);
+  constexpr size_t kPrefillChunk = 512;
+  for (; options.stop_requested && rest.size() > kPrefillChunk; rest = rest.subspan(kPrefillChunk)) {
+    if (options.stop_requested()) {
+      result.prefill_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+      return result;
+    }
+    DSV3_TRY(feed(rest.first(kPrefillChunk), /*no_logits=*/true));
+  }
+  if (options.stop_requested && options.stop_requested()) return result;
+  DSV3_TRY(feed(rest));
   auto t1 = Clock::now();
   result.prefill_seconds = std::chrono::duration<double>(t1 - t0).count();
 

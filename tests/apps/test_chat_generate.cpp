@@ -59,6 +59,21 @@ TEST(ChatCommand, PipesClearExit) {
   auto two = run_dsv3(args, "First question\nSecond question\n");
   ASSERT_EQ(two.exit_code, 0) << two.err;
   EXPECT_NE(two.err.find("new)"), std::string::npos);
+  // A CRLF line is the same message.
+  auto crlf = run_dsv3(args, "Hello there\r\n/exit\r\n");
+  ASSERT_EQ(crlf.exit_code, 0) << crlf.err;
+  EXPECT_EQ(count(crlf.out, reply), 1) << crlf.out;
+  // Sampled turns draw from seed + turn: the same question twice gets two draws, and the
+  // session replays with the same seed.
+  const std::string sampled = "chat --model " + dir + " -n 12 --temperature 1 --seed 5 -t 2";
+  auto s1 = run_dsv3(sampled, "Hello there\n/clear\nHello there\n");
+  auto s2 = run_dsv3(sampled, "Hello there\n/clear\nHello there\n");
+  ASSERT_EQ(s1.exit_code, 0) << s1.err;
+  EXPECT_EQ(s1.out, s2.out);
+  const size_t a = s1.out.find(">>> "), b = s1.out.find(">>> ", a + 4), c = s1.out.find(">>> ", b + 4),
+               d = s1.out.find(">>> ", c + 4);
+  ASSERT_NE(d, std::string::npos) << s1.out;
+  EXPECT_NE(s1.out.substr(a, b - a), s1.out.substr(c, d - c)) << s1.out;
   // EOF ends the session cleanly.
   auto eof = run_dsv3(args, "");
   EXPECT_EQ(eof.exit_code, 0);
@@ -89,5 +104,37 @@ TEST(GenerateCommand, PromptAndInputFile) {
   auto bad = run_dsv3("generate --model " + dir + " --input-file " + (t / "bad.txt"));
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_NE(bad.err.find("byte offset 3"), std::string::npos) << bad.err;
-  EXPECT_EQ(run_dsv3("generate --model " + dir + " -p x --tokens 1,2").exit_code, 1);
+  // Usage errors (exit 2): not exactly one prompt source, an empty prompt, NaN sampling values.
+  EXPECT_EQ(run_dsv3("generate --model " + dir + " -p x --tokens 1,2").exit_code, 2);
+  EXPECT_EQ(run_dsv3("generate --model " + dir + " -p x --input-file " + (t / "prompts.txt")).exit_code, 2);
+  EXPECT_EQ(run_dsv3("generate --model " + dir).exit_code, 2);
+  EXPECT_EQ(run_dsv3("generate --model " + dir + " -p ''").exit_code, 2);
+  EXPECT_EQ(run_dsv3("generate --model " + dir + " -p x --temperature nan").exit_code, 2);
+  EXPECT_EQ(run_dsv3("generate --model " + dir + " -p x --top-p nan").exit_code, 2);
+  EXPECT_EQ(run_dsv3("generate --model " + dir + " -p x --kernels bogus").exit_code, 2);
+  auto bad_p = run_dsv3("generate --model " + dir + " -p \"$(printf 'ab\\377cd')\"");
+  EXPECT_EQ(bad_p.exit_code, 1);
+  EXPECT_NE(bad_p.err.find("invalid UTF-8"), std::string::npos) << bad_p.err;
+}
+
+TEST(GenerateCommand, ByteOrderMarkSeedsAndTokenizer) {
+  const std::string dir = test::small_chat_model_dir();
+  test::TempDir t;
+  // A UTF-8 byte order mark is not part of the first prompt.
+  test::write_file(t / "bom.txt", "\xEF\xBB\xBFWhat is the sea?\r\nName a color.\n");
+  auto bom = run_dsv3("generate --model " + dir + " --input-file " + (t / "bom.txt") + " -n 8 --temperature 0");
+  ASSERT_EQ(bom.exit_code, 0) << bom.err;
+  EXPECT_EQ(bom.out.rfind("Prompt: What is the sea?\nCompletion: " + expected_reply("What is the sea?", 8) + "\n\n", 0), 0u)
+      << bom.out;
+  // With a seed, a prompt's sampled completion does not depend on its line in the file.
+  const std::string sampled = " -n 8 --temperature 1 --seed 7";
+  auto file = run_dsv3("generate --model " + dir + " --input-file " + (t / "bom.txt") + sampled);
+  auto second = run_dsv3("generate --model " + dir + " -p 'Name a color.'" + sampled);
+  ASSERT_EQ(file.exit_code, 0) << file.err;
+  ASSERT_EQ(second.exit_code, 0) << second.err;
+  EXPECT_NE(file.out.find(second.out), std::string::npos) << file.out << "\n---\n" << second.out;
+  // A tokenizer whose ids the model's embedding does not cover is refused at load, by name.
+  auto tiny = run_dsv3("generate --model " + test::fixtures() + "/tiny-v3 --tokenizer " + dir + " -p hi");
+  EXPECT_EQ(tiny.exit_code, 1);
+  EXPECT_NE(tiny.err.find("vocab_size is 1024"), std::string::npos) << tiny.err;
 }

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <thread>
 
 #include "model/model.h"
@@ -160,6 +161,16 @@ TEST(Engine, QueueLimitAndValidation) {
   EXPECT_EQ(engine.submit({0, 5000}, p).status, SubmitStatus::Invalid);
   EXPECT_EQ(engine.submit({}, p).status, SubmitStatus::Invalid);
   EXPECT_EQ(engine.submit({-1}, p).status, SubmitStatus::Invalid);
+  // Sampling values no draw can use (NaN passes every comparison the draw makes).
+  for (auto bad : {std::make_pair(NAN, 1.0f), std::make_pair(-1.0f, 1.0f), std::make_pair(INFINITY, 1.0f),
+                   std::make_pair(0.7f, NAN), std::make_pair(0.7f, 1.5f)}) {
+    RequestParams q;
+    q.sampling.temperature = bad.first;
+    q.sampling.top_p = bad.second;
+    auto r = engine.submit({0, 1}, q);
+    EXPECT_EQ(r.status, SubmitStatus::Invalid) << bad.first << " " << bad.second;
+    EXPECT_FALSE(r.message.empty());
+  }
 }
 
 TEST(Engine, ShutdownDrainsThenRefuses) {
