@@ -2,6 +2,8 @@
 
 #include <httplib.h>
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <random>
 #include <thread>
@@ -18,6 +20,7 @@ using namespace std::chrono_literals;
 namespace {
 
 constexpr int kJsonDepthLimit = 64;
+constexpr size_t kMaxHeaders = 100, kMaxHeaderBytes = 16 << 10;
 
 std::string dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_handler_t::replace); }
 
@@ -62,9 +65,29 @@ OpenAIServer::OpenAIServer(ServerOptions options) : options_(std::move(options))
   s.set_write_timeout(30, 0);
   s.set_keep_alive_max_count(1000);
 
+  // Runs after the headers are read and before the body is.
   s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    if (req.path.rfind("/v1/", 0) == 0 && !check_auth(req, res)) return httplib::Server::HandlerResponse::Handled;
-    return httplib::Server::HandlerResponse::Unhandled;
+    using httplib::Server;
+    size_t header_bytes = 0;
+    for (const auto& [name, value] : req.headers) header_bytes += name.size() + value.size() + 4;
+    if (req.headers.size() > kMaxHeaders || header_bytes > kMaxHeaderBytes) {  // H05
+      res.set_header("Connection", "close");
+      send_error(res, status_error(431, str_f("request headers too large (at most %zu headers, %zu bytes)", kMaxHeaders,
+                                              kMaxHeaderBytes),
+                                   "invalid_request_error", "headers_too_large"));
+      return Server::HandlerResponse::Handled;
+    }
+    // A POST body needs a length (or chunked encoding): without one there is no body, and
+    // waiting for the client to close would only time out (H03).
+    if ((req.method == "POST" || req.method == "PUT" || req.method == "PATCH") && !req.has_header("Content-Length") &&
+        req.get_header_value("Transfer-Encoding").find("chunked") == std::string::npos) {
+      res.set_header("Connection", "close");
+      send_error(res, status_error(411, "the request has a body but no Content-Length", "invalid_request_error",
+                                   "length_required"));
+      return Server::HandlerResponse::Handled;
+    }
+    if (req.path.rfind("/v1/", 0) == 0 && !check_auth(req, res)) return Server::HandlerResponse::Handled;
+    return Server::HandlerResponse::Unhandled;
   });
   s.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
@@ -174,9 +197,13 @@ void OpenAIServer::count_response(int status) {
 bool OpenAIServer::check_auth(const httplib::Request& req, httplib::Response& res) {
   if (options_.api_key.empty()) return true;
   std::string h = req.get_header_value("Authorization");
-  const std::string prefix = "Bearer ";
-  std::string key = h.rfind(prefix, 0) == 0 ? h.substr(prefix.size()) : std::string();
+  // The scheme is case-insensitive (RFC 7235), the key is not.
+  const bool bearer = h.size() > 7 && h[6] == ' ' && std::equal(h.begin(), h.begin() + 6, "bearer", [](char a, char b) {
+                        return std::tolower(static_cast<unsigned char>(a)) == b;
+                      });
+  std::string key = bearer ? h.substr(7) : std::string();
   if (keys_equal(key, options_.api_key)) return true;
+  res.set_header("WWW-Authenticate", "Bearer");
   send_error(res, status_error(401, "invalid or missing API key (Authorization: Bearer <key>)", "authentication_error",
                                "invalid_api_key"));
   return false;

@@ -216,7 +216,7 @@ std::optional<ApiError> content_text(const Json& content, std::string* out) {
 std::optional<ApiError> parse_tools(const Json& tools, Json* out) {
   if (!tools.is_array()) return invalid_request("'tools' must be an array", "tools");
   for (const Json& t : tools) {
-    if (!t.is_object() || t.value("type", Json()).get<std::string>() != "function" || !t.contains("function") ||
+    if (!t.is_object() || !t.contains("type") || t.at("type") != "function" || !t.contains("function") ||
         !t.at("function").is_object())
       return invalid_request("each tool must be {\"type\": \"function\", \"function\": {...}}", "tools");
     const Json& f = t.at("function");
@@ -228,6 +228,29 @@ std::optional<ApiError> parse_tools(const Json& tools, Json* out) {
   }
   *out = tools;
   return std::nullopt;
+}
+
+// tool_choice as OpenAI defines it: "none", "auto", "required" (tools needed), or
+// {"type": "function", "function": {"name": N}} naming one of the tools.
+std::optional<ApiError> check_tool_choice(const Json& choice, const Json& tools) {
+  const bool have_tools = tools.is_array() && !tools.empty();
+  if (choice.is_string()) {
+    const std::string c = choice.get<std::string>();
+    if (c != "none" && c != "auto" && c != "required")
+      return invalid_request("'tool_choice' must be \"none\", \"auto\", \"required\" or a function", "tool_choice");
+    if (c == "required" && !have_tools) return invalid_request("'tool_choice' \"required\" needs 'tools'", "tool_choice");
+    return std::nullopt;
+  }
+  if (!choice.is_object() || choice.value("type", Json()) != "function" || !choice.contains("function") ||
+      !choice.at("function").is_object() || !choice.at("function").contains("name") ||
+      !choice.at("function").at("name").is_string())
+    return invalid_request("'tool_choice' must be a string or {\"type\": \"function\", \"function\": {\"name\": ...}}",
+                           "tool_choice");
+  const Json& name = choice.at("function").at("name");
+  if (have_tools)
+    for (const Json& t : tools)
+      if (t.at("function").at("name") == name) return std::nullopt;
+  return invalid_request("'tool_choice' names a function that is not in 'tools'", "tool_choice");
 }
 
 }  // namespace
@@ -290,6 +313,7 @@ std::optional<ApiError> parse_chat_request(const Json& body, const ServedModel& 
   }
   out->continue_final_message = prev_role == "assistant" && !out->messages.back()["content"].is_null();
   if (present(body, "tools")) TRY_API(parse_tools(body.at("tools"), &out->tools));
+  if (present(body, "tool_choice")) TRY_API(check_tool_choice(body.at("tool_choice"), out->tools));
   return parse_generation(body, model, /*chat=*/true, &out->gen);
 }
 

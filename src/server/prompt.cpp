@@ -41,16 +41,23 @@ std::optional<ApiError> build_chat_prompt(const Tokenizer& tok, const ChatReques
     if (m["role"] == "assistant" || !m["content"].is_string()) continue;
     m["content"] = protect(m["content"].get<std::string>(), tok, spans);
   }
+  bool continue_final = req.continue_final_message;
+  if (continue_final && messages.back()["content"] == "") {
+    // Continuing an empty assistant message is answering afresh: the generation prompt (there
+    // is no content to find and cut after).
+    messages.erase(messages.end() - 1);
+    continue_final = false;
+  }
   Json extra = Json::object();
   if (!req.tools.is_null()) extra["tools"] = req.tools;
-  auto rendered = tok.apply_chat_template(messages, /*add_generation_prompt=*/!req.continue_final_message, extra);
+  auto rendered = tok.apply_chat_template(messages, /*add_generation_prompt=*/!continue_final, extra);
   if (!rendered.ok()) return invalid_request("the chat template failed: " + rendered.error().message(), "messages");
   std::string text = std::move(rendered).value();
-  if (req.continue_final_message) {
+  if (continue_final) {
     // Continue the final assistant message: cut what the template wrote after its content
     // (the end-of-turn marker).
     const std::string& last = messages.back()["content"].get_ref<const std::string&>();
-    size_t p = last.empty() ? std::string::npos : text.rfind(last);
+    size_t p = text.rfind(last);
     if (p != std::string::npos) text.resize(p + last.size());
   }
   // Encode: template text with special tokens, protected spans as plain text.

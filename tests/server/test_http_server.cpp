@@ -130,6 +130,15 @@ TEST(HttpServer, ParameterErrorsNameTheParameter) {
       {chat(R"("seed":"x")"), 400, "seed"},
       {R"({"model":"gpt-4o","messages":[{"role":"user","content":"x"}]})", 404, "model"},
       {R"({"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"http://x"}}]}]})", 400, "messages"},
+      // H30: malformed tools (a missing or non-string type was a 500), tool_choice.
+      {chat(R"("tools":[{"function":{"name":"f"}}])"), 400, "tools"},
+      {chat(R"("tools":[{}])"), 400, "tools"},
+      {chat(R"("tools":[{"type":null,"function":{"name":"f"}}])"), 400, "tools"},
+      {chat(R"("tools":[{"type":5,"function":{"name":"f"}}])"), 400, "tools"},
+      {chat(R"("tool_choice":"bogus")"), 400, "tool_choice"},
+      {chat(R"("tool_choice":"required")"), 400, "tool_choice"},
+      {chat(R"("tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":{"type":"function","function":{"name":"g"}})"),
+       400, "tool_choice"},
   };
   for (const auto& tc : cases) {
     auto r = post(c, "/v1/chat/completions", tc.body);
@@ -300,7 +309,13 @@ TEST(HttpServer, AuthMethodsAndPaths) {
   EXPECT_EQ(none.second["error"]["type"], "authentication_error");
   httplib::Headers wrong = json_headers();
   wrong.emplace("Authorization", "Bearer sekreT");
-  EXPECT_EQ(post(c, "/v1/chat/completions", chat(), wrong).first, 401);
+  auto refused = c.Post("/v1/chat/completions", wrong, chat(), "application/json");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 401);
+  EXPECT_EQ(refused->get_header_value("WWW-Authenticate"), "Bearer");
+  httplib::Headers lower = json_headers();  // the scheme is case-insensitive (RFC 7235)
+  lower.emplace("Authorization", "bearer sekret");
+  EXPECT_EQ(post(c, "/v1/chat/completions", chat(R"("max_tokens":1)"), lower).first, 200);
   httplib::Headers right = json_headers();
   right.emplace("Authorization", "Bearer sekret");
   EXPECT_EQ(post(c, "/v1/chat/completions", chat(R"("max_tokens":2)"), right).first, 200);
@@ -367,6 +382,18 @@ TEST(HttpServer, BodyLimitsKeepAliveChunkedExpect) {
     }
     ::close(fd);
   }
+  // H03: a POST without Content-Length (nor chunked) is answered at once, not after the read
+  // timeout. H05: too many or too large headers get 431.
+  const auto t0 = std::chrono::steady_clock::now();
+  std::string no_length = raw_exchange(s.port(), "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\r\n",
+                                       1500);
+  EXPECT_EQ(status_of(no_length), 411) << no_length.substr(0, 200);
+  std::string many = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n";
+  for (int i = 0; i < 200; ++i) many += "X-" + std::to_string(i) + ": " + std::string(100, 'a') + "\r\n";
+  std::string headers = raw_exchange(s.port(), many + "\r\n", 1500);
+  EXPECT_EQ(status_of(headers), 431) << headers.substr(0, 200);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(4));  // both answered at once
+  EXPECT_EQ(status_of(raw_exchange(s.port(), "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")), 200);
   // Chunked request body.
   std::string chunked = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                         "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" +
@@ -402,6 +429,29 @@ TEST(HttpServer, SpecialTokensInUserContentAreText) {
   req.messages[0]["content"] = std::string("a\0b", 3);
   ASSERT_FALSE(server::build_chat_prompt(tok, req, &p).has_value());
   EXPECT_NE(p.text.find(std::string("a\0b", 3)), std::string::npos);
+}
+
+TEST(HttpServer, FinalAssistantMessageIsContinued) {
+  // H09: a final assistant message is a prefill: the prompt ends with its text, no
+  // end-of-sentence after it; an empty one is the plain generation prompt.
+  TestServer s;
+  const Tokenizer& tok = s.tokenizer();
+  server::ChatRequest plain, prefill, empty;
+  plain.messages = Json::array({{{"role", "user"}, {"content", "Name a colour"}}});
+  prefill.messages = plain.messages;
+  prefill.messages.push_back({{"role", "assistant"}, {"content", "Blue and"}});
+  prefill.continue_final_message = true;
+  empty.messages = plain.messages;
+  empty.messages.push_back({{"role", "assistant"}, {"content", ""}});
+  empty.continue_final_message = true;
+  server::ChatPrompt a, b, c;
+  ASSERT_FALSE(server::build_chat_prompt(tok, plain, &a).has_value());
+  ASSERT_FALSE(server::build_chat_prompt(tok, prefill, &b).has_value());
+  ASSERT_FALSE(server::build_chat_prompt(tok, empty, &c).has_value());
+  EXPECT_EQ(c.ids, a.ids);
+  EXPECT_EQ(b.ids.back() == *tok.eos_id(), false);
+  EXPECT_TRUE(b.text.ends_with("Blue and")) << b.text;
+  EXPECT_TRUE(b.text.starts_with(a.text)) << a.text << " | " << b.text;
 }
 
 TEST(HttpServer, DisconnectedClientsAreCancelled) {
