@@ -43,6 +43,10 @@ const Shape kShapes[] = {
     {"dense_gate_up_18432x7168", 18432, 7168, DType::F8_E4M3},
     {"kv_a_576x7168", 576, 7168, DType::F8_E4M3},
     {"head_129280x7168_bf16", 129280, 7168, DType::BF16},
+    // Moonlight-16B-A3B (bench-moonlight-8l): 2048 wide, 2816-row shared experts.
+    {"moonlight_shared_gate_up_2816x2048", 2816, 2048, DType::F8_E4M3},
+    {"moonlight_shared_down_2048x2816", 2048, 2816, DType::F8_E4M3},
+    {"moonlight_head_129280x2048_bf16", 129280, 2048, DType::BF16},
 };
 
 ThreadPool& pool_of(int threads) {

@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "command.h"
 #include "common.h"
@@ -35,6 +36,7 @@ struct ServeArgs {
   size_t max_body_mb = 4;
   uint64_t prefix_cache_mb = 0;
   int http_threads = 0;
+  std::vector<std::string> allowed_origins;
   std::string tokenizer;
 };
 
@@ -84,6 +86,7 @@ int run_serve(const ServeArgs& a) {
   so.port = a.port;
   so.api_key = a.api_key;
   so.max_body_bytes = a.max_body_mb << 20;
+  so.allowed_origins = a.allowed_origins;
   // A request holds its connection's thread while it runs or waits in the engine's queue:
   // enough threads for a full batch and a full queue (so that the queue's 429 can happen at
   // all) and more for /health, /metrics and bad requests.
@@ -157,6 +160,9 @@ Command add_serve(CLI::App& root) {
                   "Keep finished requests' KV caches, up to this many MiB, so that later prompts starting with the "
                   "same tokens (a chat's history, a shared system prompt) skip their prefill (0: off)")
       ->check(CLI::Range(uint64_t(0), uint64_t(1) << 30));
+  app->add_option("--allowed-origins", args->allowed_origins,
+                  "Browser origins allowed to call the API (CORS), comma-separated, or '*' for any (default: none)")
+      ->delimiter(',');
   app->add_option("--http-threads", args->http_threads,
                   "Connections served at once (default: max(128, max-batch + max-queue + 64))")
       ->check(CLI::Range(0, 1 << 16));

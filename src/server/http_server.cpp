@@ -68,6 +68,21 @@ OpenAIServer::OpenAIServer(ServerOptions options) : options_(std::move(options))
   // Runs after the headers are read and before the body is.
   s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     using httplib::Server;
+    // A browser's CORS preflight: answered before authentication (browsers send no
+    // credentials with it).
+    if (req.method == "OPTIONS" && !options_.allowed_origins.empty()) {
+      if (cors_origin(req).empty()) {
+        send_error(res, status_error(403, "this origin is not allowed (--allowed-origins)", "invalid_request_error",
+                                     "origin_not_allowed"));
+        return Server::HandlerResponse::Handled;
+      }
+      res.status = 204;
+      res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+      const std::string asked = req.get_header_value("Access-Control-Request-Headers");
+      res.set_header("Access-Control-Allow-Headers", asked.empty() ? "Authorization, Content-Type" : bounded_text(asked, 1024));
+      res.set_header("Access-Control-Max-Age", "600");
+      return Server::HandlerResponse::Handled;
+    }
     size_t header_bytes = 0;
     for (const auto& [name, value] : req.headers) header_bytes += name.size() + value.size() + 4;
     if (req.headers.size() > kMaxHeaders || header_bytes > kMaxHeaderBytes) {  // H05
@@ -109,6 +124,14 @@ OpenAIServer::OpenAIServer(ServerOptions options) : options_(std::move(options))
     }
     DSV3_LOG_ERROR("request failed: %s", what.c_str());
     send_error(res, status_error(500, "internal error", "server_error"));
+  });
+  // Every response (errors and streams included) tells an allowed browser origin it may read it.
+  s.set_post_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (options_.allowed_origins.empty()) return;
+    const std::string origin = cors_origin(req);
+    if (origin.empty()) return;
+    res.set_header("Access-Control-Allow-Origin", origin);
+    if (origin != "*") res.set_header("Vary", "Origin");
   });
   s.set_logger([this](const httplib::Request&, const httplib::Response& res) { count_response(res.status); });
 
@@ -192,6 +215,15 @@ void OpenAIServer::stop() {
 void OpenAIServer::count_response(int status) {
   std::lock_guard<std::mutex> lock(metrics_mu_);
   ++responses_by_status_[status];
+}
+
+std::string OpenAIServer::cors_origin(const httplib::Request& req) const {
+  const std::string origin = req.get_header_value("Origin");
+  for (const std::string& allowed : options_.allowed_origins) {
+    if (allowed == "*") return "*";
+    if (!origin.empty() && origin == allowed) return origin;
+  }
+  return "";
 }
 
 bool OpenAIServer::check_auth(const httplib::Request& req, httplib::Response& res) {

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "base/result.h"
 #include "runtime/engine.h"
@@ -35,6 +36,8 @@ struct ServerOptions {
   size_t max_body_bytes = 4u << 20;     // larger bodies get 413 before parsing
   int http_threads = 64;                // concurrent connections served
   std::chrono::seconds read_timeout{10};  // slow clients (slowloris) are dropped
+  // CORS: browser origins allowed to call the API ("*": any); empty: no CORS headers at all.
+  std::vector<std::string> allowed_origins;
 };
 
 class OpenAIServer {
@@ -55,6 +58,8 @@ class OpenAIServer {
   void handle_models(const httplib::Request& req, httplib::Response& res);
   void handle_metrics(const httplib::Request& req, httplib::Response& res);
   bool check_auth(const httplib::Request& req, httplib::Response& res);
+  // The Access-Control-Allow-Origin value for this request's Origin, or "" (not allowed).
+  std::string cors_origin(const httplib::Request& req) const;
   // Validates the common parts of a POST: readiness, auth, content type, JSON. On failure
   // the response is filled and false returned.
   bool read_json_body(const httplib::Request& req, httplib::Response& res, Json* body);

@@ -617,3 +617,46 @@ TEST(HttpServer, PrefixCacheAcrossChatTurns) {
   }
   EXPECT_EQ(answers[1], answers[0]);
 }
+
+TEST(HttpServer, CorsForAllowedOrigins) {
+  // --allowed-origins: a browser's preflight is answered (before authentication), and every
+  // response, errors and streams too, names the origin; other origins get nothing.
+  TestServerOptions o;
+  o.http.allowed_origins = {"http://app.example"};
+  o.http.api_key = "k";
+  TestServer s(o);
+  auto c = s.client();
+  httplib::Headers preflight = {{"Origin", "http://app.example"},
+                                {"Access-Control-Request-Method", "POST"},
+                                {"Access-Control-Request-Headers", "authorization, content-type"}};
+  auto pre = c.Options("/v1/chat/completions", preflight);
+  ASSERT_TRUE(pre);
+  EXPECT_EQ(pre->status, 204);
+  EXPECT_EQ(pre->get_header_value("Access-Control-Allow-Origin"), "http://app.example");
+  EXPECT_NE(pre->get_header_value("Access-Control-Allow-Methods").find("POST"), std::string::npos);
+  EXPECT_EQ(pre->get_header_value("Access-Control-Allow-Headers"), "authorization, content-type");
+  auto other = c.Options("/v1/chat/completions", httplib::Headers{{"Origin", "http://evil.example"}});
+  ASSERT_TRUE(other);
+  EXPECT_EQ(other->status, 403);
+  EXPECT_FALSE(other->has_header("Access-Control-Allow-Origin"));
+  httplib::Headers h = json_headers();
+  h.emplace("Origin", "http://app.example");
+  h.emplace("Authorization", "Bearer k");
+  for (const auto& [body, status] : {std::make_pair(chat(R"("max_tokens":2)"), 200), std::make_pair(std::string("{"), 400),
+                                     std::make_pair(chat(R"("max_tokens":2,"stream":true)"), 200)}) {
+    auto r = c.Post("/v1/chat/completions", h, body, "application/json");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, status) << body;
+    EXPECT_EQ(r->get_header_value("Access-Control-Allow-Origin"), "http://app.example") << body;
+  }
+  auto unauth = c.Post("/v1/chat/completions", httplib::Headers{{"Origin", "http://app.example"}}, chat(), "application/json");
+  ASSERT_TRUE(unauth);
+  EXPECT_EQ(unauth->status, 401);
+  EXPECT_EQ(unauth->get_header_value("Access-Control-Allow-Origin"), "http://app.example");  // the page can read why
+  // Without --allowed-origins: no CORS headers.
+  TestServer plain;
+  auto pc = plain.client();
+  auto r = pc.Get("/health", httplib::Headers{{"Origin", "http://app.example"}});
+  ASSERT_TRUE(r);
+  EXPECT_FALSE(r->has_header("Access-Control-Allow-Origin"));
+}
