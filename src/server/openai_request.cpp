@@ -27,6 +27,10 @@ std::optional<ApiError> get_int(const Json& body, const char* key, int64_t lo, i
   } else if (v.is_number_float()) {
     double d = v.get<double>();
     if (!std::isfinite(d) || d != std::floor(d)) return invalid_request(std::string("'") + key + "' must be an integer", key);
+    // Past 2^53 a double no longer holds every integer: the value written may not be this one
+    // (an integer literal outside int64 arrives here as a double too).
+    if (std::fabs(d) >= 0x1p53)
+      return invalid_request(str_f("'%s' is out of range (written as a float, or beyond 64 bits)", key), key);
     if (d < static_cast<double>(lo) || d > static_cast<double>(hi))
       return invalid_request(str_f("'%s' must be between %lld and %lld", key, static_cast<long long>(lo), static_cast<long long>(hi)), key);
     *out = static_cast<int64_t>(d);
@@ -157,7 +161,8 @@ std::optional<ApiError> parse_generation(const Json& body, const ServedModel& mo
       char* end = nullptr;
       errno = 0;
       long long id = key.empty() ? -1 : std::strtoll(key.c_str(), &end, 10);
-      if (key.empty() || *end != '\0' || errno == ERANGE || id < 0 || id >= model.vocab_size)
+      if (key.empty() || key.find_first_not_of("0123456789") != std::string::npos || *end != '\0' || errno == ERANGE ||
+          id < 0 || id >= model.vocab_size)
         return invalid_request("'logit_bias' key '" + bounded_text(key, 30) + "' is not a token id in the vocabulary", "logit_bias");
       if (!it->is_number()) return invalid_request("'logit_bias' values must be numbers", "logit_bias");
       double b = it->get<double>();

@@ -128,6 +128,10 @@ TEST(HttpServer, ParameterErrorsNameTheParameter) {
       {chat(R"("top_logprobs":5)"), 400, "top_logprobs"},
       {chat(R"("logit_bias":{"999999":1})"), 400, "logit_bias"},
       {chat(R"("seed":"x")"), 400, "seed"},
+      {chat(R"("seed":-9223372036854775809)"), 400, "seed"},  // H23: beyond int64
+      {chat(R"("seed":1e300)"), 400, "seed"},
+      {chat(R"("logit_bias":{"+5":1})"), 400, "logit_bias"},
+      {chat(R"("logit_bias":{" 5":1})"), 400, "logit_bias"},
       {R"({"model":"gpt-4o","messages":[{"role":"user","content":"x"}]})", 404, "model"},
       {R"({"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"http://x"}}]}]})", 400, "messages"},
       // H30: malformed tools (a missing or non-string type was a 500), tool_choice.
