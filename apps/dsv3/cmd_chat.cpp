@@ -142,12 +142,17 @@ int run_chat(const ChatArgs& a) {
       continue;
     }
     messages.push_back({{"role", "assistant"}, {"content", reply}});
+    // Ended by length before -n: the cache reached the context limit.
+    const bool context_full = result->finish == FinishReason::Length &&
+                              static_cast<int64_t>(result->tokens.size()) < a.max_new_tokens && !g_interrupted;
     const int64_t fresh = result->prompt_tokens - session.reused_tokens();
     std::fprintf(stderr, "[prompt: %lld tokens (%lld new), %.1f tok/s | generation: %zu tokens, %.1f tok/s%s]\n",
                  static_cast<long long>(result->prompt_tokens), static_cast<long long>(fresh),
                  result->prefill_seconds > 0 ? fresh / result->prefill_seconds : 0.0, result->tokens.size(),
                  result->decode_seconds > 0 ? result->tokens.size() / result->decode_seconds : 0.0,
-                 g_interrupted ? ", interrupted" : "");
+                 g_interrupted                       ? ", interrupted"
+                 : context_full                      ? ", the context is full: /clear starts a new conversation"
+                                                     : "");
   }
   return 0;
 }

@@ -74,6 +74,12 @@ TEST(ChatCommand, PipesClearExit) {
                d = s1.out.find(">>> ", c + 4);
   ASSERT_NE(d, std::string::npos) << s1.out;
   EXPECT_NE(s1.out.substr(a, b - a), s1.out.substr(c, d - c)) << s1.out;
+  // A full context is said so, and the next turn that cannot fit points at /clear.
+  auto full = run_dsv3("chat --model " + dir + " -n 64 --temperature 0 --ctx 40 -t 2",
+                       "Hello there\nAnd a second question\n");
+  EXPECT_EQ(full.exit_code, 0) << full.err;
+  EXPECT_NE(full.err.find("the context is full"), std::string::npos) << full.err;
+  EXPECT_NE(full.err.find("/clear starts a new conversation"), std::string::npos) << full.err;
   // EOF ends the session cleanly.
   auto eof = run_dsv3(args, "");
   EXPECT_EQ(eof.exit_code, 0);
