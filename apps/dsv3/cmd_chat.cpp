@@ -15,6 +15,7 @@
 
 #include "command.h"
 #include "common.h"
+#include "line_reader.h"
 #include "runtime/session.h"
 #include "server/prompt.h"
 #include "tokenizer/incremental_decoder.h"
@@ -82,14 +83,14 @@ int run_chat(const ChatArgs& a) {
     if (!a.system.empty()) messages.push_back({{"role", "system"}, {"content", a.system}});
   };
   reset();
-  std::string line;
+  LineReader input(">>> ");
   for (;;) {
-    std::printf(">>> ");
-    std::fflush(stdout);
-    if (!std::getline(std::cin, line)) {
+    std::optional<std::string> next = input.read();
+    if (!next) {
       std::printf("\n");
       break;
     }
+    std::string line = std::move(*next);
     std::string text = trim(line);
     if (text == "/exit") break;
     if (text == "/clear") {

@@ -1,7 +1,14 @@
-// dsv3 chat driven through pipes (/clear, /exit, EOF) and dsv3 generate on text prompts and
-// prompt files, checked against the engine run directly.
+// dsv3 chat driven through pipes (/clear, /exit, EOF) and a pseudo-terminal (line editing,
+// history), and dsv3 generate on text prompts and prompt files, checked against the engine
+// run directly.
 
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <pty.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
 
 #include "model/model.h"
 #include "runtime/generate.h"
@@ -83,6 +90,63 @@ TEST(ChatCommand, PipesClearExit) {
   // EOF ends the session cleanly.
   auto eof = run_dsv3(args, "");
   EXPECT_EQ(eof.exit_code, 0);
+}
+
+// Typed on the terminal, then awaited: the output so far holds `count` copies of `marker`.
+struct Keystrokes {
+  std::string keys, marker;
+  int count;
+};
+
+// Runs dsv3 on a pseudo-terminal (its stdin and stdout), typing each input once the previous
+// one's marker showed up; returns everything it wrote and its exit code.
+std::pair<std::string, int> run_on_pty(const std::vector<std::string>& argv, const std::vector<Keystrokes>& inputs) {
+  int fd = -1;
+  const pid_t pid = ::forkpty(&fd, nullptr, nullptr, nullptr);
+  if (pid == 0) {
+    std::string bin = DSV3_BIN;
+    std::vector<std::string> copy = argv;
+    std::vector<char*> args = {bin.data()};
+    for (auto& a : copy) args.push_back(a.data());
+    args.push_back(nullptr);
+    ::execv(bin.c_str(), args.data());
+    ::_exit(127);
+  }
+  std::string out;
+  auto await = [&](const std::string& marker, int n) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (count(out, marker) < n && std::chrono::steady_clock::now() < deadline) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 100) <= 0) continue;
+      char buf[4096];
+      const ssize_t got = ::read(fd, buf, sizeof(buf));
+      if (got <= 0) return;
+      out.append(buf, static_cast<size_t>(got));
+    }
+  };
+  await(">>> ", 1);
+  for (const Keystrokes& in : inputs) {
+    EXPECT_EQ(::write(fd, in.keys.data(), in.keys.size()), static_cast<ssize_t>(in.keys.size()));
+    await(in.marker, in.count);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ::close(fd);
+  return {out, WIFEXITED(status) ? WEXITSTATUS(status) : -1};
+}
+
+TEST(ChatCommand, TerminalLineEditingAndHistory) {
+  const std::string dir = test::small_chat_model_dir();
+  const std::string reply = expected_reply("Hello there", 6);
+  // "Hellothere", 5 x left arrow, a space: "Hello there". Then /clear, and up arrow twice
+  // recalls the first line: the same question in a fresh conversation, the same answer.
+  auto [out, code] = run_on_pty({"chat", "--model", dir, "-n", "6", "--temperature", "0", "-t", "2"},
+                                {{"Hellothere\x1b[D\x1b[D\x1b[D\x1b[D\x1b[D \r", "tok/s]", 1},
+                                 {"/clear\r", ">>> ", 3},
+                                 {"\x1b[A\x1b[A\r", "tok/s]", 2},
+                                 {"/exit\r", "\n", 1000}});
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_EQ(count(out, reply), 2) << out;
 }
 
 TEST(GenerateCommand, PromptAndInputFile) {
