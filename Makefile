@@ -21,13 +21,13 @@ build: deps
 run: build
 	$(BUILD)/dsv3 chat
 
-# The whole suite, then the base, format, kernel, model (golden parity, bad checkpoints) and
-# tokenizer tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# The whole suite, then the base, format, kernel, model (golden parity, bad checkpoints),
+# tokenizer, engine and HTTP server tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
 test: test-deps build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 	$(MAKE) test-asan
 
-ASAN_TESTS = test_base test_format test_kernels test_kernels_model test_model test_tokenizer
+ASAN_TESTS = test_base test_format test_kernels test_kernels_model test_model test_tokenizer test_runtime test_server
 test-asan: test-deps
 	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDSV3_SANITIZE=ON -DDSV3_BUILD_BENCH=OFF
 	cmake --build $(ASAN_BUILD) -j $(JOBS) --target $(ASAN_TESTS)
