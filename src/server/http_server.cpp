@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <ctime>
 #include <random>
 #include <thread>
 
@@ -142,6 +143,7 @@ OpenAIServer::OpenAIServer(ServerOptions options) : options_(std::move(options))
   });
   s.Get("/metrics", [this](const httplib::Request& req, httplib::Response& res) { handle_metrics(req, res); });
   s.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) { handle_models(req, res); });
+  s.Get("/v1/models/(.+)", [this](const httplib::Request& req, httplib::Response& res) { handle_models(req, res); });
   s.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) { handle_chat(req, res); });
   s.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) { handle_completions(req, res); });
 
@@ -193,6 +195,7 @@ void OpenAIServer::set_ready(Engine* engine, const Tokenizer* tokenizer, ServedM
   engine_ = engine;
   tokenizer_ = tokenizer;
   model_ = std::move(model);
+  started_ = static_cast<int64_t>(std::time(nullptr));
   ready_ = true;
 }
 
@@ -414,10 +417,17 @@ void OpenAIServer::handle_completions(const httplib::Request& req, httplib::Resp
   run_generation(*engine_, *tokenizer_, model_, std::move(p), res);
 }
 
-void OpenAIServer::handle_models(const httplib::Request&, httplib::Response& res) {
+void OpenAIServer::handle_models(const httplib::Request& req, httplib::Response& res) {
   if (!ready_) return send_error(res, status_error(503, "the model is still loading", "server_error", "loading"));
-  Json m = {{"id", model_.id}, {"object", "model"}, {"created", 0}, {"owned_by", "dsv3"}, {"max_model_len", model_.context}};
-  send_json(res, 200, {{"object", "list"}, {"data", Json::array({m})}});
+  Json m = {{"id", model_.id}, {"object", "model"}, {"created", started_}, {"owned_by", "dsv3"},
+            {"max_model_len", model_.context}};
+  if (req.matches.size() < 2) return send_json(res, 200, {{"object", "list"}, {"data", Json::array({m})}});
+  // GET /v1/models/{id} (the client libraries' models.retrieve).
+  if (req.matches[1] == model_.id) return send_json(res, 200, m);
+  ApiError e = status_error(404, "The model '" + bounded_text(req.matches[1], 80) + "' does not exist", "invalid_request_error",
+                            "model_not_found");
+  e.param = "model";
+  send_error(res, e);
 }
 
 void OpenAIServer::handle_metrics(const httplib::Request&, httplib::Response& res) {

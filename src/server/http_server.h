@@ -75,6 +75,7 @@ class OpenAIServer {
   Engine* engine_ = nullptr;
   const Tokenizer* tokenizer_ = nullptr;
   ServedModel model_;
+  int64_t started_ = 0;  // Unix time of set_ready(): the model's "created"
   std::mutex metrics_mu_;
   std::map<int, uint64_t> responses_by_status_;
 };

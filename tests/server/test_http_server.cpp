@@ -329,6 +329,13 @@ TEST(HttpServer, AuthMethodsAndPaths) {
   std::string id = Json::parse(models->body)["data"][0]["id"];
   EXPECT_EQ(post(c, "/v1/chat/completions", chat(R"("max_tokens":1)"), right).first, 200);
   EXPECT_EQ(id, "test-model");
+  auto one = c.Get("/v1/models/test-model", right);  // models.retrieve
+  ASSERT_EQ(one->status, 200);
+  EXPECT_EQ(Json::parse(one->body)["id"], "test-model");
+  EXPECT_GT(Json::parse(one->body)["created"].get<int64_t>(), 0);
+  auto missing = c.Get("/v1/models/gpt-4o", right);
+  EXPECT_EQ(missing->status, 404);
+  EXPECT_EQ(Json::parse(missing->body)["error"]["code"], "model_not_found");
 
   auto get = c.Get("/v1/chat/completions", right);  // H36
   EXPECT_EQ(get->status, 405);

@@ -32,9 +32,12 @@ async function collectChatStream(params) {
   return { content, finish, usage, chunks };
 }
 
-test('models list names the served model', async () => {
+test('models list names the served model, and retrieve finds it', async () => {
   const id = await modelId();
   assert.equal(typeof id, 'string');
+  const model = await client.models.retrieve(id);
+  assert.equal(model.id, id);
+  await assert.rejects(client.models.retrieve('no-such-model'), (e) => e instanceof OpenAI.NotFoundError && e.status === 404);
 });
 
 test('chat completion, non-streamed', async () => {
