@@ -41,7 +41,8 @@ SubmitResult Engine::submit(std::vector<int32_t> prompt, RequestParams params) {
   if (static_cast<int64_t>(prompt.size()) > model_.max_context())
     return {SubmitStatus::Invalid, str_f("the prompt has %zu tokens, more than the context limit of %lld",
                                          prompt.size(), static_cast<long long>(model_.max_context())), nullptr};
-  if (params.max_new_tokens < 1) return {SubmitStatus::Invalid, "max_new_tokens must be at least 1", nullptr};
+  if (params.max_new_tokens < (params.score_prompt ? 0 : 1))
+    return {SubmitStatus::Invalid, "max_new_tokens must be at least 1 (0 only when scoring the prompt)", nullptr};
   if (Status st = validate_sampling(params.sampling); !st.ok())
     return {SubmitStatus::Invalid, st.error().message(), nullptr};
   std::lock_guard<std::mutex> lock(mu_);
@@ -113,6 +114,7 @@ void Engine::restore_prefixes(int admitted) {
   uint64_t hits = 0, tokens = 0;
   for (size_t i = running_.size() - static_cast<size_t>(admitted); i < running_.size(); ++i) {
     Sequence& s = *running_[i];
+    if (s.params.score_prompt) continue;  // every prompt position's logits are needed
     const int64_t n = prefix_cache_.restore(s.prompt, &s.cache);
     if (n == 0) continue;
     s.prefilled = n;
@@ -176,15 +178,32 @@ void Engine::postprocess(const std::vector<StepEntry>& plan, const ForwardOutput
   struct Choice {
     Result<int32_t> token = -1;
     TokenOutput out;
+    std::vector<TokenOutput> scored;  // prompt tokens of this chunk, for score_prompt
   };
   std::vector<Choice> choices(plan.size());
   model_.pool().parallel_for(static_cast<int64_t>(plan.size()), [&](int64_t i) {
-    if (!plan[i].wants_logits) return;
     Sequence& s = *plan[i].seq;
-    const float* row = out.logits.data() + out.first_row[i] * V;
     // Vocabulary-sized buffers kept per thread, as the loop on this thread used to keep them
     // across sequences (not a fresh 0.5 MB allocation per sequence and step).
     thread_local std::vector<float> processed, logp;
+    const std::span<const int32_t> tokens = plan[i].tokens;
+    if (plan[i].all_logits) {
+      // Row j holds the logits after prompt position prefilled + j: they score the next
+      // prompt token.
+      logp.resize(static_cast<size_t>(V));
+      for (size_t j = 0; j < tokens.size(); ++j) {
+        const size_t next = static_cast<size_t>(s.prefilled) + j + 1;
+        if (next >= s.prompt.size()) break;
+        log_softmax(out.logits.data() + (out.first_row[i] + static_cast<int64_t>(j)) * V, V, logp.data());
+        TokenOutput t;
+        t.token = s.prompt[next];
+        t.logprob = logp[t.token];
+        if (s.params.top_logprobs > 0) t.top = top_values(logp.data(), V, s.params.top_logprobs);
+        choices[i].scored.push_back(std::move(t));
+      }
+    }
+    if (!plan[i].wants_logits || s.params.max_new_tokens == 0) return;
+    const float* row = out.logits.data() + (out.first_row[i] + (plan[i].all_logits ? static_cast<int64_t>(tokens.size()) - 1 : 0)) * V;
     if (s.params.has_logit_processing()) {
       processed.assign(row, row + V);
       for (const auto& [id, bias] : s.params.logit_bias) processed[id] += bias;
@@ -209,7 +228,12 @@ void Engine::postprocess(const std::vector<StepEntry>& plan, const ForwardOutput
   for (size_t i = 0; i < plan.size(); ++i) {
     Sequence& s = *plan[i].seq;
     if (!s.prefill_done()) s.prefilled += static_cast<int64_t>(plan[i].tokens.size());
+    if (!choices[i].scored.empty()) s.handle->push_prompt(std::move(choices[i].scored));
     if (!plan[i].wants_logits) continue;
+    if (s.params.max_new_tokens == 0) {  // the prompt scored, nothing to generate
+      ending.emplace_back(&s, FinishReason::Length);
+      continue;
+    }
     Result<int32_t>& token = choices[i].token;
     if (!token.ok()) {
       DSV3_LOG_ERROR("request %llu: %s", static_cast<unsigned long long>(s.handle->id()), token.error().message().c_str());
@@ -266,7 +290,8 @@ void Engine::loop() {
     std::vector<StepEntry> plan = plan_step(running_, limits);
     if (!plan.empty()) {
       std::vector<SequenceInput> inputs;
-      for (const StepEntry& e : plan) inputs.push_back({&e.seq->cache, e.tokens, false, !e.wants_logits});
+      for (const StepEntry& e : plan)
+        inputs.push_back({&e.seq->cache, e.tokens, e.all_logits, !e.wants_logits && !e.all_logits});
       ForwardOutput out;
       Status st = model_.forward(inputs, &out);
       if (!st.ok()) {

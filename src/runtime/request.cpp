@@ -4,8 +4,10 @@ namespace dsv3 {
 
 RequestUpdate RequestHandle::wait(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait_for(lock, timeout, [&] { return !pending_.empty() || (finished_ && !finish_reported_); });
+  cv_.wait_for(lock, timeout,
+               [&] { return !pending_.empty() || !pending_prompt_.empty() || (finished_ && !finish_reported_); });
   RequestUpdate u;
+  u.prompt.swap(pending_prompt_);
   u.tokens.swap(pending_);
   if (finished_) {
     u.finished = true;
@@ -20,6 +22,14 @@ void RequestHandle::push(TokenOutput token) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     pending_.push_back(std::move(token));
+  }
+  cv_.notify_all();
+}
+
+void RequestHandle::push_prompt(std::vector<TokenOutput> scored) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& t : scored) pending_prompt_.push_back(std::move(t));
   }
   cv_.notify_all();
 }

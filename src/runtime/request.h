@@ -17,11 +17,15 @@
 namespace dsv3 {
 
 struct RequestParams {
-  int64_t max_new_tokens = 256;
+  int64_t max_new_tokens = 256;      // 0 only with score_prompt: score the prompt, generate nothing
   SamplingParams sampling;
   std::vector<int32_t> stop_tokens;  // finish with "stop" after emitting one
   int top_logprobs = 0;              // alternatives reported per token (0..20)
   bool logprobs = false;             // report the chosen token's log probability
+  // Report every prompt token from the second on, with its log probability given the tokens
+  // before it and top_logprobs alternatives (OpenAI completions' echo with logprobs, as
+  // evaluation harnesses use it). Raw model log probabilities: no bias or penalty.
+  bool score_prompt = false;
   // Added to the logits before sampling (OpenAI logit_bias).
   std::vector<std::pair<int32_t, float>> logit_bias;
   // OpenAI penalties over the tokens generated so far: logit -= presence * [count > 0]
@@ -39,6 +43,7 @@ struct TokenOutput {
 };
 
 struct RequestUpdate {
+  std::vector<TokenOutput> prompt;  // scored prompt tokens since the previous wait() (score_prompt)
   std::vector<TokenOutput> tokens;  // produced since the previous wait()
   bool finished = false;
   FinishReason finish = FinishReason::Length;
@@ -62,6 +67,7 @@ class RequestHandle {
 
   // Engine side.
   void push(TokenOutput token);
+  void push_prompt(std::vector<TokenOutput> scored);
   void finish(FinishReason reason, std::string error = "");
 
  private:
@@ -71,7 +77,7 @@ class RequestHandle {
   std::atomic<int64_t> cached_tokens_{0};
   std::mutex mu_;
   std::condition_variable cv_;
-  std::vector<TokenOutput> pending_;
+  std::vector<TokenOutput> pending_, pending_prompt_;
   bool finished_ = false;
   bool finish_reported_ = false;
   FinishReason reason_ = FinishReason::Length;

@@ -19,9 +19,11 @@ std::vector<StepEntry> plan_step(const std::vector<std::unique_ptr<Sequence>>& r
     if (s->prefill_done()) continue;
     if (budget <= 0 && !plan.empty()) break;
     const int64_t left = static_cast<int64_t>(s->prompt.size()) - s->prefilled;
-    const int64_t chunk = std::max<int64_t>(1, std::min(left, budget));
+    const bool scored = s->params.score_prompt;
+    int64_t chunk = std::max<int64_t>(1, std::min(left, budget));
+    if (scored) chunk = std::min(chunk, limits.max_scored_chunk);
     plan.push_back({s.get(), std::span<const int32_t>(s->prompt.data() + s->prefilled, static_cast<size_t>(chunk)),
-                    chunk == left});
+                    chunk == left, scored});
     budget -= chunk;
   }
   return plan;

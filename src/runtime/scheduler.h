@@ -39,10 +39,14 @@ struct StepEntry {
   Sequence* seq = nullptr;
   std::span<const int32_t> tokens;  // this step's input tokens
   bool wants_logits = false;        // decode, or the prefill chunk that ends the prompt
+  bool all_logits = false;          // every token's logits: a chunk of a scored prompt
 };
 
 struct SchedulerLimits {
   int64_t max_step_tokens = 256;  // tokens in one forward step (decode tokens first)
+  // A scored prompt's chunk is at most this long: its logits are a vocabulary-sized row per
+  // token (64 x 129,280 floats: 33 MB).
+  int64_t max_scored_chunk = 64;
 };
 
 // Plans one step over the running sequences (in admission order).

@@ -23,6 +23,29 @@ Json logprob_entry(const Tokenizer& tokenizer, const TokenOutput& t) {
   return e;
 }
 
+Json unscored_entry(const Tokenizer& tokenizer, int32_t token) {
+  Json e = logprob_entry(tokenizer, TokenOutput{token, 0.0f, {}});
+  e["logprob"] = nullptr;
+  e["top_logprobs"] = nullptr;
+  return e;
+}
+
+Json legacy_logprobs(const Json& entries) {
+  Json tokens = Json::array(), lps = Json::array(), tops = Json::array();
+  for (const auto& e : entries) {
+    tokens.push_back(e["token"]);
+    lps.push_back(e["logprob"]);
+    if (e["top_logprobs"].is_null()) {
+      tops.push_back(nullptr);
+      continue;
+    }
+    Json top = Json::object();
+    for (const auto& t : e["top_logprobs"]) top[t["token"].get<std::string>()] = t["logprob"];
+    tops.push_back(top);
+  }
+  return Json{{"tokens", tokens}, {"token_logprobs", lps}, {"top_logprobs", tops}};
+}
+
 ChoiceStream::ChoiceStream(const Tokenizer& tokenizer, std::vector<std::string> stops, bool reasoning,
                            bool in_reasoning, bool want_logprobs)
     : tokenizer_(tokenizer), decoder_(tokenizer, /*skip_special_tokens=*/true), stop_(std::move(stops)),
@@ -43,6 +66,23 @@ void ChoiceStream::route(const std::string& text, ChoiceDelta& d, bool final) {
       d.reasoning += f.reasoning;
     }
   }
+}
+
+ChoiceDelta ChoiceStream::start_echo(const std::string& text, int32_t first_token) {
+  ChoiceDelta d;
+  d.content = text;
+  if (want_logprobs_) d.logprobs.push_back(unscored_entry(tokenizer_, first_token));
+  content_ += d.content;
+  for (const auto& e : d.logprobs) all_logprobs_.push_back(e);
+  return d;
+}
+
+ChoiceDelta ChoiceStream::push_prompt(const std::vector<TokenOutput>& scored) {
+  ChoiceDelta d;
+  if (!want_logprobs_) return d;
+  for (const TokenOutput& t : scored) d.logprobs.push_back(logprob_entry(tokenizer_, t));
+  for (const auto& e : d.logprobs) all_logprobs_.push_back(e);
+  return d;
 }
 
 ChoiceDelta ChoiceStream::push(const std::vector<TokenOutput>& tokens) {

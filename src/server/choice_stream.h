@@ -29,6 +29,11 @@ class ChoiceStream {
   // reasoning: split <think> blocks into reasoning_content (chat with a reasoning template).
   ChoiceStream(const Tokenizer& tokenizer, std::vector<std::string> stops, bool reasoning, bool in_reasoning,
                bool want_logprobs);
+  // Completions' echo: the prompt's text comes first (`text`, as given; never matched against
+  // stop strings), and with logprobs its tokens: the first without a log probability (null),
+  // the others as `scored` arrives (push_prompt).
+  ChoiceDelta start_echo(const std::string& text, int32_t first_token);
+  ChoiceDelta push_prompt(const std::vector<TokenOutput>& scored);
   // Adds generated tokens; returns the text they complete.
   ChoiceDelta push(const std::vector<TokenOutput>& tokens);
   // End of generation: flushes held text.
@@ -56,6 +61,11 @@ class ChoiceStream {
 
 // A chat-format logprobs entry: {"token", "logprob", "bytes", "top_logprobs": [...]}.
 Json logprob_entry(const Tokenizer& tokenizer, const TokenOutput& t);
+// The same entry for a prompt's first token, which has no log probability: both null.
+Json unscored_entry(const Tokenizer& tokenizer, int32_t token);
+// Chat-format entries as legacy completions' arrays: {"tokens", "token_logprobs",
+// "top_logprobs" (objects token -> logprob; null where the entry has none)}.
+Json legacy_logprobs(const Json& entries);
 // Valid UTF-8 text of raw token bytes (invalid bytes as U+FFFD).
 std::string lossy_utf8(const std::string& bytes);
 

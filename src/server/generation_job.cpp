@@ -82,18 +82,7 @@ Json GenerationJob::chunk(int index, const ChoiceDelta* delta, const std::option
     else choice["logprobs"] = nullptr;
   } else {
     choice["text"] = delta ? delta->content : std::string();
-    choice["logprobs"] = nullptr;
-    if (logprobs_ && delta && !delta->logprobs.empty()) {
-      Json tokens = Json::array(), lps = Json::array(), tops = Json::array();
-      for (const auto& e : delta->logprobs) {
-        tokens.push_back(e["token"]);
-        lps.push_back(e["logprob"]);
-        Json top = Json::object();
-        for (const auto& t : e["top_logprobs"]) top[t["token"].get<std::string>()] = t["logprob"];
-        tops.push_back(top);
-      }
-      choice["logprobs"] = Json{{"tokens", tokens}, {"token_logprobs", lps}, {"top_logprobs", tops}};
-    }
+    choice["logprobs"] = logprobs_ && delta && !delta->logprobs.empty() ? legacy_logprobs(delta->logprobs) : Json(nullptr);
   }
   choice["finish_reason"] = finish ? Json(openai_finish_reason(*finish)) : Json(nullptr);
   Json c = {{"id", id_},
@@ -117,7 +106,18 @@ Json GenerationJob::usage_chunk() const {
 void GenerationJob::update_choice(JobChoice& c, std::chrono::milliseconds timeout, std::vector<Json>* chunks) {
   if (c.done) return;
   RequestUpdate u = c.handle->wait(timeout);
-  ChoiceDelta delta = c.stream->push(u.tokens);
+  ChoiceDelta delta;
+  auto append = [&](ChoiceDelta d) {
+    delta.content += d.content;
+    delta.reasoning += d.reasoning;
+    for (auto& e : d.logprobs) delta.logprobs.push_back(std::move(e));
+  };
+  if (c.echo) {  // the prompt first, once
+    append(c.stream->start_echo(*c.echo, c.first_prompt_token));
+    c.echo.reset();
+  }
+  append(c.stream->push_prompt(u.prompt));
+  append(c.stream->push(u.tokens));
   bool finished = u.finished;
   FinishReason reason = u.finish;
   if (c.stream->stopped_by_string()) {
@@ -176,18 +176,7 @@ Json GenerationJob::final_response() const {
       ch["logprobs"] = logprobs_ ? Json{{"content", c.stream->all_logprobs()}} : Json(nullptr);
     } else {
       ch["text"] = c.stream->content();
-      ch["logprobs"] = nullptr;
-      if (logprobs_) {
-        Json tokens = Json::array(), lps = Json::array(), tops = Json::array();
-        for (const auto& e : c.stream->all_logprobs()) {
-          tokens.push_back(e["token"]);
-          lps.push_back(e["logprob"]);
-          Json top = Json::object();
-          for (const auto& t : e["top_logprobs"]) top[t["token"].get<std::string>()] = t["logprob"];
-          tops.push_back(top);
-        }
-        ch["logprobs"] = Json{{"tokens", tokens}, {"token_logprobs", lps}, {"top_logprobs", tops}};
-      }
+      ch["logprobs"] = logprobs_ ? legacy_logprobs(c.stream->all_logprobs()) : Json(nullptr);
     }
     choices.push_back(ch);
   }

@@ -27,6 +27,8 @@ struct JobChoice {
   std::unique_ptr<ChoiceStream> stream;
   int64_t prompt_tokens = 0;
   int prompt_group = 0;  // choices generated from the same prompt share a group
+  std::optional<std::string> echo;  // completions' echo: the prompt's text, sent first
+  int32_t first_prompt_token = -1;
   bool done = false;
   FinishReason finish = FinishReason::Length;
   std::string error;  // engine failure

@@ -282,6 +282,7 @@ struct PreparedGeneration {
   bool reasoning = false;      // split <think> blocks
   bool opens_reasoning = false;
   const char* prompt_param;    // "messages" or "prompt"
+  std::vector<std::string> echo_texts;  // completions' echo: each prompt as given
 };
 
 }  // namespace
@@ -316,6 +317,8 @@ static void run_generation(Engine& engine, const Tokenizer& tok, const ServedMod
       rp.sampling = {p.gen.temperature, p.gen.top_p, p.gen.top_k, base_seed + static_cast<uint64_t>(index)};
       if (!p.gen.ignore_eos && tok.eos_id()) rp.stop_tokens.push_back(*tok.eos_id());
       rp.logprobs = p.gen.logprobs;
+      // Echo with logprobs scores the prompt; max_tokens 0 generates nothing after it.
+      rp.score_prompt = p.gen.echo && (p.gen.logprobs || max_new[pi] == 0);
       rp.top_logprobs = p.gen.top_logprobs;
       rp.logit_bias = p.gen.logit_bias;
       rp.presence_penalty = p.gen.presence_penalty;
@@ -334,6 +337,10 @@ static void run_generation(Engine& engine, const Tokenizer& tok, const ServedMod
       c.handle = sr.handle;
       c.prompt_tokens = static_cast<int64_t>(p.prompts[pi].size());
       c.prompt_group = static_cast<int>(pi);
+      if (p.gen.echo) {
+        c.echo = p.echo_texts[pi];
+        c.first_prompt_token = p.prompts[pi][0];
+      }
       c.stream = std::make_unique<ChoiceStream>(tok, p.gen.stop, p.reasoning, p.opens_reasoning,
                                                 p.gen.logprobs);
       job->add_choice(std::move(c));
@@ -413,7 +420,16 @@ void OpenAIServer::handle_completions(const httplib::Request& req, httplib::Resp
   CompletionRequest cr;
   if (auto e = parse_completion_request(body, model_, &cr)) return send_error(res, *e);
   PreparedGeneration p{JobKind::Completion, {}, cr.gen, false, false, "prompt"};
-  for (const auto& pr : cr.prompts) p.prompts.push_back(pr.text ? encode_completion_prompt(*tokenizer_, *pr.text) : pr.ids);
+  for (const auto& pr : cr.prompts) {
+    p.prompts.push_back(pr.text ? encode_completion_prompt(*tokenizer_, *pr.text) : pr.ids);
+    if (!cr.gen.echo) continue;
+    if (pr.text) {
+      p.echo_texts.push_back(*pr.text);
+    } else {
+      auto text = tokenizer_->decode(pr.ids, /*skip_special_tokens=*/false);
+      p.echo_texts.push_back(text.ok() ? lossy_utf8(*text) : std::string());
+    }
+  }
   run_generation(*engine_, *tokenizer_, model_, std::move(p), res);
 }
 

@@ -85,10 +85,12 @@ std::optional<ApiError> parse_model(const Json& body, const ServedModel& model, 
 
 std::optional<ApiError> parse_generation(const Json& body, const ServedModel& model, bool chat, GenerationRequest* g) {
   // max_tokens / max_completion_tokens (the newer name wins when both are given)
+  // 0 only with echo (completions): the prompt scored or echoed, nothing generated.
+  const bool echo = !chat && present(body, "echo") && body.at("echo").is_boolean() && body.at("echo").get<bool>();
   for (const char* key : {"max_tokens", "max_completion_tokens"}) {
     if (!present(body, key)) continue;
     int64_t v = 0;
-    TRY_API(get_int(body, key, 1, std::numeric_limits<int64_t>::max(), &v));
+    TRY_API(get_int(body, key, echo ? 0 : 1, std::numeric_limits<int64_t>::max(), &v));
     g->max_tokens = v;
   }
   if (present(body, "temperature")) TRY_API(get_float(body, "temperature", 0.0, 2.0, &g->temperature));
@@ -189,9 +191,8 @@ std::optional<ApiError> parse_generation(const Json& body, const ServedModel& mo
     TRY_API(get_int(body, "best_of", 1, 1, &b));
   }
   if (present(body, "echo")) {
-    bool echo = false;
-    TRY_API(get_bool(body, "echo", &echo));
-    if (echo) return invalid_request("'echo' is not supported by this server", "echo", "not_supported");
+    TRY_API(get_bool(body, "echo", &g->echo));
+    if (g->echo && chat) return invalid_request("'echo' is supported on /v1/completions only", "echo", "not_supported");
   }
   if (present(body, "suffix")) return invalid_request("'suffix' is not supported by this server", "suffix", "not_supported");
   return std::nullopt;

@@ -38,6 +38,7 @@ struct GenerationRequest {
   std::vector<std::pair<int32_t, float>> logit_bias;
   float presence_penalty = 0.0f, frequency_penalty = 0.0f;
   bool ignore_eos = false;            // extension (as vLLM)
+  bool echo = false;                  // completions: the prompt comes back before the completion
 };
 
 struct ChatRequest {

@@ -9,6 +9,7 @@
 #include "model/model.h"
 #include "runtime/engine.h"
 #include "runtime/generate.h"
+#include "model/golden.h"
 #include "test_util.h"
 
 using namespace dsv3;
@@ -317,4 +318,68 @@ TEST(Engine, PrefixCacheChangesNoOutput) {
   EXPECT_EQ(st.kv_cache_bytes, 0u);
   EXPECT_EQ(plain.stats().prefix_cache_hits, 0u);
   EXPECT_EQ(plain.stats().prefix_cache_bytes, 0u);
+}
+
+// score_prompt (completions' echo with logprobs): each prompt token's log probability given
+// those before it, against log softmax of DeepSeek's reference logits (the tiny-v3 goldens),
+// over chunked prefill next to another request; generation after it is unchanged.
+TEST(Engine, ScoredPromptsMatchTheReferenceLogits) {
+  auto model = load_tiny();
+  auto golden = test::Golden::load(test::fixtures() + "/golden/tiny-v3");
+  EngineOptions eo;
+  eo.max_step_tokens = 5;  // scored prompts in several chunks
+  Engine engine(*model, eo);
+  const auto prompts = golden.prompts();
+  const int64_t V = model->vocab_size();
+  RequestParams busy;
+  busy.max_new_tokens = 40;
+  auto other = engine.submit(prompt_for(5), busy);  // shares the steps
+  ASSERT_EQ(other.status, SubmitStatus::Ok);
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const std::vector<float> logits = golden.f32("logits." + std::to_string(i));
+    for (int64_t max_new : {0, 3}) {
+      RequestParams p;
+      p.score_prompt = true;
+      p.top_logprobs = 2;
+      p.max_new_tokens = max_new;
+      p.logprobs = true;
+      auto r = engine.submit(prompts[i], p);
+      ASSERT_EQ(r.status, SubmitStatus::Ok) << r.message;
+      std::vector<TokenOutput> scored, generated;
+      for (;;) {
+        RequestUpdate u = r.handle->wait(5000ms);
+        EXPECT_TRUE(u.prompt.empty() || generated.empty()) << "prompt scores come before generated tokens";
+        scored.insert(scored.end(), u.prompt.begin(), u.prompt.end());
+        generated.insert(generated.end(), u.tokens.begin(), u.tokens.end());
+        if (u.finished) {
+          EXPECT_TRUE(u.error.empty()) << u.error;
+          EXPECT_EQ(u.finish, FinishReason::Length);
+          break;
+        }
+      }
+      ASSERT_EQ(scored.size(), prompts[i].size() - 1) << "prompt " << i;
+      for (size_t p_ = 0; p_ + 1 < prompts[i].size(); ++p_) {
+        const float* row = logits.data() + p_ * V;
+        double mx = -INFINITY, sum = 0;
+        for (int64_t v = 0; v < V; ++v) mx = std::max<double>(mx, row[v]);
+        for (int64_t v = 0; v < V; ++v) sum += std::exp(row[v] - mx);
+        const double want = row[prompts[i][p_ + 1]] - mx - std::log(sum);
+        EXPECT_EQ(scored[p_].token, prompts[i][p_ + 1]);
+        EXPECT_NEAR(scored[p_].logprob, want, 2e-3) << "prompt " << i << " position " << p_ + 1;
+        ASSERT_EQ(scored[p_].top.size(), 2u);
+        EXPECT_GE(scored[p_].top[0].second, scored[p_].top[1].second);
+      }
+      EXPECT_EQ(generated.size(), static_cast<size_t>(max_new));
+      if (max_new > 0) {
+        GenerateOptions g;
+        g.max_new_tokens = max_new;
+        const auto want = generate(*model, prompts[i], g).value().tokens;
+        for (size_t k = 0; k < generated.size(); ++k) EXPECT_EQ(generated[k].token, want[k]) << "prompt " << i;
+      }
+    }
+  }
+  collect(*other.handle);
+  RequestParams bad;
+  bad.max_new_tokens = 0;  // generating nothing is scoring only
+  EXPECT_EQ(engine.submit({0, 1}, bad).status, SubmitStatus::Invalid);
 }

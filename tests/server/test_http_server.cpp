@@ -6,6 +6,7 @@
 
 #include <thread>
 
+#include "model/golden.h"
 #include "server_fixture.h"
 
 using namespace dsv3;
@@ -670,4 +671,84 @@ TEST(HttpServer, CorsForAllowedOrigins) {
   auto r = pc.Get("/health", httplib::Headers{{"Origin", "http://app.example"}});
   ASSERT_TRUE(r);
   EXPECT_FALSE(r->has_header("Access-Control-Allow-Origin"));
+}
+
+TEST(HttpServer, CompletionsEchoScoresThePrompt) {
+  // echo + logprobs (how evaluation harnesses score text): the prompt comes back first, its
+  // first token with null logprobs, the others with log softmax of DeepSeek's reference
+  // logits (tiny-v3 goldens); max_tokens 0 generates nothing; streamed pieces add up to the
+  // non-streamed response.
+  TestServerOptions o;
+  o.model_dir = dsv3::test::fixtures() + "/tiny-v3";
+  o.tokenizer_dir = std::string(DSV3_SOURCE_DIR) + "/assets/deepseek-v3-tokenizer";
+  o.engine.max_step_tokens = 7;
+  TestServer s(o);
+  auto c = s.client();
+  auto golden = dsv3::test::Golden::load(dsv3::test::fixtures() + "/golden/tiny-v3");
+  const auto prompt = golden.prompts()[1];
+  const auto logits = golden.f32("logits.1");
+  const int64_t V = s.model().vocab_size();
+  Json ids = Json::array();
+  for (int32_t t : prompt) ids.push_back(t);
+  auto r = post(c, "/v1/completions", Json{{"prompt", ids}, {"max_tokens", 0}, {"echo", true}, {"logprobs", 2}}.dump());
+  ASSERT_EQ(r.first, 200) << r.second.dump();
+  const Json& lp = r.second["choices"][0]["logprobs"];
+  ASSERT_EQ(lp["token_logprobs"].size(), prompt.size()) << lp.dump();
+  EXPECT_TRUE(lp["token_logprobs"][0].is_null());
+  EXPECT_TRUE(lp["top_logprobs"][0].is_null());
+  for (size_t p = 1; p < prompt.size(); ++p) {
+    const float* row = logits.data() + (p - 1) * V;
+    double mx = -INFINITY, sum = 0;
+    for (int64_t v = 0; v < V; ++v) mx = std::max<double>(mx, row[v]);
+    for (int64_t v = 0; v < V; ++v) sum += std::exp(row[v] - mx);
+    EXPECT_NEAR(lp["token_logprobs"][p].get<double>(), row[prompt[p]] - mx - std::log(sum), 2e-3) << "position " << p;
+    EXPECT_EQ(lp["top_logprobs"][p].size(), 2u);
+  }
+  EXPECT_EQ(r.second["usage"]["completion_tokens"], 0);
+  EXPECT_EQ(r.second["choices"][0]["finish_reason"], "length");
+
+  // Text prompts (the chat model: its vocabulary covers the tokenizer's): the text as given,
+  // then the completion; the generated tokens are those of the same request without echo.
+  TestServer chat_server;
+  auto cc = chat_server.client();
+  const Json body = {{"prompt", "The sea"}, {"max_tokens", 4}, {"echo", true}, {"logprobs", 1}, {"temperature", 0},
+                     {"ignore_eos", true}};
+  auto e = post(cc, "/v1/completions", body.dump());
+  ASSERT_EQ(e.first, 200) << e.second.dump();
+  Json plain_body = body;
+  plain_body.erase("echo");
+  auto plain = post(cc, "/v1/completions", plain_body.dump());
+  ASSERT_EQ(plain.first, 200);
+  EXPECT_EQ(e.second["choices"][0]["text"], "The sea" + plain.second["choices"][0]["text"].get<std::string>());
+  const Json& elp = e.second["choices"][0]["logprobs"];
+  const Json& plp = plain.second["choices"][0]["logprobs"];
+  const size_t n_prompt = elp["tokens"].size() - 4;
+  EXPECT_GE(n_prompt, 2u);  // BOS and the text's tokens
+  for (size_t k = 0; k < 4; ++k) {
+    EXPECT_EQ(elp["tokens"][n_prompt + k], plp["tokens"][k]);
+    EXPECT_EQ(elp["token_logprobs"][n_prompt + k], plp["token_logprobs"][k]);
+  }
+  // Streamed: the pieces concatenate to the same text and logprobs.
+  Json streamed = body;
+  streamed["stream"] = true;
+  auto sr = cc.Post("/v1/completions", json_headers(), streamed.dump(), "application/json");
+  ASSERT_TRUE(sr);
+  std::string text;
+  Json tokens = Json::array(), lps = Json::array();
+  for (const std::string& ev : sse_events(sr->body)) {
+    if (ev == "[DONE]") break;
+    Json j = Json::parse(ev);
+    text += j["choices"][0]["text"].get<std::string>();
+    if (j["choices"][0]["logprobs"].is_null()) continue;
+    for (const auto& t : j["choices"][0]["logprobs"]["tokens"]) tokens.push_back(t);
+    for (const auto& t : j["choices"][0]["logprobs"]["token_logprobs"]) lps.push_back(t);
+  }
+  EXPECT_EQ(text, e.second["choices"][0]["text"]);
+  EXPECT_EQ(tokens, elp["tokens"]);
+  EXPECT_EQ(lps, elp["token_logprobs"]);
+  // max_tokens 0 needs echo; echo is for completions.
+  EXPECT_EQ(post(cc, "/v1/completions", R"({"prompt":"x","max_tokens":0})").first, 400);
+  auto chat_echo = post(cc, "/v1/chat/completions", chat(R"("echo":true)"));
+  EXPECT_EQ(chat_echo.first, 400);
+  EXPECT_EQ(chat_echo.second["error"]["code"], "not_supported");
 }

@@ -79,6 +79,17 @@ test('legacy completions, streamed and not', async () => {
   assert.equal(ids.usage.prompt_tokens, 4);
 });
 
+test('completions with echo and logprobs score the prompt, as evaluation harnesses ask', async () => {
+  const model = await modelId();
+  const r = await client.completions.create({ model, prompt: 'The capital of France is', max_tokens: 1, temperature: 0,
+                                              echo: true, logprobs: 1 });
+  const c = r.choices[0];
+  assert.ok(c.text.startsWith('The capital of France is'));
+  assert.equal(c.logprobs.token_logprobs[0], null);
+  assert.equal(c.logprobs.tokens.length, r.usage.prompt_tokens + 1);
+  for (const lp of c.logprobs.token_logprobs.slice(1)) assert.ok(lp <= 0);
+});
+
 test('n choices, logprobs and seed', async () => {
   const model = await modelId();
   const params = {
