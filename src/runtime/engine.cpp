@@ -11,6 +11,31 @@ namespace dsv3 {
 
 using Clock = std::chrono::steady_clock;
 
+namespace {
+
+// score_prompt: the prompt tokens a chunk's logits score. Row j holds the logits after prompt
+// position prefilled + j, so it scores the token at prefilled + j + 1 (raw log softmax, with
+// top_logprobs alternatives); the prompt's last row scores nothing (it chooses the first new
+// token).
+std::vector<TokenOutput> score_prompt_chunk(const Sequence& s, const float* rows, int64_t n_rows, int64_t V,
+                                            std::vector<float>& logp) {
+  std::vector<TokenOutput> scored;
+  logp.resize(static_cast<size_t>(V));
+  for (int64_t j = 0; j < n_rows; ++j) {
+    const size_t next = static_cast<size_t>(s.prefilled + j + 1);
+    if (next >= s.prompt.size()) break;
+    log_softmax(rows + j * V, V, logp.data());
+    TokenOutput t;
+    t.token = s.prompt[next];
+    t.logprob = logp[t.token];
+    if (s.params.top_logprobs > 0) t.top = top_values(logp.data(), V, s.params.top_logprobs);
+    scored.push_back(std::move(t));
+  }
+  return scored;
+}
+
+}  // namespace
+
 Engine::Engine(const Model& model, EngineOptions options)
     : model_(model), options_(options), prefix_cache_(options.prefix_cache_bytes) {
   thread_ = std::thread([this] { loop(); });
@@ -186,24 +211,12 @@ void Engine::postprocess(const std::vector<StepEntry>& plan, const ForwardOutput
     // Vocabulary-sized buffers kept per thread, as the loop on this thread used to keep them
     // across sequences (not a fresh 0.5 MB allocation per sequence and step).
     thread_local std::vector<float> processed, logp;
-    const std::span<const int32_t> tokens = plan[i].tokens;
-    if (plan[i].all_logits) {
-      // Row j holds the logits after prompt position prefilled + j: they score the next
-      // prompt token.
-      logp.resize(static_cast<size_t>(V));
-      for (size_t j = 0; j < tokens.size(); ++j) {
-        const size_t next = static_cast<size_t>(s.prefilled) + j + 1;
-        if (next >= s.prompt.size()) break;
-        log_softmax(out.logits.data() + (out.first_row[i] + static_cast<int64_t>(j)) * V, V, logp.data());
-        TokenOutput t;
-        t.token = s.prompt[next];
-        t.logprob = logp[t.token];
-        if (s.params.top_logprobs > 0) t.top = top_values(logp.data(), V, s.params.top_logprobs);
-        choices[i].scored.push_back(std::move(t));
-      }
-    }
+    if (out.first_row[i] < 0) return;  // a prefill chunk without logits
+    const int64_t n_rows = plan[i].all_logits ? static_cast<int64_t>(plan[i].tokens.size()) : 1;
+    const float* rows = out.logits.data() + out.first_row[i] * V;
+    if (plan[i].all_logits) choices[i].scored = score_prompt_chunk(s, rows, n_rows, V, logp);
     if (!plan[i].wants_logits || s.params.max_new_tokens == 0) return;
-    const float* row = out.logits.data() + (out.first_row[i] + (plan[i].all_logits ? static_cast<int64_t>(tokens.size()) - 1 : 0)) * V;
+    const float* row = rows + (n_rows - 1) * V;  // the last token's logits choose the next
     if (s.params.has_logit_processing()) {
       processed.assign(row, row + V);
       for (const auto& [id, bias] : s.params.logit_bias) processed[id] += bias;
