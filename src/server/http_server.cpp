@@ -1,6 +1,7 @@
 #include "server/http_server.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <cctype>
@@ -61,6 +62,12 @@ OpenAIServer::OpenAIServer(ServerOptions options) : options_(std::move(options))
   httplib::Server& s = *http_;
   const int threads = options_.http_threads;
   s.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+  // SO_REUSEADDR only: httplib's default adds SO_REUSEPORT, with which a second server on
+  // the same port binds too and the kernel splits the connections between the two.
+  s.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   s.set_payload_max_length(options_.max_body_bytes);
   s.set_read_timeout(static_cast<time_t>(options_.read_timeout.count()), 0);
   s.set_write_timeout(30, 0);
@@ -410,7 +417,7 @@ void OpenAIServer::handle_chat(const httplib::Request& req, httplib::Response& r
   if (auto e = parse_chat_request(body, model_, &cr)) return send_error(res, *e);
   ChatPrompt prompt;
   if (auto e = build_chat_prompt(*tokenizer_, cr, &prompt)) return send_error(res, *e);
-  PreparedGeneration p{JobKind::Chat, {std::move(prompt.ids)}, cr.gen, true, prompt.opens_reasoning, "messages"};
+  PreparedGeneration p{JobKind::Chat, {std::move(prompt.ids)}, cr.gen, true, prompt.opens_reasoning, "messages", {}};
   run_generation(*engine_, *tokenizer_, model_, std::move(p), res);
 }
 
@@ -419,7 +426,7 @@ void OpenAIServer::handle_completions(const httplib::Request& req, httplib::Resp
   if (!read_json_body(req, res, &body)) return;
   CompletionRequest cr;
   if (auto e = parse_completion_request(body, model_, &cr)) return send_error(res, *e);
-  PreparedGeneration p{JobKind::Completion, {}, cr.gen, false, false, "prompt"};
+  PreparedGeneration p{JobKind::Completion, {}, cr.gen, false, false, "prompt", {}};
   for (const auto& pr : cr.prompts) {
     p.prompts.push_back(pr.text ? encode_completion_prompt(*tokenizer_, *pr.text) : pr.ids);
     if (!cr.gen.echo) continue;

@@ -752,3 +752,17 @@ TEST(HttpServer, CompletionsEchoScoresThePrompt) {
   EXPECT_EQ(chat_echo.first, 400);
   EXPECT_EQ(chat_echo.second["error"]["code"], "not_supported");
 }
+
+TEST(HttpServer, ASecondServerOnTheSamePortIsRefused) {
+  // Not shared through SO_REUSEPORT (the kernel would split the connections between them).
+  TestServer s;
+  server::ServerOptions o;
+  o.port = s.port();
+  server::OpenAIServer other(o);
+  Status st = other.bind();
+  EXPECT_FALSE(st.ok());
+  if (!st.ok()) {
+    EXPECT_NE(st.error().message().find("address in use"), std::string::npos);
+  }
+  EXPECT_EQ(s.client().Get("/health")->status, 200);
+}
