@@ -164,9 +164,15 @@ TEST(OpenAIRequest, CompletionPrompts) {
   CompletionRequest many;
   ASSERT_FALSE(parse_completion_request(Json::parse(R"({"prompt":[[1],[2,3]],"n":2})"), kModel, &many));
   EXPECT_EQ(many.prompts.size(), 2u);
+  // echo, and with it max_tokens 0 (score the prompt only).
+  CompletionRequest echo;
+  ASSERT_FALSE(parse_completion_request(Json::parse(R"({"prompt":"x","echo":true,"max_tokens":0,"logprobs":1})"), kModel, &echo));
+  EXPECT_TRUE(echo.gen.echo);
+  EXPECT_EQ(echo.gen.max_tokens.value(), 0);
 
   for (const char* bad : {R"({"prompt":[-1]})", R"({"prompt":[1024]})", R"({"prompt":[1.5]})", R"({"prompt":42})",
-                          R"({"prompt":["a",1]})", R"({})", R"({"prompt":"x","echo":true})", R"({"prompt":"x","suffix":"y"})",
+                          R"({"prompt":["a",1]})", R"({})", R"({"prompt":"x","echo":"yes"})", R"({"prompt":"x","max_tokens":0})",
+                          R"({"prompt":"x","suffix":"y"})",
                           R"({"prompt":"x","logprobs":6})"}) {
     CompletionRequest c;
     auto e = parse_completion_request(Json::parse(bad), kModel, &c);
