@@ -90,7 +90,14 @@ int run_serve(const ServeArgs& a) {
   // A request holds its connection's thread while it runs or waits in the engine's queue:
   // enough threads for a full batch and a full queue (so that the queue's 429 can happen at
   // all) and more for /health, /metrics and bad requests.
-  so.http_threads = a.http_threads > 0 ? a.http_threads : std::max(128, a.max_batch + a.max_queue + 64);
+  // httplib starts them all up front: at most kMaxDefaultThreads unless asked for.
+  constexpr int kMaxDefaultThreads = 1024;
+  so.http_threads = a.http_threads > 0 ? a.http_threads
+                                        : std::clamp(a.max_batch + a.max_queue + 64, 128, kMaxDefaultThreads);
+  if (a.max_batch + a.max_queue + 1 > so.http_threads)
+    std::fprintf(stderr, "dsv3 serve: note: %d HTTP threads hold at most %d waiting requests; the rest wait for a "
+                 "connection slot instead of getting 429 (--http-threads)\n",
+                 so.http_threads, std::max(0, so.http_threads - a.max_batch - 1));
   server::OpenAIServer http(so);
   if (auto st = http.bind(); !st.ok()) return fail("serve", st.error().message());
   http.start();
@@ -164,8 +171,8 @@ Command add_serve(CLI::App& root) {
                   "Browser origins allowed to call the API (CORS), comma-separated, or '*' for any (default: none)")
       ->delimiter(',');
   app->add_option("--http-threads", args->http_threads,
-                  "Connections served at once (default: max(128, max-batch + max-queue + 64))")
-      ->check(CLI::Range(0, 1 << 16));
+                  "Connections served at once (default: max-batch + max-queue + 64, within [128, 1024])")
+      ->check(CLI::Range(0, 8192));
   app->add_option("--max-body-mb", args->max_body_mb, "Largest request body in MiB (larger: 413)")->check(CLI::Range(1, 1024));
   return {app, [args] { return run_serve(*args); }};
 }

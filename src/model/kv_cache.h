@@ -59,7 +59,9 @@ class KVCache {
     capacity_ = 0;
     length_ = 0;
   }
-  uint64_t bytes() const { return static_cast<uint64_t>(capacity_) * row_dim_ * sizeof(float) * layers_.size(); }
+  uint64_t bytes() const { return static_cast<uint64_t>(capacity_) * row_bytes(); }
+  // Bytes of one token's rows over all layers.
+  uint64_t row_bytes() const { return static_cast<uint64_t>(row_dim_) * sizeof(float) * layers_.size(); }
 
  private:
   int64_t row_dim_;

@@ -66,8 +66,7 @@ SubmitResult Engine::submit(std::vector<int32_t> prompt, RequestParams params) {
   if (static_cast<int64_t>(prompt.size()) > model_.max_context())
     return {SubmitStatus::Invalid, str_f("the prompt has %zu tokens, more than the context limit of %lld",
                                          prompt.size(), static_cast<long long>(model_.max_context())), nullptr};
-  if (params.max_new_tokens < (params.score_prompt ? 0 : 1))
-    return {SubmitStatus::Invalid, "max_new_tokens must be at least 1 (0 only when scoring the prompt)", nullptr};
+  if (params.max_new_tokens < 0) return {SubmitStatus::Invalid, "max_new_tokens must not be negative", nullptr};
   if (Status st = validate_sampling(params.sampling); !st.ok())
     return {SubmitStatus::Invalid, st.error().message(), nullptr};
   std::lock_guard<std::mutex> lock(mu_);
@@ -157,22 +156,22 @@ void Engine::finish(Sequence& s, FinishReason reason, const std::string& error) 
   // find its request still running, nor its cache still held. (The cache may have grown
   // since the gauge was last published at the end of a step, hence the clamp; the next
   // step's end publishes the exact sum again.)
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    --stats_.running;
-    stats_.kv_cache_bytes -= std::min(stats_.kv_cache_bytes, s.cache.bytes());
-  }
-  s.handle->finish(reason, error);
+  const uint64_t cache_bytes = s.cache.bytes();
   // A request that ended normally or was cancelled between steps leaves a consistent cache:
   // rows for its prompt and output so far. One that failed may not.
   if (prefix_cache_.enabled() && (error.empty() || error == "cancelled")) {
     std::vector<int32_t> tokens = s.prompt;
     tokens.insert(tokens.end(), s.output.begin(), s.output.end());
     prefix_cache_.offer(tokens, std::move(s.cache));
-    std::lock_guard<std::mutex> lock(mu_);
-    stats_.prefix_cache_bytes = prefix_cache_.bytes();
   }
   s.cache.release();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    --stats_.running;
+    stats_.kv_cache_bytes -= std::min(stats_.kv_cache_bytes, cache_bytes);
+    stats_.prefix_cache_bytes = prefix_cache_.bytes();
+  }
+  s.handle->finish(reason, error);
   s.done = true;
 }
 
@@ -243,7 +242,7 @@ void Engine::postprocess(const std::vector<StepEntry>& plan, const ForwardOutput
     if (!s.prefill_done()) s.prefilled += static_cast<int64_t>(plan[i].tokens.size());
     if (!choices[i].scored.empty()) s.handle->push_prompt(std::move(choices[i].scored));
     if (!plan[i].wants_logits) continue;
-    if (s.params.max_new_tokens == 0) {  // the prompt scored, nothing to generate
+    if (s.params.max_new_tokens == 0) {  // prefill (and scoring) only: nothing to generate
       ending.emplace_back(&s, FinishReason::Length);
       continue;
     }

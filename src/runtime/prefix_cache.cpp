@@ -14,8 +14,13 @@ int64_t common_prefix(std::span<const int32_t> a, std::span<const int32_t> b) {
 }  // namespace
 
 void PrefixCache::offer(std::span<const int32_t> tokens, KVCache cache) {
+  if (!enabled() || cache.length() <= 0 || static_cast<int64_t>(tokens.size()) < cache.length()) return;
+  // A cache larger than the whole budget keeps the prefix that fits: a long chat still
+  // starts its next turn from most of its history.
+  const int64_t fits = static_cast<int64_t>(budget_ / std::max<uint64_t>(1, cache.row_bytes()));
+  if (fits <= 0) return;
+  cache.truncate(fits);
   const int64_t n = cache.length();
-  if (!enabled() || n <= 0 || static_cast<int64_t>(tokens.size()) < n) return;
   tokens = tokens.first(static_cast<size_t>(n));
   for (Entry& e : entries_)
     if (static_cast<int64_t>(e.tokens.size()) >= n && common_prefix(e.tokens, tokens) == n) {
@@ -28,7 +33,6 @@ void PrefixCache::offer(std::span<const int32_t> tokens, KVCache cache) {
     return extended;
   });
   cache.shrink_to_fit();
-  if (cache.bytes() > budget_) return;
   evict_to(budget_ - cache.bytes());
   bytes_ += cache.bytes();
   entries_.push_back({std::vector<int32_t>(tokens.begin(), tokens.end()), std::move(cache), ++clock_});

@@ -25,9 +25,9 @@ class PrefixCache {
 
   bool enabled() const { return budget_ > 0; }
   // Keeps `cache`, whose rows hold tokens[0, cache.length()), as the most recently used
-  // entry. Entries it extends are dropped (it serves every prompt they served, and more); it
-  // is dropped itself if one already extends it. Least recently used entries go past the
-  // budget.
+  // entry; cut to its first rows when it alone is larger than the budget. Entries it extends
+  // are dropped (it serves every prompt they served, and more); it is dropped itself if one
+  // already extends it. Least recently used entries go past the budget.
   void offer(std::span<const int32_t> tokens, KVCache cache);
   // Makes `cache` a copy of the longest cached prefix of prompt[0, size - 1) (the last token
   // is always computed: its logits choose the first new token) and returns that prefix's

@@ -17,7 +17,7 @@
 namespace dsv3 {
 
 struct RequestParams {
-  int64_t max_new_tokens = 256;      // 0 only with score_prompt: score the prompt, generate nothing
+  int64_t max_new_tokens = 256;      // 0: prefill the prompt (and score it), generate nothing
   SamplingParams sampling;
   std::vector<int32_t> stop_tokens;  // finish with "stop" after emitting one
   int top_logprobs = 0;              // alternatives reported per token (0..20)

@@ -6,7 +6,7 @@ namespace dsv3 {
 
 std::vector<StepEntry> plan_step(const std::vector<std::unique_ptr<Sequence>>& running, const SchedulerLimits& limits) {
   std::vector<StepEntry> plan;
-  int64_t budget = limits.max_step_tokens;
+  int64_t budget = limits.max_step_tokens, scored_budget = limits.max_scored_tokens;
   // Decoding sequences first: one token each.
   for (const auto& s : running) {
     if (!s->prefill_done()) continue;
@@ -20,8 +20,12 @@ std::vector<StepEntry> plan_step(const std::vector<std::unique_ptr<Sequence>>& r
     if (budget <= 0 && !plan.empty()) break;
     const int64_t left = static_cast<int64_t>(s->prompt.size()) - s->prefilled;
     const bool scored = s->params.score_prompt;
+    if (scored && scored_budget <= 0) continue;  // waits for a step with room for its logits
     int64_t chunk = std::max<int64_t>(1, std::min(left, budget));
-    if (scored) chunk = std::min(chunk, limits.max_scored_chunk);
+    if (scored) {
+      chunk = std::min(chunk, scored_budget);
+      scored_budget -= chunk;
+    }
     plan.push_back({s.get(), std::span<const int32_t>(s->prompt.data() + s->prefilled, static_cast<size_t>(chunk)),
                     chunk == left, scored});
     budget -= chunk;

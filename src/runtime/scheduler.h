@@ -44,9 +44,9 @@ struct StepEntry {
 
 struct SchedulerLimits {
   int64_t max_step_tokens = 256;  // tokens in one forward step (decode tokens first)
-  // A scored prompt's chunk is at most this long: its logits are a vocabulary-sized row per
-  // token (64 x 129,280 floats: 33 MB).
-  int64_t max_scored_chunk = 64;
+  // Tokens of scored prompts (score_prompt) in one step, all sequences together: each has a
+  // vocabulary-sized row of logits (64 x 129,280 floats: 33 MB).
+  int64_t max_scored_tokens = 64;
 };
 
 // Plans one step over the running sequences (in admission order).

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <ctime>
+#include <map>
 
 namespace dsv3::server {
 
@@ -58,11 +59,13 @@ Json GenerationJob::usage() const {
   int64_t completion = 0;
   for (const auto& c : choices_) completion += c.stream->completion_tokens();
   // Cached prompt tokens as OpenAI and vLLM report them, counted like prompt_tokens: once
-  // per prompt (its first choice).
-  int64_t cached = 0;
-  std::set<int> counted;
+  // per prompt, the most any of its choices reused (choices queued behind a full batch may
+  // reuse what the first one left).
+  std::map<int, int64_t> cached_by_prompt;
   for (const auto& c : choices_)
-    if (counted.insert(c.prompt_group).second) cached += c.handle->cached_tokens();
+    cached_by_prompt[c.prompt_group] = std::max(cached_by_prompt[c.prompt_group], c.handle->cached_tokens());
+  int64_t cached = 0;
+  for (const auto& [group, n] : cached_by_prompt) cached += n;
   return Json{{"prompt_tokens", prompt_tokens_},
               {"completion_tokens", completion},
               {"total_tokens", prompt_tokens_ + completion},

@@ -7,6 +7,7 @@
 #include <cctype>
 #include <chrono>
 #include <ctime>
+#include <strings.h>
 #include <random>
 #include <thread>
 
@@ -73,44 +74,32 @@ OpenAIServer::OpenAIServer(ServerOptions options) : options_(std::move(options))
   s.set_write_timeout(30, 0);
   s.set_keep_alive_max_count(1000);
 
-  // Runs after the headers are read and before the body is.
+  // Runs after the headers are read and before the body is. It answers requests without a
+  // body only: httplib 0.11 keeps a connection open whatever the response says, so a body left
+  // unread would be read as the next request. Requests with a body get the same checks in
+  // their handler (read_json_body), after httplib has read it (within the 413 limit).
   s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     using httplib::Server;
-    // A browser's CORS preflight: answered before authentication (browsers send no
-    // credentials with it).
-    if (req.method == "OPTIONS" && !options_.allowed_origins.empty()) {
-      if (cors_origin(req).empty()) {
-        send_error(res, status_error(403, "this origin is not allowed (--allowed-origins)", "invalid_request_error",
-                                     "origin_not_allowed"));
-        return Server::HandlerResponse::Handled;
+    const bool chunked = strcasecmp(req.get_header_value("Transfer-Encoding").c_str(), "chunked") == 0;  // as httplib
+    const bool has_length = req.has_header("Content-Length");
+    // H03: httplib reads a body for these methods; with neither a length nor chunked encoding
+    // it would read until the client closes (the read timeout). Nothing was sent, so answer now.
+    const bool reads_body = req.method == "POST" || req.method == "PUT" || req.method == "PATCH" ||
+                            req.method == "DELETE" || req.method == "PRI";
+    if (reads_body && !has_length && !chunked) {
+      if (req.method == "DELETE") {  // no route takes DELETE
+        res.set_header("Allow", "GET, POST");
+        send_error(res, status_error(405, "method DELETE is not allowed here", "invalid_request_error",
+                                     "method_not_allowed"));
+      } else {
+        send_error(res, status_error(411, "a request body needs a Content-Length (or chunked encoding)",
+                                     "invalid_request_error", "length_required"));
       }
-      res.status = 204;
-      res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
-      const std::string asked = req.get_header_value("Access-Control-Request-Headers");
-      res.set_header("Access-Control-Allow-Headers", asked.empty() ? "Authorization, Content-Type" : bounded_text(asked, 1024));
-      res.set_header("Access-Control-Max-Age", "600");
       return Server::HandlerResponse::Handled;
     }
-    size_t header_bytes = 0;
-    for (const auto& [name, value] : req.headers) header_bytes += name.size() + value.size() + 4;
-    if (req.headers.size() > kMaxHeaders || header_bytes > kMaxHeaderBytes) {  // H05
-      res.set_header("Connection", "close");
-      send_error(res, status_error(431, str_f("request headers too large (at most %zu headers, %zu bytes)", kMaxHeaders,
-                                              kMaxHeaderBytes),
-                                   "invalid_request_error", "headers_too_large"));
-      return Server::HandlerResponse::Handled;
-    }
-    // A POST body needs a length (or chunked encoding): without one there is no body, and
-    // waiting for the client to close would only time out (H03).
-    if ((req.method == "POST" || req.method == "PUT" || req.method == "PATCH") && !req.has_header("Content-Length") &&
-        req.get_header_value("Transfer-Encoding").find("chunked") == std::string::npos) {
-      res.set_header("Connection", "close");
-      send_error(res, status_error(411, "the request has a body but no Content-Length", "invalid_request_error",
-                                   "length_required"));
-      return Server::HandlerResponse::Handled;
-    }
-    if (req.path.rfind("/v1/", 0) == 0 && !check_auth(req, res)) return Server::HandlerResponse::Handled;
-    return Server::HandlerResponse::Unhandled;
+    const bool has_body = chunked || (has_length && std::strtoull(req.get_header_value("Content-Length").c_str(), nullptr, 10) > 0);
+    if (has_body) return Server::HandlerResponse::Unhandled;
+    return screen(req, res) ? Server::HandlerResponse::Handled : Server::HandlerResponse::Unhandled;
   });
   s.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
@@ -227,6 +216,39 @@ void OpenAIServer::count_response(int status) {
   ++responses_by_status_[status];
 }
 
+bool OpenAIServer::screen(const httplib::Request& req, httplib::Response& res) {
+  // A browser's CORS preflight: answered before authentication (browsers send no
+  // credentials with it).
+  if (req.method == "OPTIONS" && !options_.allowed_origins.empty()) {
+    if (cors_origin(req).empty()) {
+      send_error(res, status_error(403, "this origin is not allowed (--allowed-origins)", "invalid_request_error",
+                                   "origin_not_allowed"));
+      return true;
+    }
+    res.status = 204;
+    res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    const std::string asked = req.get_header_value("Access-Control-Request-Headers");
+    res.set_header("Access-Control-Allow-Headers", asked.empty() ? "Authorization, Content-Type" : bounded_text(asked, 1024));
+    res.set_header("Access-Control-Max-Age", "600");
+    return true;
+  }
+  // H05, on what the client sent (httplib adds REMOTE_ADDR, REMOTE_PORT, LOCAL_ADDR and
+  // LOCAL_PORT). This answers; it does not bound memory: httplib has read every line already.
+  size_t count = 0, bytes = 0;
+  for (const auto& [name, value] : req.headers) {
+    if (name == "REMOTE_ADDR" || name == "REMOTE_PORT" || name == "LOCAL_ADDR" || name == "LOCAL_PORT") continue;
+    ++count;
+    bytes += name.size() + value.size() + 4;
+  }
+  if (count > kMaxHeaders || bytes > kMaxHeaderBytes) {
+    send_error(res, status_error(431, str_f("request headers too large (at most %zu headers, %zu bytes)", kMaxHeaders,
+                                            kMaxHeaderBytes),
+                                 "invalid_request_error", "headers_too_large"));
+    return true;
+  }
+  return req.path.rfind("/v1/", 0) == 0 && !check_auth(req, res);
+}
+
 std::string OpenAIServer::cors_origin(const httplib::Request& req) const {
   const std::string origin = req.get_header_value("Origin");
   for (const std::string& allowed : options_.allowed_origins) {
@@ -252,6 +274,7 @@ bool OpenAIServer::check_auth(const httplib::Request& req, httplib::Response& re
 }
 
 bool OpenAIServer::read_json_body(const httplib::Request& req, httplib::Response& res, Json* body) {
+  if (screen(req, res)) return false;  // a request with a body was not screened before routing
   if (draining_) {
     send_error(res, status_error(503, "the server is shutting down", "server_error", "shutting_down"));
     return false;
@@ -302,7 +325,8 @@ static void run_generation(Engine& engine, const Tokenizer& tok, const ServedMod
   for (const auto& ids : p.prompts) {
     if (ids.empty()) return send_error(res, invalid_request("the prompt must be non-empty", p.prompt_param));
     const int64_t n = static_cast<int64_t>(ids.size());
-    if (n >= model.context)
+    const bool generates = !p.gen.max_tokens || *p.gen.max_tokens > 0;
+    if (n > model.context || (generates && n == model.context))
       return send_error(res, invalid_request(str_f("the prompt has %lld tokens; the context limit is %lld",
                                                    static_cast<long long>(n), static_cast<long long>(model.context)),
                                              p.prompt_param, "context_length_exceeded"));
@@ -324,8 +348,8 @@ static void run_generation(Engine& engine, const Tokenizer& tok, const ServedMod
       rp.sampling = {p.gen.temperature, p.gen.top_p, p.gen.top_k, base_seed + static_cast<uint64_t>(index)};
       if (!p.gen.ignore_eos && tok.eos_id()) rp.stop_tokens.push_back(*tok.eos_id());
       rp.logprobs = p.gen.logprobs;
-      // Echo with logprobs scores the prompt; max_tokens 0 generates nothing after it.
-      rp.score_prompt = p.gen.echo && (p.gen.logprobs || max_new[pi] == 0);
+      // Echo with logprobs scores the prompt (max_tokens 0: and generates nothing after it).
+      rp.score_prompt = p.gen.echo && p.gen.logprobs;
       rp.top_logprobs = p.gen.top_logprobs;
       rp.logit_bias = p.gen.logit_bias;
       rp.presence_penalty = p.gen.presence_penalty;

@@ -58,6 +58,8 @@ class OpenAIServer {
   void handle_models(const httplib::Request& req, httplib::Response& res);
   void handle_metrics(const httplib::Request& req, httplib::Response& res);
   bool check_auth(const httplib::Request& req, httplib::Response& res);
+  // Header limits (431), CORS preflight, authentication on /v1/*: true when it answered.
+  bool screen(const httplib::Request& req, httplib::Response& res);
   // The Access-Control-Allow-Origin value for this request's Origin, or "" (not allowed).
   std::string cors_origin(const httplib::Request& req) const;
   // Validates the common parts of a POST: readiness, auth, content type, JSON. On failure

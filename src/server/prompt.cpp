@@ -42,7 +42,7 @@ std::optional<ApiError> build_chat_prompt(const Tokenizer& tok, const ChatReques
     m["content"] = protect(m["content"].get<std::string>(), tok, spans);
   }
   bool continue_final = req.continue_final_message;
-  if (continue_final && messages.back()["content"] == "") {
+  if (continue_final && messages.back()["content"] == "" && !messages.back().contains("tool_calls")) {
     // Continuing an empty assistant message is answering afresh: the generation prompt (there
     // is no content to find and cut after).
     messages.erase(messages.end() - 1);

@@ -147,6 +147,12 @@ TEST(ChatCommand, TerminalLineEditingAndHistory) {
                                  {"/exit\r", "\n", 1000}});
   EXPECT_EQ(code, 0) << out;
   EXPECT_EQ(count(out, reply), 2) << out;
+  // Multi-byte characters are edited as characters: "你好吗", backspace, Enter is "你好".
+  const std::string chinese = expected_reply("你好", 6);
+  auto [out2, code2] = run_on_pty({"chat", "--model", dir, "-n", "6", "--temperature", "0", "-t", "2"},
+                                  {{"你好吗\x7f\r", "tok/s]", 1}, {"/exit\r", "\n", 1000}});
+  EXPECT_EQ(code2, 0) << out2;
+  EXPECT_EQ(count(out2, chinese), 1) << out2;
 }
 
 TEST(GenerateCommand, PromptAndInputFile) {

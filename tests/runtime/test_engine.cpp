@@ -379,7 +379,13 @@ TEST(Engine, ScoredPromptsMatchTheReferenceLogits) {
     }
   }
   collect(*other.handle);
-  RequestParams bad;
-  bad.max_new_tokens = 0;  // generating nothing is scoring only
-  EXPECT_EQ(engine.submit({0, 1}, bad).status, SubmitStatus::Invalid);
+  RequestParams prefill_only;
+  prefill_only.max_new_tokens = 0;  // prefill (a cache to keep), nothing generated
+  auto r = engine.submit({0, 1, 2}, prefill_only);
+  ASSERT_EQ(r.status, SubmitStatus::Ok);
+  RequestUpdate last;
+  EXPECT_TRUE(collect(*r.handle, &last).empty());
+  EXPECT_EQ(last.finish, FinishReason::Length);
+  prefill_only.max_new_tokens = -1;
+  EXPECT_EQ(engine.submit({0, 1}, prefill_only).status, SubmitStatus::Invalid);
 }

@@ -97,9 +97,27 @@ TEST(PrefixCache, TheBudgetEvictsTheLeastRecentlyUsed) {
   EXPECT_EQ(pc.restore(std::vector<int32_t>{2, 2, 2, 2, 2}, &d), 0);
   EXPECT_EQ(pc.restore(std::vector<int32_t>{1, 1, 1, 1, 1}, &d), 4);
   EXPECT_EQ(pc.restore(std::vector<int32_t>{3, 3, 3, 3, 3}, &d), 4);
-  pc.offer(std::vector<int32_t>(11, 7), cache_for(std::vector<int32_t>(11, 7)));  // larger than the whole budget
-  EXPECT_EQ(pc.entries(), 2u);
-  EXPECT_LE(pc.bytes(), 10 * kRowBytes);
+}
+
+TEST(PrefixCache, ACacheLargerThanTheBudgetKeepsThePrefixThatFits) {
+  // A chat whose cache outgrew the budget: its next turn still starts from the first rows,
+  // and the previous turn's entry (which the new one extends) is replaced, not lost.
+  PrefixCache pc(10 * kRowBytes);
+  const std::vector<int32_t> turn1 = {1, 2, 3, 4, 5, 6};
+  pc.offer(turn1, cache_for(turn1));
+  std::vector<int32_t> turn2 = turn1;
+  for (int32_t t = 7; t <= 14; ++t) turn2.push_back(t);  // 14 rows > 10
+  pc.offer(turn2, cache_for(turn2));
+  EXPECT_EQ(pc.entries(), 1u);
+  EXPECT_EQ(pc.bytes(), 10 * kRowBytes);
+  std::vector<int32_t> turn3 = turn2;
+  turn3.push_back(15);
+  KVCache c(kLayers, kRowDim);
+  EXPECT_EQ(pc.restore(turn3, &c), 10);
+  expect_rows_of(c, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10});
+  PrefixCache none(kRowBytes - 1);  // not even one row fits
+  none.offer(turn1, cache_for(turn1));
+  EXPECT_EQ(none.entries(), 0u);
 }
 
 TEST(PrefixCache, ABudgetOfZeroKeepsNothing) {

@@ -706,6 +706,12 @@ TEST(HttpServer, CompletionsEchoScoresThePrompt) {
   }
   EXPECT_EQ(r.second["usage"]["completion_tokens"], 0);
   EXPECT_EQ(r.second["choices"][0]["finish_reason"], "length");
+  // A prompt as long as the whole context can be scored: nothing is generated after it.
+  Json full = Json::array();
+  for (int64_t k = 0; k < s.model().max_context(); ++k) full.push_back((k * 37 + 5) % 1000);
+  auto whole = post(c, "/v1/completions", Json{{"prompt", full}, {"max_tokens", 0}, {"echo", true}, {"logprobs", 0}}.dump());
+  EXPECT_EQ(whole.first, 200) << whole.second.dump().substr(0, 300);
+  EXPECT_EQ(post(c, "/v1/completions", Json{{"prompt", full}, {"max_tokens", 1}}.dump()).first, 400);
 
   // Text prompts (the chat model: its vocabulary covers the tokenizer's): the text as given,
   // then the completion; the generated tokens are those of the same request without echo.
@@ -746,6 +752,11 @@ TEST(HttpServer, CompletionsEchoScoresThePrompt) {
   EXPECT_EQ(text, e.second["choices"][0]["text"]);
   EXPECT_EQ(tokens, elp["tokens"]);
   EXPECT_EQ(lps, elp["token_logprobs"]);
+  // Echo without logprobs and max_tokens 0: the prompt back, nothing generated.
+  auto bare = post(cc, "/v1/completions", R"({"prompt":"The sea","max_tokens":0,"echo":true})");
+  ASSERT_EQ(bare.first, 200) << bare.second.dump();
+  EXPECT_EQ(bare.second["choices"][0]["text"], "The sea");
+  EXPECT_EQ(bare.second["usage"]["completion_tokens"], 0);
   // max_tokens 0 needs echo; echo is for completions.
   EXPECT_EQ(post(cc, "/v1/completions", R"({"prompt":"x","max_tokens":0})").first, 400);
   auto chat_echo = post(cc, "/v1/chat/completions", chat(R"("echo":true)"));
@@ -765,4 +776,61 @@ TEST(HttpServer, ASecondServerOnTheSamePortIsRefused) {
     EXPECT_NE(st.error().message().find("address in use"), std::string::npos);
   }
   EXPECT_EQ(s.client().Get("/health")->status, 200);
+}
+
+TEST(HttpServer, RefusedRequestsLeaveKeptAliveConnectionsInStep) {
+  // A request refused with its body unread would leave the body on the connection, read as
+  // the next request. Two requests on one connection: a 401 with a body, then a good one.
+  TestServerOptions o;
+  o.http.api_key = "k";
+  TestServer s(o);
+  // A body larger than one read of the socket.
+  const std::string body = R"({"prompt":"hi","max_tokens":2,"user":")" + std::string(20000, 'u') + R"("})";
+  auto post_with = [&](const std::string& key) {
+    return "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer " + key +
+           "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  };
+  {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(s.port()));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    timeval tv{5, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    // One request, then its whole response (headers and Content-Length bytes of body).
+    auto exchange = [&](const std::string& request) {
+      EXPECT_EQ(::send(fd, request.data(), request.size(), MSG_NOSIGNAL), static_cast<ssize_t>(request.size()));
+      std::string got;
+      char buf[4096];
+      while (got.find("\r\n\r\n") == std::string::npos) {
+        const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+        if (n <= 0) return got;
+        got.append(buf, static_cast<size_t>(n));
+      }
+      const size_t cl = got.find("Content-Length: ");
+      if (cl == std::string::npos) return got;
+      const size_t want = got.find("\r\n\r\n") + 4 + std::stoul(got.substr(cl + 16));
+      while (got.size() < want) {
+        const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+        if (n <= 0) break;
+        got.append(buf, static_cast<size_t>(n));
+      }
+      return got;
+    };
+    const std::string refused = exchange(post_with("wrong"));
+    EXPECT_EQ(status_of(refused), 401) << refused.substr(0, 300);
+    const std::string next = exchange(post_with("k"));
+    EXPECT_EQ(status_of(next), 200) << next.substr(0, 300);
+    ::close(fd);
+  }
+  // Header limits count what the client sent: 97 headers pass (httplib adds 4 of its own).
+  std::string many = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n";
+  for (int i = 0; i < 98; ++i) many += "X-" + std::to_string(i) + ": a\r\n";  // 100 with Host and Connection
+  EXPECT_EQ(status_of(raw_exchange(s.port(), many + "\r\n")), 200);
+  // DELETE without a body is answered at once (405), not after the read timeout.
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(status_of(raw_exchange(s.port(), "DELETE /v1/completions HTTP/1.1\r\nHost: x\r\n\r\n", 1500)), 405);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(3));
 }
