@@ -92,7 +92,10 @@ int run_chat(const ChatArgs& a) {
     }
     std::string line = std::move(*next);
     std::string text = trim(line);
-    if (text == "/exit") break;
+    if (text == "/exit") {
+      if (!input.interactive()) std::printf("\n");  // a terminal echoed the user's Enter already
+      break;
+    }
     if (text == "/clear") {
       reset();
       session.clear();

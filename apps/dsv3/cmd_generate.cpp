@@ -103,6 +103,8 @@ int run_text(const GenerateArgs& a) {
   const Tokenizer& tokenizer = **tok;
   if (Status st = check_tokenizer_fits(tokenizer, **model, a.tokenizer.empty() ? *dir : a.tokenizer); !st.ok())
     return fail("generate", st.error().message());
+  if (!a.raw && !tokenizer.chat_template())
+    return fail("generate", "tokenizer_config.json has no chat_template: --raw sends the prompts as written");
 
   EngineOptions eo;
   eo.max_batch = static_cast<int>(std::min<size_t>(prompts.size(), 256));
@@ -169,7 +171,7 @@ Command add_generate(CLI::App& root) {
       ->check(CLI::Validator([](std::string& s) { return s.empty() ? std::string("the prompt is empty") : std::string(); },
                              "TEXT"));
   source->add_option("--input-file", args->input_file, "A file of prompts, one per line, all run batched together");
-  source->add_option("--tokens", args->tokens, "Prompt as comma-separated token ids (output: token ids)");
+  CLI::Option* tokens = source->add_option("--tokens", args->tokens, "Prompt as comma-separated token ids (output: token ids)");
   source->require_option(1);
   app->add_flag("--raw", args->raw, "Do not wrap text prompts in the chat template");
   add_tokenizer_option(app, args->tokenizer);
@@ -180,7 +182,8 @@ Command add_generate(CLI::App& root) {
   app->add_option("--top-k", args->top_k, "Sample among the k most likely tokens (0 = all)")->check(CLI::Range(0, 1 << 30));
   app->add_option("--seed", args->seed, "Random seed (same seed, same tokens; default: random)")
       ->check(CLI::Range(int64_t(-1), std::numeric_limits<int64_t>::max()));
-  app->add_flag("--ids", args->ids, "With --tokens: print only the generated ids, space-separated, on one line");
+  app->add_flag("--ids", args->ids, "With --tokens: print only the generated ids, space-separated, on one line")
+      ->needs(tokens);
   app->add_flag("--ignore-eos", args->ignore_eos, "Keep generating past the end-of-sequence token");
   return {app, [args] { return run_generate(*args); }};
 }

@@ -58,7 +58,12 @@ CLI::Validator finite_in(double lo, double hi) {
 }
 
 Result<std::string> resolve_model_dir(const std::string& model) {
-  if (!model.empty()) return model;
+  if (!model.empty()) {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(model, ec))
+      return Error("--model " + model + (std::filesystem::exists(model, ec) ? ": not a directory" : ": no such directory"));
+    return model;
+  }
   return ensure_default_model(bundled_tokenizer_dir());
 }
 

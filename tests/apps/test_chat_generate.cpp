@@ -188,6 +188,10 @@ TEST(GenerateCommand, PromptAndInputFile) {
   EXPECT_EQ(run_dsv3("generate --model " + dir + " -p x --temperature nan").exit_code, 2);
   EXPECT_EQ(run_dsv3("generate --model " + dir + " -p x --top-p nan").exit_code, 2);
   EXPECT_EQ(run_dsv3("generate --model " + dir + " -p x --kernels bogus").exit_code, 2);
+  EXPECT_EQ(run_dsv3("generate --model " + dir + " -p x --ids").exit_code, 2);  // --ids needs --tokens
+  auto missing = run_dsv3("generate --model " + (t / "no-such-model") + " -p x");
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.err.find("no such directory"), std::string::npos) << missing.err;
   auto bad_p = run_dsv3("generate --model " + dir + " -p \"$(printf 'ab\\377cd')\"");
   EXPECT_EQ(bad_p.exit_code, 1);
   EXPECT_NE(bad_p.err.find("invalid UTF-8"), std::string::npos) << bad_p.err;
