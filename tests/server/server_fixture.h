@@ -78,10 +78,8 @@ class TestServer {
   server::ServedModel served_;
 };
 
-// Sends raw bytes on a new connection; returns what the server answers until it closes the
-// connection or `timeout_ms` passes. `close_after_ms` >= 0 closes our side early (a client
-// that leaves).
-inline std::string raw_exchange(int port, const std::string& bytes, int timeout_ms = 5000, int close_after_ms = -1) {
+// A socket connected to the server's port on loopback, or -1.
+inline int connect_loopback(int port) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -89,8 +87,61 @@ inline std::string raw_exchange(int port, const std::string& bytes, int timeout_
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
     ::close(fd);
-    return "";
+    return -1;
   }
+  return fd;
+}
+
+// Requests one at a time on one kept-alive connection, each answer read whole: its headers,
+// then Content-Length bytes of body (5 s per read at most).
+class KeepAliveConnection {
+ public:
+  struct Answer {
+    std::string bytes;
+    bool complete = false;  // headers with a Content-Length, and that much body, arrived
+  };
+  explicit KeepAliveConnection(int port) : fd_(connect_loopback(port)) {
+    timeval tv{5, 0};
+    if (fd_ >= 0) ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  }
+  ~KeepAliveConnection() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  KeepAliveConnection(const KeepAliveConnection&) = delete;
+  KeepAliveConnection& operator=(const KeepAliveConnection&) = delete;
+  bool connected() const { return fd_ >= 0; }
+
+  Answer exchange(const std::string& request) {
+    Answer a;
+    if (::send(fd_, request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size())) return a;
+    while (a.bytes.find("\r\n\r\n") == std::string::npos)
+      if (!receive(a.bytes)) return a;
+    const size_t cl = a.bytes.find("Content-Length: ");
+    if (cl == std::string::npos) return a;
+    const size_t want = a.bytes.find("\r\n\r\n") + 4 + std::stoul(a.bytes.substr(cl + 16));
+    while (a.bytes.size() < want)
+      if (!receive(a.bytes)) return a;
+    a.complete = true;
+    return a;
+  }
+
+ private:
+  bool receive(std::string& out) {
+    char buf[4096];
+    const ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
+    if (n <= 0) return false;
+    out.append(buf, static_cast<size_t>(n));
+    return true;
+  }
+  int fd_;
+};
+
+// Sends raw bytes on a new connection; returns what the server answers until it closes the
+// connection or `timeout_ms` passes. `close_after_ms` >= 0 closes our side early (a client
+// that leaves).
+inline std::string raw_exchange(int port, const std::string& bytes, int timeout_ms = 5000, int close_after_ms = -1) {
+  const int fd = connect_loopback(port);
+  if (fd < 0) return "";
   size_t sent = 0;
   while (sent < bytes.size()) {
     ssize_t n = ::send(fd, bytes.data() + sent, bytes.size() - sent, MSG_NOSIGNAL);

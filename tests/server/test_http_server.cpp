@@ -362,37 +362,15 @@ TEST(HttpServer, BodyLimitsKeepAliveChunkedExpect) {
   // H38: sequential requests on one keep-alive connection.
   std::string body = R"({"prompt":"hi","max_tokens":2})";
   {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(s.port()));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-    timeval tv{5, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    test::KeepAliveConnection conn(s.port());
+    ASSERT_TRUE(conn.connected());
     for (int i = 0; i < 3; ++i) {
       std::string one = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
                         std::to_string(body.size()) + "\r\n\r\n" + body;
-      ASSERT_EQ(::send(fd, one.data(), one.size(), MSG_NOSIGNAL), static_cast<ssize_t>(one.size()));
-      std::string got;
-      char buf[4096];
-      // Read the headers, then Content-Length bytes of body.
-      while (got.find("\r\n\r\n") == std::string::npos) {
-        ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
-        ASSERT_GT(n, 0) << "request " << i;
-        got.append(buf, static_cast<size_t>(n));
-      }
-      size_t cl = got.find("Content-Length: ");
-      ASSERT_NE(cl, std::string::npos) << got;
-      size_t want = got.find("\r\n\r\n") + 4 + std::stoul(got.substr(cl + 16));
-      while (got.size() < want) {
-        ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
-        ASSERT_GT(n, 0);
-        got.append(buf, static_cast<size_t>(n));
-      }
-      EXPECT_EQ(status_of(got), 200) << "request " << i << " on the same connection";
+      const auto got = conn.exchange(one);
+      ASSERT_TRUE(got.complete) << "request " << i << ": " << got.bytes;
+      EXPECT_EQ(status_of(got.bytes), 200) << "request " << i << " on the same connection";
     }
-    ::close(fd);
   }
   // H03: a POST without Content-Length (nor chunked) is answered at once, not after the read
   // timeout. H05: too many or too large headers get 431.
@@ -791,39 +769,12 @@ TEST(HttpServer, RefusedRequestsLeaveKeptAliveConnectionsInStep) {
            "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
   };
   {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(s.port()));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-    timeval tv{5, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    // One request, then its whole response (headers and Content-Length bytes of body).
-    auto exchange = [&](const std::string& request) {
-      EXPECT_EQ(::send(fd, request.data(), request.size(), MSG_NOSIGNAL), static_cast<ssize_t>(request.size()));
-      std::string got;
-      char buf[4096];
-      while (got.find("\r\n\r\n") == std::string::npos) {
-        const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
-        if (n <= 0) return got;
-        got.append(buf, static_cast<size_t>(n));
-      }
-      const size_t cl = got.find("Content-Length: ");
-      if (cl == std::string::npos) return got;
-      const size_t want = got.find("\r\n\r\n") + 4 + std::stoul(got.substr(cl + 16));
-      while (got.size() < want) {
-        const ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
-        if (n <= 0) break;
-        got.append(buf, static_cast<size_t>(n));
-      }
-      return got;
-    };
-    const std::string refused = exchange(post_with("wrong"));
-    EXPECT_EQ(status_of(refused), 401) << refused.substr(0, 300);
-    const std::string next = exchange(post_with("k"));
-    EXPECT_EQ(status_of(next), 200) << next.substr(0, 300);
-    ::close(fd);
+    test::KeepAliveConnection conn(s.port());
+    ASSERT_TRUE(conn.connected());
+    const auto refused = conn.exchange(post_with("wrong"));
+    EXPECT_EQ(status_of(refused.bytes), 401) << refused.bytes.substr(0, 300);
+    const auto next = conn.exchange(post_with("k"));
+    EXPECT_EQ(status_of(next.bytes), 200) << next.bytes.substr(0, 300);
   }
   // Header limits count what the client sent: 97 headers pass (httplib adds 4 of its own).
   std::string many = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n";
