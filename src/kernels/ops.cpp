@@ -171,7 +171,7 @@ void mla_attention_split(ThreadPool& pool, const KernelTable& k, std::span<const
   struct TokenJob {
     const MlaAttentionArgs* a;
     int64_t t, len;
-    size_t scores;  // offset of its [n_heads, len] scores in score_buf
+    size_t scores;  // offset of its [n_heads, len] scores in score_base
   };
   std::vector<TokenJob> tokens;
   size_t score_floats = 0;
@@ -181,9 +181,8 @@ void mla_attention_split(ThreadPool& pool, const KernelTable& k, std::span<const
       tokens.push_back({&a, t, len, score_floats});
       score_floats += static_cast<size_t>(n_heads * len);
     }
-  thread_local std::vector<float> score_buf;  // this (the calling) thread's: the tasks get its address
-  if (score_buf.size() < score_floats) score_buf.resize(score_floats);
-  float* const score_base = score_buf.data();
+  // The calling thread's scratch: the tasks, whichever thread runs them, get its address.
+  float* const score_base = scratch(score_floats).data();
   auto scores_of = [score_base](const TokenJob& tj) { return score_base + tj.scores; };
   // (token, first row) of every scores task, then (token, first column) of every output task.
   std::vector<std::pair<size_t, int64_t>> tasks;
