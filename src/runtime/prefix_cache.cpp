@@ -3,15 +3,12 @@
 #include <algorithm>
 
 namespace dsv3 {
-namespace {
 
-int64_t common_prefix(std::span<const int32_t> a, std::span<const int32_t> b) {
+int64_t common_prefix_length(std::span<const int32_t> a, std::span<const int32_t> b) {
   const size_t n = std::min(a.size(), b.size());
   return static_cast<int64_t>(std::mismatch(a.begin(), a.begin() + static_cast<std::ptrdiff_t>(n), b.begin()).first -
                               a.begin());
 }
-
-}  // namespace
 
 void PrefixCache::offer(std::span<const int32_t> tokens, KVCache cache) {
   if (!enabled() || cache.length() <= 0 || static_cast<int64_t>(tokens.size()) < cache.length()) return;
@@ -23,12 +20,12 @@ void PrefixCache::offer(std::span<const int32_t> tokens, KVCache cache) {
   const int64_t n = cache.length();
   tokens = tokens.first(static_cast<size_t>(n));
   for (Entry& e : entries_)
-    if (static_cast<int64_t>(e.tokens.size()) >= n && common_prefix(e.tokens, tokens) == n) {
+    if (static_cast<int64_t>(e.tokens.size()) >= n && common_prefix_length(e.tokens, tokens) == n) {
       e.last_use = ++clock_;
       return;
     }
   std::erase_if(entries_, [&](const Entry& e) {
-    const bool extended = common_prefix(e.tokens, tokens) == static_cast<int64_t>(e.tokens.size());
+    const bool extended = common_prefix_length(e.tokens, tokens) == static_cast<int64_t>(e.tokens.size());
     if (extended) bytes_ -= e.cache.bytes();
     return extended;
   });
@@ -44,7 +41,7 @@ int64_t PrefixCache::restore(std::span<const int32_t> prompt, KVCache* cache) {
   Entry* best = nullptr;
   int64_t best_len = 0;
   for (Entry& e : entries_) {
-    const int64_t len = common_prefix(e.tokens, usable);
+    const int64_t len = common_prefix_length(e.tokens, usable);
     if (len > best_len) best = &e, best_len = len;
   }
   if (!best) return 0;

@@ -19,6 +19,9 @@
 
 namespace dsv3 {
 
+// How many leading tokens a and b share.
+int64_t common_prefix_length(std::span<const int32_t> a, std::span<const int32_t> b);
+
 class PrefixCache {
  public:
   explicit PrefixCache(uint64_t budget_bytes) : budget_(budget_bytes) {}

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 
+#include "runtime/prefix_cache.h"
+
 namespace dsv3 {
 
 void Session::clear() {
@@ -20,9 +22,7 @@ Result<GenerationResult> Session::generate(std::span<const int32_t> prompt, cons
     return error_f("the prompt has %zu tokens, more than the context limit of %lld", prompt.size(),
                    static_cast<long long>(limit));
   // Keep the longest cached prefix; at least one prompt token is fed to get logits.
-  size_t keep = 0;
-  while (keep < cached_.size() && keep < prompt.size() && cached_[keep] == prompt[keep]) ++keep;
-  keep = std::min(keep, prompt.size() - 1);
+  const size_t keep = std::min(static_cast<size_t>(common_prefix_length(cached_, prompt)), prompt.size() - 1);
   cache_.truncate(static_cast<int64_t>(keep));
   cached_.resize(keep);
   reused_ = static_cast<int64_t>(keep);
