@@ -2,33 +2,14 @@
 
 #include <cmath>
 
+#include "base/random.h"
+
 namespace dsv3 {
 namespace {
 
-uint64_t splitmix64(uint64_t& x) {
-  uint64_t z = (x += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-// xoshiro256** generator.
-struct Xoshiro {
-  uint64_t s[4];
-  explicit Xoshiro(uint64_t seed) {
-    for (auto& v : s) v = splitmix64(seed);
-  }
-  static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-  uint64_t next() {
-    uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
-  }
+// xoshiro256** with a normal draw.
+struct Xoshiro : Xoshiro256 {
+  using Xoshiro256::Xoshiro256;
   // Approximately N(0, 1): four 16-bit uniforms summed, centred and scaled to unit variance.
   float normal() {
     uint64_t r = next();
