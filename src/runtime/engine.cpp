@@ -69,6 +69,10 @@ SubmitResult Engine::submit(std::vector<int32_t> prompt, RequestParams params) {
   if (params.max_new_tokens < 0) return {SubmitStatus::Invalid, "max_new_tokens must not be negative", nullptr};
   if (Status st = validate_sampling(params.sampling); !st.ok())
     return {SubmitStatus::Invalid, st.error().message(), nullptr};
+  for (const auto& [id, bias] : params.sampling.logit_bias)
+    if (id < 0 || id >= model_.vocab_size() || !std::isfinite(bias))
+      return {SubmitStatus::Invalid, str_f("logit_bias: token %d with bias %g is outside the vocabulary or not finite", id,
+                                           static_cast<double>(bias)), nullptr};
   std::lock_guard<std::mutex> lock(mu_);
   if (!accepting_) return {SubmitStatus::ShuttingDown, "the server is shutting down", nullptr};
   if (static_cast<int>(queue_.size()) >= options_.max_queue)
@@ -120,7 +124,7 @@ int Engine::admit_locked() {
     auto s = std::move(queue_.front());
     queue_.pop_front();
     if (s->handle->cancelled()) {
-      s->handle->finish(FinishReason::Stop, "cancelled");
+      s->handle->finish(FinishReason::Cancelled);
       ++stats_.requests_cancelled;
       continue;
     }
@@ -159,7 +163,7 @@ void Engine::finish(Sequence& s, FinishReason reason, const std::string& error) 
   const uint64_t cache_bytes = s.cache.bytes();
   // A request that ended normally or was cancelled between steps leaves a consistent cache:
   // rows for its prompt and output so far. One that failed may not.
-  if (prefix_cache_.enabled() && (error.empty() || error == "cancelled")) {
+  if (prefix_cache_.enabled() && reason != FinishReason::Failed) {
     std::vector<int32_t> tokens = s.prompt;
     tokens.insert(tokens.end(), s.output.begin(), s.output.end());
     prefix_cache_.offer(tokens, std::move(s.cache));
@@ -180,7 +184,7 @@ int Engine::drop_cancelled() {
   int dropped = 0;
   for (auto& s : running_) {
     if (s->handle->cancelled()) {
-      finish(*s, FinishReason::Stop, "cancelled");
+      finish(*s, FinishReason::Cancelled);
       std::lock_guard<std::mutex> lock(mu_);
       ++stats_.requests_cancelled;
       ++dropped;
@@ -216,11 +220,12 @@ void Engine::postprocess(const std::vector<StepEntry>& plan, const ForwardOutput
     if (plan[i].all_logits) choices[i].scored = score_prompt_chunk(s, rows, n_rows, V, logp);
     if (!plan[i].wants_logits || s.params.max_new_tokens == 0) return;
     const float* row = rows + (n_rows - 1) * V;  // the last token's logits choose the next
-    if (s.params.has_logit_processing()) {
+    const SamplingParams& sp = s.params.sampling;
+    if (sp.has_logit_processing()) {
       processed.assign(row, row + V);
-      for (const auto& [id, bias] : s.params.logit_bias) processed[id] += bias;
+      for (const auto& [id, bias] : sp.logit_bias) processed[id] += bias;
       for (const auto& [id, count] : s.token_counts)
-        processed[id] -= s.params.presence_penalty + s.params.frequency_penalty * static_cast<float>(count);
+        processed[id] -= sp.presence_penalty + sp.frequency_penalty * static_cast<float>(count);
       row = processed.data();
     }
     Choice& c = choices[i];
@@ -249,7 +254,7 @@ void Engine::postprocess(const std::vector<StepEntry>& plan, const ForwardOutput
     Result<int32_t>& token = choices[i].token;
     if (!token.ok()) {
       DSV3_LOG_ERROR("request %llu: %s", static_cast<unsigned long long>(s.handle->id()), token.error().message().c_str());
-      finish(s, FinishReason::Stop, token.error().message());
+      finish(s, FinishReason::Failed, token.error().message());
       std::lock_guard<std::mutex> lock(mu_);
       ++stats_.requests_failed;
       continue;
@@ -258,7 +263,7 @@ void Engine::postprocess(const std::vector<StepEntry>& plan, const ForwardOutput
     s.last_token = t.token;
     s.output.push_back(t.token);
     ++s.generated;
-    if (s.params.presence_penalty != 0.0f || s.params.frequency_penalty != 0.0f) ++s.token_counts[t.token];
+    if (s.params.sampling.presence_penalty != 0.0f || s.params.sampling.frequency_penalty != 0.0f) ++s.token_counts[t.token];
     ++generated;
     s.handle->push(std::move(t));
     const auto& stops = s.params.stop_tokens;
@@ -289,8 +294,8 @@ void Engine::loop() {
         // mu_ is held here, so the handles are told directly (finish() would take mu_).
         stats_.running = 0;
         stats_.queue_length = 0;
-        for (auto& s : running_) s->handle->finish(FinishReason::Length, "the server shut down before this request finished");
-        for (auto& s : queue_) s->handle->finish(FinishReason::Length, "the server shut down before this request started");
+        for (auto& s : running_) s->handle->finish(FinishReason::Failed, "the server shut down before this request finished");
+        for (auto& s : queue_) s->handle->finish(FinishReason::Failed, "the server shut down before this request started");
         running_.clear();
         queue_.clear();
         return;
@@ -310,7 +315,7 @@ void Engine::loop() {
         // Inputs are validated at submission, so this is an engine failure: fail the step's
         // requests, keep serving the others.
         DSV3_LOG_ERROR("forward step failed: %s", st.error().message().c_str());
-        for (const StepEntry& e : plan) finish(*e.seq, FinishReason::Stop, st.error().message());
+        for (const StepEntry& e : plan) finish(*e.seq, FinishReason::Failed, st.error().message());
       } else {
         postprocess(plan, out);
       }

@@ -4,8 +4,6 @@
 
 namespace dsv3 {
 
-const char* finish_reason_name(FinishReason r) { return r == FinishReason::Stop ? "stop" : "length"; }
-
 std::vector<int32_t> default_stop_tokens(const ModelConfig& config) {
   std::vector<int32_t> out;
   for (int64_t e : config.eos_token_ids) out.push_back(static_cast<int32_t>(e));

@@ -9,12 +9,11 @@
 
 #include "base/result.h"
 #include "model/model.h"
+#include "runtime/request.h"
 #include "runtime/sampler.h"
 
 namespace dsv3 {
 
-enum class FinishReason { Stop, Length };
-const char* finish_reason_name(FinishReason r);
 
 struct GenerateOptions {
   int64_t max_new_tokens = 128;

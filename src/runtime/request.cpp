@@ -2,6 +2,16 @@
 
 namespace dsv3 {
 
+const char* finish_reason_name(FinishReason r) {
+  switch (r) {
+    case FinishReason::Stop: return "stop";
+    case FinishReason::Length: return "length";
+    case FinishReason::Cancelled: return "cancelled";
+    case FinishReason::Failed: return "failed";
+  }
+  return "?";
+}
+
 RequestUpdate RequestHandle::wait(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(mu_);
   cv_.wait_for(lock, timeout,

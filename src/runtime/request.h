@@ -11,10 +11,15 @@
 #include <utility>
 #include <vector>
 
-#include "runtime/generate.h"
 #include "runtime/sampler.h"
 
 namespace dsv3 {
+
+// How a request ended: a stop token (or the client's stop string), the token budget or the
+// context, cancelled by its client (or at shutdown's deadline), or failed in the engine (the
+// update's error says why).
+enum class FinishReason { Stop, Length, Cancelled, Failed };
+const char* finish_reason_name(FinishReason r);
 
 struct RequestParams {
   int64_t max_new_tokens = 256;      // 0: prefill the prompt (and score it), generate nothing
@@ -26,14 +31,6 @@ struct RequestParams {
   // before it and top_logprobs alternatives (OpenAI completions' echo with logprobs, as
   // evaluation harnesses use it). Raw model log probabilities: no bias or penalty.
   bool score_prompt = false;
-  // Added to the logits before sampling (OpenAI logit_bias).
-  std::vector<std::pair<int32_t, float>> logit_bias;
-  // OpenAI penalties over the tokens generated so far: logit -= presence * [count > 0]
-  // + frequency * count.
-  float presence_penalty = 0.0f, frequency_penalty = 0.0f;
-  bool has_logit_processing() const {
-    return !logit_bias.empty() || presence_penalty != 0.0f || frequency_penalty != 0.0f;
-  }
 };
 
 struct TokenOutput {
@@ -47,7 +44,7 @@ struct RequestUpdate {
   std::vector<TokenOutput> tokens;  // produced since the previous wait()
   bool finished = false;
   FinishReason finish = FinishReason::Length;
-  std::string error;                // non-empty when the engine failed this request
+  std::string error;                // why, when finish is Failed
 };
 
 class RequestHandle {

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "base/result.h"
@@ -16,6 +17,14 @@ struct SamplingParams {
   float top_p = 1.0f;        // keep the smallest set of tokens whose probability reaches top_p
   int top_k = 0;             // keep the k most likely tokens (0: all)
   uint64_t seed = 0;
+  // Added to the logits before the draw (OpenAI logit_bias).
+  std::vector<std::pair<int32_t, float>> logit_bias;
+  // OpenAI penalties over the tokens drawn so far: logit -= presence * [count > 0]
+  // + frequency * count.
+  float presence_penalty = 0.0f, frequency_penalty = 0.0f;
+  bool has_logit_processing() const {
+    return !logit_bias.empty() || presence_penalty != 0.0f || frequency_penalty != 0.0f;
+  }
 };
 
 // Probability of each kept candidate, for logprobs reporting.

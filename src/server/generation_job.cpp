@@ -16,7 +16,10 @@ std::string make_id(JobKind kind) {
 }
 }  // namespace
 
-const char* openai_finish_reason(FinishReason r) { return r == FinishReason::Stop ? "stop" : "length"; }
+// OpenAI knows "stop" and "length". A cancelled choice is one whose client left (nobody reads
+// it) or that a stop string ended (reported as "stop" already); a failed one is reported as
+// an error, not a finish reason.
+const char* openai_finish_reason(FinishReason r) { return r == FinishReason::Length ? "length" : "stop"; }
 
 GenerationJob::GenerationJob(JobKind kind, std::string model, bool include_usage, bool logprobs)
     : kind_(kind), id_(make_id(kind)), model_(std::move(model)), created_(static_cast<int64_t>(std::time(nullptr))),
@@ -127,7 +130,7 @@ void GenerationJob::update_choice(JobChoice& c, std::chrono::milliseconds timeou
     c.handle->cancel();  // the engine frees the slot within a step
     finished = true;
     reason = FinishReason::Stop;
-  } else if (finished && !u.error.empty() && u.error != "cancelled") {
+  } else if (finished && u.finish == FinishReason::Failed) {
     c.error = u.error;
   }
   if (finished) {

@@ -345,15 +345,13 @@ static void run_generation(Engine& engine, const Tokenizer& tok, const ServedMod
     for (int k = 0; k < p.gen.n; ++k, ++index) {
       RequestParams rp;
       rp.max_new_tokens = max_new[pi];
-      rp.sampling = {p.gen.temperature, p.gen.top_p, p.gen.top_k, base_seed + static_cast<uint64_t>(index)};
+      rp.sampling = {p.gen.temperature, p.gen.top_p, p.gen.top_k, base_seed + static_cast<uint64_t>(index),
+                     p.gen.logit_bias, p.gen.presence_penalty, p.gen.frequency_penalty};
       if (!p.gen.ignore_eos && tok.eos_id()) rp.stop_tokens.push_back(*tok.eos_id());
       rp.logprobs = p.gen.logprobs;
       // Echo with logprobs scores the prompt (max_tokens 0: and generates nothing after it).
       rp.score_prompt = p.gen.echo && p.gen.logprobs;
       rp.top_logprobs = p.gen.top_logprobs;
-      rp.logit_bias = p.gen.logit_bias;
-      rp.presence_penalty = p.gen.presence_penalty;
-      rp.frequency_penalty = p.gen.frequency_penalty;
       SubmitResult sr = engine.submit(p.prompts[pi], rp);
       if (sr.status != SubmitStatus::Ok) {
         job->cancel_all();
