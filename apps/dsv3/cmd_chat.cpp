@@ -1,7 +1,8 @@
 // dsv3 chat: interactive chat in the terminal, as DeepSeek's demo: a ">>> " prompt, history
 // through the chat template, /clear and /exit, tokens streamed as they are generated, and a
-// speed line after each answer. The conversation's KV cache is kept between turns, so each
-// turn prefills only its new tokens.
+// speed line after each answer. Each turn is a request to the engine, which keeps the
+// conversation's KV cache between turns (its prefix cache), so a turn prefills only its new
+// tokens.
 
 #include <signal.h>
 #include <unistd.h>
@@ -16,7 +17,7 @@
 #include "command.h"
 #include "common.h"
 #include "line_reader.h"
-#include "runtime/session.h"
+#include "runtime/engine.h"
 #include "server/prompt.h"
 #include "tokenizer/incremental_decoder.h"
 #include "tokenizer/tokenizer.h"
@@ -62,18 +63,25 @@ int run_chat(const ChatArgs& a) {
   if (!model.ok()) return fail("chat", model.error().message());
   const Tokenizer& tokenizer = **tok;
   if (Status st = check_tokenizer_fits(tokenizer, **model, tok_dir); !st.ok()) return fail("chat", st.error().message());
-  Session session(**model);
+  const Model& m = **model;
+  // One conversation at a time; its cache (up to the whole context) is kept for the next turn.
+  // Prompts are prefilled in chunks of 512 tokens, between which Ctrl-C is noticed.
+  EngineOptions eo;
+  eo.max_batch = 1;
+  eo.max_queue = 1;
+  eo.max_step_tokens = 512;
+  eo.prefix_cache_bytes = m.new_cache().row_bytes() * static_cast<uint64_t>(m.max_context());
+  Engine engine(m, eo);
   ::signal(SIGINT, on_sigint);
 
-  GenerateOptions g;
-  g.max_new_tokens = a.max_new_tokens;
+  RequestParams params;
+  params.max_new_tokens = a.max_new_tokens;
   // Each answer draws from its own seed, seed + turn: a session replays with the same --seed,
   // and no two turns repeat each other's draws (as a generator carried on across turns).
   const uint64_t seed = a.seed >= 0 ? static_cast<uint64_t>(a.seed) : static_cast<uint64_t>(std::random_device{}());
   uint64_t turn = 0;
-  g.sampling = {a.temperature, a.top_p, a.top_k, seed};
-  g.stop_requested = [] { return g_interrupted.load(); };  // Ctrl-C during a long prompt
-  if (tokenizer.eos_id()) g.stop_tokens.push_back(*tokenizer.eos_id());
+  params.sampling = {a.temperature, a.top_p, a.top_k, seed};
+  if (tokenizer.eos_id()) params.stop_tokens.push_back(*tokenizer.eos_id());
   const bool tty = ::isatty(0);
   if (tty) std::printf("Chatting with %s. /clear forgets the conversation, /exit quits.\n", dir->c_str());
 
@@ -96,9 +104,8 @@ int run_chat(const ChatArgs& a) {
       if (!input.interactive()) std::printf("\n");  // a terminal echoed the user's Enter already
       break;
     }
-    if (text == "/clear") {
+    if (text == "/clear") {  // the old conversation's cache ages out of the prefix cache
       reset();
-      session.clear();
       continue;
     }
     if (text.empty()) continue;
@@ -118,45 +125,56 @@ int run_chat(const ChatArgs& a) {
     }
     IncrementalDecoder decoder(tokenizer, /*skip_special_tokens=*/true);
     std::string reply;
-    g.sampling.seed = seed + turn++;
+    params.sampling.seed = seed + turn++;
     g_interrupted = false;
     g_generating = true;
-    auto result = session.generate(prompt.ids, g, [&](int32_t id) {
-      std::string piece = decoder.push(id);
-      reply += piece;
-      std::fwrite(piece.data(), 1, piece.size(), stdout);
-      std::fflush(stdout);
-      return !g_interrupted.load();
-    });
+    SubmitResult submitted = engine.submit(prompt.ids, params);
+    if (submitted.status != SubmitStatus::Ok) {
+      g_generating = false;
+      const bool full = static_cast<int64_t>(prompt.ids.size()) > m.max_context();
+      std::fprintf(stderr, "dsv3 chat: error: %s%s\n", submitted.message.c_str(),
+                   full ? "; /clear starts a new conversation (or raise --ctx)" : "");
+      messages.erase(messages.end() - 1);
+      continue;
+    }
+    RequestResult result = wait_for_result(
+        *submitted.handle,
+        [&](const TokenOutput& t) {
+          std::string piece = decoder.push(t.token);
+          reply += piece;
+          std::fwrite(piece.data(), 1, piece.size(), stdout);
+          std::fflush(stdout);
+        },
+        [] { return g_interrupted.load(); });  // Ctrl-C: stop this answer (or the prompt's prefill)
     g_generating = false;
     std::string tail = decoder.flush();
     reply += tail;
     std::printf("%s\n", tail.c_str());
     std::fflush(stdout);  // before the report on stderr, also when stdout is a pipe
-    if (!result.ok()) {
-      const bool full = static_cast<int64_t>(prompt.ids.size()) > (*model)->max_context();
-      std::fprintf(stderr, "dsv3 chat: error: %s%s\n", result.error().message().c_str(),
-                   full ? "; /clear starts a new conversation (or raise --ctx)" : "");
+    if (result.finish == FinishReason::Failed) {
+      std::fprintf(stderr, "dsv3 chat: error: %s\n", result.error.c_str());
       messages.erase(messages.end() - 1);
       continue;
     }
-    if (result->tokens.empty() && g_interrupted) {  // stopped while reading the prompt: as if never sent
+    const bool interrupted = result.finish == FinishReason::Cancelled;
+    if (result.tokens.empty() && interrupted) {  // stopped while reading the prompt: as if never sent
       std::fprintf(stderr, "[interrupted while reading the prompt]\n");
       messages.erase(messages.end() - 1);
       continue;
     }
     messages.push_back({{"role", "assistant"}, {"content", reply}});
     // Ended by length before -n: the cache reached the context limit.
-    const bool context_full = result->finish == FinishReason::Length &&
-                              static_cast<int64_t>(result->tokens.size()) < a.max_new_tokens && !g_interrupted;
-    const int64_t fresh = result->prompt_tokens - session.reused_tokens();
+    const bool context_full =
+        result.finish == FinishReason::Length && static_cast<int64_t>(result.tokens.size()) < a.max_new_tokens;
+    const int64_t prompt_tokens = static_cast<int64_t>(prompt.ids.size());
+    const int64_t fresh = prompt_tokens - result.cached_tokens;
     std::fprintf(stderr, "[prompt: %lld tokens (%lld new), %.1f tok/s | generation: %zu tokens, %.1f tok/s%s]\n",
-                 static_cast<long long>(result->prompt_tokens), static_cast<long long>(fresh),
-                 result->prefill_seconds > 0 ? fresh / result->prefill_seconds : 0.0, result->tokens.size(),
-                 result->decode_seconds > 0 ? result->tokens.size() / result->decode_seconds : 0.0,
-                 g_interrupted                       ? ", interrupted"
-                 : context_full                      ? ", the context is full: /clear starts a new conversation"
-                                                     : "");
+                 static_cast<long long>(prompt_tokens), static_cast<long long>(fresh),
+                 result.timing.prefill > 0 ? fresh / result.timing.prefill : 0.0, result.tokens.size(),
+                 result.timing.decode > 0 ? result.tokens.size() / result.timing.decode : 0.0,
+                 interrupted    ? ", interrupted"
+                 : context_full ? ", the context is full: /clear starts a new conversation"
+                                : "");
   }
   return 0;
 }

@@ -11,7 +11,6 @@
 #include "command.h"
 #include "common.h"
 #include "runtime/engine.h"
-#include "runtime/generate.h"
 #include "server/prompt.h"
 #include "tokenizer/incremental_decoder.h"
 #include "tokenizer/tokenizer.h"
@@ -52,19 +51,28 @@ int run_ids(const GenerateArgs& a) {
   auto model = load_model(a.model, false);
   if (!model.ok()) return fail("generate", model.error().message());
   const Model& m = **model;
-  GenerateOptions opt;
-  opt.max_new_tokens = a.max_new_tokens;
-  opt.sampling = {a.temperature, a.top_p, a.top_k, seed_of(a)};
-  if (!a.ignore_eos) opt.stop_tokens = default_stop_tokens(m.config());
-  auto result = generate(m, *prompt, opt);
-  if (!result.ok()) return fail("generate", result.error().message());
-  std::printf("%s\n", join_ids(result->tokens).c_str());
+  EngineOptions eo;
+  eo.max_batch = 1;
+  eo.max_step_tokens = std::max<int64_t>(512, static_cast<int64_t>(prompt->size()));  // the prompt in one pass
+  Engine engine(m, eo);
+  RequestParams params;
+  params.max_new_tokens = a.max_new_tokens;
+  params.sampling = {a.temperature, a.top_p, a.top_k, seed_of(a)};
+  if (!a.ignore_eos)
+    for (int64_t id : m.config().eos_token_ids) params.stop_tokens.push_back(static_cast<int32_t>(id));
+  const int64_t prompt_tokens = static_cast<int64_t>(prompt->size());
+  SubmitResult submitted = engine.submit(std::move(*prompt), params);
+  if (submitted.status != SubmitStatus::Ok) return fail("generate", submitted.message);
+  RequestResult result = wait_for_result(*submitted.handle);
+  if (result.finish == FinishReason::Failed) return fail("generate", result.error);
+  std::vector<int32_t> ids;
+  for (const TokenOutput& t : result.tokens) ids.push_back(t.token);
+  std::printf("%s\n", join_ids(ids).c_str());
   if (!a.ids)
     std::fprintf(stderr, "prompt %lld tokens %.1f tok/s, generated %zu tokens %.1f tok/s, finish: %s\n",
-                 static_cast<long long>(result->prompt_tokens),
-                 result->prefill_seconds > 0 ? result->prompt_tokens / result->prefill_seconds : 0.0,
-                 result->tokens.size(), result->decode_seconds > 0 ? result->tokens.size() / result->decode_seconds : 0.0,
-                 finish_reason_name(result->finish));
+                 static_cast<long long>(prompt_tokens),
+                 result.timing.prefill > 0 ? prompt_tokens / result.timing.prefill : 0.0, ids.size(),
+                 result.timing.decode > 0 ? ids.size() / result.timing.decode : 0.0, finish_reason_name(result.finish));
   return 0;
 }
 
@@ -138,20 +146,13 @@ int run_text(const GenerateArgs& a) {
     handles.push_back(sr.handle);
   }
   for (size_t i = 0; i < prompts.size(); ++i) {
-    std::vector<int32_t> out;
-    for (;;) {
-      RequestUpdate u = handles[i]->wait(std::chrono::milliseconds(1000));
-      for (const auto& t : u.tokens) out.push_back(t.token);
-      if (u.finished) {
-        if (!u.error.empty()) return fail("generate", str_f("prompt %zu: %s", i + 1, u.error.c_str()));
-        break;
-      }
-    }
+    RequestResult result = wait_for_result(*handles[i]);
+    if (result.finish == FinishReason::Failed) return fail("generate", str_f("prompt %zu: %s", i + 1, result.error.c_str()));
     // Streaming decoder semantics: ids the tokenizer has no token for (the embedding rows
     // that pad the vocabulary to config.json's vocab_size) produce no text.
     IncrementalDecoder decoder(tokenizer, /*skip_special_tokens=*/true);
     std::string text;
-    for (int32_t id : out) text += decoder.push(id);
+    for (const TokenOutput& t : result.tokens) text += decoder.push(t.token);
     text += decoder.flush();
     std::printf("Prompt: %s\nCompletion: %s\n\n", prompts[i].c_str(), text.c_str());
     std::fflush(stdout);

@@ -26,12 +26,15 @@ struct ModelOptions {
   int64_t max_context = 0;         // 0: max_position_embeddings from config.json
 };
 
+// Which of a sequence's new tokens get logits: none (a prefill chunk that does not end the
+// prompt), the last one (its logits choose the next token), or all (a scored prompt).
+enum class Logits { None, Last, All };
+
 // One sequence's part of a forward step: new tokens appended after what its cache holds.
 struct SequenceInput {
   KVCache* cache = nullptr;
   std::span<const int32_t> tokens;
-  bool all_logits = false;  // logits for every new token, else only for the last
-  bool no_logits = false;   // no logits at all (a prefill chunk that does not end the prompt)
+  Logits logits = Logits::Last;
 };
 
 struct ForwardOutput {

@@ -1,9 +1,14 @@
 #pragma once
-// The serving engine: one thread runs the model over a continuously changing batch.
-// Requests join at any step (queued FIFO when the batch is full), leave as soon as they
-// finish or are cancelled (their cache freed within a step), and each step is
-//   plan_step (scheduler) -> Model::forward -> sample and deliver (postprocess).
-// Submission, cancellation and stats are thread-safe.
+// The engine: one thread runs the model over a continuously changing batch, for every
+// command (chat, generate, serve). Requests join at any step (queued first come, first served
+// when the batch is full) and leave as soon as they finish or are cancelled (their cache
+// freed within a step). One step is
+//
+//   schedule (Scheduler) -> forward (Model) -> sample (step_sampling) -> postprocess (Scheduler)
+//
+// and then delivery: tokens to the clients' handles, counters, finished requests told so.
+// The engine owns what is not bookkeeping: the thread, the lock between submitters and the
+// step, and the statistics. Submission, cancellation and stats are thread-safe.
 
 #include <chrono>
 #include <condition_variable>
@@ -16,7 +21,6 @@
 #include <vector>
 
 #include "model/model.h"
-#include "runtime/prefix_cache.h"
 #include "runtime/request.h"
 #include "runtime/scheduler.h"
 
@@ -30,7 +34,9 @@ struct EngineOptions {
 };
 
 struct EngineStats {
-  uint64_t requests_submitted = 0, requests_finished = 0, requests_cancelled = 0, requests_failed = 0;
+  uint64_t requests_submitted = 0;
+  uint64_t requests_finished = 0;   // ended by a stop token, the token budget or the context
+  uint64_t requests_cancelled = 0, requests_failed = 0;
   uint64_t prompt_tokens = 0, generated_tokens = 0, steps = 0;
   int queue_length = 0, running = 0;
   double generated_tokens_per_second = 0;  // over the last few seconds
@@ -53,10 +59,10 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  // Validates and queues a request (ids in the vocabulary, prompt within the context).
+  // Validates (validate_request) and queues a request.
   SubmitResult submit(std::vector<int32_t> prompt, RequestParams params);
   // Stops accepting requests, lets running and queued ones finish for up to `drain`, then
-  // ends the rest (finish reason "length") and stops the engine thread.
+  // fails the rest and stops the engine thread.
   void shutdown(std::chrono::milliseconds drain);
   bool accepting() const;
   EngineStats stats() const;
@@ -64,24 +70,24 @@ class Engine {
 
  private:
   void loop();
-  int admit_locked();  // returns how many joined (at the end of running_)
-  void restore_prefixes(int admitted);
-  int drop_cancelled();  // returns how many left
-  void postprocess(const std::vector<StepEntry>& plan, const ForwardOutput& out);
-  void finish(Sequence& s, FinishReason reason, const std::string& error = "");
+  void step();
+  // Tells the clients of finished sequences, after the counters that count them are published.
+  void deliver_finished();
 
   const Model& model_;
   const EngineOptions options_;
+  Scheduler scheduler_;  // engine thread only
+
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::unique_ptr<Sequence>> queue_;    // guarded by mu_
-  std::vector<std::unique_ptr<Sequence>> running_;  // engine thread only
-  PrefixCache prefix_cache_;                        // engine thread only
-  bool accepting_ = true;                           // guarded by mu_
-  bool stop_ = false;                               // guarded by mu_
-  uint64_t next_id_ = 1;                            // guarded by mu_
-  EngineStats stats_;                               // guarded by mu_
-  std::deque<std::pair<std::chrono::steady_clock::time_point, uint64_t>> rate_window_;  // guarded by mu_
+  // Guarded by mu_: requests submitted since the engine thread last took them.
+  std::deque<std::unique_ptr<Sequence>> inbox_;
+  int waiting_ = 0;       // requests queued in the inbox or the scheduler, for max_queue
+  bool accepting_ = true;
+  bool stop_ = false;
+  uint64_t next_id_ = 1;
+  EngineStats stats_;
+  std::deque<std::pair<std::chrono::steady_clock::time_point, uint64_t>> rate_window_;
   std::thread thread_;
 };
 

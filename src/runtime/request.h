@@ -6,11 +6,14 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "base/result.h"
 #include "runtime/sampler.h"
 
 namespace dsv3 {
@@ -33,6 +36,12 @@ struct RequestParams {
   bool score_prompt = false;
 };
 
+// Errors a request can have whatever the model's state: an empty prompt, ids outside the
+// vocabulary, a prompt longer than the context, a negative token budget, invalid sampling
+// parameters or logit_bias ids. Every command's requests pass here (Engine::submit).
+Status validate_request(std::span<const int32_t> prompt, const RequestParams& params, int64_t vocab_size,
+                        int64_t max_context);
+
 struct TokenOutput {
   int32_t token = -1;
   float logprob = 0.0f;                             // log softmax(logits) of the token
@@ -45,6 +54,13 @@ struct RequestUpdate {
   bool finished = false;
   FinishReason finish = FinishReason::Length;
   std::string error;                // why, when finish is Failed
+};
+
+// Where a request's time went, in seconds (0 for a phase not reached).
+struct RequestTiming {
+  double queued = 0;   // submitted -> admitted into the running batch
+  double prefill = 0;  // admitted -> first token (the prompt's forward passes)
+  double decode = 0;   // first token -> finished
 };
 
 class RequestHandle {
@@ -62,7 +78,10 @@ class RequestHandle {
   void cancel() { cancelled_.store(true); }
   bool cancelled() const { return cancelled_.load(); }
 
+  RequestTiming timing() const;
+
   // Engine side.
+  void mark_admitted();
   void push(TokenOutput token);
   void push_prompt(std::vector<TokenOutput> scored);
   void finish(FinishReason reason, std::string error = "");
@@ -72,13 +91,31 @@ class RequestHandle {
   const int64_t prompt_tokens_;
   std::atomic<bool> cancelled_{false};
   std::atomic<int64_t> cached_tokens_{0};
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point submitted_ = Clock::now(), admitted_, first_token_, finished_at_;
   std::vector<TokenOutput> pending_, pending_prompt_;
   bool finished_ = false;
   bool finish_reported_ = false;
   FinishReason reason_ = FinishReason::Length;
   std::string error_;
 };
+
+// A request's whole output, for callers that wait for its end (the command line, tests).
+struct RequestResult {
+  std::vector<TokenOutput> prompt;  // scored prompt tokens (score_prompt)
+  std::vector<TokenOutput> tokens;
+  FinishReason finish = FinishReason::Length;
+  std::string error;
+  RequestTiming timing;
+  int64_t cached_tokens = 0;  // prompt tokens that came from the prefix cache
+};
+
+// Waits until the request finishes. `on_token` sees each token as it arrives; `cancel_if` is
+// asked at least every 50 ms and cancels the request when it returns true (what was generated
+// until then is kept; the finish reason is Cancelled).
+RequestResult wait_for_result(RequestHandle& handle, const std::function<void(const TokenOutput&)>& on_token = {},
+                              const std::function<bool()>& cancel_if = {});
 
 }  // namespace dsv3

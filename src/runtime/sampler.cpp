@@ -8,14 +8,6 @@
 
 namespace dsv3 {
 namespace {
-uint64_t splitmix64(uint64_t& x) {
-  uint64_t z = (x += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
 // Vocabulary-sized buffers kept per thread (the engine draws for its sequences on the pool
 // threads): not a fresh allocation per draw, nor a megabyte held by every sequence.
 struct Scratch {
@@ -182,20 +174,20 @@ class Restriction {
 
 }  // namespace
 
-Sampler::Sampler(const SamplingParams& params) : params_(params) {
-  uint64_t s = params.seed;
-  for (auto& v : state_) v = splitmix64(s);
+Sampler::Sampler(const SamplingParams& params) : params_(params), rng_(params.seed) {}
+
+const float* Sampler::process(const float* logits, int64_t vocab, std::vector<float>& scratch) const {
+  if (!params_.has_logit_processing()) return logits;
+  scratch.assign(logits, logits + vocab);
+  for (const auto& [id, bias] : params_.logit_bias)
+    if (id >= 0 && id < vocab) scratch[id] += bias;  // (requests are checked against the vocabulary before)
+  for (const auto& [id, count] : counts_)
+    scratch[id] -= params_.presence_penalty + params_.frequency_penalty * static_cast<float>(count);
+  return scratch.data();
 }
 
-double Sampler::uniform() {  // xoshiro256**, top 53 bits
-  uint64_t result = rotl(state_[1] * 5, 7) * 9, t = state_[1] << 17;
-  state_[2] ^= state_[0];
-  state_[3] ^= state_[1];
-  state_[1] ^= state_[2];
-  state_[0] ^= state_[3];
-  state_[2] ^= t;
-  state_[3] = rotl(state_[3], 45);
-  return static_cast<double>(result >> 11) * (1.0 / 9007199254740992.0);
+void Sampler::accept(int32_t token) {
+  if (params_.presence_penalty != 0.0f || params_.frequency_penalty != 0.0f) ++counts_[token];
 }
 
 int32_t argmax(const float* logits, int64_t n) {
@@ -252,7 +244,7 @@ Result<int32_t> Sampler::sample(const float* logits, int64_t vocab) {
 
   Restriction restriction(logits, vocab, mx, params_.temperature);
   const KeptSet kept = restriction.apply(params_);
-  const double u = uniform() * kept.mass;
+  const double u = rng_.uniform() * kept.mass;
   double acc = 0.0;
   int32_t chosen = -1;
   restriction.for_each_kept(kept, [&](int32_t id, double w) {

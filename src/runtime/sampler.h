@@ -4,10 +4,12 @@
 // every platform: the generator and the uniform draw are our own, not std:: distributions).
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <utility>
 #include <vector>
 
+#include "base/random.h"
 #include "base/result.h"
 
 namespace dsv3 {
@@ -37,17 +39,28 @@ struct TokenChoice {
 // would pass every comparison the draw makes and choose no token).
 Status validate_sampling(const SamplingParams& params);
 
+// One sequence's token choice, step after step: the logit processing its parameters ask for
+// (bias, penalties over what it generated), then the draw. Each sequence has its own, so
+// draws do not depend on which other sequences share a batch, nor on the thread.
 class Sampler {
  public:
   explicit Sampler(const SamplingParams& params);
-  // Picks a token. Error if the logits hold NaN/Inf or every token is masked (-inf).
+  // The logits the draw uses (what other engines call logits processors): the model's, with
+  // logit_bias added and the presence/frequency penalties for the tokens accepted so far
+  // subtracted. Returns `logits` itself when nothing changes them, else `scratch`, filled.
+  // A constrained-decoding mask (-inf on the tokens a grammar forbids) belongs here too.
+  const float* process(const float* logits, int64_t vocab, std::vector<float>& scratch) const;
+  // Draws a token from (processed) logits. Error if they hold NaN/Inf or every token is
+  // masked (-inf).
   Result<int32_t> sample(const float* logits, int64_t vocab);
+  // Counts a generated token, for the penalties of the next draws.
+  void accept(int32_t token);
   const SamplingParams& params() const { return params_; }
 
  private:
-  double uniform();  // [0, 1)
   SamplingParams params_;
-  uint64_t state_[4];
+  Xoshiro256 rng_;
+  std::map<int32_t, int> counts_;  // generated tokens, when a penalty is set
 };
 
 // The tokens a draw with these params can return, ascending: at temperature 0 the argmax;

@@ -11,8 +11,8 @@
 #include <chrono>
 
 #include "model/model.h"
-#include "runtime/generate.h"
 #include "server/prompt.h"
+#include "reference_generation.h"
 #include "small_chat_model.h"
 #include "tokenizer/incremental_decoder.h"
 #include "tokenizer/tokenizer.h"
@@ -33,13 +33,10 @@ std::string expected_reply(const std::string& user, int64_t n) {
   req.messages = Json::array({{{"role", "user"}, {"content", user}}});
   server::ChatPrompt p;
   EXPECT_FALSE(server::build_chat_prompt(*tok, req, &p).has_value());
-  GenerateOptions g;
-  g.max_new_tokens = n;
-  g.stop_tokens = {*tok->eos_id()};
-  auto r = generate(*model, p.ids, g).value();
+  const auto tokens = test::reference_generate(*model, p.ids, n, {}, {*tok->eos_id()});
   IncrementalDecoder d(*tok, true);
   std::string text;
-  for (int32_t id : r.tokens) text += d.push(id);
+  for (int32_t id : tokens) text += d.push(id);
   return text + d.flush();
 }
 

@@ -8,8 +8,8 @@
 
 #include "model/model.h"
 #include "runtime/engine.h"
-#include "runtime/generate.h"
 #include "model/golden.h"
+#include "reference_generation.h"
 #include "test_util.h"
 
 using namespace dsv3;
@@ -50,11 +50,10 @@ TEST(Engine, ConcurrentRequestsMatchSingleSequenceGeneration) {
   const int n = 8;
   std::vector<std::vector<int32_t>> want(n);
   for (int i = 0; i < n; ++i) {
-    GenerateOptions g;
-    g.max_new_tokens = 10;
-    g.sampling.temperature = i % 2 ? 0.8f : 0.0f;
-    g.sampling.seed = 100 + i;
-    want[i] = generate(*model, prompt_for(i), g).value().tokens;
+    SamplingParams sp;
+    sp.temperature = i % 2 ? 0.8f : 0.0f;
+    sp.seed = 100 + i;
+    want[i] = test::reference_generate(*model, prompt_for(i), 10, sp);
   }
   EngineOptions eo;
   eo.max_batch = 4;       // half of them wait in the queue and join as others leave
@@ -371,9 +370,7 @@ TEST(Engine, ScoredPromptsMatchTheReferenceLogits) {
       }
       EXPECT_EQ(generated.size(), static_cast<size_t>(max_new));
       if (max_new > 0) {
-        GenerateOptions g;
-        g.max_new_tokens = max_new;
-        const auto want = generate(*model, prompts[i], g).value().tokens;
+        const auto want = test::reference_generate(*model, prompts[i], max_new);
         for (size_t k = 0; k < generated.size(); ++k) EXPECT_EQ(generated[k].token, want[k]) << "prompt " << i;
       }
     }
