@@ -47,13 +47,7 @@ bool GenerationJob::done() const {
 
 std::optional<ApiError> GenerationJob::failure() const {
   for (const auto& c : choices_) {
-    if (!c.error.empty()) {
-      ApiError e;
-      e.status = 500;
-      e.type = "server_error";
-      e.message = c.error;
-      return e;
-    }
+    if (!c.error.empty()) return api_error(500, c.error, "server_error");
   }
   return std::nullopt;
 }
