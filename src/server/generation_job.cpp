@@ -3,6 +3,9 @@
 #include <atomic>
 #include <ctime>
 #include <map>
+#include <random>
+
+#include "server/generation_plan.h"
 
 namespace dsv3::server {
 
@@ -186,6 +189,41 @@ Json GenerationJob::final_response() const {
               {"model", model_},
               {"choices", choices},
               {"usage", usage()}};
+}
+
+std::optional<ApiError> start_generation(Engine& engine, const Tokenizer& tokenizer, const ServedModel& model,
+                                         const PreparedGeneration& request, std::shared_ptr<GenerationJob>* out) {
+  const GenerationRequest& gen = request.gen;
+  std::vector<int64_t> prompt_lengths;
+  for (const auto& ids : request.prompts) prompt_lengths.push_back(static_cast<int64_t>(ids.size()));
+  std::vector<PlannedChoice> plan;
+  const uint64_t random_seed = std::random_device{}() * 0x9E3779B97F4A7C15ull + std::random_device{}();
+  if (auto e = plan_generation(gen, prompt_lengths, request.prompt_param, model.context, tokenizer.eos_id(), random_seed,
+                               &plan))
+    return e;
+  auto job = std::make_shared<GenerationJob>(request.kind, model.id, gen.stream && gen.include_usage, gen.logprobs);
+  for (PlannedChoice& planned : plan) {
+    const std::vector<int32_t>& prompt = request.prompts[planned.prompt_index];
+    SubmitResult sr = engine.submit(prompt, std::move(planned.params));
+    if (auto e = submit_error(sr.status, sr.message, request.prompt_param)) {
+      job->cancel_all();  // the choices submitted before this one
+      return e;
+    }
+    JobChoice c;
+    c.index = planned.index;
+    c.handle = sr.handle;
+    c.prompt_tokens = static_cast<int64_t>(prompt.size());
+    c.prompt_group = planned.prompt_index;
+    if (gen.echo) {
+      c.echo = request.echo_texts[planned.prompt_index];
+      c.first_prompt_token = prompt[0];
+    }
+    c.stream = std::make_unique<ChoiceStream>(tokenizer, gen.stop, request.reasoning, request.opens_reasoning,
+                                              gen.logprobs);
+    job->add_choice(std::move(c));
+  }
+  *out = std::move(job);
+  return std::nullopt;
 }
 
 }  // namespace dsv3::server

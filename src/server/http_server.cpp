@@ -8,13 +8,11 @@
 #include <chrono>
 #include <ctime>
 #include <strings.h>
-#include <random>
 #include <thread>
 
 #include "base/log.h"
 #include "base/memory_stats.h"
 #include "server/generation_job.h"
-#include "server/generation_plan.h"
 #include "server/metrics.h"
 #include "server/prompt.h"
 
@@ -297,20 +295,6 @@ bool OpenAIServer::read_json_body(const httplib::Request& req, httplib::Response
 
 namespace {
 
-// Everything a generation needs after validation, shared by chat and completions.
-struct PreparedGeneration {
-  JobKind kind;
-  std::vector<std::vector<int32_t>> prompts = {};
-  GenerationRequest gen;
-  bool reasoning = false;  // split <think> blocks
-  bool opens_reasoning = false;
-  const char* prompt_param;                  // "messages" or "prompt"
-  std::vector<std::string> echo_texts = {};  // completions' echo: each prompt as given
-};
-
-// A seed for a request that names none: a different draw for every request.
-uint64_t random_seed() { return std::random_device{}() * 0x9E3779B97F4A7C15ull + std::random_device{}(); }
-
 // Server-sent events: each chunk as it comes, a comment line after a second of silence (it
 // also finds a client that left, whose generation is then cancelled), then the usage chunk
 // if asked for and [DONE].
@@ -371,34 +355,10 @@ void respond_when_done(std::shared_ptr<GenerationJob> job, httplib::Response& re
   });
 }
 
-void run_generation(Engine& engine, const Tokenizer& tok, const ServedModel& model, PreparedGeneration p,
+void run_generation(Engine& engine, const Tokenizer& tok, const ServedModel& model, const PreparedGeneration& p,
                     httplib::Response& res) {
-  std::vector<int64_t> prompt_lengths;
-  for (const auto& ids : p.prompts) prompt_lengths.push_back(static_cast<int64_t>(ids.size()));
-  std::vector<PlannedChoice> plan;
-  if (auto e = plan_generation(p.gen, prompt_lengths, p.prompt_param, model.context, tok.eos_id(), random_seed(), &plan))
-    return send_error(res, *e);
-
-  auto job = std::make_shared<GenerationJob>(p.kind, model.id, p.gen.stream && p.gen.include_usage, p.gen.logprobs);
-  for (PlannedChoice& planned : plan) {
-    const std::vector<int32_t>& prompt = p.prompts[planned.prompt_index];
-    SubmitResult sr = engine.submit(prompt, std::move(planned.params));
-    if (auto e = submit_error(sr.status, sr.message, p.prompt_param)) {
-      job->cancel_all();
-      return send_error(res, *e);
-    }
-    JobChoice c;
-    c.index = planned.index;
-    c.handle = sr.handle;
-    c.prompt_tokens = static_cast<int64_t>(prompt.size());
-    c.prompt_group = planned.prompt_index;
-    if (p.gen.echo) {
-      c.echo = p.echo_texts[planned.prompt_index];
-      c.first_prompt_token = prompt[0];
-    }
-    c.stream = std::make_unique<ChoiceStream>(tok, p.gen.stop, p.reasoning, p.opens_reasoning, p.gen.logprobs);
-    job->add_choice(std::move(c));
-  }
+  std::shared_ptr<GenerationJob> job;
+  if (auto e = start_generation(engine, tok, model, p, &job)) return send_error(res, *e);
   if (p.gen.stream) return stream_events(job, p.gen.include_usage, res);
   respond_when_done(job, res);
 }
@@ -418,7 +378,7 @@ void OpenAIServer::handle_chat(const httplib::Request& req, httplib::Response& r
                        .reasoning = true,
                        .opens_reasoning = prompt.opens_reasoning,
                        .prompt_param = "messages"};
-  run_generation(*engine_, *tokenizer_, model_, std::move(p), res);
+  run_generation(*engine_, *tokenizer_, model_, p, res);
 }
 
 void OpenAIServer::handle_completions(const httplib::Request& req, httplib::Response& res) {
@@ -437,7 +397,7 @@ void OpenAIServer::handle_completions(const httplib::Request& req, httplib::Resp
       p.echo_texts.push_back(text.ok() ? lossy_utf8(*text) : std::string());
     }
   }
-  run_generation(*engine_, *tokenizer_, model_, std::move(p), res);
+  run_generation(*engine_, *tokenizer_, model_, p, res);
 }
 
 void OpenAIServer::handle_models(const httplib::Request& req, httplib::Response& res) {
