@@ -196,9 +196,9 @@ std::optional<ApiError> start_generation(Engine& engine, const Tokenizer& tokeni
   const GenerationRequest& gen = request.gen;
   std::vector<int64_t> prompt_lengths;
   for (const auto& ids : request.prompts) prompt_lengths.push_back(static_cast<int64_t>(ids.size()));
+  const uint64_t unseeded = std::random_device{}() * 0x9E3779B97F4A7C15ull + std::random_device{}();
   std::vector<PlannedChoice> plan;
-  const uint64_t random_seed = std::random_device{}() * 0x9E3779B97F4A7C15ull + std::random_device{}();
-  if (auto e = plan_generation(gen, prompt_lengths, request.prompt_param, model.context, tokenizer.eos_id(), random_seed,
+  if (auto e = plan_generation(gen, prompt_lengths, request.prompt_param, model.context, tokenizer.eos_id(), unseeded,
                                &plan))
     return e;
   auto job = std::make_shared<GenerationJob>(request.kind, model.id, gen.stream && gen.include_usage, gen.logprobs);
