@@ -73,8 +73,8 @@ OpenAIServer::OpenAIServer(ServerOptions options) : options_(std::move(options))
     using httplib::Server;
     const bool chunked = strcasecmp(req.get_header_value("Transfer-Encoding").c_str(), "chunked") == 0;  // as httplib
     const bool has_length = req.has_header("Content-Length");
-    // H03: httplib reads a body for these methods; with neither a length nor chunked encoding
-    // it would read until the client closes (the read timeout). Nothing was sent, so answer now.
+    // httplib reads a body for these methods; with neither a length nor chunked encoding it
+    // would read until the client closes (the read timeout). Nothing was sent, so answer now.
     const bool reads_body = req.method == "POST" || req.method == "PUT" || req.method == "PATCH" ||
                             req.method == "DELETE" || req.method == "PRI";
     if (reads_body && !has_length && !chunked) {
@@ -223,8 +223,9 @@ bool OpenAIServer::screen(const httplib::Request& req, httplib::Response& res) {
     res.set_header("Access-Control-Max-Age", "600");
     return true;
   }
-  // H05, on what the client sent (httplib adds REMOTE_ADDR, REMOTE_PORT, LOCAL_ADDR and
-  // LOCAL_PORT). This answers; it does not bound memory: httplib has read every line already.
+  // Header limits (431), on what the client sent (httplib adds REMOTE_ADDR, REMOTE_PORT,
+  // LOCAL_ADDR and LOCAL_PORT). This answers; it does not bound memory: httplib has read
+  // every line already.
   size_t count = 0, bytes = 0;
   for (const auto& [name, value] : req.headers) {
     if (name == "REMOTE_ADDR" || name == "REMOTE_PORT" || name == "LOCAL_ADDR" || name == "LOCAL_PORT") continue;
