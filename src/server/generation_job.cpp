@@ -88,39 +88,31 @@ Json GenerationJob::chunk(int index, const ChoiceDelta* delta, const std::option
     choice["logprobs"] = logprobs_ && delta && !delta->logprobs.empty() ? legacy_logprobs(delta->logprobs) : Json(nullptr);
   }
   choice["finish_reason"] = finish ? Json(openai_finish_reason(*finish)) : Json(nullptr);
-  Json c = {{"id", id_},
-            {"object", kind_ == JobKind::Chat ? "chat.completion.chunk" : "text_completion"},
-            {"created", created_},
-            {"model", model_},
-            {"choices", Json::array({choice})}};
+  Json c = envelope(kind_ == JobKind::Chat ? "chat.completion.chunk" : "text_completion", Json::array({choice}));
   if (include_usage_) c["usage"] = nullptr;
   return c;
 }
 
 Json GenerationJob::usage_chunk() const {
-  return Json{{"id", id_},
-              {"object", kind_ == JobKind::Chat ? "chat.completion.chunk" : "text_completion"},
-              {"created", created_},
-              {"model", model_},
-              {"choices", Json::array()},
-              {"usage", usage()}};
+  Json c = envelope(kind_ == JobKind::Chat ? "chat.completion.chunk" : "text_completion", Json::array());
+  c["usage"] = usage();
+  return c;
+}
+
+Json GenerationJob::envelope(const char* object, Json choices) const {
+  return Json{{"id", id_}, {"object", object}, {"created", created_}, {"model", model_}, {"choices", std::move(choices)}};
 }
 
 void GenerationJob::update_choice(JobChoice& c, std::chrono::milliseconds timeout, std::vector<Json>* chunks) {
   if (c.done) return;
   RequestUpdate u = c.handle->wait(timeout);
   ChoiceDelta delta;
-  auto append = [&](ChoiceDelta d) {
-    delta.content += d.content;
-    delta.reasoning += d.reasoning;
-    for (auto& e : d.logprobs) delta.logprobs.push_back(std::move(e));
-  };
   if (c.echo) {  // the prompt first, once
-    append(c.stream->start_echo(*c.echo, c.first_prompt_token));
+    delta.append(c.stream->start_echo(*c.echo, c.first_prompt_token));
     c.echo.reset();
   }
-  append(c.stream->push_prompt(u.prompt));
-  append(c.stream->push(u.tokens));
+  delta.append(c.stream->push_prompt(u.prompt));
+  delta.append(c.stream->push(u.tokens));
   bool finished = u.finished;
   FinishReason reason = u.finish;
   if (c.stream->stopped_by_string()) {
@@ -131,9 +123,7 @@ void GenerationJob::update_choice(JobChoice& c, std::chrono::milliseconds timeou
     c.error = u.error;
   }
   if (finished) {
-    ChoiceDelta tail = c.stream->finish();
-    delta.content += tail.content;
-    delta.reasoning += tail.reasoning;
+    delta.append(c.stream->finish());
     c.done = true;
     c.finish = reason;
   }
@@ -183,12 +173,9 @@ Json GenerationJob::final_response() const {
     }
     choices.push_back(ch);
   }
-  return Json{{"id", id_},
-              {"object", kind_ == JobKind::Chat ? "chat.completion" : "text_completion"},
-              {"created", created_},
-              {"model", model_},
-              {"choices", choices},
-              {"usage", usage()}};
+  Json response = envelope(kind_ == JobKind::Chat ? "chat.completion" : "text_completion", std::move(choices));
+  response["usage"] = usage();
+  return response;
 }
 
 std::optional<ApiError> start_generation(Engine& engine, const Tokenizer& tokenizer, const ServedModel& model,

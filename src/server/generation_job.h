@@ -58,6 +58,8 @@ class GenerationJob {
 
  private:
   Json chunk(int index, const ChoiceDelta* delta, const std::optional<FinishReason>& finish, bool first) const;
+  // {id, object, created, model, choices}: what every response and chunk of this job carries.
+  Json envelope(const char* object, Json choices) const;
   Json usage() const;
   void update_choice(JobChoice& c, std::chrono::milliseconds timeout, std::vector<Json>* chunks);
 
