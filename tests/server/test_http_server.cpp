@@ -12,6 +12,7 @@
 using namespace dsv3;
 using namespace std::chrono_literals;
 using dsv3::test::raw_exchange;
+using dsv3::test::raw_post;
 using dsv3::test::status_of;
 using dsv3::test::TestServer;
 using dsv3::test::TestServerOptions;
@@ -382,9 +383,7 @@ TEST(HttpServer, BodyLimitsKeepAliveChunkedExpect) {
     test::KeepAliveConnection conn(s.port());
     ASSERT_TRUE(conn.connected());
     for (int i = 0; i < 3; ++i) {
-      std::string one = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
-                        std::to_string(body.size()) + "\r\n\r\n" + body;
-      const auto got = conn.exchange(one);
+      const auto got = conn.exchange(raw_post("/v1/completions", body));
       ASSERT_TRUE(got.complete) << "request " << i << ": " << got.bytes;
       EXPECT_EQ(status_of(got.bytes), 200) << "request " << i << " on the same connection";
     }
@@ -407,9 +406,8 @@ TEST(HttpServer, BodyLimitsKeepAliveChunkedExpect) {
                         str_f("%zx\r\n", body.size()) + body + "\r\n0\r\n\r\n";
   EXPECT_EQ(status_of(raw_exchange(s.port(), chunked)), 200);
   // Expect: 100-continue.
-  std::string expect = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\n"
-                       "Connection: close\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
-  std::string ans = raw_exchange(s.port(), expect);
+  std::string ans =
+      raw_exchange(s.port(), raw_post("/v1/completions", body, "Expect: 100-continue\r\nConnection: close\r\n"));
   EXPECT_NE(ans.find("200 OK"), std::string::npos) << ans.substr(0, 200);
 }
 
@@ -470,13 +468,9 @@ TEST(HttpServer, DisconnectedClientsAreCancelled) {
   // client stays.
   const std::string body = R"({"prompt":"Tell me everything","ignore_eos":true,"temperature":1.0})";
   const std::string stream_body = R"({"prompt":"Tell me everything","ignore_eos":true,"stream":true})";
-  auto request = [](const std::string& b) {
-    return "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
-           std::to_string(b.size()) + "\r\n\r\n" + b;
-  };
   // Non-streamed, then streamed: the client leaves after a moment.
-  raw_exchange(s.port(), request(body), 5000, 600);
-  raw_exchange(s.port(), request(stream_body), 5000, 600);
+  raw_exchange(s.port(), raw_post("/v1/completions", body), 5000, 600);
+  raw_exchange(s.port(), raw_post("/v1/completions", stream_body), 5000, 600);
   bool freed = false;
   for (int i = 0; i < 100 && !freed; ++i) {
     std::this_thread::sleep_for(50ms);
@@ -506,8 +500,7 @@ TEST(HttpServer, QueueFullGets429WithRetryAfter) {
   };
   // One request runs, then a second waits in the queue.
   for (int i = 0; i < 2; ++i) {
-    holders.emplace_back([&] { raw_exchange(s.port(), "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
-                                                         std::to_string(body.size()) + "\r\n\r\n" + body, 10000, 8000); });
+    holders.emplace_back([&] { raw_exchange(s.port(), raw_post("/v1/completions", body), 10000, 8000); });
     if (!wait_for(1, i)) {
       ADD_FAILURE() << "holder " << i << " never reached the engine";
       break;
@@ -782,8 +775,7 @@ TEST(HttpServer, RefusedRequestsLeaveKeptAliveConnectionsInStep) {
   // A body larger than one read of the socket.
   const std::string body = R"({"prompt":"hi","max_tokens":2,"user":")" + std::string(20000, 'u') + R"("})";
   auto post_with = [&](const std::string& key) {
-    return "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer " + key +
-           "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    return raw_post("/v1/completions", body, "Authorization: Bearer " + key + "\r\n");
   };
   {
     test::KeepAliveConnection conn(s.port());
