@@ -38,7 +38,7 @@ std::optional<ApiError> plan_generation(const GenerationRequest& gen, const std:
 
 // The HTTP error for a submission the engine refused; none for SubmitStatus::Ok. A full queue
 // is 429 with Retry-After (the queue drains), a shutdown 503, an invalid request 400 naming
-// the prompt (the engine checks token ids and length).
+// the prompt (the engine checks token ids, the prompt's length and the sampling parameters).
 std::optional<ApiError> submit_error(SubmitStatus status, const std::string& message, const std::string& prompt_param);
 
 }  // namespace dsv3::server
