@@ -10,9 +10,7 @@
 #include <atomic>
 #include <cstdio>
 #include <iostream>
-#include <limits>
 #include <memory>
-#include <random>
 
 #include "command.h"
 #include "common.h"
@@ -36,10 +34,7 @@ void on_sigint(int) {
 
 struct ChatArgs {
   ModelArgs model;
-  float temperature = 0.6f;
-  float top_p = 0.95f;
-  int top_k = 0;
-  int64_t seed = -1;
+  SamplingArgs sampling;
   int64_t max_new_tokens = 1024;
   std::string system;
   std::string tokenizer;
@@ -78,9 +73,9 @@ int run_chat(const ChatArgs& a) {
   params.max_new_tokens = a.max_new_tokens;
   // Each answer draws from its own seed, seed + turn: a session replays with the same --seed,
   // and no two turns repeat each other's draws (as a generator carried on across turns).
-  const uint64_t seed = a.seed >= 0 ? static_cast<uint64_t>(a.seed) : static_cast<uint64_t>(std::random_device{}());
+  const uint64_t seed = seed_or_random(a.sampling);
   uint64_t turn = 0;
-  params.sampling = {a.temperature, a.top_p, a.top_k, seed};
+  params.sampling = sampling_params(a.sampling, seed);
   if (tokenizer.eos_id()) params.stop_tokens.push_back(*tokenizer.eos_id());
   const bool tty = ::isatty(0);
   if (tty) std::printf("Chatting with %s. /clear forgets the conversation, /exit quits.\n", dir->c_str());
@@ -183,11 +178,7 @@ Command add_chat(CLI::App& root) {
   auto args = std::make_shared<ChatArgs>();
   CLI::App* app = root.add_subcommand("chat", "Interactive chat in the terminal (/clear, /exit)");
   add_model_options(app, args->model);
-  app->add_option("--temperature", args->temperature, "Sampling temperature; 0 = greedy")->check(finite_in(0, 100));
-  app->add_option("--top-p", args->top_p, "Nucleus sampling mass")->check(finite_in(0, 1));
-  app->add_option("--top-k", args->top_k, "Sample among the k most likely tokens (0 = all)")->check(CLI::Range(0, 1 << 30));
-  app->add_option("--seed", args->seed, "Random seed; answer k of a session draws from seed + k (default: random)")
-      ->check(CLI::Range(int64_t(-1), std::numeric_limits<int64_t>::max()));
+  add_sampling_options(app, args->sampling, "Random seed; answer k of a session draws from seed + k (default: random)");
   app->add_option("-n,--max-new-tokens", args->max_new_tokens, "Longest answer in tokens")->check(CLI::Range(int64_t(1), int64_t(1) << 31));
   app->add_option("--system", args->system, "System prompt");
   add_tokenizer_option(app, args->tokenizer);

@@ -3,9 +3,7 @@
 
 #include <cstdio>
 #include <fstream>
-#include <limits>
 #include <memory>
-#include <random>
 
 #include "base/mapped_file.h"
 #include "command.h"
@@ -25,10 +23,7 @@ struct GenerateArgs {
   std::string input_file;
   bool raw = false;
   int64_t max_new_tokens = 200;
-  float temperature = 0.6f;
-  float top_p = 0.95f;
-  int top_k = 0;
-  int64_t seed = -1;
+  SamplingArgs sampling;
   bool ids = false;
   bool ignore_eos = false;
   std::string tokenizer;
@@ -38,10 +33,6 @@ std::string join_ids(const std::vector<int32_t>& v) {
   std::string s;
   for (size_t i = 0; i < v.size(); ++i) s += (i ? " " : "") + std::to_string(v[i]);
   return s;
-}
-
-uint64_t seed_of(const GenerateArgs& a) {
-  return a.seed >= 0 ? static_cast<uint64_t>(a.seed) : static_cast<uint64_t>(std::random_device{}());
 }
 
 // --tokens: one prompt of ids, printed as ids (--ids) or with a speed line.
@@ -57,7 +48,7 @@ int run_ids(const GenerateArgs& a) {
   Engine engine(m, eo);
   RequestParams params;
   params.max_new_tokens = a.max_new_tokens;
-  params.sampling = {a.temperature, a.top_p, a.top_k, seed_of(a)};
+  params.sampling = sampling_params(a.sampling, seed_or_random(a.sampling));
   if (!a.ignore_eos)
     for (int64_t id : m.config().eos_token_ids) params.stop_tokens.push_back(static_cast<int32_t>(id));
   const int64_t prompt_tokens = static_cast<int64_t>(prompt->size());
@@ -119,7 +110,7 @@ int run_text(const GenerateArgs& a) {
   eo.max_queue = static_cast<int>(prompts.size());
   eo.max_step_tokens = 512;
   Engine engine(**model, eo);
-  const uint64_t seed = seed_of(a);
+  const uint64_t seed = seed_or_random(a.sampling);
   std::vector<std::shared_ptr<RequestHandle>> handles;
   for (size_t i = 0; i < prompts.size(); ++i) {
     std::vector<int32_t> ids;
@@ -139,7 +130,7 @@ int run_text(const GenerateArgs& a) {
                                     i + 1, ids.size(), static_cast<long long>((*model)->max_context())));
     // Every prompt draws from the same seed: a line's completion does not depend on its place
     // in the file (-p with the same seed gives the same text).
-    rp.sampling = {a.temperature, a.top_p, a.top_k, seed};
+    rp.sampling = sampling_params(a.sampling, seed);
     if (!a.ignore_eos && tokenizer.eos_id()) rp.stop_tokens.push_back(*tokenizer.eos_id());
     SubmitResult sr = engine.submit(std::move(ids), rp);
     if (sr.status != SubmitStatus::Ok) return fail("generate", str_f("prompt %zu: %s", i + 1, sr.message.c_str()));
@@ -178,11 +169,7 @@ Command add_generate(CLI::App& root) {
   add_tokenizer_option(app, args->tokenizer);
   app->add_option("-n,--max-new-tokens", args->max_new_tokens, "Tokens to generate at most per prompt")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 31));
-  app->add_option("--temperature", args->temperature, "Sampling temperature; 0 = greedy")->check(finite_in(0, 100));
-  app->add_option("--top-p", args->top_p, "Nucleus sampling mass")->check(finite_in(0, 1));
-  app->add_option("--top-k", args->top_k, "Sample among the k most likely tokens (0 = all)")->check(CLI::Range(0, 1 << 30));
-  app->add_option("--seed", args->seed, "Random seed (same seed, same tokens; default: random)")
-      ->check(CLI::Range(int64_t(-1), std::numeric_limits<int64_t>::max()));
+  add_sampling_options(app, args->sampling, "Random seed (same seed, same tokens; default: random)");
   app->add_flag("--ids", args->ids, "With --tokens: print only the generated ids, space-separated, on one line")
       ->needs(tokens);
   app->add_flag("--ignore-eos", args->ignore_eos, "Keep generating past the end-of-sequence token");

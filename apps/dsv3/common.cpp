@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <limits>
+#include <random>
 
 #include "kernels/amx.h"
 #include "kernels/dispatch.h"
@@ -43,6 +45,26 @@ Status check_tokenizer_fits(const Tokenizer& tokenizer, const Model& model, cons
   return error_f("the tokenizer in %s has ids up to %d, but the model's vocab_size is %lld (config.json): they do not "
                  "belong together (point --tokenizer at the model's own tokenizer)",
                  tokenizer_dir.c_str(), tokenizer.vocab_size() - 1, static_cast<long long>(model.vocab_size()));
+}
+
+void add_sampling_options(CLI::App* app, SamplingArgs& args, const std::string& seed_help) {
+  app->add_option("--temperature", args.temperature, "Sampling temperature; 0 = greedy")->check(finite_in(0, 100));
+  app->add_option("--top-p", args.top_p, "Nucleus sampling mass")->check(finite_in(0, 1));
+  app->add_option("--top-k", args.top_k, "Sample among the k most likely tokens (0 = all)")->check(CLI::Range(0, 1 << 30));
+  app->add_option("--seed", args.seed, seed_help)->check(CLI::Range(int64_t(-1), std::numeric_limits<int64_t>::max()));
+}
+
+SamplingParams sampling_params(const SamplingArgs& args, uint64_t seed) {
+  SamplingParams p;
+  p.temperature = args.temperature;
+  p.top_p = args.top_p;
+  p.top_k = args.top_k;
+  p.seed = seed;
+  return p;
+}
+
+uint64_t seed_or_random(const SamplingArgs& args) {
+  return args.seed >= 0 ? static_cast<uint64_t>(args.seed) : static_cast<uint64_t>(std::random_device{}());
 }
 
 CLI::Validator finite_in(double lo, double hi) {

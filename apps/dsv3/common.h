@@ -9,6 +9,7 @@
 
 #include "base/result.h"
 #include "model/model.h"
+#include "runtime/sampler.h"
 #include "tokenizer/tokenizer.h"
 
 namespace dsv3::cli {
@@ -43,6 +44,19 @@ Result<std::unique_ptr<Tokenizer>> load_tokenizer(const std::string& model_dir, 
 // Error unless every id the tokenizer can produce is a row of the model's embedding (a
 // tokenizer from another model would fail at the first prompt with an id out of range).
 Status check_tokenizer_fits(const Tokenizer& tokenizer, const Model& model, const std::string& tokenizer_dir);
+
+// --temperature, --top-p, --top-k, --seed of the commands that generate.
+struct SamplingArgs {
+  float temperature = 0.6f;
+  float top_p = 0.95f;
+  int top_k = 0;
+  int64_t seed = -1;  // -1: a random seed
+};
+void add_sampling_options(CLI::App* app, SamplingArgs& args, const std::string& seed_help);
+// The sampling parameters the args ask for, drawing from `seed`.
+SamplingParams sampling_params(const SamplingArgs& args, uint64_t seed);
+// --seed, or a random one when none was given.
+uint64_t seed_or_random(const SamplingArgs& args);
 
 // Validator: a finite number in [lo, hi] (CLI::Range lets NaN through).
 CLI::Validator finite_in(double lo, double hi);

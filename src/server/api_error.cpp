@@ -9,12 +9,18 @@ Json ApiError::to_json() const {
   return Json{{"error", e}};
 }
 
-ApiError invalid_request(std::string message, std::optional<std::string> param, std::optional<std::string> code) {
+ApiError api_error(int status, std::string message, std::string type, std::optional<std::string> code) {
   ApiError e;
-  e.status = 400;
+  e.status = status;
   e.message = std::move(message);
-  e.param = std::move(param);
+  e.type = std::move(type);
   e.code = std::move(code);
+  return e;
+}
+
+ApiError invalid_request(std::string message, std::optional<std::string> param, std::optional<std::string> code) {
+  ApiError e = api_error(400, std::move(message), "invalid_request_error", std::move(code));
+  e.param = std::move(param);
   return e;
 }
 

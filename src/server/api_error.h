@@ -15,10 +15,16 @@ struct ApiError {
   std::string type = "invalid_request_error";
   std::optional<std::string> param;
   std::optional<std::string> code;
+  // Seconds a client should wait before it retries (the Retry-After header), for refusals
+  // that pass, such as a full queue.
+  std::optional<int> retry_after_seconds;
 
   Json to_json() const;
 };
 
+// An error of any status and type (no param).
+ApiError api_error(int status, std::string message, std::string type, std::optional<std::string> code = std::nullopt);
+// 400 invalid_request_error.
 ApiError invalid_request(std::string message, std::optional<std::string> param = std::nullopt,
                          std::optional<std::string> code = std::nullopt);
 

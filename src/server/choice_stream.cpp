@@ -46,6 +46,12 @@ Json legacy_logprobs(const Json& entries) {
   return Json{{"tokens", tokens}, {"token_logprobs", lps}, {"top_logprobs", tops}};
 }
 
+void ChoiceDelta::append(const ChoiceDelta& next) {
+  content += next.content;
+  reasoning += next.reasoning;
+  for (const auto& e : next.logprobs) logprobs.push_back(e);
+}
+
 ChoiceStream::ChoiceStream(const Tokenizer& tokenizer, std::vector<std::string> stops, bool reasoning,
                            bool in_reasoning, bool want_logprobs)
     : tokenizer_(tokenizer), decoder_(tokenizer, /*skip_special_tokens=*/true), stop_(std::move(stops)),
@@ -72,8 +78,7 @@ ChoiceDelta ChoiceStream::start_echo(const std::string& text, int32_t first_toke
   ChoiceDelta d;
   d.content = text;
   if (want_logprobs_) d.logprobs.push_back(unscored_entry(tokenizer_, first_token));
-  content_ += d.content;
-  for (const auto& e : d.logprobs) all_logprobs_.push_back(e);
+  emitted_.append(d);
   return d;
 }
 
@@ -81,7 +86,7 @@ ChoiceDelta ChoiceStream::push_prompt(const std::vector<TokenOutput>& scored) {
   ChoiceDelta d;
   if (!want_logprobs_) return d;
   for (const TokenOutput& t : scored) d.logprobs.push_back(logprob_entry(tokenizer_, t));
-  for (const auto& e : d.logprobs) all_logprobs_.push_back(e);
+  emitted_.append(d);
   return d;
 }
 
@@ -94,9 +99,7 @@ ChoiceDelta ChoiceStream::push(const std::vector<TokenOutput>& tokens) {
     std::string text = stop_.push(decoder_.push(t.token));
     route(text, d, false);
   }
-  content_ += d.content;
-  reasoning_ += d.reasoning;
-  for (const auto& e : d.logprobs) all_logprobs_.push_back(e);
+  emitted_.append(d);
   return d;
 }
 
@@ -105,8 +108,7 @@ ChoiceDelta ChoiceStream::finish() {
   std::string tail = stop_.stopped() ? std::string() : stop_.push(decoder_.flush());
   tail += stop_.flush();
   route(tail, d, true);
-  content_ += d.content;
-  reasoning_ += d.reasoning;
+  emitted_.append(d);
   return d;
 }
 

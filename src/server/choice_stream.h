@@ -22,6 +22,8 @@ struct ChoiceDelta {
   std::string reasoning;
   Json logprobs = Json::array();  // chat-format entries for the tokens of this delta
   bool empty() const { return content.empty() && reasoning.empty() && logprobs.empty(); }
+  // Adds what `next` emitted after this delta's text and entries.
+  void append(const ChoiceDelta& next);
 };
 
 class ChoiceStream {
@@ -43,9 +45,9 @@ class ChoiceStream {
   int64_t completion_tokens() const { return completion_tokens_; }
 
   // Everything emitted so far (for non-streamed responses).
-  const std::string& content() const { return content_; }
-  const std::string& reasoning() const { return reasoning_; }
-  const Json& all_logprobs() const { return all_logprobs_; }
+  const std::string& content() const { return emitted_.content; }
+  const std::string& reasoning() const { return emitted_.reasoning; }
+  const Json& all_logprobs() const { return emitted_.logprobs; }
 
  private:
   void route(const std::string& text, ChoiceDelta& d, bool final);
@@ -55,8 +57,7 @@ class ChoiceStream {
   std::optional<ReasoningSplitter> splitter_;
   bool want_logprobs_;
   int64_t completion_tokens_ = 0;
-  std::string content_, reasoning_;
-  Json all_logprobs_ = Json::array();
+  ChoiceDelta emitted_;  // every delta returned so far, appended
 };
 
 // A chat-format logprobs entry: {"token", "logprob", "bytes", "top_logprobs": [...]}.

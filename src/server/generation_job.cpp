@@ -3,6 +3,9 @@
 #include <atomic>
 #include <ctime>
 #include <map>
+#include <random>
+
+#include "server/generation_plan.h"
 
 namespace dsv3::server {
 
@@ -47,13 +50,7 @@ bool GenerationJob::done() const {
 
 std::optional<ApiError> GenerationJob::failure() const {
   for (const auto& c : choices_) {
-    if (!c.error.empty()) {
-      ApiError e;
-      e.status = 500;
-      e.type = "server_error";
-      e.message = c.error;
-      return e;
-    }
+    if (!c.error.empty()) return api_error(500, c.error, "server_error");
   }
   return std::nullopt;
 }
@@ -91,39 +88,31 @@ Json GenerationJob::chunk(int index, const ChoiceDelta* delta, const std::option
     choice["logprobs"] = logprobs_ && delta && !delta->logprobs.empty() ? legacy_logprobs(delta->logprobs) : Json(nullptr);
   }
   choice["finish_reason"] = finish ? Json(openai_finish_reason(*finish)) : Json(nullptr);
-  Json c = {{"id", id_},
-            {"object", kind_ == JobKind::Chat ? "chat.completion.chunk" : "text_completion"},
-            {"created", created_},
-            {"model", model_},
-            {"choices", Json::array({choice})}};
+  Json c = envelope(kind_ == JobKind::Chat ? "chat.completion.chunk" : "text_completion", Json::array({choice}));
   if (include_usage_) c["usage"] = nullptr;
   return c;
 }
 
 Json GenerationJob::usage_chunk() const {
-  return Json{{"id", id_},
-              {"object", kind_ == JobKind::Chat ? "chat.completion.chunk" : "text_completion"},
-              {"created", created_},
-              {"model", model_},
-              {"choices", Json::array()},
-              {"usage", usage()}};
+  Json c = envelope(kind_ == JobKind::Chat ? "chat.completion.chunk" : "text_completion", Json::array());
+  c["usage"] = usage();
+  return c;
+}
+
+Json GenerationJob::envelope(const char* object, Json choices) const {
+  return Json{{"id", id_}, {"object", object}, {"created", created_}, {"model", model_}, {"choices", std::move(choices)}};
 }
 
 void GenerationJob::update_choice(JobChoice& c, std::chrono::milliseconds timeout, std::vector<Json>* chunks) {
   if (c.done) return;
   RequestUpdate u = c.handle->wait(timeout);
   ChoiceDelta delta;
-  auto append = [&](ChoiceDelta d) {
-    delta.content += d.content;
-    delta.reasoning += d.reasoning;
-    for (auto& e : d.logprobs) delta.logprobs.push_back(std::move(e));
-  };
   if (c.echo) {  // the prompt first, once
-    append(c.stream->start_echo(*c.echo, c.first_prompt_token));
+    delta.append(c.stream->start_echo(*c.echo, c.first_prompt_token));
     c.echo.reset();
   }
-  append(c.stream->push_prompt(u.prompt));
-  append(c.stream->push(u.tokens));
+  delta.append(c.stream->push_prompt(u.prompt));
+  delta.append(c.stream->push(u.tokens));
   bool finished = u.finished;
   FinishReason reason = u.finish;
   if (c.stream->stopped_by_string()) {
@@ -134,9 +123,7 @@ void GenerationJob::update_choice(JobChoice& c, std::chrono::milliseconds timeou
     c.error = u.error;
   }
   if (finished) {
-    ChoiceDelta tail = c.stream->finish();
-    delta.content += tail.content;
-    delta.reasoning += tail.reasoning;
+    delta.append(c.stream->finish());
     c.done = true;
     c.finish = reason;
   }
@@ -186,12 +173,44 @@ Json GenerationJob::final_response() const {
     }
     choices.push_back(ch);
   }
-  return Json{{"id", id_},
-              {"object", kind_ == JobKind::Chat ? "chat.completion" : "text_completion"},
-              {"created", created_},
-              {"model", model_},
-              {"choices", choices},
-              {"usage", usage()}};
+  Json response = envelope(kind_ == JobKind::Chat ? "chat.completion" : "text_completion", std::move(choices));
+  response["usage"] = usage();
+  return response;
+}
+
+std::optional<ApiError> start_generation(Engine& engine, const Tokenizer& tokenizer, const ServedModel& model,
+                                         const PreparedGeneration& request, std::shared_ptr<GenerationJob>* out) {
+  const GenerationRequest& gen = request.gen;
+  std::vector<int64_t> prompt_lengths;
+  for (const auto& ids : request.prompts) prompt_lengths.push_back(static_cast<int64_t>(ids.size()));
+  const uint64_t unseeded = std::random_device{}() * 0x9E3779B97F4A7C15ull + std::random_device{}();
+  std::vector<PlannedChoice> plan;
+  if (auto e = plan_generation(gen, prompt_lengths, request.prompt_param, model.context, tokenizer.eos_id(), unseeded,
+                               &plan))
+    return e;
+  auto job = std::make_shared<GenerationJob>(request.kind, model.id, gen.stream && gen.include_usage, gen.logprobs);
+  for (PlannedChoice& planned : plan) {
+    const std::vector<int32_t>& prompt = request.prompts[planned.prompt_index];
+    SubmitResult sr = engine.submit(prompt, std::move(planned.params));
+    if (auto e = submit_error(sr.status, sr.message, request.prompt_param)) {
+      job->cancel_all();  // the choices submitted before this one
+      return e;
+    }
+    JobChoice c;
+    c.index = planned.index;
+    c.handle = sr.handle;
+    c.prompt_tokens = static_cast<int64_t>(prompt.size());
+    c.prompt_group = planned.prompt_index;
+    if (gen.echo) {
+      c.echo = request.echo_texts[planned.prompt_index];
+      c.first_prompt_token = prompt[0];
+    }
+    c.stream = std::make_unique<ChoiceStream>(tokenizer, gen.stop, request.reasoning, request.opens_reasoning,
+                                              gen.logprobs);
+    job->add_choice(std::move(c));
+  }
+  *out = std::move(job);
+  return std::nullopt;
 }
 
 }  // namespace dsv3::server

@@ -16,6 +16,7 @@
 #include "runtime/engine.h"
 #include "server/api_error.h"
 #include "server/choice_stream.h"
+#include "server/openai_request.h"
 
 namespace dsv3::server {
 
@@ -57,6 +58,8 @@ class GenerationJob {
 
  private:
   Json chunk(int index, const ChoiceDelta* delta, const std::optional<FinishReason>& finish, bool first) const;
+  // {id, object, created, model, choices}: what every response and chunk of this job carries.
+  Json envelope(const char* object, Json choices) const;
   Json usage() const;
   void update_choice(JobChoice& c, std::chrono::milliseconds timeout, std::vector<Json>* chunks);
 
@@ -73,5 +76,22 @@ class GenerationJob {
 };
 
 const char* openai_finish_reason(FinishReason r);
+
+// A validated request with its prompts tokenized, chat and completions alike.
+struct PreparedGeneration {
+  JobKind kind;
+  std::vector<std::vector<int32_t>> prompts = {};
+  GenerationRequest gen;
+  bool reasoning = false;        // split <think> blocks into reasoning_content (chat)
+  bool opens_reasoning = false;  // the prompt ends inside an open <think> block
+  const char* prompt_param;      // "messages" or "prompt": the parameter errors about the prompt name
+  std::vector<std::string> echo_texts = {};  // completions' echo: each prompt as given
+};
+
+// Plans the request's choices (plan_generation; a request without a seed gets a random one),
+// submits each to the engine and gathers them in a job. On an error (a prompt that does not
+// fit the context, a refusal by the engine) nothing is left running.
+std::optional<ApiError> start_generation(Engine& engine, const Tokenizer& tokenizer, const ServedModel& model,
+                                         const PreparedGeneration& request, std::shared_ptr<GenerationJob>* out);
 
 }  // namespace dsv3::server

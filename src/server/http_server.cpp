@@ -8,12 +8,12 @@
 #include <chrono>
 #include <ctime>
 #include <strings.h>
-#include <random>
 #include <thread>
 
 #include "base/log.h"
 #include "base/memory_stats.h"
 #include "server/generation_job.h"
+#include "server/metrics.h"
 #include "server/prompt.h"
 
 namespace dsv3::server {
@@ -33,17 +33,8 @@ void send_json(httplib::Response& res, int status, const Json& body) {
 }
 
 void send_error(httplib::Response& res, const ApiError& e) {
-  if (e.status == 429) res.set_header("Retry-After", "1");
+  if (e.retry_after_seconds) res.set_header("Retry-After", std::to_string(*e.retry_after_seconds));
   send_json(res, e.status, e.to_json());
-}
-
-ApiError status_error(int status, std::string message, std::string type, std::optional<std::string> code = std::nullopt) {
-  ApiError e;
-  e.status = status;
-  e.message = std::move(message);
-  e.type = std::move(type);
-  e.code = std::move(code);
-  return e;
 }
 
 // Constant-time comparison of the presented key with the configured one (CVE-2025-59425).
@@ -82,17 +73,17 @@ OpenAIServer::OpenAIServer(ServerOptions options) : options_(std::move(options))
     using httplib::Server;
     const bool chunked = strcasecmp(req.get_header_value("Transfer-Encoding").c_str(), "chunked") == 0;  // as httplib
     const bool has_length = req.has_header("Content-Length");
-    // H03: httplib reads a body for these methods; with neither a length nor chunked encoding
-    // it would read until the client closes (the read timeout). Nothing was sent, so answer now.
+    // httplib reads a body for these methods; with neither a length nor chunked encoding it
+    // would read until the client closes (the read timeout). Nothing was sent, so answer now.
     const bool reads_body = req.method == "POST" || req.method == "PUT" || req.method == "PATCH" ||
                             req.method == "DELETE" || req.method == "PRI";
     if (reads_body && !has_length && !chunked) {
       if (req.method == "DELETE") {  // no route takes DELETE
         res.set_header("Allow", "GET, POST");
-        send_error(res, status_error(405, "method DELETE is not allowed here", "invalid_request_error",
+        send_error(res, api_error(405, "method DELETE is not allowed here", "invalid_request_error",
                                      "method_not_allowed"));
       } else {
-        send_error(res, status_error(411, "a request body needs a Content-Length (or chunked encoding)",
+        send_error(res, api_error(411, "a request body needs a Content-Length (or chunked encoding)",
                                      "invalid_request_error", "length_required"));
       }
       return Server::HandlerResponse::Handled;
@@ -104,10 +95,10 @@ OpenAIServer::OpenAIServer(ServerOptions options) : options_(std::move(options))
   s.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
     switch (res.status) {
-      case 404: send_error(res, status_error(404, "not found", "invalid_request_error", "not_found")); break;
-      case 413: send_error(res, status_error(413, "request body too large", "invalid_request_error", "payload_too_large")); break;
-      case 414: send_error(res, status_error(414, "request URI too long", "invalid_request_error")); break;
-      default: send_error(res, status_error(res.status, "bad request", "invalid_request_error"));
+      case 404: send_error(res, api_error(404, "not found", "invalid_request_error", "not_found")); break;
+      case 413: send_error(res, api_error(413, "request body too large", "invalid_request_error", "payload_too_large")); break;
+      case 414: send_error(res, api_error(414, "request URI too long", "invalid_request_error")); break;
+      default: send_error(res, api_error(res.status, "bad request", "invalid_request_error"));
     }
     return httplib::Server::HandlerResponse::Handled;
   }));
@@ -120,7 +111,7 @@ OpenAIServer::OpenAIServer(ServerOptions options) : options_(std::move(options))
     } catch (...) {
     }
     DSV3_LOG_ERROR("request failed: %s", what.c_str());
-    send_error(res, status_error(500, "internal error", "server_error"));
+    send_error(res, api_error(500, "internal error", "server_error"));
   });
   // Every response (errors and streams included) tells an allowed browser origin it may read it.
   s.set_post_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
@@ -147,7 +138,7 @@ OpenAIServer::OpenAIServer(ServerOptions options) : options_(std::move(options))
   auto method_not_allowed = [](const char* allow) {
     return [allow](const httplib::Request& req, httplib::Response& res) {
       res.set_header("Allow", allow);
-      send_error(res, status_error(405, "method " + bounded_text(req.method, 20) + " is not allowed here (use " + allow + ")",
+      send_error(res, api_error(405, "method " + bounded_text(req.method, 20) + " is not allowed here (use " + allow + ")",
                                    "invalid_request_error", "method_not_allowed"));
     };
   };
@@ -221,7 +212,7 @@ bool OpenAIServer::screen(const httplib::Request& req, httplib::Response& res) {
   // credentials with it).
   if (req.method == "OPTIONS" && !options_.allowed_origins.empty()) {
     if (cors_origin(req).empty()) {
-      send_error(res, status_error(403, "this origin is not allowed (--allowed-origins)", "invalid_request_error",
+      send_error(res, api_error(403, "this origin is not allowed (--allowed-origins)", "invalid_request_error",
                                    "origin_not_allowed"));
       return true;
     }
@@ -232,8 +223,9 @@ bool OpenAIServer::screen(const httplib::Request& req, httplib::Response& res) {
     res.set_header("Access-Control-Max-Age", "600");
     return true;
   }
-  // H05, on what the client sent (httplib adds REMOTE_ADDR, REMOTE_PORT, LOCAL_ADDR and
-  // LOCAL_PORT). This answers; it does not bound memory: httplib has read every line already.
+  // Header limits (431), on what the client sent (httplib adds REMOTE_ADDR, REMOTE_PORT,
+  // LOCAL_ADDR and LOCAL_PORT). This answers; it does not bound memory: httplib has read
+  // every line already.
   size_t count = 0, bytes = 0;
   for (const auto& [name, value] : req.headers) {
     if (name == "REMOTE_ADDR" || name == "REMOTE_PORT" || name == "LOCAL_ADDR" || name == "LOCAL_PORT") continue;
@@ -241,7 +233,7 @@ bool OpenAIServer::screen(const httplib::Request& req, httplib::Response& res) {
     bytes += name.size() + value.size() + 4;
   }
   if (count > kMaxHeaders || bytes > kMaxHeaderBytes) {
-    send_error(res, status_error(431, str_f("request headers too large (at most %zu headers, %zu bytes)", kMaxHeaders,
+    send_error(res, api_error(431, str_f("request headers too large (at most %zu headers, %zu bytes)", kMaxHeaders,
                                             kMaxHeaderBytes),
                                  "invalid_request_error", "headers_too_large"));
     return true;
@@ -268,7 +260,7 @@ bool OpenAIServer::check_auth(const httplib::Request& req, httplib::Response& re
   std::string key = bearer ? h.substr(7) : std::string();
   if (keys_equal(key, options_.api_key)) return true;
   res.set_header("WWW-Authenticate", "Bearer");
-  send_error(res, status_error(401, "invalid or missing API key (Authorization: Bearer <key>)", "authentication_error",
+  send_error(res, api_error(401, "invalid or missing API key (Authorization: Bearer <key>)", "authentication_error",
                                "invalid_api_key"));
   return false;
 }
@@ -276,16 +268,16 @@ bool OpenAIServer::check_auth(const httplib::Request& req, httplib::Response& re
 bool OpenAIServer::read_json_body(const httplib::Request& req, httplib::Response& res, Json* body) {
   if (screen(req, res)) return false;  // a request with a body was not screened before routing
   if (draining_) {
-    send_error(res, status_error(503, "the server is shutting down", "server_error", "shutting_down"));
+    send_error(res, api_error(503, "the server is shutting down", "server_error", "shutting_down"));
     return false;
   }
   if (!ready_) {
-    send_error(res, status_error(503, "the model is still loading", "server_error", "loading"));
+    send_error(res, api_error(503, "the model is still loading", "server_error", "loading"));
     return false;
   }
   std::string ct = req.get_header_value("Content-Type");
   if (!ct.empty() && ct.find("application/json") == std::string::npos) {
-    send_error(res, status_error(415, "Content-Type must be application/json", "invalid_request_error",
+    send_error(res, api_error(415, "Content-Type must be application/json", "invalid_request_error",
                                  "unsupported_media_type"));
     return false;
   }
@@ -304,113 +296,45 @@ bool OpenAIServer::read_json_body(const httplib::Request& req, httplib::Response
 
 namespace {
 
-// Everything a generation needs after validation, shared by chat and completions.
-struct PreparedGeneration {
-  JobKind kind;
-  std::vector<std::vector<int32_t>> prompts;
-  GenerationRequest gen;
-  bool reasoning = false;      // split <think> blocks
-  bool opens_reasoning = false;
-  const char* prompt_param;    // "messages" or "prompt"
-  std::vector<std::string> echo_texts;  // completions' echo: each prompt as given
-};
-
-}  // namespace
-
-static void run_generation(Engine& engine, const Tokenizer& tok, const ServedModel& model, PreparedGeneration p,
-                           httplib::Response& res) {
-  // Context checks before anything is queued (H12): a streaming request fails with 400 before
-  // any SSE byte.
-  std::vector<int64_t> max_new;
-  for (const auto& ids : p.prompts) {
-    if (ids.empty()) return send_error(res, invalid_request("the prompt must be non-empty", p.prompt_param));
-    const int64_t n = static_cast<int64_t>(ids.size());
-    const bool generates = !p.gen.max_tokens || *p.gen.max_tokens > 0;
-    if (n > model.context || (generates && n == model.context))
-      return send_error(res, invalid_request(str_f("the prompt has %lld tokens; the context limit is %lld",
-                                                   static_cast<long long>(n), static_cast<long long>(model.context)),
-                                             p.prompt_param, "context_length_exceeded"));
-    if (p.gen.max_tokens && *p.gen.max_tokens > model.context - n)
-      return send_error(res, invalid_request(str_f("prompt (%lld tokens) + max_tokens (%lld) exceeds the context limit of %lld",
-                                                   static_cast<long long>(n), static_cast<long long>(*p.gen.max_tokens),
-                                                   static_cast<long long>(model.context)),
-                                             p.prompt_param, "context_length_exceeded"));
-    max_new.push_back(p.gen.max_tokens ? *p.gen.max_tokens : model.context - n);
-  }
-  auto job = std::make_shared<GenerationJob>(p.kind, model.id, p.gen.stream && p.gen.include_usage,
-                                             p.gen.logprobs);
-  uint64_t base_seed = p.gen.seed ? *p.gen.seed : std::random_device{}() * 0x9E3779B97F4A7C15ull + std::random_device{}();
-  int index = 0;
-  for (size_t pi = 0; pi < p.prompts.size(); ++pi) {
-    for (int k = 0; k < p.gen.n; ++k, ++index) {
-      RequestParams rp;
-      rp.max_new_tokens = max_new[pi];
-      rp.sampling = {p.gen.temperature, p.gen.top_p, p.gen.top_k, base_seed + static_cast<uint64_t>(index),
-                     p.gen.logit_bias, p.gen.presence_penalty, p.gen.frequency_penalty};
-      if (!p.gen.ignore_eos && tok.eos_id()) rp.stop_tokens.push_back(*tok.eos_id());
-      rp.logprobs = p.gen.logprobs;
-      // Echo with logprobs scores the prompt (max_tokens 0: and generates nothing after it).
-      rp.score_prompt = p.gen.echo && p.gen.logprobs;
-      rp.top_logprobs = p.gen.top_logprobs;
-      SubmitResult sr = engine.submit(p.prompts[pi], rp);
-      if (sr.status != SubmitStatus::Ok) {
-        job->cancel_all();
-        if (sr.status == SubmitStatus::QueueFull)
-          return send_error(res, status_error(429, sr.message + "; retry shortly", "rate_limit_error", "queue_full"));
-        if (sr.status == SubmitStatus::ShuttingDown)
-          return send_error(res, status_error(503, sr.message, "server_error", "shutting_down"));
-        return send_error(res, invalid_request(sr.message, p.prompt_param));
-      }
-      JobChoice c;
-      c.index = index;
-      c.handle = sr.handle;
-      c.prompt_tokens = static_cast<int64_t>(p.prompts[pi].size());
-      c.prompt_group = static_cast<int>(pi);
-      if (p.gen.echo) {
-        c.echo = p.echo_texts[pi];
-        c.first_prompt_token = p.prompts[pi][0];
-      }
-      c.stream = std::make_unique<ChoiceStream>(tok, p.gen.stop, p.reasoning, p.opens_reasoning,
-                                                p.gen.logprobs);
-      job->add_choice(std::move(c));
-    }
-  }
-
-  if (p.gen.stream) {
-    res.set_header("Cache-Control", "no-cache");
-    res.set_header("X-Accel-Buffering", "no");
-    const bool usage = p.gen.include_usage;
-    res.set_chunked_content_provider("text/event-stream", [job, usage](size_t, httplib::DataSink& sink) {
-      auto last_write = std::chrono::steady_clock::now();
-      while (!job->done()) {
-        std::vector<Json> chunks = job->poll_chunks(100ms);
-        for (const Json& c : chunks)
-          if (!write_event(sink, c)) {
-            job->cancel_all();  // client gone: free the slots
-            return false;
-          }
-        auto now = std::chrono::steady_clock::now();
-        if (!chunks.empty()) {
-          last_write = now;
-        } else if (now - last_write > 1s) {  // heartbeat: also finds clients that left
-          if (!write_str(sink, ": keep-alive\n\n")) {
-            job->cancel_all();
-            return false;
-          }
-          last_write = now;
+// Server-sent events: each chunk as it comes, a comment line after a second of silence (it
+// also finds a client that left, whose generation is then cancelled), then the usage chunk
+// if asked for and [DONE].
+void stream_events(std::shared_ptr<GenerationJob> job, bool include_usage, httplib::Response& res) {
+  res.set_header("Cache-Control", "no-cache");
+  res.set_header("X-Accel-Buffering", "no");
+  res.set_chunked_content_provider("text/event-stream", [job, include_usage](size_t, httplib::DataSink& sink) {
+    auto last_write = std::chrono::steady_clock::now();
+    while (!job->done()) {
+      std::vector<Json> chunks = job->poll_chunks(100ms);
+      for (const Json& c : chunks)
+        if (!write_event(sink, c)) {
+          job->cancel_all();  // client gone: free the slots
+          return false;
         }
+      auto now = std::chrono::steady_clock::now();
+      if (!chunks.empty()) {
+        last_write = now;
+      } else if (now - last_write > 1s) {
+        if (!write_str(sink, ": keep-alive\n\n")) {
+          job->cancel_all();
+          return false;
+        }
+        last_write = now;
       }
-      if (auto e = job->failure()) write_event(sink, e->to_json());  // status 200 already sent (H43)
-      if (usage) write_event(sink, job->usage_chunk());
-      write_str(sink, "data: [DONE]\n\n");
-      sink.done();
-      return true;
-    });
-    return;
-  }
-  // Non-streamed: short requests answer directly with a proper status; longer ones switch to
-  // a chunked body whose leading whitespace heartbeats (valid before JSON) detect a client
-  // that disconnected, so its generation is cancelled.
+    }
+    // The 200 status is sent already: an engine failure is reported as an error event.
+    if (auto e = job->failure()) write_event(sink, e->to_json());
+    if (include_usage) write_event(sink, job->usage_chunk());
+    write_str(sink, "data: [DONE]\n\n");
+    sink.done();
+    return true;
+  });
+}
+
+// Non-streamed: short requests answer directly with a proper status; longer ones switch to
+// a chunked body whose leading whitespace heartbeats (valid before JSON) detect a client
+// that disconnected, so its generation is cancelled.
+void respond_when_done(std::shared_ptr<GenerationJob> job, httplib::Response& res) {
   auto deadline = std::chrono::steady_clock::now() + 200ms;
   while (!job->done() && std::chrono::steady_clock::now() < deadline) job->poll(20ms);
   if (job->done()) {
@@ -432,6 +356,16 @@ static void run_generation(Engine& engine, const Tokenizer& tok, const ServedMod
   });
 }
 
+void run_generation(Engine& engine, const Tokenizer& tok, const ServedModel& model, const PreparedGeneration& p,
+                    httplib::Response& res) {
+  std::shared_ptr<GenerationJob> job;
+  if (auto e = start_generation(engine, tok, model, p, &job)) return send_error(res, *e);
+  if (p.gen.stream) return stream_events(job, p.gen.include_usage, res);
+  respond_when_done(job, res);
+}
+
+}  // namespace
+
 void OpenAIServer::handle_chat(const httplib::Request& req, httplib::Response& res) {
   Json body;
   if (!read_json_body(req, res, &body)) return;
@@ -439,8 +373,13 @@ void OpenAIServer::handle_chat(const httplib::Request& req, httplib::Response& r
   if (auto e = parse_chat_request(body, model_, &cr)) return send_error(res, *e);
   ChatPrompt prompt;
   if (auto e = build_chat_prompt(*tokenizer_, cr, &prompt)) return send_error(res, *e);
-  PreparedGeneration p{JobKind::Chat, {std::move(prompt.ids)}, cr.gen, true, prompt.opens_reasoning, "messages", {}};
-  run_generation(*engine_, *tokenizer_, model_, std::move(p), res);
+  PreparedGeneration p{.kind = JobKind::Chat,
+                       .prompts = {std::move(prompt.ids)},
+                       .gen = cr.gen,
+                       .reasoning = true,
+                       .opens_reasoning = prompt.opens_reasoning,
+                       .prompt_param = "messages"};
+  run_generation(*engine_, *tokenizer_, model_, p, res);
 }
 
 void OpenAIServer::handle_completions(const httplib::Request& req, httplib::Response& res) {
@@ -448,7 +387,7 @@ void OpenAIServer::handle_completions(const httplib::Request& req, httplib::Resp
   if (!read_json_body(req, res, &body)) return;
   CompletionRequest cr;
   if (auto e = parse_completion_request(body, model_, &cr)) return send_error(res, *e);
-  PreparedGeneration p{JobKind::Completion, {}, cr.gen, false, false, "prompt", {}};
+  PreparedGeneration p{.kind = JobKind::Completion, .gen = cr.gen, .prompt_param = "prompt"};
   for (const auto& pr : cr.prompts) {
     p.prompts.push_back(pr.text ? encode_completion_prompt(*tokenizer_, *pr.text) : pr.ids);
     if (!cr.gen.echo) continue;
@@ -459,62 +398,32 @@ void OpenAIServer::handle_completions(const httplib::Request& req, httplib::Resp
       p.echo_texts.push_back(text.ok() ? lossy_utf8(*text) : std::string());
     }
   }
-  run_generation(*engine_, *tokenizer_, model_, std::move(p), res);
+  run_generation(*engine_, *tokenizer_, model_, p, res);
 }
 
 void OpenAIServer::handle_models(const httplib::Request& req, httplib::Response& res) {
-  if (!ready_) return send_error(res, status_error(503, "the model is still loading", "server_error", "loading"));
+  if (!ready_) return send_error(res, api_error(503, "the model is still loading", "server_error", "loading"));
   Json m = {{"id", model_.id}, {"object", "model"}, {"created", started_}, {"owned_by", "dsv3"},
             {"max_model_len", model_.context}};
   if (req.matches.size() < 2) return send_json(res, 200, {{"object", "list"}, {"data", Json::array({m})}});
   // GET /v1/models/{id} (the client libraries' models.retrieve).
   if (req.matches[1] == model_.id) return send_json(res, 200, m);
-  ApiError e = status_error(404, "The model '" + bounded_text(req.matches[1], 80) + "' does not exist", "invalid_request_error",
+  ApiError e = api_error(404, "The model '" + bounded_text(req.matches[1], 80) + "' does not exist", "invalid_request_error",
                             "model_not_found");
   e.param = "model";
   send_error(res, e);
 }
 
 void OpenAIServer::handle_metrics(const httplib::Request&, httplib::Response& res) {
-  std::string out;
-  auto metric = [&](const char* name, const char* type, const char* help, double value) {
-    out += str_f("# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, value);
-  };
-  metric("dsv3_ready", "gauge", "1 when the model is loaded and the server accepts requests.",
-         ready_ && !draining_ ? 1 : 0);
-  if (engine_) {
-    EngineStats st = engine_->stats();
-    metric("dsv3_requests_total", "counter", "Generation requests accepted by the engine.", st.requests_submitted);
-    metric("dsv3_requests_finished_total", "counter", "Generation requests that ran to completion.", st.requests_finished);
-    metric("dsv3_requests_cancelled_total", "counter", "Generation requests cancelled (client gone or stop string).",
-           st.requests_cancelled);
-    metric("dsv3_requests_failed_total", "counter", "Generation requests that failed in the engine.", st.requests_failed);
-    metric("dsv3_prompt_tokens_total", "counter", "Prompt tokens processed.", st.prompt_tokens);
-    metric("dsv3_generation_tokens_total", "counter", "Tokens generated.", st.generated_tokens);
-    metric("dsv3_queue_length", "gauge", "Requests waiting for a batch slot.", st.queue_length);
-    metric("dsv3_running_requests", "gauge", "Requests in the running batch.", st.running);
-    metric("dsv3_generation_tokens_per_second", "gauge", "Generated tokens per second over the last seconds.",
-           st.generated_tokens_per_second);
-    metric("dsv3_kv_cache_bytes", "gauge", "Bytes held by the running sequences' KV caches.", st.kv_cache_bytes);
-    metric("dsv3_prefix_cache_bytes", "gauge", "Bytes held by finished requests' caches kept for later prompts.",
-           st.prefix_cache_bytes);
-    metric("dsv3_prefix_cache_hits_total", "counter", "Requests that started from a cached prompt prefix.",
-           st.prefix_cache_hits);
-    metric("dsv3_prefix_cache_tokens_total", "counter", "Prompt tokens taken from the prefix cache, not prefilled.",
-           st.prefix_cache_tokens);
-  }
-  MemoryStats mem = memory_stats();
-  metric("dsv3_process_resident_memory_bytes", "gauge", "Resident memory of the server process.",
-         static_cast<double>(mem.resident_bytes));
-  metric("dsv3_process_resident_anonymous_bytes", "gauge", "Resident anonymous memory (heap, KV caches).",
-         static_cast<double>(mem.resident_anon_bytes));
-  out += "# HELP dsv3_http_responses_total HTTP responses by status code.\n# TYPE dsv3_http_responses_total counter\n";
+  MetricsSnapshot snapshot;
+  snapshot.ready = ready_ && !draining_;
+  if (engine_) snapshot.engine = engine_->stats();
+  snapshot.memory = memory_stats();
   {
     std::lock_guard<std::mutex> lock(metrics_mu_);
-    for (const auto& [status, n] : responses_by_status_)
-      out += str_f("dsv3_http_responses_total{status=\"%d\"} %llu\n", status, static_cast<unsigned long long>(n));
+    snapshot.responses_by_status = responses_by_status_;
   }
-  res.set_content(out, "text/plain; version=0.0.4");
+  res.set_content(render_metrics(snapshot), "text/plain; version=0.0.4");
 }
 
 }  // namespace dsv3::server

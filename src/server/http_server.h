@@ -1,7 +1,8 @@
 #pragma once
 // The OpenAI-compatible HTTP server (cpp-httplib): routes, authentication, request limits,
 // streaming (SSE), error shapes, health and Prometheus metrics. Generation requests go to the
-// Engine; the pure translation lives in openai_request / prompt / generation_job.
+// Engine through generation_job; the pure translation lives in openai_request /
+// generation_plan, the prompt in prompt, the /metrics text in metrics.
 //
 // Lifecycle: bind() then start() serve at once (/health answers 503 "loading"); set_ready()
 // after the model is loaded; begin_drain() on SIGTERM (new generation requests get 503, the

@@ -1,8 +1,8 @@
 #pragma once
 // OpenAI request JSON -> engine-level request, as pure functions (no sockets, no model):
-// every field is validated here, with 400 errors naming the parameter (BAD_INPUTS.md D).
-// Unknown fields are ignored (H31). Integer fields accept exact integral numbers (100.0),
-// refuse fractions and out-of-range values (H33).
+// every field is validated here, with 400 errors naming the parameter. Unknown fields are
+// ignored, as OpenAI's API does. Integer fields accept exact integral numbers (100.0) and
+// refuse fractions and out-of-range values.
 
 #include <cstdint>
 #include <optional>

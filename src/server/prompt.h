@@ -1,9 +1,9 @@
 #pragma once
 // Chat messages -> prompt token ids through the model's chat template.
 //
-// User-supplied text is data, not markup (BAD_INPUTS T07): special-token strings such as
-// "<｜User｜>" typed in user, system or tool content are encoded as plain text, never as the
-// control tokens the template itself writes. Assistant content (model output fed back) is
+// User-supplied text is data, not markup: special-token strings such as "<｜User｜>" typed in
+// user, system or tool content are encoded as plain text, never as the control tokens the
+// template itself writes. Assistant content (model output fed back) is
 // encoded as written.
 
 #include <cstdint>

@@ -163,6 +163,13 @@ inline std::string raw_exchange(int port, const std::string& bytes, int timeout_
   return out;
 }
 
+// The bytes of a POST of a JSON body with its Content-Length; `extra_headers` are whole
+// lines ("Name: value\r\n").
+inline std::string raw_post(const std::string& path, const std::string& body, const std::string& extra_headers = "") {
+  return "POST " + path + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + extra_headers +
+         "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
 inline int status_of(const std::string& raw) {
   if (raw.rfind("HTTP/1.", 0) != 0 || raw.size() < 12) return -1;
   return std::atoi(raw.c_str() + 9);

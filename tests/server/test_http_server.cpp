@@ -1,6 +1,6 @@
-// The server over real HTTP on loopback (BAD_INPUTS.md D, E): error shapes and codes for what
-// clients never send, streaming invariants, cancellation of departed clients, queue limits,
-// draining, metrics. The official OpenAI client is exercised separately (tests/server/js).
+// The server over real HTTP on loopback: error shapes and codes for what clients never send,
+// streaming invariants, cancellation of departed clients, queue limits, draining, metrics. The
+// official OpenAI client is exercised separately (tests/server/js).
 
 #include <gtest/gtest.h>
 
@@ -12,6 +12,7 @@
 using namespace dsv3;
 using namespace std::chrono_literals;
 using dsv3::test::raw_exchange;
+using dsv3::test::raw_post;
 using dsv3::test::status_of;
 using dsv3::test::TestServer;
 using dsv3::test::TestServerOptions;
@@ -80,7 +81,7 @@ TEST(HttpServer, HealthLoadingThenReady) {
   o.ready = false;
   TestServer s(o);
   auto c = s.client();
-  EXPECT_EQ(c.Get("/health")->status, 503);  // H40, F15
+  EXPECT_EQ(c.Get("/health")->status, 503);  // loading: a load balancer sends nothing yet
   auto r = post(c, "/v1/chat/completions", chat());
   EXPECT_EQ(r.first, 503);
   expect_openai_error(r.second);
@@ -91,23 +92,24 @@ TEST(HttpServer, HealthLoadingThenReady) {
 TEST(HttpServer, MalformedBodies) {
   TestServer s;
   auto c = s.client();
-  for (const char* body : {"{not json", "[1,2]", "42", "\"s\"", "null", "{\"messages\": [}"}) {  // H01, H02
+  // Not JSON, or JSON that is not an object.
+  for (const char* body : {"{not json", "[1,2]", "42", "\"s\"", "null", "{\"messages\": [}"}) {
     auto r = post(c, "/v1/chat/completions", body);
     EXPECT_EQ(r.first, 400) << body;
     expect_openai_error(r.second);
   }
-  auto empty = post(c, "/v1/chat/completions", "");  // H03
+  auto empty = post(c, "/v1/chat/completions", "");
   EXPECT_EQ(empty.first, 400);
   auto form = post(c, "/v1/chat/completions", chat(), {{"Content-Type", "application/x-www-form-urlencoded"}});
-  EXPECT_EQ(form.first, 415);  // H04 (documented)
+  EXPECT_EQ(form.first, 415);  // JSON only (docs/server.md)
   std::string deep = "{\"messages\":" + std::string(10000, '[') + std::string(10000, ']') + "}";
-  EXPECT_EQ(post(c, "/v1/chat/completions", deep).first, 400);  // H34
+  EXPECT_EQ(post(c, "/v1/chat/completions", deep).first, 400);  // nesting past 64 levels
   std::string dup = R"({"model":"test-model","model":"x","messages":[{"role":"user","content":"a"}]})";
-  EXPECT_EQ(post(c, "/v1/chat/completions", dup).first, 400);  // H32: duplicate keys rejected
+  EXPECT_EQ(post(c, "/v1/chat/completions", dup).first, 400);  // duplicate keys: refused, not last-wins
   std::string bad_utf8 = chat("", "ok");
   bad_utf8.insert(bad_utf8.find("ok"), "\xff\xfe");
-  EXPECT_EQ(post(c, "/v1/chat/completions", bad_utf8).first, 400);  // T02
-  EXPECT_EQ(post(c, "/v1/chat/completions", R"({"messages":[{"role":"user","content":"\ud800"}]})").first, 400);  // T03
+  EXPECT_EQ(post(c, "/v1/chat/completions", bad_utf8).first, 400);  // invalid UTF-8
+  EXPECT_EQ(post(c, "/v1/chat/completions", R"({"messages":[{"role":"user","content":"\ud800"}]})").first, 400);  // a lone surrogate
 }
 
 TEST(HttpServer, ParameterErrorsNameTheParameter) {
@@ -129,13 +131,13 @@ TEST(HttpServer, ParameterErrorsNameTheParameter) {
       {chat(R"("top_logprobs":5)"), 400, "top_logprobs"},
       {chat(R"("logit_bias":{"999999":1})"), 400, "logit_bias"},
       {chat(R"("seed":"x")"), 400, "seed"},
-      {chat(R"("seed":-9223372036854775809)"), 400, "seed"},  // H23: beyond int64
+      {chat(R"("seed":-9223372036854775809)"), 400, "seed"},  // beyond int64
       {chat(R"("seed":1e300)"), 400, "seed"},
       {chat(R"("logit_bias":{"+5":1})"), 400, "logit_bias"},
       {chat(R"("logit_bias":{" 5":1})"), 400, "logit_bias"},
       {R"({"model":"gpt-4o","messages":[{"role":"user","content":"x"}]})", 404, "model"},
       {R"({"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"http://x"}}]}]})", 400, "messages"},
-      // H30: malformed tools (a missing or non-string type was a 500), tool_choice.
+      // Malformed tools (a missing or non-string type among them), tool_choice.
       {chat(R"("tools":[{"function":{"name":"f"}}])"), 400, "tools"},
       {chat(R"("tools":[{}])"), 400, "tools"},
       {chat(R"("tools":[{"type":null,"function":{"name":"f"}}])"), 400, "tools"},
@@ -150,7 +152,7 @@ TEST(HttpServer, ParameterErrorsNameTheParameter) {
     EXPECT_EQ(r.first, tc.status) << tc.body;
     expect_openai_error(r.second, tc.param);
   }
-  // Completions: token ids out of range (T11).
+  // Completions: token ids outside the vocabulary, or not integers.
   for (const char* body : {R"({"prompt":[-1]})", R"({"prompt":[999999999]})", R"({"prompt":[1.5]})"}) {
     auto r = post(c, "/v1/completions", body);
     EXPECT_EQ(r.first, 400) << body;
@@ -163,7 +165,7 @@ TEST(HttpServer, ContextLimits) {
   auto c = s.client();
   std::string long_text;
   for (int i = 0; i < 700; ++i) long_text += "word" + std::to_string(i) + " ";
-  auto r = post(c, "/v1/chat/completions", chat("", long_text));  // H12: prompt alone too long
+  auto r = post(c, "/v1/chat/completions", chat("", long_text));  // the prompt alone is too long
   EXPECT_EQ(r.first, 400);
   expect_openai_error(r.second, "messages");
   EXPECT_EQ(r.second["error"]["code"], "context_length_exceeded");
@@ -174,12 +176,13 @@ TEST(HttpServer, ContextLimits) {
   ASSERT_TRUE(stream);
   EXPECT_EQ(stream->status, 400);  // before any SSE byte
   EXPECT_EQ(stream->body.find("data:"), std::string::npos);
-  // H13: no max_tokens: until EOS or the context is full.
+  // No max_tokens: until EOS or the context is full.
   auto r3 = post(c, "/v1/completions", R"({"prompt":"Hi","ignore_eos":true,"temperature":0})");
   ASSERT_EQ(r3.first, 200) << r3.second.dump();
   EXPECT_EQ(r3.second["choices"][0]["finish_reason"], "length");
   EXPECT_EQ(r3.second["usage"]["prompt_tokens"].get<int>() + r3.second["usage"]["completion_tokens"].get<int>(), 512);
-  // T05: a 1 MB single unbroken chunk is rejected quickly (context), not tokenized forever.
+  // A 1 MB prompt without a space (one pre-tokenizer chunk) is refused quickly for the
+  // context, not tokenized for ever.
   auto t0 = std::chrono::steady_clock::now();
   auto big = post(c, "/v1/completions", Json{{"prompt", std::string(1 << 20, 'a')}}.dump());
   EXPECT_EQ(big.first, 400);
@@ -205,7 +208,7 @@ TEST(HttpServer, StreamingMatchesNonStreamedAndEndsWithDone) {
   int usage_chunks = 0;
   for (size_t i = 0; i + 1 < events.size(); ++i) {
     Json j = Json::parse(events[i]);  // every event is valid JSON (valid UTF-8 too)
-    if (j["choices"].empty()) {       // H22: the one usage chunk
+    if (j["choices"].empty()) {       // the one usage chunk
       ++usage_chunks;
       EXPECT_EQ(j["usage"]["completion_tokens"], full.second["usage"]["completion_tokens"]);
       EXPECT_EQ(i, events.size() - 2);
@@ -220,25 +223,40 @@ TEST(HttpServer, StreamingMatchesNonStreamedAndEndsWithDone) {
 }
 
 TEST(HttpServer, StopStringsAcrossTokens) {
+  // A stop string that begins inside one generated token and ends inside the next is never
+  // sent, not even its first byte, streamed or not, and the choice finishes with "stop".
   TestServer s;
   auto c = s.client();
-  auto full = post(c, "/v1/completions", R"({"prompt":"Once upon a time","max_tokens":30,"temperature":0})");
-  ASSERT_EQ(full.first, 200);
+  const Json greedy = {{"prompt", "Once upon a time"}, {"max_tokens", 30}, {"temperature", 0}, {"logprobs", 1}};
+  auto full = post(c, "/v1/completions", greedy.dump());
+  ASSERT_EQ(full.first, 200) << full.second.dump();
   const std::string text = full.second["choices"][0]["text"];
-  ASSERT_GE(text.size(), 12u);
-  // A stop string that starts inside one token and ends in a later one.
-  auto lp = post(c, "/v1/completions", R"({"prompt":"Once upon a time","max_tokens":30,"temperature":0,"logprobs":1})");
-  std::vector<std::string> tokens = lp.second["choices"][0]["logprobs"]["tokens"];
-  size_t cut = tokens[0].size() + tokens[1].size() / 2;
+  const std::vector<std::string> tokens = full.second["choices"][0]["logprobs"]["tokens"];
+  std::string joined;
+  for (const std::string& t : tokens) joined += t;
+  ASSERT_EQ(joined, text);  // so that a token's offset in `joined` is its offset in the text
+  // The stop: the last byte of a token and the first of the next, both tokens two bytes or
+  // longer, the first place the two bytes occur in the text.
   std::string stop;
-  for (size_t i = 0; i < 3 && i < tokens.size(); ++i) stop += tokens[i];
-  stop = text.substr(tokens[0].size() > 0 ? 1 : 0, 0) + text.substr(cut > 0 ? cut - 1 : 0, 5);
-  if (stop.empty() || find_invalid_utf8(stop)) GTEST_SKIP() << "output has no usable ASCII span";
-  size_t at = text.find(stop);
+  size_t at = 0;
+  for (size_t k = 0, boundary = 0; k + 1 < tokens.size() && stop.empty(); ++k) {
+    boundary += tokens[k].size();
+    std::string span = text.substr(boundary - 1, 2);
+    if (tokens[k].size() >= 2 && tokens[k + 1].size() >= 2 && !find_invalid_utf8(span) &&
+        text.find(span) == boundary - 1) {
+      stop = span;
+      at = boundary - 1;
+    }
+  }
+  ASSERT_FALSE(stop.empty()) << "no token boundary inside an ASCII span in: " << text;
   for (bool streaming : {false, true}) {
-    Json body = {{"prompt", "Once upon a time"}, {"max_tokens", 30}, {"temperature", 0}, {"stop", stop}, {"stream", streaming}};
+    Json body = greedy;
+    body.erase("logprobs");
+    body["stop"] = stop;
+    body["stream"] = streaming;
     auto r = c.Post("/v1/completions", json_headers(), body.dump(), "application/json");
     ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200) << r->body;
     std::string got, finish;
     if (streaming) {
       for (const auto& ev : sse_events(r->body)) {
@@ -246,19 +264,19 @@ TEST(HttpServer, StopStringsAcrossTokens) {
         Json j = Json::parse(ev);
         got += j["choices"][0]["text"].get<std::string>();
         if (!j["choices"][0]["finish_reason"].is_null()) finish = j["choices"][0]["finish_reason"];
-        EXPECT_EQ(got.find(stop.substr(0, 1) + stop.substr(1)), std::string::npos);
       }
     } else {
       Json j = Json::parse(r->body);
       got = j["choices"][0]["text"];
       finish = j["choices"][0]["finish_reason"];
     }
-    EXPECT_EQ(got, text.substr(0, at)) << "streaming=" << streaming;  // H19: nothing of the stop leaks
-    EXPECT_EQ(finish, "stop");
+    EXPECT_EQ(got, text.substr(0, at)) << "streaming=" << streaming;
+    EXPECT_EQ(finish, "stop") << "streaming=" << streaming;
   }
-  // H20: the stop string is the very first output.
-  Json first = {{"prompt", "Once upon a time"}, {"max_tokens", 30}, {"temperature", 0},
-                {"stop", text.substr(0, 1)}, {"logprobs", 2}};
+  // A stop string that is the very first output: nothing is sent.
+  Json first = greedy;
+  first.erase("logprobs");
+  first["stop"] = tokens[0];
   auto r = post(c, "/v1/completions", first.dump());
   ASSERT_EQ(r.first, 200) << r.second.dump();
   EXPECT_EQ(r.second["choices"][0]["text"], "");
@@ -280,7 +298,7 @@ TEST(HttpServer, LogprobsAndChoices) {
     for (const Json& e : content) {
       auto id = s.tokenizer().token_to_id(e["token"].get<std::string>());
       const bool special = id && s.tokenizer().is_special(*id);
-      EXPECT_LE(e["logprob"].get<double>(), 0.0);  // H25
+      EXPECT_LE(e["logprob"].get<double>(), 0.0);
       EXPECT_EQ(e["top_logprobs"].size(), 20u);
       EXPECT_TRUE(e["bytes"].is_array());
       for (const Json& t : e["top_logprobs"]) EXPECT_LE(t["logprob"].get<double>(), 0.0);
@@ -289,7 +307,7 @@ TEST(HttpServer, LogprobsAndChoices) {
     EXPECT_EQ(joined, ch["message"]["content"].get<std::string>());
   }
   EXPECT_EQ(r.second["usage"]["completion_tokens"], 18);
-  // H17: n with stream: chunks carry their index, each choice finishes.
+  // n with stream: chunks carry their index, each choice finishes.
   auto st = c.Post("/v1/chat/completions", json_headers(), chat(R"("max_tokens":4,"n":2,"stream":true)"), "application/json");
   ASSERT_TRUE(st);
   int finished[2] = {0, 0};
@@ -309,7 +327,7 @@ TEST(HttpServer, AuthMethodsAndPaths) {
   TestServer s(o);
   auto c = s.client();
   auto none = post(c, "/v1/chat/completions", chat());
-  EXPECT_EQ(none.first, 401);  // H35
+  EXPECT_EQ(none.first, 401);  // no key
   expect_openai_error(none.second);
   EXPECT_EQ(none.second["error"]["type"], "authentication_error");
   httplib::Headers wrong = json_headers();
@@ -326,7 +344,7 @@ TEST(HttpServer, AuthMethodsAndPaths) {
   EXPECT_EQ(post(c, "/v1/chat/completions", chat(R"("max_tokens":2)"), right).first, 200);
   EXPECT_EQ(c.Get("/health")->status, 200);  // /health and /metrics stay open (documented)
   auto models = c.Get("/v1/models", right);
-  ASSERT_EQ(models->status, 200);  // H39
+  ASSERT_EQ(models->status, 200);
   std::string id = Json::parse(models->body)["data"][0]["id"];
   EXPECT_EQ(post(c, "/v1/chat/completions", chat(R"("max_tokens":1)"), right).first, 200);
   EXPECT_EQ(id, "test-model");
@@ -338,17 +356,17 @@ TEST(HttpServer, AuthMethodsAndPaths) {
   EXPECT_EQ(missing->status, 404);
   EXPECT_EQ(Json::parse(missing->body)["error"]["code"], "model_not_found");
 
-  auto get = c.Get("/v1/chat/completions", right);  // H36
+  auto get = c.Get("/v1/chat/completions", right);  // the wrong method
   EXPECT_EQ(get->status, 405);
   EXPECT_EQ(get->get_header_value("Allow"), "POST");
   expect_openai_error(Json::parse(get->body));
-  EXPECT_EQ(c.Get("/v1/nothing", right)->status, 404);  // H37
+  EXPECT_EQ(c.Get("/v1/nothing", right)->status, 404);  // an unknown path
   EXPECT_EQ(status_of(raw_exchange(s.port(), "GET /v1/../etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")) / 100, 4);
   EXPECT_EQ(status_of(raw_exchange(s.port(), "GET /%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")), 404);
   std::string long_url = "GET /" + std::string(20000, 'a') + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
   EXPECT_EQ(status_of(raw_exchange(s.port(), long_url)), 414);
   std::string big_header = "GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(20000, 'b') + "\r\nConnection: close\r\n\r\n";
-  int hs = status_of(raw_exchange(s.port(), big_header));  // H05: refused or connection closed
+  int hs = status_of(raw_exchange(s.port(), big_header));  // refused, or the connection closed
   EXPECT_TRUE(hs == -1 || hs >= 400) << hs;
 }
 
@@ -358,22 +376,20 @@ TEST(HttpServer, BodyLimitsKeepAliveChunkedExpect) {
   TestServer s(o);
   auto c = s.client();
   auto big = post(c, "/v1/chat/completions", chat("", std::string(100 * 1024, 'x')));
-  EXPECT_EQ(big.first, 413);  // T06
-  // H38: sequential requests on one keep-alive connection.
+  EXPECT_EQ(big.first, 413);  // a body over --max-body-mb
+  // Sequential requests on one keep-alive connection.
   std::string body = R"({"prompt":"hi","max_tokens":2})";
   {
     test::KeepAliveConnection conn(s.port());
     ASSERT_TRUE(conn.connected());
     for (int i = 0; i < 3; ++i) {
-      std::string one = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
-                        std::to_string(body.size()) + "\r\n\r\n" + body;
-      const auto got = conn.exchange(one);
+      const auto got = conn.exchange(raw_post("/v1/completions", body));
       ASSERT_TRUE(got.complete) << "request " << i << ": " << got.bytes;
       EXPECT_EQ(status_of(got.bytes), 200) << "request " << i << " on the same connection";
     }
   }
-  // H03: a POST without Content-Length (nor chunked) is answered at once, not after the read
-  // timeout. H05: too many or too large headers get 431.
+  // A POST without Content-Length (nor chunked) is answered at once, not after the read
+  // timeout. Too many or too large headers get 431.
   const auto t0 = std::chrono::steady_clock::now();
   std::string no_length = raw_exchange(s.port(), "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\r\n",
                                        1500);
@@ -390,9 +406,8 @@ TEST(HttpServer, BodyLimitsKeepAliveChunkedExpect) {
                         str_f("%zx\r\n", body.size()) + body + "\r\n0\r\n\r\n";
   EXPECT_EQ(status_of(raw_exchange(s.port(), chunked)), 200);
   // Expect: 100-continue.
-  std::string expect = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\n"
-                       "Connection: close\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
-  std::string ans = raw_exchange(s.port(), expect);
+  std::string ans =
+      raw_exchange(s.port(), raw_post("/v1/completions", body, "Expect: 100-continue\r\nConnection: close\r\n"));
   EXPECT_NE(ans.find("200 OK"), std::string::npos) << ans.substr(0, 200);
 }
 
@@ -411,19 +426,19 @@ TEST(HttpServer, SpecialTokensInUserContentAreText) {
     eos += id == *tok.eos_id();
     assistant += id == assistant_id;
   }
-  EXPECT_EQ(bos, 1);   // C15 / N11
-  EXPECT_EQ(eos, 0);   // T07: the typed end-of-sentence is text
+  EXPECT_EQ(bos, 1);   // the template's, not a second one from encoding
+  EXPECT_EQ(eos, 0);   // the typed end-of-sentence is text
   EXPECT_EQ(assistant, 1);  // only the generation prompt's
   EXPECT_NE(p.text.find("<｜end▁of▁sentence｜><｜Assistant｜><think>hi"), std::string::npos);
-  // T04: NUL inside content survives.
+  // NUL inside content survives.
   req.messages[0]["content"] = std::string("a\0b", 3);
   ASSERT_FALSE(server::build_chat_prompt(tok, req, &p).has_value());
   EXPECT_NE(p.text.find(std::string("a\0b", 3)), std::string::npos);
 }
 
 TEST(HttpServer, FinalAssistantMessageIsContinued) {
-  // H09: a final assistant message is a prefill: the prompt ends with its text, no
-  // end-of-sentence after it; an empty one is the plain generation prompt.
+  // A final assistant message is a prefill: the prompt ends with its text, no end-of-sentence
+  // after it; an empty one is the plain generation prompt.
   TestServer s;
   const Tokenizer& tok = s.tokenizer();
   server::ChatRequest plain, prefill, empty;
@@ -450,16 +465,12 @@ TEST(HttpServer, DisconnectedClientsAreCancelled) {
   TestServer s(o);
   auto c = s.client();
   // No max_tokens: each would run until the context (16384) is full, far longer than the
-  // client stays (a context of 512 took under the 600 ms it waits, once sampling got faster).
+  // client stays.
   const std::string body = R"({"prompt":"Tell me everything","ignore_eos":true,"temperature":1.0})";
   const std::string stream_body = R"({"prompt":"Tell me everything","ignore_eos":true,"stream":true})";
-  auto request = [](const std::string& b) {
-    return "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
-           std::to_string(b.size()) + "\r\n\r\n" + b;
-  };
-  // H41 (non-streamed) and H42 (streamed): the client leaves after a moment.
-  raw_exchange(s.port(), request(body), 5000, 600);
-  raw_exchange(s.port(), request(stream_body), 5000, 600);
+  // Non-streamed, then streamed: the client leaves after a moment.
+  raw_exchange(s.port(), raw_post("/v1/completions", body), 5000, 600);
+  raw_exchange(s.port(), raw_post("/v1/completions", stream_body), 5000, 600);
   bool freed = false;
   for (int i = 0; i < 100 && !freed; ++i) {
     std::this_thread::sleep_for(50ms);
@@ -489,8 +500,7 @@ TEST(HttpServer, QueueFullGets429WithRetryAfter) {
   };
   // One request runs, then a second waits in the queue.
   for (int i = 0; i < 2; ++i) {
-    holders.emplace_back([&] { raw_exchange(s.port(), "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
-                                                         std::to_string(body.size()) + "\r\n\r\n" + body, 10000, 8000); });
+    holders.emplace_back([&] { raw_exchange(s.port(), raw_post("/v1/completions", body), 10000, 8000); });
     if (!wait_for(1, i)) {
       ADD_FAILURE() << "holder " << i << " never reached the engine";
       break;
@@ -499,7 +509,7 @@ TEST(HttpServer, QueueFullGets429WithRetryAfter) {
   auto c = s.client();
   auto r = c.Post("/v1/completions", json_headers(), R"({"prompt":"y","max_tokens":2})", "application/json");
   ASSERT_TRUE(r);
-  EXPECT_EQ(r->status, 429);  // F01
+  EXPECT_EQ(r->status, 429);  // the queue is full
   EXPECT_EQ(r->get_header_value("Retry-After"), "1");
   expect_openai_error(Json::parse(r->body));
   s.engine().shutdown(0ms);  // end the holders' generations
@@ -516,13 +526,13 @@ TEST(HttpServer, DrainRefusesNewWorkAndMetrics) {
   EXPECT_EQ(m.value("dsv3_running_requests", -1.0), 0.0);
   EXPECT_GT(m.value("dsv3_process_resident_memory_bytes", 0.0), 0.0);
   EXPECT_GE(m.value("dsv3_http_responses_total{status=\"200\"}", 0.0), 1.0);
-  s.http().begin_drain();  // F05
+  s.http().begin_drain();  // as on SIGTERM
   EXPECT_EQ(c.Get("/health")->status, 503);
   EXPECT_EQ(post(c, "/v1/completions", R"({"prompt":"hi"})").first, 503);
 }
 
 TEST(HttpServer, BatchInvarianceUnderConcurrentLoad) {
-  // F04 / N10: with temperature 0 a prompt's tokens are identical alone and inside a busy
+  // With temperature 0 a prompt's tokens are identical alone and inside a busy
   // batch of 8 concurrent requests, on tiny-v3 (token-id prompts) and on the chat model.
   for (bool chat_model : {false, true}) {
     TestServerOptions o;
@@ -765,8 +775,7 @@ TEST(HttpServer, RefusedRequestsLeaveKeptAliveConnectionsInStep) {
   // A body larger than one read of the socket.
   const std::string body = R"({"prompt":"hi","max_tokens":2,"user":")" + std::string(20000, 'u') + R"("})";
   auto post_with = [&](const std::string& key) {
-    return "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer " + key +
-           "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    return raw_post("/v1/completions", body, "Authorization: Bearer " + key + "\r\n");
   };
   {
     test::KeepAliveConnection conn(s.port());

@@ -1,5 +1,5 @@
-// OpenAI request validation, table-driven (BAD_INPUTS.md D): every bad field is a 400 (404 for
-// an unknown model) naming the parameter; good requests translate as expected.
+// OpenAI request validation, table-driven: every bad field is a 400 (404 for an unknown model)
+// naming the parameter; good requests translate as expected.
 
 #include <gtest/gtest.h>
 

@@ -40,7 +40,7 @@ done
 status=0
 DSV3_URL="$url" DSV3_API_KEY="$key" node --test --test-reporter=spec "$here"/*.test.mjs || status=$?
 
-# SIGTERM drains and exits 0 (BAD_INPUTS F05).
+# SIGTERM drains and exits 0.
 kill -TERM "$server_pid"
 if ! wait "$server_pid"; then echo "dsv3 serve did not exit cleanly on SIGTERM"; cat "$work/serve.log"; status=1; fi
 server_pid=""
