@@ -8,16 +8,11 @@
 #include "test_util.h"
 
 using namespace dsv3;
+using dsv3::test::le64;
 using dsv3::test::TempDir;
 using dsv3::test::write_file;
 
 namespace {
-
-std::string le64(uint64_t n) {
-  std::string s(8, '\0');
-  for (int i = 0; i < 8; ++i) s[i] = static_cast<char>((n >> (8 * i)) & 0xFF);
-  return s;
-}
 
 // A shard holding U8 tensors of one byte each, named as given.
 void write_shard(const std::string& path, const std::vector<std::string>& names) {

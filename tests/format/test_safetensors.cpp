@@ -8,15 +8,10 @@
 #include "test_util.h"
 
 using namespace dsv3;
+using dsv3::test::le64;
 using dsv3::test::TempDir;
 
 namespace {
-
-std::string le64(uint64_t n) {
-  std::string s(8, '\0');
-  for (int i = 0; i < 8; ++i) s[i] = static_cast<char>((n >> (8 * i)) & 0xFF);
-  return s;
-}
 
 std::string file_bytes(const std::string& header, size_t data_bytes) {
   return le64(header.size()) + header + std::string(data_bytes, '\x01');
