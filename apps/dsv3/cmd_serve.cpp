@@ -110,13 +110,14 @@ int run_serve(const ServeArgs& a) {
   margs.model = *dir;
   auto tokenizer = Tokenizer::load(a.tokenizer.empty() ? *dir : a.tokenizer);
   if (!tokenizer.ok()) return fail("serve", tokenizer.error().message());
-  if (!(*tokenizer)->chat_template())  // BAD_INPUTS C12: at startup, not at the first request
+  if (!(*tokenizer)->chat_template())  // refused at startup, not at the first request
     return fail("serve", "tokenizer_config.json has no chat_template: /v1/chat/completions could not work "
                          "(point --tokenizer at a directory whose tokenizer_config.json has one)");
   auto model = load_model(margs, false);
   if (!model.ok()) return fail("serve", model.error().message());
   if (signals.requested()) return 0;
-  // BAD_INPUTS C11: at startup, not as a 400 on every chat request.
+  // A tokenizer with ids beyond the model's vocabulary: refused at startup, not as a 400 on
+  // every chat request.
   if (Status st = check_tokenizer_fits(**tokenizer, **model, a.tokenizer.empty() ? *dir : a.tokenizer); !st.ok())
     return fail("serve", st.error().message());
 

@@ -7,7 +7,7 @@
 // The entries are independent (each sequence has its own sampler and generator), so they
 // run in parallel on the model's thread pool, which is idle between forward steps: a draw at
 // temperature > 0 passes over the whole vocabulary, and for 8 sequences on one thread that
-// was a tenth of a decode step.
+// costs about a tenth of a decode step.
 
 #include <vector>
 

@@ -4,7 +4,7 @@
 // first among equal ranks, until no adjacent pair has a merge. Same result as HF tokenizers'
 // BPE::merge_word. Words of up to kSmallWord symbols use flat arrays (cache-friendly, few
 // lookups); longer ones use a heap over a linked list, O(n log n), so a 1 MB piece of one
-// repeated character stays fast (BAD_INPUTS T05).
+// repeated character stays fast (not quadratic).
 // Words longer than kSmallWord use the heap; both give the same result (tested).
 
 #include <cstdint>

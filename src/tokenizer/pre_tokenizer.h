@@ -4,7 +4,7 @@
 // without its own regex. Each split runs on every piece the previous one produced.
 //
 // Regexes from a file are never compiled: a backtracking engine on an attacker's pattern is a
-// denial of service (BAD_INPUTS C10). Each known pattern string is recognised and implemented
+// denial of service (`(a+)+`). Each known pattern string is recognised and implemented
 // by hand with the exact leftmost-first semantics of the regex (Oniguruma, which HF
 // tokenizers uses); an unrecognised pattern is a load error naming it.
 

@@ -12,7 +12,7 @@
 //   that want to refuse invalid UTF-8 (the dsv3 tokenize command, the server) check first.
 // - Added tokens (special or not) written in the text are matched as tokenizer.json declares
 //   (HF behaviour): "<｜User｜>" in a text becomes id 128803. Code building prompts from user
-//   content must decide itself whether to allow that (BAD_INPUTS T07).
+//   content must decide itself whether to allow that (user text must not forge control tokens).
 // - decode() refuses ids outside [0, vocab_size()) and ids no token has.
 
 #include <cstdint>
@@ -39,7 +39,8 @@ class ChatTemplate;
 class Tokenizer {
  public:
   // Reads <dir>/tokenizer.json and <dir>/tokenizer_config.json. Errors name the file and the
-  // entry (BAD_INPUTS C08-C12); a chat template that does not compile fails here.
+  // entry (bad JSON, vocab, merges, pre-tokenizer or added tokens); a chat template that does
+  // not compile fails here.
   static Result<std::unique_ptr<Tokenizer>> load(const std::string& dir);
   // The same from file contents; `config_text` may be empty (no config: no BOS, no template).
   static Result<std::unique_ptr<Tokenizer>> from_strings(std::string_view tokenizer_json, std::string_view config_text,
@@ -50,7 +51,7 @@ class Tokenizer {
   // true, unless the ids already start with BOS (a template that writes it): never twice.
   std::vector<int32_t> encode(std::string_view text, bool add_bos = false) const;
   // Text -> ids treating added-token strings as plain text (pre-tokenizer and BPE only): for
-  // user content that must not become control tokens (BAD_INPUTS T07).
+  // user content that must not become control tokens.
   std::vector<int32_t> encode_ordinary(std::string_view text) const;
   // Byte ranges [begin, end) of the added tokens encode() would match in `text`, in order.
   std::vector<std::pair<size_t, size_t>> added_token_spans(std::string_view text) const;

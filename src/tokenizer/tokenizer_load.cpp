@@ -1,5 +1,7 @@
 // Tokenizer::load: reads and validates tokenizer.json and tokenizer_config.json. Every
-// rejection names the file and the entry (BAD_INPUTS C08-C12).
+// rejection names the file and the entry (a missing file, invalid JSON, a model other than
+// BPE, bad vocab ids or merges, an unknown pre-tokenizer, clashing added tokens, a chat
+// template that does not compile).
 
 #include <chrono>
 

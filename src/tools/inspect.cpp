@@ -40,7 +40,7 @@ Result<InspectReport> inspect_model(const std::string& dir, const InspectOptions
   if (::stat(dir.c_str(), &st) != 0) return error_f("model directory '%s': %s", dir.c_str(), std::strerror(errno));
   if (!S_ISDIR(st.st_mode)) return error_f("model path '%s' is not a directory", dir.c_str());
   DSV3_ASSIGN(r.config, load_model_config(dir));
-  // architectures is informational (C07: never acted upon); parse_model_config validated the file.
+  // architectures is informational (like auto_map, never acted upon); parse_model_config validated the file.
   {
     DSV3_ASSIGN(std::string text, read_text_file(dir + "/config.json", 16ull << 20));
     DSV3_ASSIGN(Json j, parse_json(text, dir + "/config.json"));

@@ -17,7 +17,7 @@ struct CheckpointValidation {
   std::vector<std::string> mtp_missing;  // some, not all, MTP tensors absent (fatal: a broken module)
   bool mtp_absent = false;               // config declares MTP layers but none is stored (warning:
                                          // the model runs, without speculative decoding)
-  std::vector<std::string> unused;       // stored but not part of the model (warning, as the loader: W25)
+  std::vector<std::string> unused;       // stored but not part of the model (a warning, as in the loader)
   std::vector<BindProblem> problems;     // wrong shape or dtype, bad scales, non-finite small tensors (fatal)
 
   // True when dsv3 can load and run the main model (and the MTP module if stored).

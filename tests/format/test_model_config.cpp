@@ -1,4 +1,5 @@
-// config.json handling (BAD_INPUTS.md section B, C01-C06).
+// config.json handling: unreadable files, unsupported architectures, missing or invalid fields,
+// both rope_scaling spellings, quantization_config; every error names the file or field.
 #include <gtest/gtest.h>
 
 #include "format/model_config.h"
@@ -45,7 +46,7 @@ TEST(ModelConfig, PublishedConfigsParse) {
   EXPECT_EQ(lite.n_group, 1);
 }
 
-TEST(ModelConfig, C02_UnsupportedArchitecture) {
+TEST(ModelConfig, UnsupportedArchitecture) {
   Json j = load_fixture_config("tiny-v3/config.json");
   j["model_type"] = "llama";
   EXPECT_NE(error_of(j).find("unsupported architecture"), std::string::npos);
@@ -53,7 +54,7 @@ TEST(ModelConfig, C02_UnsupportedArchitecture) {
   EXPECT_NE(error_of(j).find("'model_type'"), std::string::npos);
 }
 
-TEST(ModelConfig, C03_MissingFieldNamed) {
+TEST(ModelConfig, MissingFieldNamed) {
   for (const char* field : {"hidden_size", "kv_lora_rank", "num_attention_heads", "qk_rope_head_dim", "vocab_size",
                             "q_lora_rank", "n_routed_experts", "topk_method", "scoring_func", "rms_norm_eps"}) {
     Json j = load_fixture_config("tiny-v3/config.json");
@@ -68,7 +69,7 @@ TEST(ModelConfig, C03_MissingFieldNamed) {
   EXPECT_NE(error_of(j).find("'n_group'"), std::string::npos);
 }
 
-TEST(ModelConfig, C04_InvalidValues) {
+TEST(ModelConfig, InvalidValues) {
   auto with = [](const char* key, Json v) {
     Json j = load_fixture_config("tiny-v3/config.json");
     j[key] = v;
@@ -88,7 +89,7 @@ TEST(ModelConfig, C04_InvalidValues) {
   EXPECT_NE(with("qk_rope_head_dim", 15).find("qk_rope_head_dim"), std::string::npos);
 }
 
-TEST(ModelConfig, C05_RopeScalingSpellings) {
+TEST(ModelConfig, RopeScalingSpellings) {
   Json j = load_fixture_config("tiny-v3/config.json");
   Json rs = j["rope_scaling"];
   rs.erase("type");
@@ -115,7 +116,7 @@ TEST(ModelConfig, C05_RopeScalingSpellings) {
   EXPECT_FALSE(none->rope_scaling.has_value());
 }
 
-TEST(ModelConfig, C06_QuantizationConfig) {
+TEST(ModelConfig, QuantizationConfig) {
   Json j = load_fixture_config("tiny-v3/config.json");
   j["quantization_config"]["fmt"] = "e5m2";
   EXPECT_NE(error_of(j).find("fmt"), std::string::npos);
@@ -128,7 +129,7 @@ TEST(ModelConfig, C06_QuantizationConfig) {
   EXPECT_NE(error_of(j).find("weight_block_size"), std::string::npos);
 }
 
-TEST(ModelConfig, C14_EosIntOrList) {
+TEST(ModelConfig, EosIntOrList) {
   Json j = load_fixture_config("tiny-v3/config.json");
   j["eos_token_id"] = Json::array({1, 2});
   auto c = parse_model_config(j, "c").value();
@@ -137,7 +138,7 @@ TEST(ModelConfig, C14_EosIntOrList) {
   EXPECT_NE(error_of(j).find("eos_token_id"), std::string::npos);
 }
 
-TEST(ModelConfig, C01_FileErrorsNamed) {
+TEST(ModelConfig, FileErrorsNamed) {
   dsv3::test::TempDir t;
   auto r = load_model_config(t.path());
   ASSERT_FALSE(r.ok());

@@ -1,5 +1,6 @@
 // The sampler: greedy at temperature 0, distributions respected, top-k/top-p restrictions,
-// seeded reproducibility, and no NaN sampling (BAD_INPUTS N02-N04).
+// seeded reproducibility, and no NaN sampling (NaN logits and all-masked rows are refused; a
+// temperature of 1e-8 is greedy, without overflow).
 
 #include <gtest/gtest.h>
 
@@ -18,7 +19,7 @@ TEST(Sampler, GreedyAndTinyTemperature) {
   std::vector<float> logits = {0.1f, 3.0f, -2.0f, 2.9f};
   Sampler greedy({0.0f, 1.0f, 0, 1});
   EXPECT_EQ(greedy.sample(logits.data(), 4).value(), 1);
-  Sampler tiny({1e-8f, 1e-9f, 1, 1});  // N04: behaves as greedy, no overflow
+  Sampler tiny({1e-8f, 1e-9f, 1, 1});  // behaves as greedy, no overflow
   for (int i = 0; i < 20; ++i) EXPECT_EQ(tiny.sample(logits.data(), 4).value(), 1);
   Sampler tiny_t({1e-8f, 1.0f, 0, 2});
   for (int i = 0; i < 20; ++i) EXPECT_EQ(tiny_t.sample(logits.data(), 4).value(), 1);

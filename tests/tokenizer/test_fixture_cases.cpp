@@ -28,7 +28,7 @@ void check_case(const Tokenizer& tok, const OrderedJson& c, size_t line) {
     auto text = tok.apply_chat_template(c.at("messages"), c.at("add_generation_prompt").get<bool>(), OrderedJson::object());
     ASSERT_TRUE(text.ok()) << text.error().message();
     EXPECT_EQ(*text, c.at("text").get<std::string>());
-    // The template writes BOS itself; add_bos must not add a second one (C15).
+    // The template writes BOS itself; add_bos must not add a second one.
     EXPECT_EQ(tok.encode(*text, /*add_bos=*/true), ids_of(c.at("ids")));
     EXPECT_EQ(tok.encode(*text), ids_of(c.at("ids")));
   }

@@ -1,6 +1,6 @@
 // Encode cases beyond the fixture (data/oracle_encode.jsonl, 496 texts): digit runs of 1 to
 // 7, whitespace runs before and after newlines, punctuation runs, special-token strings in
-// text (T07), combining marks / ZWJ / RTL / BOM / U+2028 / U+10FFFF / NFC vs NFD (T08), mixed
+// text, combining marks / ZWJ / RTL / BOM / U+2028 / U+10FFFF / NFC vs NFD, mixed
 // scripts, and 430 random strings over a mixed alphabet. Expected pieces and ids come from a
 // separate Python implementation written for this purpose (the `regex` module running the
 // tokenizer.json patterns with \s spelled as Unicode White_Space, a textbook O(n^2) BPE over

@@ -48,7 +48,7 @@ TEST(TokenizerApi, EveryAddedTokenEncodesToItsId) {
 }
 
 TEST(TokenizerApi, SpecialTokensInUserTextFollowHf) {
-  // T07: HF matches added tokens anywhere in the text; the server must escape or reject
+  // HF matches added tokens anywhere in the text; the server must escape or reject
   // control strings in user content itself. Near misses are plain text.
   const Tokenizer& tok = v3_tokenizer();
   EXPECT_EQ(tok.encode("<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>"), std::vector<int32_t>{1});
@@ -65,10 +65,10 @@ TEST(TokenizerApi, BosNeverTwice) {
   ASSERT_EQ(hi.size(), 1u);
   EXPECT_EQ(tok.encode("hi", true), (std::vector<int32_t>{0, hi[0]}));
   EXPECT_EQ(tok.encode(kBos + "hi", false), (std::vector<int32_t>{0, hi[0]}));
-  EXPECT_EQ(tok.encode(kBos + "hi", true), (std::vector<int32_t>{0, hi[0]}));  // C15
+  EXPECT_EQ(tok.encode(kBos + "hi", true), (std::vector<int32_t>{0, hi[0]}));  // one BOS
   EXPECT_EQ(tok.encode(kBos + kBos, true), (std::vector<int32_t>{0, 0}));     // only the added one is dropped
   EXPECT_EQ(tok.encode("", true), std::vector<int32_t>{0});
-  EXPECT_TRUE(tok.encode("", false).empty());  // T01: callers see 0 tokens and refuse
+  EXPECT_TRUE(tok.encode("", false).empty());  // 0 tokens, which callers refuse as an empty prompt
 }
 
 TEST(TokenizerApi, DecodeSkipsSpecialAndRejectsBadIds) {
@@ -100,7 +100,7 @@ TEST(TokenizerApi, TokenBytesAreRawBytes) {
 }
 
 TEST(TokenizerApi, NulAndControlBytes) {
-  const Tokenizer& tok = v3_tokenizer();  // T04: no C-string truncation
+  const Tokenizer& tok = v3_tokenizer();  // NUL is a byte like any other: no C-string truncation
   std::string s("a\0b\x01\x7f", 5);
   auto ids = tok.encode(s);
   EXPECT_GE(ids.size(), 3u);
@@ -120,9 +120,9 @@ TEST(TokenizerApi, InvalidUtf8InputRoundTripsBytes) {
 }
 
 TEST(TokenizerApi, LongAndRepeatedInputs) {
-  // T05: 1 MB single-character runs finish (the benchmark reports the time) and round-trip.
+  // 1 MB runs of one character finish (the benchmark reports the time) and round-trip.
   const Tokenizer& tok = v3_tokenizer();
-  // The five T05 texts at 1 MB; a few more shapes at 64 KB.
+  // 'a', CJK, '_', space and emoji at 1 MB; a few more shapes at 64 KB.
   for (std::string unit : {"a", "\xe4\xb8\xad", "_", " ", "\xf0\x9f\x98\x80", "7", "\n", "ab", "\r\n "}) {
     size_t size = unit == "7" || unit == "\n" || unit == "ab" || unit == "\r\n " ? (64u << 10) : (1u << 20);
     std::string s;

@@ -1,5 +1,5 @@
-// BAD_INPUTS B (C08-C13) for tokenizer.json / tokenizer_config.json: each defect is an error
-// naming the file and the entry. A small synthetic tokenizer (256 byte tokens, a few merges,
+// Defects in tokenizer.json / tokenizer_config.json: each is a load error naming the file and
+// the entry. A small synthetic tokenizer (256 byte tokens, a few merges,
 // the DeepSeek-V3 pre-tokenizer) is edited one defect at a time.
 
 #include <gtest/gtest.h>
@@ -65,7 +65,7 @@ TEST(TokenizerBadInputs, SmallTokenizerLoadsAndWorks) {
   EXPECT_EQ(*(*tok)->apply_chat_template(Json::parse(R"([{"role":"user","content":"q"}])"), true), "<s>q");
 }
 
-TEST(TokenizerBadInputs, MissingFiles) {  // C08
+TEST(TokenizerBadInputs, MissingFiles) {  // each file named when it is absent
   auto r = Tokenizer::load("/nonexistent-dir");
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message().find("/nonexistent-dir/tokenizer.json"), std::string::npos);
@@ -78,7 +78,7 @@ TEST(TokenizerBadInputs, MissingFiles) {  // C08
   EXPECT_TRUE(Tokenizer::load(dir.path()).ok());
 }
 
-TEST(TokenizerBadInputs, MalformedJson) {  // C08, C13
+TEST(TokenizerBadInputs, MalformedJson) {  // including 100k nested brackets (no stack overflow)
   expect_error(Tokenizer::from_strings("{\"model\": {\"vocab\": {\"a\": 1,}}}", "", "d"), {"d/tokenizer.json", "line 1"});
   expect_error(Tokenizer::from_strings("[1, 2]", "", "d"), {"top level"});
   expect_error(Tokenizer::from_strings(std::string(100000, '['), "", "d"), {"nested deeper"});
@@ -87,7 +87,7 @@ TEST(TokenizerBadInputs, MalformedJson) {  // C08, C13
   expect_error(Tokenizer::from_strings(tj.dump(), "{\"bos_token\": ", "d"), {"tokenizer_config.json"});
 }
 
-TEST(TokenizerBadInputs, ModelType) {  // C08
+TEST(TokenizerBadInputs, ModelType) {  // only BPE
   auto tj = small_tokenizer();
   tj["model"]["type"] = "WordPiece";
   expect_error(load(tj), {"model.type", "WordPiece"});
@@ -99,7 +99,7 @@ TEST(TokenizerBadInputs, ModelType) {  // C08
   expect_error(load(tj), {"'model'"});
 }
 
-TEST(TokenizerBadInputs, VocabIds) {  // C09
+TEST(TokenizerBadInputs, VocabIds) {  // ids out of range, duplicated or not integers; byte tokens missing
   auto tj = small_tokenizer();
   tj["model"]["vocab"]["zz"] = 1 << 30;
   expect_error(load(tj), {"model.vocab entry", "zz", "out of range"});
@@ -117,7 +117,7 @@ TEST(TokenizerBadInputs, VocabIds) {  // C09
   expect_error(load(tj), {"no token for byte 0x0A"});
 }
 
-TEST(TokenizerBadInputs, Merges) {  // C09
+TEST(TokenizerBadInputs, Merges) {  // unknown tokens, malformed entries (string and pair forms are both valid)
   auto tj = small_tokenizer();
   tj["model"]["merges"].push_back("q zzz");
   expect_error(load(tj), {"model.merges entry 3", "zzz", "not in model.vocab"});
@@ -135,7 +135,7 @@ TEST(TokenizerBadInputs, Merges) {  // C09
   expect_error(load(tj), {"model.merges entry 3"});
 }
 
-TEST(TokenizerBadInputs, AddedTokens) {  // C11
+TEST(TokenizerBadInputs, AddedTokens) {  // id collisions, empty content, bos/eos not in the vocabulary
   auto tj = small_tokenizer();
   tj["added_tokens"].push_back({{"id", 259}, {"content", "<t>"}, {"special", true}});
   expect_error(load(tj), {"added_tokens[2]", "<t>", "already belongs"});
@@ -156,7 +156,7 @@ TEST(TokenizerBadInputs, AddedTokens) {  // C11
   expect_error(load(small_tokenizer(), cfg), {"eos_token"});
 }
 
-TEST(TokenizerBadInputs, PreTokenizer) {  // C10
+TEST(TokenizerBadInputs, PreTokenizer) {  // unknown patterns refused, never compiled
   auto tj = small_tokenizer();
   tj["pre_tokenizer"]["pretokenizers"][2]["pattern"]["Regex"] = "(a+)+$";
   expect_error(load(tj), {"unrecognised pre-tokenizer", "(a+)+$", "never compiled"});
@@ -171,7 +171,7 @@ TEST(TokenizerBadInputs, PreTokenizer) {  // C10
   expect_error(load(tj), {"normalizer"});
 }
 
-TEST(TokenizerBadInputs, ChatTemplate) {  // C12
+TEST(TokenizerBadInputs, ChatTemplate) {  // a syntax error fails at load, not at the first request
   auto cfg = small_config();
   cfg["chat_template"] = "line one\n{% for m in messages %}\n{{ m.content }\n{% endfor %}";
   expect_error(load(small_tokenizer(), cfg), {"chat_template", "line 3"});

@@ -35,7 +35,7 @@ TEST(Bench, OneTokenCostsTwoFlopsPerActiveWeight) {
   // (well under 1e-4 of the total). Absorbed MLA multiplies each kv_b weight once too.
   const double expected = 2.0 * static_cast<double>(p.active_per_token - p.embedding) + attention_flops(c, 1);
   EXPECT_NEAR(forward_flops(c, 0, 1) / expected, 1.0, 1e-4);
-  // SPEC.md 5: ~37B active per token, the 0.9B embedding included: ~72-75 GFLOP per token.
+  // DeepSeek's figure: ~37B active per token, the 0.9B embedding included: ~72-75 GFLOP per token.
   EXPECT_GT(forward_flops(c, 0, 1) / 1e9, 2 * (37.0 - 0.93));
   EXPECT_LT(forward_flops(c, 0, 1) / 1e9, 2 * (38.0 - 0.93));
 }

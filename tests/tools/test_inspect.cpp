@@ -116,18 +116,18 @@ TEST(Inspect, EveryDefectOfOneCheckpointFlagged) {
   broken(
       t.path(),
       [&](EditableTensor& e) {
-        if (e.name == "model.layers.1.self_attn.kv_a_layernorm.weight") {  // W26 shape
+        if (e.name == "model.layers.1.self_attn.kv_a_layernorm.weight") {  // shape not the config's
           e.shape = {64};
           e.bytes.resize(128);
         }
-        if (e.name == "model.layers.0.mlp.up_proj.weight") e.dtype = DType::I8;  // W10 dtype
-        if (e.name == "model.layers.1.mlp.gate.e_score_correction_bias") std::memcpy(e.bytes.data(), &nan, 4);  // W28
-        if (e.name == "model.layers.2.self_attn.q_b_proj.weight_scale_inv") {  // W27 scale shape
+        if (e.name == "model.layers.0.mlp.up_proj.weight") e.dtype = DType::I8;  // dtype not usable for this tensor
+        if (e.name == "model.layers.1.mlp.gate.e_score_correction_bias") std::memcpy(e.bytes.data(), &nan, 4);  // non-finite
+        if (e.name == "model.layers.2.self_attn.q_b_proj.weight_scale_inv") {  // wrong scale shape
           e.shape = {1, 1};
           e.bytes.resize(4);
         }
-        if (e.name == "model.layers.1.self_attn.o_proj.weight_scale_inv") return false;  // W27 no scale
-        if (e.name == "model.layers.2.mlp.shared_experts.down_proj.weight") return false;  // W24 missing
+        if (e.name == "model.layers.1.self_attn.o_proj.weight_scale_inv") return false;  // FP8 without its scale
+        if (e.name == "model.layers.2.mlp.shared_experts.down_proj.weight") return false;  // required, missing
         if (e.name == "model.layers.3.enorm.weight") return false;  // part of the MTP module
         return true;
       },

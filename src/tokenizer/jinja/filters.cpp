@@ -74,6 +74,18 @@ bool sort_less(const Value& a, const Value& b, bool case_sensitive) {
   return a.less(b);
 }
 
+// The arguments of dict() and namespace(): the items of each positional mapping, then the
+// keywords; a later key replaces an earlier one.
+ValueDict merged_mapping_args(const CallArgs& a, const char* fn) {
+  ValueDict d;
+  for (const Value& p : a.positional) {
+    if (!p.is_dict()) fail(std::string(fn) + ": positional arguments must be mappings");
+    for (const auto& [k, v] : p.as_dict().items) d.set(k, v);
+  }
+  for (const auto& [k, v] : a.keyword) d.set(k, v);
+  return d;
+}
+
 std::string html_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
@@ -413,23 +425,9 @@ ValueDict builtin_globals() {
     return Value(std::move(out));
   }));
   g.set("namespace", Value::function("namespace", [](CallArgs& a) {
-    ValueDict attrs;
-    for (const Value& p : a.positional) {
-      if (!p.is_dict()) fail("namespace: positional arguments must be mappings");
-      for (const auto& [k, v] : p.as_dict().items) attrs.set(k, v);
-    }
-    for (const auto& [k, v] : a.keyword) attrs.set(k, v);
-    return Value::make_namespace(std::move(attrs));
+    return Value::make_namespace(merged_mapping_args(a, "namespace"));
   }));
-  g.set("dict", Value::function("dict", [](CallArgs& a) {
-    ValueDict d;
-    for (const Value& p : a.positional) {
-      if (!p.is_dict()) fail("dict: positional arguments must be mappings");
-      for (const auto& [k, v] : p.as_dict().items) d.set(k, v);
-    }
-    for (const auto& [k, v] : a.keyword) d.set(k, v);
-    return Value(std::move(d));
-  }));
+  g.set("dict", Value::function("dict", [](CallArgs& a) { return Value(merged_mapping_args(a, "dict")); }));
   g.set("raise_exception", Value::function("raise_exception", [](CallArgs& a) -> Value {
     fail("template raised an exception: " + a.get(0, "message", Value("")).str());
   }));
