@@ -15,19 +15,32 @@
 
 using namespace dsv3;
 
+namespace {
+
+SamplingParams params(float temperature, float top_p, int top_k, uint64_t seed) {
+  SamplingParams p;
+  p.temperature = temperature;
+  p.top_p = top_p;
+  p.top_k = top_k;
+  p.seed = seed;
+  return p;
+}
+
+}  // namespace
+
 TEST(Sampler, GreedyAndTinyTemperature) {
   std::vector<float> logits = {0.1f, 3.0f, -2.0f, 2.9f};
-  Sampler greedy({0.0f, 1.0f, 0, 1});
+  Sampler greedy(params(0.0f, 1.0f, 0, 1));
   EXPECT_EQ(greedy.sample(logits.data(), 4).value(), 1);
-  Sampler tiny({1e-8f, 1e-9f, 1, 1});  // behaves as greedy, no overflow
+  Sampler tiny(params(1e-8f, 1e-9f, 1, 1));  // behaves as greedy, no overflow
   for (int i = 0; i < 20; ++i) EXPECT_EQ(tiny.sample(logits.data(), 4).value(), 1);
-  Sampler tiny_t({1e-8f, 1.0f, 0, 2});
+  Sampler tiny_t(params(1e-8f, 1.0f, 0, 2));
   for (int i = 0; i < 20; ++i) EXPECT_EQ(tiny_t.sample(logits.data(), 4).value(), 1);
 }
 
 TEST(Sampler, FollowsSoftmaxDistribution) {
   std::vector<float> logits = {0.0f, std::log(2.0f), std::log(3.0f), -INFINITY};
-  Sampler s({1.0f, 1.0f, 0, 42});
+  Sampler s(params(1.0f, 1.0f, 0, 42));
   std::map<int, int> counts;
   const int n = 60000;
   for (int i = 0; i < n; ++i) counts[s.sample(logits.data(), 4).value()]++;
@@ -39,9 +52,9 @@ TEST(Sampler, FollowsSoftmaxDistribution) {
 
 TEST(Sampler, TopKAndTopP) {
   std::vector<float> logits = {0.0f, std::log(2.0f), std::log(3.0f), std::log(4.0f)};  // p = .1 .2 .3 .4
-  Sampler k2({1.0f, 1.0f, 2, 7});
-  Sampler p5({1.0f, 0.5f, 0, 7});  // .4 < .5 <= .7: tokens 3 and 2
-  Sampler p0({1.0f, 0.0f, 0, 7});  // top_p 0 keeps the best token
+  Sampler k2(params(1.0f, 1.0f, 2, 7));
+  Sampler p5(params(1.0f, 0.5f, 0, 7));  // .4 < .5 <= .7: tokens 3 and 2
+  Sampler p0(params(1.0f, 0.0f, 0, 7));  // top_p 0 keeps the best token
   for (int i = 0; i < 2000; ++i) {
     int a = k2.sample(logits.data(), 4).value();
     EXPECT_TRUE(a == 2 || a == 3);
@@ -54,7 +67,7 @@ TEST(Sampler, TopKAndTopP) {
 TEST(Sampler, SeededAndReproducible) {
   std::vector<float> logits(1000);
   for (int i = 0; i < 1000; ++i) logits[i] = std::sin(i * 0.37f) * 3;
-  Sampler a({0.9f, 0.95f, 40, 5}), b({0.9f, 0.95f, 40, 5}), c({0.9f, 0.95f, 40, 6});
+  Sampler a(params(0.9f, 0.95f, 40, 5)), b(params(0.9f, 0.95f, 40, 5)), c(params(0.9f, 0.95f, 40, 6));
   int same = 0;
   for (int i = 0; i < 200; ++i) {
     int x = a.sample(logits.data(), 1000).value();
@@ -66,11 +79,11 @@ TEST(Sampler, SeededAndReproducible) {
 
 TEST(Sampler, RefusesNaNAndAllMasked) {
   std::vector<float> nan = {0.0f, NAN, 1.0f};
-  Sampler s({1.0f, 1.0f, 0, 1});
+  Sampler s(params(1.0f, 1.0f, 0, 1));
   EXPECT_FALSE(s.sample(nan.data(), 3).ok());
   std::vector<float> masked = {-INFINITY, -INFINITY};
   EXPECT_FALSE(s.sample(masked.data(), 2).ok());
-  Sampler g({0.0f, 1.0f, 0, 1});
+  Sampler g(params(0.0f, 1.0f, 0, 1));
   EXPECT_FALSE(g.sample(nan.data(), 3).ok());
 }
 
@@ -133,7 +146,7 @@ TEST(Sampler, SupportMatchesSortedDefinition) {
         for (float p : ps) {
           // top_k equal to a tie group's end is a boundary case of its own.
           const int k_used = k == 7 && kind == 2 ? std::min(vocab, 7 + trial % 5) : k;
-          const SamplingParams sp{t, p, k_used, 1};
+          const SamplingParams sp = params(t, p, k_used, 1);
           const auto want = support_by_sorting(l, sp);
           ASSERT_EQ(sampling_support(l.data(), vocab, sp), want)
               << "trial " << trial << " vocab " << vocab << " T " << t << " k " << k_used << " p " << p;
@@ -152,7 +165,7 @@ TEST(Sampler, DrawsCoverTheSupport) {
   std::mt19937 gen(3);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   for (auto& x : l) x = normal(gen);
-  const SamplingParams sp{0.7f, 0.2f, 0, 9};
+  const SamplingParams sp = params(0.7f, 0.2f, 0, 9);
   const auto support = sampling_support(l.data(), vocab, sp);
   ASSERT_GT(support.size(), 10u);
   ASSERT_LT(support.size(), 200u);
@@ -179,7 +192,9 @@ TEST(Sampler, LogSoftmaxMatchesDoublePrecision) {
   for (float x : l) sum += std::exp(x - mx);
   const double lse = mx + std::log(sum);
   for (size_t i = 0; i < l.size(); ++i)
-    if (i != 17) ASSERT_NEAR(out[i], l[i] - lse, 1e-5 * (1 + std::fabs(l[i] - lse))) << i;
+    if (i != 17) {
+      ASSERT_NEAR(out[i], l[i] - lse, 1e-5 * (1 + std::fabs(l[i] - lse))) << i;
+    }
   EXPECT_EQ(out[17], -INFINITY);
   std::vector<float> in_place = l;
   log_softmax(in_place.data(), static_cast<int64_t>(l.size()), in_place.data());
@@ -204,4 +219,32 @@ TEST(Sampler, TopValuesMatchesAPartialSort) {
       ASSERT_EQ(top_values(x.data(), n, k), want) << "trial " << trial << " k " << k;
     }
   }
+}
+
+// The sampler's logit processing: logit_bias added, presence and frequency penalties
+// subtracted per accepted token, and the logits untouched (no copy) when nothing is asked.
+TEST(Sampler, ProcessAppliesBiasAndPenaltiesOfAcceptedTokens) {
+  const std::vector<float> logits = {1.0f, 2.0f, 3.0f, 4.0f};
+  std::vector<float> scratch;
+  Sampler plain(params(0.0f, 1.0f, 0, 1));
+  EXPECT_EQ(plain.process(logits.data(), 4, scratch), logits.data());
+  plain.accept(3);
+  EXPECT_EQ(plain.process(logits.data(), 4, scratch), logits.data()) << "no penalty: accepting changes nothing";
+
+  SamplingParams p = params(0.0f, 1.0f, 0, 1);
+  p.logit_bias = {{0, 10.0f}, {2, -0.5f}};
+  p.presence_penalty = 0.25f;
+  p.frequency_penalty = 1.0f;
+  Sampler s(p);
+  const float* row = s.process(logits.data(), 4, scratch);
+  EXPECT_EQ(row, scratch.data());
+  EXPECT_EQ(std::vector<float>(row, row + 4), (std::vector<float>{11.0f, 2.0f, 2.5f, 4.0f}));
+  s.accept(1);
+  s.accept(1);
+  s.accept(3);
+  row = s.process(logits.data(), 4, scratch);
+  // token 1: 2 - (0.25 + 2 * 1); token 3: 4 - (0.25 + 1 * 1)
+  EXPECT_EQ(std::vector<float>(row, row + 4), (std::vector<float>{11.0f, -0.25f, 2.5f, 2.75f}));
+  EXPECT_EQ(logits, (std::vector<float>{1.0f, 2.0f, 3.0f, 4.0f})) << "the model's logits are not written";
+  EXPECT_EQ(s.sample(row, 4).value(), 0);
 }
