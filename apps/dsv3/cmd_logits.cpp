@@ -28,7 +28,7 @@ int run_logits(const LogitsArgs& a) {
   const int64_t n = static_cast<int64_t>(tokens->size()), V = m.vocab_size();
 
   KVCache cache = m.new_cache();
-  SequenceInput in{&cache, *tokens, /*all_logits=*/true};
+  SequenceInput in{&cache, *tokens, Logits::All};
   ForwardOutput out;
   if (auto st = m.forward({&in, 1}, &out, /*want_hidden=*/a.mtp); !st.ok()) return fail("logits", st.error().message());
 

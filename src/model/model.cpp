@@ -98,12 +98,12 @@ Status Model::forward(std::span<const SequenceInput> batch, ForwardOutput* out, 
   out->first_row.clear();
   for (size_t i = 0; i < batch.size(); ++i) {
     const auto& seg = tb.segments[i];
-    if (batch[i].no_logits) {
+    if (batch[i].logits == Logits::None) {
       out->first_row.push_back(-1);
       continue;
     }
     out->first_row.push_back(static_cast<int64_t>(rows.size()));
-    if (batch[i].all_logits)
+    if (batch[i].logits == Logits::All)
       for (int64_t k = 0; k < seg.count; ++k) rows.push_back(seg.offset + k);
     else
       rows.push_back(seg.offset + seg.count - 1);

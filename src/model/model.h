@@ -26,12 +26,18 @@ struct ModelOptions {
   int64_t max_context = 0;         // 0: max_position_embeddings from config.json
 };
 
+// Which rows of logits a sequence of a forward step wants.
+enum class Logits {
+  None,  // no logits: a prefill chunk that does not end the prompt
+  Last,  // the last new token's row: the next token's distribution
+  All,   // a row for every new token (scoring a prompt, the logits command)
+};
+
 // One sequence's part of a forward step: new tokens appended after what its cache holds.
 struct SequenceInput {
   KVCache* cache = nullptr;
   std::span<const int32_t> tokens;
-  bool all_logits = false;  // logits for every new token, else only for the last
-  bool no_logits = false;   // no logits at all (a prefill chunk that does not end the prompt)
+  Logits logits = Logits::Last;
 };
 
 struct ForwardOutput {

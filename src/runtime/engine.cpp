@@ -303,7 +303,8 @@ void Engine::loop() {
     if (!plan.empty()) {
       std::vector<SequenceInput> inputs;
       for (const StepEntry& e : plan)
-        inputs.push_back({&e.seq->cache, e.tokens, e.all_logits, !e.wants_logits && !e.all_logits});
+        inputs.push_back({&e.seq->cache, e.tokens,
+                          e.all_logits ? Logits::All : e.wants_logits ? Logits::Last : Logits::None});
       ForwardOutput out;
       Status st = model_.forward(inputs, &out);
       if (!st.ok()) {

@@ -32,7 +32,7 @@ Result<GenerationResult> Session::generate(std::span<const int32_t> prompt, cons
   Sampler sampler(options.sampling);
   ForwardOutput out;
   auto feed = [&](std::span<const int32_t> tokens, bool no_logits = false) -> Status {
-    SequenceInput in{&cache_, tokens, false, no_logits};
+    SequenceInput in{&cache_, tokens, no_logits ? Logits::None : Logits::Last};
     Status st = model_.forward({&in, 1}, &out);
     if (!st.ok()) {  // the cache may hold part of the step: forget it
       clear();

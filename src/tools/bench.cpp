@@ -82,7 +82,7 @@ Result<BenchReport> run_bench(const Model& model, const BenchOptions& o) {
   for (int r = 0; r < o.repeats; ++r) {
     KVCache cache = model.new_cache();
     ForwardOutput out;
-    SequenceInput in{&cache, prompt, false};
+    SequenceInput in{&cache, prompt, Logits::Last};
     auto t0 = Clock::now();
     DSV3_TRY(model.forward({&in, 1}, &out));
     double secs = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -91,7 +91,7 @@ Result<BenchReport> run_bench(const Model& model, const BenchOptions& o) {
     auto t1 = Clock::now();
     for (int64_t i = 0; i < o.decode_tokens; ++i) {
       int32_t next[1] = {argmax(out.logits.data(), c.vocab_size)};
-      SequenceInput one{&cache, next, false};
+      SequenceInput one{&cache, next, Logits::Last};
       DSV3_TRY(model.forward({&one, 1}, &out));
     }
     decode.push_back(static_cast<double>(o.decode_tokens) / std::chrono::duration<double>(Clock::now() - t1).count());
@@ -111,7 +111,7 @@ Result<BenchReport> run_bench(const Model& model, const BenchOptions& o) {
       std::vector<std::vector<int32_t>> tokens(static_cast<size_t>(o.batch));
       for (int b = 0; b < o.batch; ++b) {
         for (int64_t i = 0; i < short_prompt; ++i) tokens[b].push_back(prompt[(b * 7 + i) % prompt.size()]);
-        in[b] = SequenceInput{&caches[b], tokens[b], false};
+        in[b] = SequenceInput{&caches[b], tokens[b], Logits::Last};
       }
       ForwardOutput out;
       DSV3_TRY(model.forward(in, &out));
@@ -119,7 +119,7 @@ Result<BenchReport> run_bench(const Model& model, const BenchOptions& o) {
       for (int64_t i = 0; i < o.decode_tokens; ++i) {
         for (int b = 0; b < o.batch; ++b) {
           tokens[b] = {argmax(out.logits.data() + out.first_row[b] * c.vocab_size, c.vocab_size)};
-          in[b] = SequenceInput{&caches[b], tokens[b], false};
+          in[b] = SequenceInput{&caches[b], tokens[b], Logits::Last};
         }
         DSV3_TRY(model.forward(in, &out));
       }

@@ -94,7 +94,7 @@ TEST_F(EmulatedAmx, GoldenDeviationIsReported) {
   double worst = 0;
   for (size_t i = 0; i < prompts.size(); ++i) {
     KVCache cache = model->new_cache();
-    SequenceInput in{&cache, prompts[i], true};
+    SequenceInput in{&cache, prompts[i], Logits::All};
     ForwardOutput out;
     ASSERT_TRUE(model->forward({&in, 1}, &out).ok());
     const double d = max_abs_diff(out.logits, golden.f32("logits." + std::to_string(i))).max_abs;

@@ -37,7 +37,7 @@ class ConfigVariants : public testing::TestWithParam<ConfigCase> {
  protected:
   static std::vector<float> run(const Model& m, const std::vector<int32_t>& tokens) {
     KVCache cache = m.new_cache();
-    SequenceInput in{&cache, tokens, true};
+    SequenceInput in{&cache, tokens, Logits::All};
     ForwardOutput out;
     EXPECT_TRUE(m.forward({&in, 1}, &out).ok());
     return out.logits;
@@ -79,7 +79,7 @@ TEST_P(ConfigVariants, PrefillDecodeAndChunksAgree) {
   KVCache cache = model->new_cache();
   for (size_t p = 0; p < prompt.size(); ++p) {
     std::vector<int32_t> one = {prompt[p]};
-    SequenceInput in{&cache, one, false};
+    SequenceInput in{&cache, one, Logits::Last};
     ForwardOutput out;
     ASSERT_TRUE(model->forward({&in, 1}, &out).ok());
     std::vector<float> want(one_pass.begin() + p * V, one_pass.begin() + (p + 1) * V);
@@ -89,9 +89,9 @@ TEST_P(ConfigVariants, PrefillDecodeAndChunksAgree) {
   KVCache chunked = model->new_cache();
   std::vector<int32_t> a(prompt.begin(), prompt.begin() + 10), b(prompt.begin() + 10, prompt.end());
   ForwardOutput out;
-  SequenceInput first{&chunked, a, true};
+  SequenceInput first{&chunked, a, Logits::All};
   ASSERT_TRUE(model->forward({&first, 1}, &out).ok());
-  SequenceInput second{&chunked, b, true};
+  SequenceInput second{&chunked, b, Logits::All};
   ASSERT_TRUE(model->forward({&second, 1}, &out).ok());
   std::vector<float> tail(one_pass.begin() + 10 * V, one_pass.end());
   EXPECT_LE(test::max_abs_diff(out.logits, tail).max_abs, 1e-3);
@@ -102,7 +102,7 @@ TEST_P(ConfigVariants, BatchInvariance) {
   auto alone = run(*model, prompt);
   std::vector<int32_t> other1 = {5, 6, 7, 8, 9}, other2 = {100};
   KVCache c0 = model->new_cache(), c1 = model->new_cache(), c2 = model->new_cache();
-  SequenceInput batch[3] = {{&c1, other1, true}, {&c0, prompt, true}, {&c2, other2, false}};
+  SequenceInput batch[3] = {{&c1, other1, Logits::All}, {&c0, prompt, Logits::All}, {&c2, other2, Logits::Last}};
   ForwardOutput out;
   ASSERT_TRUE(model->forward(batch, &out).ok());
   const int64_t V = model->vocab_size();

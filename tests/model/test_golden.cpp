@@ -65,7 +65,7 @@ class GoldenParity : public testing::TestWithParam<Param> {
 
   std::vector<float> prefill_logits(const std::vector<int32_t>& prompt, std::vector<float>* hidden = nullptr) {
     KVCache cache = model->new_cache();
-    SequenceInput in{&cache, prompt, true};
+    SequenceInput in{&cache, prompt, Logits::All};
     ForwardOutput out;
     EXPECT_TRUE(model->forward({&in, 1}, &out, hidden != nullptr).ok());
     if (hidden) *hidden = out.hidden;
@@ -113,14 +113,14 @@ TEST_P(GoldenParity, GreedyDecodeWithCache) {
   for (size_t i = 0; i < prompts.size(); ++i) {
     KVCache cache = model->new_cache();
     ForwardOutput out;
-    SequenceInput in{&cache, prompts[i], false};
+    SequenceInput in{&cache, prompts[i], Logits::Last};
     ASSERT_TRUE(model->forward({&in, 1}, &out).ok());
     std::vector<int32_t> got;
     for (int step = 0; step < 12; ++step) {
       int32_t t = argmax(out.logits.data(), V);
       got.push_back(t);
       std::vector<int32_t> one = {t};
-      SequenceInput next{&cache, one, false};
+      SequenceInput next{&cache, one, Logits::Last};
       ASSERT_TRUE(model->forward({&next, 1}, &out).ok());
     }
     EXPECT_EQ(got, golden.greedy(i)) << "prompt " << i;
@@ -135,7 +135,7 @@ TEST_P(GoldenParity, DecodeMatchesPrefillAtEveryPosition) {
     KVCache cache = model->new_cache();
     for (size_t p = 0; p < prompts[i].size(); ++p) {
       std::vector<int32_t> one = {prompts[i][p]};
-      SequenceInput in{&cache, one, false};
+      SequenceInput in{&cache, one, Logits::Last};
       ForwardOutput out;
       ASSERT_TRUE(model->forward({&in, 1}, &out).ok());
       std::vector<float> row(want.begin() + p * V, want.begin() + (p + 1) * V);

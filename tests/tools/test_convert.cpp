@@ -142,7 +142,7 @@ TEST(Convert, Bf16LogitsMatchTheReferenceOnBf16Weights) {
   ASSERT_FALSE(prompts.empty());
   for (size_t i = 0; i < prompts.size(); ++i) {
     KVCache cache = (*model)->new_cache();
-    SequenceInput in{&cache, prompts[i], true};
+    SequenceInput in{&cache, prompts[i], Logits::All};
     ForwardOutput out;
     ASSERT_TRUE((*model)->forward({&in, 1}, &out).ok());
     auto d = dsv3::test::max_abs_diff(out.logits, golden.f32("logits." + std::to_string(i)));
@@ -205,7 +205,7 @@ TEST(Convert, Fp8RoundTripWithinE4m3Rounding) {
   ASSERT_TRUE(model.ok()) << model.error().message();
   KVCache cache = (*model)->new_cache();
   std::vector<int32_t> tokens = {0, 17, 923, 5};
-  SequenceInput in{&cache, tokens, true};
+  SequenceInput in{&cache, tokens, Logits::All};
   ForwardOutput out;
   ASSERT_TRUE((*model)->forward({&in, 1}, &out).ok());
   for (float v : out.logits) ASSERT_TRUE(std::isfinite(v));
