@@ -9,7 +9,7 @@
 
 namespace dsv3 {
 
-void decoder_layer_forward(const ForwardContext& ctx, const DecoderLayerWeights& w, const TokenBatch& batch,
+void decoder_layer_forward(const ForwardContext& ctx, const BlockWeights& w, const TokenBatch& batch,
                            int64_t cache_layer, float* x) {
   const ModelConfig& c = ctx.config;
   const int64_t N = batch.n_tokens(), D = c.hidden_size;
@@ -17,14 +17,14 @@ void decoder_layer_forward(const ForwardContext& ctx, const DecoderLayerWeights&
   std::vector<float> normed(static_cast<size_t>(N * D)), delta(static_cast<size_t>(N * D));
 
   // x = x + attn(attn_norm(x))
-  kernels::rms_norm(ctx.pool, x, w.input_layernorm.data(), N, D, eps, normed.data());
-  mla_forward(ctx, w.self_attn, batch, cache_layer, normed.data(), delta.data());
+  kernels::rms_norm(ctx.pool, x, w.attn_norm.data(), N, D, eps, normed.data());
+  mla_forward(ctx, w.attn, batch, cache_layer, normed.data(), delta.data());
   for (int64_t i = 0; i < N * D; ++i) x[i] += delta[i];
 
   // x = x + ffn(ffn_norm(x))
-  kernels::rms_norm(ctx.pool, x, w.post_attention_layernorm.data(), N, D, eps, normed.data());
-  if (w.moe) moe_forward(ctx.pool, c, *w.moe, normed.data(), N, delta.data());
-  else mlp_forward(ctx.pool, *w.mlp, normed.data(), N, delta.data());
+  kernels::rms_norm(ctx.pool, x, w.ffn_norm.data(), N, D, eps, normed.data());
+  if (const MoeWeights* moe = std::get_if<MoeWeights>(&w.ffn)) moe_forward(ctx.pool, c, *moe, normed.data(), N, delta.data());
+  else mlp_forward(ctx.pool, std::get<MlpWeights>(w.ffn), normed.data(), N, delta.data());
   for (int64_t i = 0; i < N * D; ++i) x[i] += delta[i];
 }
 

@@ -8,7 +8,7 @@
 namespace dsv3 {
 
 // Updates x[N, hidden] in place; the layer's attention uses `cache_layer` of each cache.
-void decoder_layer_forward(const ForwardContext& ctx, const DecoderLayerWeights& w, const TokenBatch& batch,
+void decoder_layer_forward(const ForwardContext& ctx, const BlockWeights& w, const TokenBatch& batch,
                            int64_t cache_layer, float* x);
 
 }  // namespace dsv3

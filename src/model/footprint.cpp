@@ -41,6 +41,7 @@ ModelFootprint compute_footprint(const ModelConfig& c, const Checkpoint* ck) {
   ModelFootprint f;
   f.dtypes_from_checkpoint = ck != nullptr;
   const std::vector<TensorSpec> specs = model_tensor_specs(c);
+  const std::string embed = checkpoint_name("embed.weight"), head = checkpoint_name("head.weight");
 
   uint64_t routed_bytes = 0, mtp_routed_bytes = 0;
   for (const TensorSpec& s : specs) {
@@ -62,7 +63,7 @@ ModelFootprint compute_footprint(const ModelConfig& c, const Checkpoint* ck) {
       if (st.scale_bytes) f.bytes_by_dtype[dtype_name(DType::F32)] += st.scale_bytes;
     }
     // An embedding table is read one row per token, unless it is also the (tied) head.
-    const bool embedding_table = s.name == "model.embed_tokens.weight" || s.shares_with == "model.embed_tokens.weight";
+    const bool embedding_table = s.name == embed || s.shares_with == embed;
     const bool lookup_only = embedding_table && !c.tie_word_embeddings;
     const uint64_t read = lookup_only ? st.row_bytes : bytes;
 
@@ -76,8 +77,8 @@ ModelFootprint compute_footprint(const ModelConfig& c, const Checkpoint* ck) {
     }
     f.main_bytes += bytes;
     f.params.main += n;
-    if (s.name == "model.embed_tokens.weight") f.params.embedding += n;
-    if (s.name == "lm_head.weight") f.params.head += n;
+    if (s.name == embed) f.params.embedding += n;
+    if (s.name == head) f.params.head += n;
     if (s.routed_expert) {
       f.params.routed_experts += n;
       routed_bytes += read;

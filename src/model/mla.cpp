@@ -10,7 +10,7 @@
 
 namespace dsv3 {
 
-void mla_forward(const ForwardContext& ctx, const AttentionWeights& w, const TokenBatch& batch, int64_t cache_layer,
+void mla_forward(const ForwardContext& ctx, const MlaWeights& w, const TokenBatch& batch, int64_t cache_layer,
                  const float* x, float* out) {
   const ModelConfig& c = ctx.config;
   ThreadPool& pool = ctx.pool;
@@ -25,19 +25,19 @@ void mla_forward(const ForwardContext& ctx, const AttentionWeights& w, const Tok
   std::vector<float> kv(static_cast<size_t>(N * row));  // wkv_a(x): latent [N, R] | k_pe [N, rope]
   std::vector<float> qa(static_cast<size_t>(c.has_q_lora() ? N * c.q_lora_rank : 0));
   {
-    const LinearWeight& wq = c.has_q_lora() ? w.q_a_proj : w.q_proj;
+    const LinearWeight& wq = c.has_q_lora() ? w.wq_a : w.wq;
     float* q_out = c.has_q_lora() ? qa.data() : q.data();
     const kernels::MatmulJob jobs[] = {{wq, x, N, wq.cols, q_out, wq.rows},
-                                       {w.kv_a_proj_with_mqa, x, N, w.kv_a_proj_with_mqa.cols, kv.data(), row}};
+                                       {w.wkv_a, x, N, w.wkv_a.cols, kv.data(), row}};
     kernels::matmul_batch(pool, jobs);
   }
   if (c.has_q_lora()) {
-    kernels::rms_norm(pool, qa.data(), w.q_a_layernorm.data(), N, c.q_lora_rank, eps, qa.data());
-    kernels::matmul(pool, w.q_b_proj, qa.data(), N, q.data());
+    kernels::rms_norm(pool, qa.data(), w.q_norm.data(), N, c.q_lora_rank, eps, qa.data());
+    kernels::matmul(pool, w.wq_b, qa.data(), N, q.data());
   }
   // latent c = kv_norm(kv[:, :R]); k_pe = rope(kv[:, R:]); both go to the cache row of the
   // token's position, so the (latent | k_pe) layout of kv is already the cache layout.
-  kernels::rms_norm(pool, kv.data(), w.kv_a_layernorm.data(), N, R, eps, kv.data(), row, row);
+  kernels::rms_norm(pool, kv.data(), w.kv_norm.data(), N, R, eps, kv.data(), row, row);
   for (int64_t t = 0; t < N; ++t) {
     ctx.rope.apply(kv.data() + t * row + R, 1, rope, batch.positions[t]);
     ctx.rope.apply(q.data() + t * H * qk + nope, H, qk, batch.positions[t]);  // q_pe of every head
@@ -59,7 +59,7 @@ void mla_forward(const ForwardContext& ctx, const AttentionWeights& w, const Tok
     std::vector<kernels::MatmulJob> jobs(static_cast<size_t>(H));
     for (int64_t h = 0; h < H; ++h) {
       // q_lat_h = W_UK_h^T q_nope_h                                      [N, R]
-      jobs[h] = {w.kv_b_proj.row_band(h * (nope + vdim), nope), q.data() + h * qk, N, H * qk,
+      jobs[h] = {w.wkv_b.row_band(h * (nope + vdim), nope), q.data() + h * qk, N, H * qk,
                  q_abs.data() + h * row, H * row, /*transposed=*/true};
       for (int64_t t = 0; t < N; ++t)
         std::memcpy(q_abs.data() + (t * H + h) * row + R, q.data() + (t * H + h) * qk + nope, sizeof(float) * rope);
@@ -83,7 +83,7 @@ void mla_forward(const ForwardContext& ctx, const AttentionWeights& w, const Tok
     kernels::mla_attention(pool, sequences);  // every sequence in one parallel region
     // o_h = W_UV_h o_lat_h                                                [N, H, v]
     for (int64_t h = 0; h < H; ++h)
-      jobs[h] = {w.kv_b_proj.row_band(h * (nope + vdim) + nope, vdim), o_lat.data() + h * R, N, H * R,
+      jobs[h] = {w.wkv_b.row_band(h * (nope + vdim) + nope, vdim), o_lat.data() + h * R, N, H * R,
                  o.data() + h * vdim, H * vdim, /*transposed=*/false};
     kernels::matmul_batch(pool, jobs);
   } else {
@@ -92,7 +92,7 @@ void mla_forward(const ForwardContext& ctx, const AttentionWeights& w, const Tok
       const int64_t len = batch.positions[seg.offset] + seg.count;
       const float* cache = seg.cache->layer(cache_layer);
       std::vector<float> kvb(static_cast<size_t>(len * H * (nope + vdim)));  // [len, H, nope + v]
-      kernels::matmul(pool, w.kv_b_proj, cache, len, row, kvb.data(), H * (nope + vdim));
+      kernels::matmul(pool, w.wkv_b, cache, len, row, kvb.data(), H * (nope + vdim));
       std::vector<float> k(static_cast<size_t>(len * H * qk)), v(static_cast<size_t>(len * H * vdim));
       for (int64_t s = 0; s < len; ++s)
         for (int64_t h = 0; h < H; ++h) {
@@ -116,7 +116,7 @@ void mla_forward(const ForwardContext& ctx, const AttentionWeights& w, const Tok
     }
   }
   // y = wo(o)                                                            [N, hidden]
-  kernels::matmul(pool, w.o_proj, o.data(), N, out);
+  kernels::matmul(pool, w.wo, o.data(), N, out);
 }
 
 }  // namespace dsv3

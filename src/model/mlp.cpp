@@ -7,14 +7,14 @@
 namespace dsv3 {
 
 void mlp_forward(ThreadPool& pool, const MlpWeights& w, const float* x, int64_t n, float* out) {
-  const int64_t inter = w.gate_proj.rows;
+  const int64_t inter = w.w1.rows;
   std::vector<float> gate(static_cast<size_t>(n * inter)), up(static_cast<size_t>(n * inter));
   // gate and up in one parallel region                                 [n, inter] each
-  const kernels::MatmulJob jobs[] = {{w.gate_proj, x, n, w.gate_proj.cols, gate.data(), inter},
-                                     {w.up_proj, x, n, w.up_proj.cols, up.data(), inter}};
+  const kernels::MatmulJob jobs[] = {{w.w1, x, n, w.w1.cols, gate.data(), inter},
+                                     {w.w3, x, n, w.w3.cols, up.data(), inter}};
   kernels::matmul_batch(pool, jobs);
   kernels::silu_mul(pool, gate.data(), up.data(), n * inter);  // silu(gate) * up
-  kernels::matmul(pool, w.down_proj, gate.data(), n, out);     // [n, hidden]
+  kernels::matmul(pool, w.w2, gate.data(), n, out);     // [n, hidden]
 }
 
 }  // namespace dsv3

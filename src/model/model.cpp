@@ -87,7 +87,7 @@ Status Model::forward(std::span<const SequenceInput> batch, ForwardOutput* out, 
 
   // h = embed(tokens)                                                   [N, hidden]
   std::vector<float> x(static_cast<size_t>(N * D));
-  embed_rows(weights_.embed_tokens, tokens, x.data());
+  embed_rows(weights_.embed, tokens, x.data());
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) decoder_layer_forward(ctx, weights_.layers[l], tb, l, x.data());
   for (const auto& seg : tb.segments) seg.cache->advance(seg.count);
 
@@ -111,7 +111,7 @@ Status Model::forward(std::span<const SequenceInput> batch, ForwardOutput* out, 
   std::vector<float> head_in(rows.size() * D);
   for (size_t r = 0; r < rows.size(); ++r) std::memcpy(head_in.data() + r * D, normed.data() + rows[r] * D, sizeof(float) * D);
   out->logits.resize(rows.size() * c.vocab_size);
-  kernels::matmul(*pool_, weights_.lm_head, head_in.data(), static_cast<int64_t>(rows.size()), out->logits.data());
+  kernels::matmul(*pool_, weights_.head, head_in.data(), static_cast<int64_t>(rows.size()), out->logits.data());
   if (want_hidden) out->hidden = std::move(normed);
   return {};
 }
@@ -121,7 +121,7 @@ Status Model::mtp_forward(const float* hidden, std::span<const int32_t> next_tok
   if (!has_mtp()) return Error("this model was loaded without its MTP module");
   DSV3_TRY(check_tokens(next_tokens));
   const ModelConfig& c = config_;
-  const MtpLayerWeights& w = weights_.mtp[0];
+  const MtpWeights& w = weights_.mtp[0];
   const int64_t n = static_cast<int64_t>(next_tokens.size()), D = c.hidden_size;
   if (n == 0) return {};
   const int64_t start = mtp_cache->length();
@@ -129,7 +129,7 @@ Status Model::mtp_forward(const float* hidden, std::span<const int32_t> next_tok
   const float eps = static_cast<float>(c.rms_norm_eps);
   // h = eh_proj(concat(enorm(embed(t_{i+1})), hnorm(hidden_i)))          [n, 2D] -> [n, D]
   std::vector<float> cat(static_cast<size_t>(n * 2 * D)), e(static_cast<size_t>(n * D));
-  embed_rows(w.embed_tokens, next_tokens, e.data());
+  embed_rows(w.embed, next_tokens, e.data());
   kernels::rms_norm(*pool_, e.data(), w.enorm.data(), n, D, eps, cat.data(), D, 2 * D);
   kernels::rms_norm(*pool_, hidden, w.hnorm.data(), n, D, eps, cat.data() + D, D, 2 * D);
   std::vector<float> x(static_cast<size_t>(n * D));
@@ -140,11 +140,11 @@ Status Model::mtp_forward(const float* hidden, std::span<const int32_t> next_tok
   tb.segments.push_back({0, n, mtp_cache});
   for (int64_t i = 0; i < n; ++i) tb.positions.push_back(start + i);
   ForwardContext ctx{*pool_, c, *rope_, attention_};
-  decoder_layer_forward(ctx, w.layer, tb, 0, x.data());
+  decoder_layer_forward(ctx, w.block, tb, 0, x.data());
   mtp_cache->advance(n);
   // logits = shared_head.head(shared_head.norm(h))
-  kernels::rms_norm(*pool_, x.data(), w.shared_head_norm.data(), n, D, eps, x.data());
-  kernels::matmul(*pool_, w.shared_head_head, x.data(), n, logits);
+  kernels::rms_norm(*pool_, x.data(), w.shared_head.norm.data(), n, D, eps, x.data());
+  kernels::matmul(*pool_, w.shared_head.head, x.data(), n, logits);
   return {};
 }
 

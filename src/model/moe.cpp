@@ -86,8 +86,8 @@ Routing route_tokens(const ModelConfig& c, const float* router_logits, int64_t n
 
 void moe_forward(ThreadPool& pool, const ModelConfig& c, const MoeWeights& w, const float* x, int64_t n, float* out) {
   const int64_t E = c.n_routed_experts, K = c.num_experts_per_tok, D = c.hidden_size;
-  const int64_t inter = w.experts.empty() ? 0 : w.experts[0].gate_proj.rows;
-  const int64_t shared_inter = w.shared_experts ? w.shared_experts->gate_proj.rows : 0;
+  const int64_t inter = w.experts.empty() ? 0 : w.experts[0].w1.rows;
+  const int64_t shared_inter = w.shared_experts ? w.shared_experts->w1.rows : 0;
   // Three parallel regions per layer, whatever the number of experts: (1) router logits and
   // the shared experts' gate and up; (2) gate and up of every chosen expert; (3) every down.
   // Each product is computed exactly as a single matmul call would (ops.h: matmul_batch), so
@@ -97,13 +97,13 @@ void moe_forward(ThreadPool& pool, const ModelConfig& c, const MoeWeights& w, co
   std::vector<float> logits(static_cast<size_t>(n * E));
   std::vector<float> s_gate(static_cast<size_t>(n * shared_inter)), s_up(s_gate.size());  // [n, shared_inter]
   std::vector<kernels::MatmulJob> jobs;
-  jobs.push_back({w.gate, x, n, D, logits.data(), E});
+  jobs.push_back({w.gate.weight, x, n, D, logits.data(), E});
   if (w.shared_experts) {
-    jobs.push_back({w.shared_experts->gate_proj, x, n, D, s_gate.data(), shared_inter});
-    jobs.push_back({w.shared_experts->up_proj, x, n, D, s_up.data(), shared_inter});
+    jobs.push_back({w.shared_experts->w1, x, n, D, s_gate.data(), shared_inter});
+    jobs.push_back({w.shared_experts->w3, x, n, D, s_up.data(), shared_inter});
   }
   kernels::matmul_batch(pool, jobs);
-  Routing routing = route_tokens(c, logits.data(), n, w.e_score_correction_bias);
+  Routing routing = route_tokens(c, logits.data(), n, w.gate.bias);
 
   // Group the tokens by expert so each expert's weights are read once per step: expert e's
   // tokens are rows [first[e], first[e + 1]) of the grouped buffers, in token order.
@@ -140,8 +140,8 @@ void moe_forward(ThreadPool& pool, const ModelConfig& c, const MoeWeights& w, co
   for (int64_t e = 0; e < E; ++e) {
     if (count[e] == 0) continue;
     const float* xe = expert_input(e);
-    jobs.push_back({w.experts[e].gate_proj, xe, count[e], D, g.data() + first[e] * inter, inter});
-    jobs.push_back({w.experts[e].up_proj, xe, count[e], D, u.data() + first[e] * inter, inter});
+    jobs.push_back({w.experts[e].w1, xe, count[e], D, g.data() + first[e] * inter, inter});
+    jobs.push_back({w.experts[e].w3, xe, count[e], D, u.data() + first[e] * inter, inter});
   }
   kernels::matmul_batch(pool, jobs);
   kernels::silu_mul(pool, g.data(), u.data(), rows * inter);
@@ -152,8 +152,8 @@ void moe_forward(ThreadPool& pool, const ModelConfig& c, const MoeWeights& w, co
   jobs.clear();
   for (int64_t e = 0; e < E; ++e)
     if (count[e] > 0)
-      jobs.push_back({w.experts[e].down_proj, g.data() + first[e] * inter, count[e], inter, yg.data() + first[e] * D, D});
-  if (w.shared_experts) jobs.push_back({w.shared_experts->down_proj, s_gate.data(), n, shared_inter, z.data(), D});
+      jobs.push_back({w.experts[e].w2, g.data() + first[e] * inter, count[e], inter, yg.data() + first[e] * D, D});
+  if (w.shared_experts) jobs.push_back({w.shared_experts->w2, s_gate.data(), n, shared_inter, z.data(), D});
   kernels::matmul_batch(pool, jobs);
 
   // Experts in index order, each adding w_e * expert_e(x) to its tokens, then the shared
