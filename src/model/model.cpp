@@ -7,7 +7,7 @@
 #include "base/log.h"
 #include "base/memory_stats.h"
 #include "kernels/ops.h"
-#include "model/decoder_layer.h"
+#include "model/block.h"
 
 namespace dsv3 {
 namespace {
@@ -88,7 +88,7 @@ Status Model::forward(std::span<const SequenceInput> batch, ForwardOutput* out, 
   // h = embed(tokens)                                                   [N, hidden]
   std::vector<float> x(static_cast<size_t>(N * D));
   embed_rows(weights_.embed, tokens, x.data());
-  for (int64_t l = 0; l < c.num_hidden_layers; ++l) decoder_layer_forward(ctx, weights_.layers[l], tb, l, x.data());
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) block_forward(ctx, weights_.layers[l], tb, l, x.data());
   for (const auto& seg : tb.segments) seg.cache->advance(seg.count);
 
   // h = norm(h); logits = head(h) for the rows asked for
@@ -134,13 +134,13 @@ Status Model::mtp_forward(const float* hidden, std::span<const int32_t> next_tok
   kernels::rms_norm(*pool_, hidden, w.hnorm.data(), n, D, eps, cat.data() + D, D, 2 * D);
   std::vector<float> x(static_cast<size_t>(n * D));
   kernels::matmul(*pool_, w.eh_proj, cat.data(), n, x.data());
-  // h = decoder_layer(h) at the MTP cache's next positions
+  // h = Block(h) at the MTP cache's next positions
   TokenBatch tb;
   mtp_cache->reserve(start + n);
   tb.segments.push_back({0, n, mtp_cache});
   for (int64_t i = 0; i < n; ++i) tb.positions.push_back(start + i);
   ForwardContext ctx{*pool_, c, *rope_, attention_};
-  decoder_layer_forward(ctx, w.block, tb, 0, x.data());
+  block_forward(ctx, w.block, tb, 0, x.data());
   mtp_cache->advance(n);
   // logits = shared_head.head(shared_head.norm(h))
   kernels::rms_norm(*pool_, x.data(), w.shared_head.norm.data(), n, D, eps, x.data());
