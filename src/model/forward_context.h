@@ -24,6 +24,7 @@ struct TokenBatch {
     int64_t count = 0;         // new tokens of this sequence
     KVCache* cache = nullptr;  // holds positions [0, first position) already
   };
+  std::vector<int32_t> tokens;     // [n_tokens] the new tokens, sequence after sequence
   std::vector<int64_t> positions;  // [n_tokens] absolute position of each token
   std::vector<Segment> segments;
   int64_t n_tokens() const { return static_cast<int64_t>(positions.size()); }
