@@ -140,8 +140,8 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::open(const std::string& dir) {
       ref.data = shard->data(t);
       ref.nbytes = t.end - t.begin;
       ref.shard = static_cast<int>(s);
-      // Misaligned for its element size (W19): keep an aligned copy so kernels never do an
-      // unaligned typed load.
+      // Misaligned for its element size (the format does not align data offsets): keep an
+      // aligned copy so kernels never do an unaligned typed load.
       int esize = dtype_size(t.dtype);
       if (ref.nbytes > 0 && reinterpret_cast<uintptr_t>(ref.data) % esize != 0) {
         auto copy = std::unique_ptr<uint8_t[], AlignedDelete>(

@@ -59,7 +59,8 @@ Result<TensorInfo> parse_entry(const std::string& name, const Json& v) {
   t.end = (*off)[1].get<uint64_t>();
   if (t.end < t.begin) return Error(where + ": invalid data_offsets (end before begin)");
 
-  // Expected byte size, with overflow checks at every step (W12).
+  // Expected byte size, with overflow checks at every step: a shape such as [2, 2^63] must
+  // fail here rather than wrap into a small size that passes the range checks.
   uint64_t numel = 1;
   for (int64_t d : t.shape) {
     if (__builtin_mul_overflow(numel, static_cast<uint64_t>(d), &numel))
@@ -98,8 +99,9 @@ Result<std::vector<TensorInfo>> SafetensorsFile::parse_header(const std::string&
     DSV3_ASSIGN(TensorInfo t, parse_entry(it.key(), *it));
     tensors.push_back(std::move(t));
   }
-  // The byte ranges must tile [0, data_size) exactly (W14-W16). Zero-size tensors may share
-  // an offset with a neighbour.
+  // The byte ranges must tile [0, data_size) exactly: no gap (nothing hidden between
+  // tensors), no overlap (no two tensors aliasing the same bytes), nothing past the end and
+  // no trailing bytes. Zero-size tensors may share an offset with a neighbour.
   std::vector<const TensorInfo*> order;
   order.reserve(tensors.size());
   for (const auto& t : tensors) order.push_back(&t);

@@ -164,7 +164,8 @@ LinearWeight WeightBinder::linear(const std::string& module, int64_t rows, int64
                   static_cast<long long>(w.block_cols)));
     return w;
   }
-  // Scales must be finite and positive (W28): a cheap scan, 1/16384 of the weight bytes.
+  // Scales must be finite and positive (a NaN, infinite, zero or negative scale corrupts
+  // every value of its block): a cheap scan, 1/16384 of the weight bytes.
   const float* sc = reinterpret_cast<const float*>(s->data);
   for (uint64_t i = 0; i < s->numel(); ++i) {
     if (!std::isfinite(sc[i]) || sc[i] <= 0.0f) {
