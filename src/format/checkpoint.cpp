@@ -10,14 +10,11 @@
 
 #include "base/json.h"
 #include "base/log.h"
+#include "tensor/shape.h"
 
 namespace dsv3 {
 
-uint64_t TensorRef::numel() const {
-  uint64_t n = 1;
-  for (int64_t d : shape) n *= static_cast<uint64_t>(d);
-  return n;
-}
+uint64_t TensorRef::numel() const { return shape_numel(shape); }
 
 namespace {
 

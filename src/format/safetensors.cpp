@@ -6,14 +6,11 @@
 #include <cstring>
 
 #include "base/json.h"
+#include "tensor/shape.h"
 
 namespace dsv3 {
 
-uint64_t TensorInfo::numel() const {
-  uint64_t n = 1;
-  for (int64_t d : shape) n *= static_cast<uint64_t>(d);
-  return n;
-}
+uint64_t TensorInfo::numel() const { return shape_numel(shape); }
 
 namespace {
 
@@ -174,9 +171,7 @@ std::string make_safetensors_header(const std::vector<TensorToWrite>& tensors,
   uint64_t off = 0;
   offsets->clear();
   for (const auto& t : tensors) {
-    uint64_t numel = 1;
-    for (int64_t d : t.shape) numel *= static_cast<uint64_t>(d);
-    uint64_t bytes = numel * static_cast<uint64_t>(dtype_size(t.dtype));
+    uint64_t bytes = shape_numel(t.shape) * static_cast<uint64_t>(dtype_size(t.dtype));
     nlohmann::ordered_json e = nlohmann::ordered_json::object();
     e["dtype"] = dtype_name(t.dtype);
     e["shape"] = t.shape;

@@ -1,15 +1,10 @@
 #include "model/footprint.h"
 
 #include "model/weights.h"
+#include "tensor/shape.h"
 
 namespace dsv3 {
 namespace {
-
-uint64_t numel(const std::vector<int64_t>& shape) {
-  uint64_t n = 1;
-  for (int64_t d : shape) n *= static_cast<uint64_t>(d);
-  return n;
-}
 
 // A tensor as it is (or would be) stored: its bytes and those of its FP8 scales.
 struct Stored {
@@ -29,7 +24,7 @@ Stored assumed(const TensorSpec& s, const ModelConfig& c) {
     const uint64_t rows = static_cast<uint64_t>(s.shape[0]), cols = static_cast<uint64_t>(s.shape[1]);
     st.scale_bytes = ((rows + br - 1) / br) * ((cols + bc - 1) / bc) * 4;
   }
-  st.bytes = numel(s.shape) * static_cast<uint64_t>(dtype_size(st.dtype));
+  st.bytes = shape_numel(s.shape) * static_cast<uint64_t>(dtype_size(st.dtype));
   return st;
 }
 
@@ -45,7 +40,7 @@ ModelFootprint compute_footprint(const ModelConfig& c, const Checkpoint* ck) {
 
   uint64_t routed_bytes = 0, mtp_routed_bytes = 0;
   for (const TensorSpec& s : specs) {
-    const uint64_t n = numel(s.shape);
+    const uint64_t n = shape_numel(s.shape);
     Stored st = assumed(s, c);
     if (ck) {
       if (const TensorRef* t = ck->find(s.name)) {

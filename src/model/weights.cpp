@@ -5,6 +5,8 @@
 #include <cstring>
 #include <utility>
 
+#include "tensor/shape.h"
+
 namespace dsv3 {
 
 namespace {
@@ -39,12 +41,6 @@ std::string_view checkpoint_component(std::string_view component) {
   for (const auto& [model_py, checkpoint] : kCheckpointNames)
     if (component == model_py) return checkpoint;
   return component;
-}
-
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + "]";
 }
 
 // Converts a small stored vector to float32 (norm weights, biases).
@@ -119,8 +115,8 @@ const TensorRef* WeightBinder::lookup(const std::string& name, const std::vector
     return nullptr;
   }
   if (t->shape != shape) {
-    problem(name, "tensor '" + name + "': shape " + shape_str(t->shape) + " does not match the config, expected " +
-            shape_str(shape));
+    problem(name, "tensor '" + name + "': shape " + shape_string(t->shape) + " does not match the config, expected " +
+            shape_string(shape));
     return nullptr;
   }
   return t;
@@ -158,7 +154,7 @@ LinearWeight WeightBinder::linear(const std::string& module, int64_t rows, int64
     return w;
   }
   if (s->shape != sshape) {
-    problem(sname, "tensor '" + sname + "': shape " + shape_str(s->shape) + ", expected " + shape_str(sshape) +
+    problem(sname, "tensor '" + sname + "': shape " + shape_string(s->shape) + ", expected " + shape_string(sshape) +
             str_f(" for a [%lld, %lld] weight in %lldx%lld blocks", static_cast<long long>(rows),
                   static_cast<long long>(cols), static_cast<long long>(w.block_rows),
                   static_cast<long long>(w.block_cols)));
