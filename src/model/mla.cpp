@@ -13,14 +13,29 @@
 namespace dsv3 {
 namespace {
 
+// MLA's sizes under the short names this file uses.
+struct MlaDims {
+  int64_t H;     // num_attention_heads
+  int64_t nope;  // qk_nope_head_dim
+  int64_t rope;  // qk_rope_head_dim
+  int64_t vdim;  // v_head_dim
+  int64_t qk;    // nope + rope: a query or key head
+  int64_t R;     // kv_lora_rank
+  int64_t row;   // R + rope: a row of wkv_a's output and of the cache
+};
+MlaDims mla_dims(const ModelConfig& c) {
+  const int64_t nope = c.qk_nope_head_dim, rope = c.qk_rope_head_dim, R = c.kv_lora_rank;
+  return {c.num_attention_heads, nope, rope, c.v_head_dim, nope + rope, R, R + rope};
+}
+
 // Head h's rows of wkv_b [H * (nope + v), R], model.py's wkv_b.view(H, -1, R)[h]: the first
 // nope rows make keys from the latent (wkv_b[:, :nope], W_UK), the next v rows values
 // (wkv_b[:, -v:], W_UV).
-LinearWeight wkv_b_keys(const MlaWeights& w, const ModelConfig& c, int64_t h) {
-  return w.wkv_b.row_band(h * (c.qk_nope_head_dim + c.v_head_dim), c.qk_nope_head_dim);
+LinearWeight wkv_b_keys(const MlaWeights& w, const MlaDims& d, int64_t h) {
+  return w.wkv_b.row_band(h * (d.nope + d.vdim), d.nope);
 }
-LinearWeight wkv_b_values(const MlaWeights& w, const ModelConfig& c, int64_t h) {
-  return w.wkv_b.row_band(h * (c.qk_nope_head_dim + c.v_head_dim) + c.qk_nope_head_dim, c.v_head_dim);
+LinearWeight wkv_b_values(const MlaWeights& w, const MlaDims& d, int64_t h) {
+  return w.wkv_b.row_band(h * (d.nope + d.vdim) + d.nope, d.vdim);
 }
 
 // model.py's attn_impl "absorb" (its default): wkv_b is folded into the query and applied
@@ -30,9 +45,9 @@ void attend_absorbed(const ForwardContext& ctx, const MlaWeights& w, const Token
                      const float* q, float* o) {
   const ModelConfig& c = ctx.config;
   ThreadPool& pool = ctx.pool;
-  const int64_t N = batch.n_tokens(), H = c.num_attention_heads;
-  const int64_t nope = c.qk_nope_head_dim, rope = c.qk_rope_head_dim, vdim = c.v_head_dim;
-  const int64_t qk = nope + rope, R = c.kv_lora_rank, row = R + rope;
+  const MlaDims d = mla_dims(c);
+  const auto [H, nope, rope, vdim, qk, R, row] = d;
+  const int64_t N = batch.n_tokens();
 
   // q_nope = einsum("bshd,hdc->bshc", q_nope, wkv_b[:, :nope]): q_nope . (W_UK c) =
   // (W_UK^T q_nope) . c, so the query meets the latent directly. Next to it q_pe, so that a
@@ -40,7 +55,7 @@ void attend_absorbed(const ForwardContext& ctx, const MlaWeights& w, const Token
   std::vector<float> q_abs(static_cast<size_t>(N * H * row));  // [N, H, R + rope]
   std::vector<kernels::MatmulJob> jobs(static_cast<size_t>(H));
   for (int64_t h = 0; h < H; ++h) {
-    jobs[h] = {wkv_b_keys(w, c, h), q + h * qk, N, H * qk, q_abs.data() + h * row, H * row, /*transposed=*/true};
+    jobs[h] = {wkv_b_keys(w, d, h), q + h * qk, N, H * qk, q_abs.data() + h * row, H * row, /*transposed=*/true};
     for (int64_t t = 0; t < N; ++t)
       std::memcpy(q_abs.data() + (t * H + h) * row + R, q + (t * H + h) * qk + nope, sizeof(float) * rope);
   }
@@ -66,7 +81,7 @@ void attend_absorbed(const ForwardContext& ctx, const MlaWeights& w, const Token
 
   // x = einsum("bshc,hdc->bshd", x, wkv_b[:, -v:])                           [N, H, v]
   for (int64_t h = 0; h < H; ++h)
-    jobs[h] = {wkv_b_values(w, c, h), o_lat.data() + h * R, N, H * R, o + h * vdim, H * vdim, /*transposed=*/false};
+    jobs[h] = {wkv_b_values(w, d, h), o_lat.data() + h * R, N, H * R, o + h * vdim, H * vdim, /*transposed=*/false};
   kernels::matmul_batch(pool, jobs);
 }
 
@@ -78,9 +93,7 @@ void attend_naive(const ForwardContext& ctx, const MlaWeights& w, const TokenBat
                   const float* q, float* o) {
   const ModelConfig& c = ctx.config;
   ThreadPool& pool = ctx.pool;
-  const int64_t H = c.num_attention_heads;
-  const int64_t nope = c.qk_nope_head_dim, rope = c.qk_rope_head_dim, vdim = c.v_head_dim;
-  const int64_t qk = nope + rope, R = c.kv_lora_rank, row = R + rope;
+  const auto [H, nope, rope, vdim, qk, R, row] = mla_dims(c);
   for (const auto& seg : batch.segments) {
     const int64_t len = batch.positions[seg.offset] + seg.count;
     const float* cache = seg.cache->layer(cache_layer);
@@ -119,9 +132,8 @@ void mla_forward(const ForwardContext& ctx, const MlaWeights& w, const TokenBatc
                  const float* x, float* out) {
   const ModelConfig& c = ctx.config;
   ThreadPool& pool = ctx.pool;
-  const int64_t N = batch.n_tokens(), H = c.num_attention_heads;
-  const int64_t nope = c.qk_nope_head_dim, rope = c.qk_rope_head_dim, vdim = c.v_head_dim;
-  const int64_t qk = nope + rope, R = c.kv_lora_rank, row = R + rope;
+  const auto [H, nope, rope, vdim, qk, R, row] = mla_dims(c);
+  const int64_t N = batch.n_tokens();
   const float eps = static_cast<float>(c.rms_norm_eps);
 
   // q = self.wq(x) or self.wq_b(self.q_norm(self.wq_a(x)))                [N, H, nope + rope]
