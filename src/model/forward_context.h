@@ -12,9 +12,10 @@
 
 namespace dsv3 {
 
-// Absorbed: W_UK folded into the query and W_UV applied after the weighted latent sum (the
-// reference's default; scores against the compressed cache). Naive: K and V decompressed
-// from the cache for every position, then plain multi-head attention. Same math.
+// model.py's attn_impl. Absorbed ("absorb", its default): wkv_b's key rows (W_UK) folded into
+// the query and its value rows (W_UV) applied after the weighted latent sum, so that scores
+// run against the compressed cache. Naive: K and V decompressed from the cache for every
+// position, then plain multi-head attention. Same math.
 enum class AttentionImpl { Absorbed, Naive };
 
 // The tokens of one forward step: sequences concatenated into one activation matrix.
