@@ -11,11 +11,12 @@ namespace dsv3 {
 
 namespace {
 
-// model.py's name -> the checkpoint's, for every component that differs. The module names
-// are DeepSeek's inference/convert.py `mapping` (which reads checkpoint -> model.py; its
-// identities gate and norm left out, and lm_head -> head, which checkpoint_name handles);
-// the rest are what convert.py renames by string replacement: the containers self_attn and
-// mlp, the parameters weight_scale_inv and e_score_correction_bias.
+// model.py's name -> the checkpoint's, component by component. The module names are
+// DeepSeek's inference/convert.py `mapping`, in its order, read backwards (convert.py maps
+// checkpoint -> model.py; its lm_head -> head is checkpoint_name's, as lm_head is the one
+// tensor outside "model."). The rest are what convert.py renames by string replacement: the
+// containers self_attn and mlp, the parameters weight_scale_inv and e_score_correction_bias.
+// A component not listed keeps its spelling.
 constexpr std::pair<std::string_view, std::string_view> kCheckpointNames[] = {
     {"embed", "embed_tokens"},
     {"attn_norm", "input_layernorm"},
@@ -28,9 +29,11 @@ constexpr std::pair<std::string_view, std::string_view> kCheckpointNames[] = {
     {"kv_norm", "kv_a_layernorm"},
     {"wkv_b", "kv_b_proj"},
     {"wo", "o_proj"},
+    {"gate", "gate"},
     {"w1", "gate_proj"},
     {"w2", "down_proj"},
     {"w3", "up_proj"},
+    {"norm", "norm"},
     {"attn", "self_attn"},
     {"ffn", "mlp"},
     {"scale", "weight_scale_inv"},
