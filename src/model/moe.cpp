@@ -39,7 +39,7 @@ ExpertGroups group_by_expert(const Routing& routing, int64_t n_experts, int64_t 
   const int64_t E = n_experts, entries = static_cast<int64_t>(routing.indices.size());
   ExpertGroups g;
   g.k = experts_per_token;
-  g.count.assign(static_cast<size_t>(E + 1), 0);
+  g.count.assign(static_cast<size_t>(E), 0);
   g.first.assign(static_cast<size_t>(E + 1), 0);
   for (int64_t i = 0; i < entries; ++i) ++g.count[routing.indices[i]];
   for (int64_t e = 0; e < E; ++e) g.first[e + 1] = g.first[e] + g.count[e];
