@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 namespace dsv3 {
 namespace {
@@ -58,30 +59,46 @@ void sigbus_handler(int, siginfo_t* info, void*) {
   _exit(1);
 }
 
-}  // namespace
+// A file descriptor, closed when it goes out of scope.
+class FileDescriptor {
+ public:
+  explicit FileDescriptor(int fd) : fd_(fd) {}
+  FileDescriptor(FileDescriptor&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  FileDescriptor(const FileDescriptor&) = delete;
+  FileDescriptor& operator=(const FileDescriptor&) = delete;
+  ~FileDescriptor() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int get() const { return fd_; }
 
-Result<std::unique_ptr<MappedFile>> MappedFile::open(const std::string& path) {
-  // stat first and open non-blocking: opening a FIFO for reading would otherwise wait forever.
+ private:
+  int fd_;
+};
+
+// Opens a regular file for reading, its fstat in `st`. The path is checked with stat before
+// it is opened, and opened non-blocking: opening a FIFO for reading would otherwise wait
+// forever. The descriptor is checked again, since the path may have changed in between.
+Result<FileDescriptor> open_regular_file(const std::string& path, struct stat* st) {
   struct stat pre {};
   if (::stat(path.c_str(), &pre) != 0) return error_f("cannot open '%s': %s", path.c_str(), std::strerror(errno));
   if (!S_ISREG(pre.st_mode)) return error_f("'%s' is not a regular file", path.c_str());
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) return error_f("cannot open '%s': %s", path.c_str(), std::strerror(errno));
+  FileDescriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+  if (fd.get() < 0) return error_f("cannot open '%s': %s", path.c_str(), std::strerror(errno));
+  if (::fstat(fd.get(), st) != 0) return error_f("cannot stat '%s': %s", path.c_str(), std::strerror(errno));
+  if (!S_ISREG(st->st_mode)) return error_f("'%s' is not a regular file", path.c_str());
+  return Result<FileDescriptor>(std::move(fd));
+}
+
+}  // namespace
+
+Result<std::unique_ptr<MappedFile>> MappedFile::open(const std::string& path) {
   struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    int e = errno;
-    ::close(fd);
-    return error_f("cannot stat '%s': %s", path.c_str(), std::strerror(e));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return error_f("'%s' is not a regular file", path.c_str());
-  }
-  // A sparse file far larger than its allocated blocks is not a downloaded shard (W30).
+  DSV3_ASSIGN(const FileDescriptor fd, open_regular_file(path, &st));
+  // A sparse file far larger than its allocated blocks is not a downloaded shard (a
+  // preallocated placeholder or an interrupted copy) and would read as zeros.
   uint64_t size = static_cast<uint64_t>(st.st_size);
   uint64_t allocated = static_cast<uint64_t>(st.st_blocks) * 512;
   if (size > (uint64_t(1) << 30) && allocated < size / 16) {
-    ::close(fd);
     return error_f("'%s' is a sparse file (%llu bytes, %llu allocated): not a real download", path.c_str(),
                    static_cast<unsigned long long>(size), static_cast<unsigned long long>(allocated));
   }
@@ -89,18 +106,14 @@ Result<std::unique_ptr<MappedFile>> MappedFile::open(const std::string& path) {
   mf->path_ = path;
   mf->size_ = size;
   if (size > 0) {
-    void* p = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
-    if (p == MAP_FAILED) {
-      int e = errno;
-      ::close(fd);
+    void* p = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd.get(), 0);
+    if (p == MAP_FAILED)
       return error_f("mmap of '%s' (%llu bytes) failed: %s", path.c_str(), static_cast<unsigned long long>(size),
-                     std::strerror(e));
-    }
+                     std::strerror(errno));
     mf->data_ = static_cast<const uint8_t*>(p);
     mf->slot_ = register_mapping(mf->data_, size, path);
   }
-  ::close(fd);  // the mapping keeps the file alive
-  return mf;
+  return mf;  // the descriptor closes; the mapping keeps the file alive
 }
 
 MappedFile::~MappedFile() {
@@ -128,35 +141,22 @@ void install_sigbus_reporter() {
 }
 
 Result<std::string> read_text_file(const std::string& path, uint64_t max_bytes) {
-  struct stat pre {};
-  if (::stat(path.c_str(), &pre) != 0) return error_f("cannot open '%s': %s", path.c_str(), std::strerror(errno));
-  if (!S_ISREG(pre.st_mode)) return error_f("'%s' is not a regular file", path.c_str());
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) return error_f("cannot open '%s': %s", path.c_str(), std::strerror(errno));
   struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return error_f("'%s' is not a regular file", path.c_str());
-  }
-  if (static_cast<uint64_t>(st.st_size) > max_bytes) {
-    ::close(fd);
+  DSV3_ASSIGN(const FileDescriptor fd, open_regular_file(path, &st));
+  if (static_cast<uint64_t>(st.st_size) > max_bytes)
     return error_f("'%s' is too large (%lld bytes, limit %llu)", path.c_str(), static_cast<long long>(st.st_size),
                    static_cast<unsigned long long>(max_bytes));
-  }
   std::string out(static_cast<size_t>(st.st_size), '\0');
   size_t done = 0;
   while (done < out.size()) {
-    ssize_t n = ::read(fd, out.data() + done, out.size() - done);
+    ssize_t n = ::read(fd.get(), out.data() + done, out.size() - done);
     if (n < 0) {
       if (errno == EINTR) continue;
-      int e = errno;
-      ::close(fd);
-      return error_f("read of '%s' failed: %s", path.c_str(), std::strerror(e));
+      return error_f("read of '%s' failed: %s", path.c_str(), std::strerror(errno));
     }
     if (n == 0) break;
     done += static_cast<size_t>(n);
   }
-  ::close(fd);
   out.resize(done);
   return out;
 }

@@ -3,8 +3,8 @@
 // Opening checks that the path is a regular file; every OS call failure names the file,
 // the call and errno's text.
 //
-// A mapped file truncated or replaced after mapping makes the next page fault raise SIGBUS
-// (BAD_INPUTS W29). install_sigbus_reporter() turns that into a fatal message naming the
+// A mapped file truncated or replaced after mapping makes the next page fault raise SIGBUS.
+// install_sigbus_reporter() turns that into a fatal message naming the
 // file instead of a silent crash; the mapping registry below makes the address lookup
 // async-signal-safe.
 

@@ -10,14 +10,11 @@
 
 #include "base/json.h"
 #include "base/log.h"
+#include "tensor/shape.h"
 
 namespace dsv3 {
 
-uint64_t TensorRef::numel() const {
-  uint64_t n = 1;
-  for (int64_t d : shape) n *= static_cast<uint64_t>(d);
-  return n;
-}
+uint64_t TensorRef::numel() const { return shape_numel(shape); }
 
 namespace {
 
@@ -140,8 +137,8 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::open(const std::string& dir) {
       ref.data = shard->data(t);
       ref.nbytes = t.end - t.begin;
       ref.shard = static_cast<int>(s);
-      // Misaligned for its element size (W19): keep an aligned copy so kernels never do an
-      // unaligned typed load.
+      // Misaligned for its element size (the format does not align data offsets): keep an
+      // aligned copy so kernels never do an unaligned typed load.
       int esize = dtype_size(t.dtype);
       if (ref.nbytes > 0 && reinterpret_cast<uintptr_t>(ref.data) % esize != 0) {
         auto copy = std::unique_ptr<uint8_t[], AlignedDelete>(

@@ -1,7 +1,10 @@
 #pragma once
 // A checkpoint directory in the HuggingFace layout: `model.safetensors.index.json` naming the
 // shard of every tensor, or a single `model.safetensors`. Shards are mapped, validated and
-// cross-checked against the index (BAD_INPUTS W20-W23); tensors are then found by name.
+// cross-checked against the index: shard paths stay inside the directory, every shard the
+// index names exists, every indexed tensor is in its shard and in one shard only (a shard's
+// tensor missing from the index, or a wrong total_size, is a warning). Tensors are then found
+// by name.
 
 #include <cstdint>
 #include <map>
@@ -52,7 +55,7 @@ class Checkpoint {
   uint64_t copied_bytes_ = 0;
 };
 
-// Checks a shard file name from an index against escaping the model directory (W20): it must
+// Checks a shard file name from an index against escaping the model directory: it must
 // be a plain relative path without '..', backslashes or NUL; if it is a symlink, its target
 // must stay inside the directory (or inside the `blobs/` folder of a HuggingFace hub cache
 // snapshot, which is how the hub stores downloads).

@@ -240,7 +240,7 @@ Result<ModelConfig> parse_model_config(const Json& j, const std::string& where) 
     }
   }
 
-  // Consistency (C04): no division by zero or impossible routing downstream.
+  // Consistency: no division by zero or impossible routing downstream.
   auto bad = [&](const std::string& field, const std::string& why) { return Error(where + ": field '" + field + "': " + why); };
   if (!(c.rms_norm_eps > 0)) return bad("rms_norm_eps", "must be > 0");
   if (!(c.rope_theta > 1)) return bad("rope_theta", "must be > 1");

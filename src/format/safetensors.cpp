@@ -6,14 +6,11 @@
 #include <cstring>
 
 #include "base/json.h"
+#include "tensor/shape.h"
 
 namespace dsv3 {
 
-uint64_t TensorInfo::numel() const {
-  uint64_t n = 1;
-  for (int64_t d : shape) n *= static_cast<uint64_t>(d);
-  return n;
-}
+uint64_t TensorInfo::numel() const { return shape_numel(shape); }
 
 namespace {
 
@@ -59,7 +56,8 @@ Result<TensorInfo> parse_entry(const std::string& name, const Json& v) {
   t.end = (*off)[1].get<uint64_t>();
   if (t.end < t.begin) return Error(where + ": invalid data_offsets (end before begin)");
 
-  // Expected byte size, with overflow checks at every step (W12).
+  // Expected byte size, with overflow checks at every step: a shape such as [2, 2^63] must
+  // fail here rather than wrap into a small size that passes the range checks.
   uint64_t numel = 1;
   for (int64_t d : t.shape) {
     if (__builtin_mul_overflow(numel, static_cast<uint64_t>(d), &numel))
@@ -98,8 +96,9 @@ Result<std::vector<TensorInfo>> SafetensorsFile::parse_header(const std::string&
     DSV3_ASSIGN(TensorInfo t, parse_entry(it.key(), *it));
     tensors.push_back(std::move(t));
   }
-  // The byte ranges must tile [0, data_size) exactly (W14-W16). Zero-size tensors may share
-  // an offset with a neighbour.
+  // The byte ranges must tile [0, data_size) exactly: no gap (nothing hidden between
+  // tensors), no overlap (no two tensors aliasing the same bytes), nothing past the end and
+  // no trailing bytes. Zero-size tensors may share an offset with a neighbour.
   std::vector<const TensorInfo*> order;
   order.reserve(tensors.size());
   for (const auto& t : tensors) order.push_back(&t);
@@ -172,9 +171,7 @@ std::string make_safetensors_header(const std::vector<TensorToWrite>& tensors,
   uint64_t off = 0;
   offsets->clear();
   for (const auto& t : tensors) {
-    uint64_t numel = 1;
-    for (int64_t d : t.shape) numel *= static_cast<uint64_t>(d);
-    uint64_t bytes = numel * static_cast<uint64_t>(dtype_size(t.dtype));
+    uint64_t bytes = shape_numel(t.shape) * static_cast<uint64_t>(dtype_size(t.dtype));
     nlohmann::ordered_json e = nlohmann::ordered_json::object();
     e["dtype"] = dtype_name(t.dtype);
     e["shape"] = t.shape;

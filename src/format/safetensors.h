@@ -1,8 +1,8 @@
 #pragma once
 // safetensors: an 8-byte little-endian header length N, N bytes of JSON header, then the
-// tensor data. Parsing validates everything BAD_INPUTS.md section A lists before any tensor
-// is touched: header bounds, JSON shape, dtypes, shapes and sizes without overflow, and byte
-// ranges that tile the data area exactly (no gaps, no overlaps, nothing past the end).
+// tensor data. Parsing validates the whole file before any tensor is touched: header
+// bounds, JSON shape, dtypes, shapes and sizes without overflow, and byte ranges that tile
+// the data area exactly (no gaps, no overlaps, nothing past the end).
 
 #include <cstdint>
 #include <map>

@@ -37,7 +37,7 @@ Status set_amx_mode_from_env() {
 bool amx_handles(const LinearWeight& w) {
   if (amx_mode() == AmxMode::Off) return false;
   // FP8 only: BF16 weights include the MoE router (mlp.gate), whose expert choices flip under
-  // bf16 activations (SPEC: keep the router in float32; measured: logits move by whole
+  // bf16 activations (the router must stay in float32; measured: logits move by whole
   // units on tiny-v3), and ops.h cannot tell the router from other BF16 weights.
   return w.is_fp8() && w.block_cols % 32 == 0;  // scale blocks made of whole tile steps
 }

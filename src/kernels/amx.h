@@ -4,8 +4,9 @@
 // Lower precision by design: activations are rounded to bf16 (8 significant bits) before
 // the product; FP8 weights are exact in bf16 and their block scales are applied in f32 per
 // 128-column block. Measured on the goldens with the emulated tiles (tests/kernels/
-// test_amx.cpp): see the report in that test. It is therefore OFF unless asked for with
-// DSV3_AMX=1 (or set_amx_mode); the f32 FMA kernels stay the default numerics.
+// test_amx.cpp, which holds it to those measurements): logits move by ~2e-2, and by more
+// where a perturbed hidden state flips a router's expert choice. It is therefore OFF unless
+// asked for with DSV3_AMX=1 (or set_amx_mode); the f32 FMA kernels stay the default numerics.
 //
 // Batch invariance holds within the mode: when on, every matmul with a supported weight
 // (FP8 with block_cols % 32 == 0) goes through the tiles whatever n, and each C element

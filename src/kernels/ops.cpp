@@ -7,6 +7,7 @@
 
 #include "kernels/amx.h"
 #include "kernels/dispatch.h"
+#include "kernels/scratch.h"
 
 namespace dsv3::kernels {
 namespace {
@@ -19,13 +20,6 @@ int64_t chunk_size(int64_t total, int threads, int64_t min_chunk, int64_t align)
   c = std::max(c, min_chunk);
   c = (c + align - 1) / align * align;
   return std::max<int64_t>(c, 1);
-}
-
-// Scratch buffer reused by a thread across calls.
-std::vector<float>& scratch(size_t n) {
-  thread_local std::vector<float> buf;
-  if (buf.size() < n) buf.resize(n);
-  return buf;
 }
 
 }  // namespace
@@ -182,7 +176,7 @@ void mla_attention_split(ThreadPool& pool, const KernelTable& k, std::span<const
       score_floats += static_cast<size_t>(n_heads * len);
     }
   // The calling thread's scratch: the tasks, whichever thread runs them, get its address.
-  float* const score_base = scratch(score_floats).data();
+  float* const score_base = thread_scratch(ScratchSlot::AttentionScores, score_floats);
   auto scores_of = [score_base](const TokenJob& tj) { return score_base + tj.scores; };
   // (token, first row) of every scores task, then (token, first column) of every output task.
   std::vector<std::pair<size_t, int64_t>> tasks;
@@ -277,7 +271,8 @@ void mla_attention(ThreadPool& pool, std::span<const MlaAttentionArgs> sequences
     const int64_t row = a.kv_lora_rank + a.rope_dim;
     const int64_t nh = task.h1 - task.h0, nx = (task.t1 - task.t0) * nh;  // x rows: (token, head)
     const int64_t rows = a.first_pos + task.t1;  // causal: the last token sees rows [0, pos]
-    float* scores = scratch(static_cast<size_t>(nx * rows)).data();  // [tokens x heads of the task, rows]
+    // [tokens x heads of the task, rows]
+    float* scores = thread_scratch(ScratchSlot::AttentionScores, static_cast<size_t>(nx * rows));
     const LinearWeight cache = cache_rows(a, rows);
     // Token t, head h at x row (t - t0) * nh + (h - h0): heads contiguous, and tokens too when
     // the task has more than one (then nh = n_heads).
@@ -300,9 +295,9 @@ void mha_attention(ThreadPool& pool, const MhaAttentionArgs& a) {
     const int64_t t = task / a.n_heads, h = task % a.n_heads;
     const int64_t len = a.first_pos + t + 1;
     const float* q = a.q + (t * a.n_heads + h) * a.qk_dim;
-    std::vector<float>& scores = scratch(static_cast<size_t>(len));
+    float* scores = thread_scratch(ScratchSlot::AttentionScores, static_cast<size_t>(len));
     for (int64_t s = 0; s < len; ++s) scores[s] = k.dot(q, a.k + (s * a.n_heads + h) * a.qk_dim, a.qk_dim) * a.scale;
-    softmax(scores.data(), len);
+    softmax(scores, len);
     float* out = a.out + (t * a.n_heads + h) * a.v_dim;
     std::fill(out, out + a.v_dim, 0.0f);
     for (int64_t s = 0; s < len; ++s) k.axpy(scores[s], a.v + (s * a.n_heads + h) * a.v_dim, out, a.v_dim);

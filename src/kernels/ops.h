@@ -28,7 +28,7 @@ void matmul_transposed(ThreadPool& pool, const LinearWeight& w, const float* x, 
                        int64_t ldy);
 
 // Many small products in ONE parallel region (one thread sync instead of one per product),
-// e.g. MLA's per-head products with the H row bands of kv_b_proj:
+// e.g. MLA's per-head products with the H row bands of wkv_b (kv_b_proj):
 //   y = x W^T (transposed = false, as matmul) or y = x W (transposed = true, as
 //   matmul_transposed). Each output element is bit-identical to what the single call gives.
 struct MatmulJob {

@@ -1,15 +1,10 @@
 #include "model/footprint.h"
 
 #include "model/weights.h"
+#include "tensor/shape.h"
 
 namespace dsv3 {
 namespace {
-
-uint64_t numel(const std::vector<int64_t>& shape) {
-  uint64_t n = 1;
-  for (int64_t d : shape) n *= static_cast<uint64_t>(d);
-  return n;
-}
 
 // A tensor as it is (or would be) stored: its bytes and those of its FP8 scales.
 struct Stored {
@@ -29,7 +24,7 @@ Stored assumed(const TensorSpec& s, const ModelConfig& c) {
     const uint64_t rows = static_cast<uint64_t>(s.shape[0]), cols = static_cast<uint64_t>(s.shape[1]);
     st.scale_bytes = ((rows + br - 1) / br) * ((cols + bc - 1) / bc) * 4;
   }
-  st.bytes = numel(s.shape) * static_cast<uint64_t>(dtype_size(st.dtype));
+  st.bytes = shape_numel(s.shape) * static_cast<uint64_t>(dtype_size(st.dtype));
   return st;
 }
 
@@ -41,10 +36,11 @@ ModelFootprint compute_footprint(const ModelConfig& c, const Checkpoint* ck) {
   ModelFootprint f;
   f.dtypes_from_checkpoint = ck != nullptr;
   const std::vector<TensorSpec> specs = model_tensor_specs(c);
+  const std::string embed = checkpoint_name("embed.weight"), head = checkpoint_name("head.weight");
 
   uint64_t routed_bytes = 0, mtp_routed_bytes = 0;
   for (const TensorSpec& s : specs) {
-    const uint64_t n = numel(s.shape);
+    const uint64_t n = shape_numel(s.shape);
     Stored st = assumed(s, c);
     if (ck) {
       if (const TensorRef* t = ck->find(s.name)) {
@@ -62,7 +58,7 @@ ModelFootprint compute_footprint(const ModelConfig& c, const Checkpoint* ck) {
       if (st.scale_bytes) f.bytes_by_dtype[dtype_name(DType::F32)] += st.scale_bytes;
     }
     // An embedding table is read one row per token, unless it is also the (tied) head.
-    const bool embedding_table = s.name == "model.embed_tokens.weight" || s.shares_with == "model.embed_tokens.weight";
+    const bool embedding_table = s.name == embed || s.shares_with == embed;
     const bool lookup_only = embedding_table && !c.tie_word_embeddings;
     const uint64_t read = lookup_only ? st.row_bytes : bytes;
 
@@ -76,8 +72,8 @@ ModelFootprint compute_footprint(const ModelConfig& c, const Checkpoint* ck) {
     }
     f.main_bytes += bytes;
     f.params.main += n;
-    if (s.name == "model.embed_tokens.weight") f.params.embedding += n;
-    if (s.name == "lm_head.weight") f.params.head += n;
+    if (s.name == embed) f.params.embedding += n;
+    if (s.name == head) f.params.head += n;
     if (s.routed_expert) {
       f.params.routed_experts += n;
       routed_bytes += read;

@@ -4,7 +4,7 @@
 // and, when a checkpoint is given, the dtypes it actually stores. `dsv3 inspect` prints
 // these; `dsv3 bench` divides measured memory bandwidth by decode_bytes_per_token.
 //
-// Conventions (SPEC section 5):
+// Conventions, those of DeepSeek's published sizes (671B total, 37B active per token):
 //   - Parameters are tensor elements; FP8 block scales are not parameters (their bytes count).
 //   - Active per token = everything except routed experts, plus num_experts_per_tok /
 //     n_routed_experts of the routed experts; the embedding and head are included (DeepSeek's
@@ -49,7 +49,7 @@ struct ModelFootprint {
   uint64_t mtp_decode_bytes_per_token = 0;  // extra per token drafted by the MTP layers
 
   int64_t kv_values_per_token = 0;          // num_hidden_layers x (kv_lora_rank + qk_rope_head_dim)
-  uint64_t kv_bytes_per_token_f32 = 0;      // dsv3's cache today (float32)
+  uint64_t kv_bytes_per_token_f32 = 0;      // dsv3's cache (float32)
   uint64_t kv_bytes_per_token_bf16 = 0;     // the same cache in BF16 (the reference's dtype)
   uint64_t mtp_kv_bytes_per_token_f32 = 0;  // the MTP layers' own caches (float32)
 };

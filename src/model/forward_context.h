@@ -12,9 +12,10 @@
 
 namespace dsv3 {
 
-// Absorbed: W_UK folded into the query and W_UV applied after the weighted latent sum (the
-// reference's default; scores against the compressed cache). Naive: K and V decompressed
-// from the cache for every position, then plain multi-head attention. Same math.
+// model.py's attn_impl. Absorbed ("absorb", its default): wkv_b's key rows (W_UK) folded into
+// the query and its value rows (W_UV) applied after the weighted latent sum, so that scores
+// run against the compressed cache. Naive: K and V decompressed from the cache for every
+// position, then plain multi-head attention. Same math.
 enum class AttentionImpl { Absorbed, Naive };
 
 // The tokens of one forward step: sequences concatenated into one activation matrix.
@@ -24,6 +25,7 @@ struct TokenBatch {
     int64_t count = 0;         // new tokens of this sequence
     KVCache* cache = nullptr;  // holds positions [0, first position) already
   };
+  std::vector<int32_t> tokens;     // [n_tokens] the new tokens, sequence after sequence
   std::vector<int64_t> positions;  // [n_tokens] absolute position of each token
   std::vector<Segment> segments;
   int64_t n_tokens() const { return static_cast<int64_t>(positions.size()); }

@@ -1,5 +1,7 @@
 // Mirrors DeepSeek model.py MLA.forward, step by step. Shapes: N tokens in the batch,
-// H heads, nope/rope/v head dims, R = kv_lora_rank.
+// H heads, nope / rope / v = qk_nope_head_dim / qk_rope_head_dim / v_head_dim,
+// R = kv_lora_rank. Every sequence of the batch goes through the projections together; only
+// the attention itself is per sequence.
 
 #include "model/mla.h"
 
@@ -9,114 +11,173 @@
 #include "kernels/ops.h"
 
 namespace dsv3 {
+namespace {
 
-void mla_forward(const ForwardContext& ctx, const AttentionWeights& w, const TokenBatch& batch, int64_t cache_layer,
+// MLA's sizes under the short names this file uses.
+struct MlaDims {
+  int64_t H;     // num_attention_heads
+  int64_t nope;  // qk_nope_head_dim
+  int64_t rope;  // qk_rope_head_dim
+  int64_t vdim;  // v_head_dim
+  int64_t qk;    // nope + rope: a query or key head
+  int64_t R;     // kv_lora_rank
+  int64_t row;   // R + rope: a row of wkv_a's output and of the cache
+};
+MlaDims mla_dims(const ModelConfig& c) {
+  const int64_t nope = c.qk_nope_head_dim, rope = c.qk_rope_head_dim, R = c.kv_lora_rank;
+  return {c.num_attention_heads, nope, rope, c.v_head_dim, nope + rope, R, R + rope};
+}
+
+// Head h's rows of wkv_b [H * (nope + v), R], model.py's wkv_b.view(H, -1, R)[h]: the first
+// nope rows make keys from the latent (wkv_b[:, :nope], W_UK), the next v rows values
+// (wkv_b[:, -v:], W_UV).
+LinearWeight wkv_b_keys(const MlaWeights& w, const MlaDims& d, int64_t h) {
+  return w.wkv_b.row_band(h * (d.nope + d.vdim), d.nope);
+}
+LinearWeight wkv_b_values(const MlaWeights& w, const MlaDims& d, int64_t h) {
+  return w.wkv_b.row_band(h * (d.nope + d.vdim) + d.nope, d.vdim);
+}
+
+// model.py's attn_impl "absorb" (its default): wkv_b is folded into the query and applied
+// after the weighted sum, so that scores and sum run on the compressed cache itself.
+//   q: [N, H, nope + rope] (q_nope | rotated q_pe)  ->  o: [N, H, v]
+void attend_absorbed(const ForwardContext& ctx, const MlaWeights& w, const TokenBatch& batch, int64_t cache_layer,
+                     const float* q, float* o) {
+  const ModelConfig& c = ctx.config;
+  ThreadPool& pool = ctx.pool;
+  const MlaDims d = mla_dims(c);
+  const auto [H, nope, rope, vdim, qk, R, row] = d;
+  const int64_t N = batch.n_tokens();
+
+  // q_nope = einsum("bshd,hdc->bshc", q_nope, wkv_b[:, :nope]): q_nope . (W_UK c) =
+  // (W_UK^T q_nope) . c, so the query meets the latent directly. Next to it q_pe, so that a
+  // query row (q_nope | q_pe) scores a cache row (kv | k_pe) with one dot product.
+  std::vector<float> q_abs(static_cast<size_t>(N * H * row));  // [N, H, R + rope]
+  std::vector<kernels::MatmulJob> jobs(static_cast<size_t>(H));
+  for (int64_t h = 0; h < H; ++h) {
+    jobs[h] = {wkv_b_keys(w, d, h), q + h * qk, N, H * qk, q_abs.data() + h * row, H * row, /*transposed=*/true};
+    for (int64_t t = 0; t < N; ++t)
+      std::memcpy(q_abs.data() + (t * H + h) * row + R, q + (t * H + h) * qk + nope, sizeof(float) * rope);
+  }
+  kernels::matmul_batch(pool, jobs);  // all heads in one parallel region
+
+  // scores = (q_nope . kv_cache + q_pe . pe_cache) * softmax_scale, softmax over the
+  // positions each token sees, x = einsum("bsht,btc->bshc", scores, kv_cache)   [N, H, R]
+  std::vector<float> o_lat(static_cast<size_t>(N * H * R));
+  std::vector<kernels::MlaAttentionArgs> sequences;
+  for (const auto& seg : batch.segments) {
+    kernels::MlaAttentionArgs& a = sequences.emplace_back();
+    a.n_tokens = seg.count;
+    a.n_heads = H;
+    a.kv_lora_rank = R;
+    a.rope_dim = rope;
+    a.q = q_abs.data() + seg.offset * H * row;
+    a.cache = seg.cache->layer(cache_layer);
+    a.first_pos = batch.positions[seg.offset];
+    a.scale = static_cast<float>(c.softmax_scale());
+    a.out = o_lat.data() + seg.offset * H * R;
+  }
+  kernels::mla_attention(pool, sequences);  // every sequence in one parallel region
+
+  // x = einsum("bshc,hdc->bshd", x, wkv_b[:, -v:])                           [N, H, v]
+  for (int64_t h = 0; h < H; ++h)
+    jobs[h] = {wkv_b_values(w, d, h), o_lat.data() + h * R, N, H * R, o + h * vdim, H * vdim, /*transposed=*/false};
+  kernels::matmul_batch(pool, jobs);
+}
+
+// model.py's attn_impl "naive": plain multi-head attention over keys (k_nope | k_pe) and
+// values decompressed with wkv_b. model.py caches those keys and values; here they are
+// decompressed from the same latent cache the absorbed form reads, for every position.
+//   q: [N, H, nope + rope]  ->  o: [N, H, v]
+void attend_naive(const ForwardContext& ctx, const MlaWeights& w, const TokenBatch& batch, int64_t cache_layer,
+                  const float* q, float* o) {
+  const ModelConfig& c = ctx.config;
+  ThreadPool& pool = ctx.pool;
+  const auto [H, nope, rope, vdim, qk, R, row] = mla_dims(c);
+  for (const auto& seg : batch.segments) {
+    const int64_t len = batch.positions[seg.offset] + seg.count;
+    const float* cache = seg.cache->layer(cache_layer);
+    // kv = wkv_b(kv_norm(kv)); k_nope, v = split(kv)                       [len, H, nope + v]
+    std::vector<float> kv(static_cast<size_t>(len * H * (nope + vdim)));
+    kernels::matmul(pool, w.wkv_b, cache, len, row, kv.data(), H * (nope + vdim));
+    // k = cat(k_nope, k_pe expanded to every head)                         [len, H, nope + rope]
+    std::vector<float> k(static_cast<size_t>(len * H * qk)), v(static_cast<size_t>(len * H * vdim));
+    for (int64_t s = 0; s < len; ++s)
+      for (int64_t h = 0; h < H; ++h) {
+        const float* src = kv.data() + (s * H + h) * (nope + vdim);
+        std::memcpy(k.data() + (s * H + h) * qk, src, sizeof(float) * nope);
+        std::memcpy(k.data() + (s * H + h) * qk + nope, cache + s * row + R, sizeof(float) * rope);
+        std::memcpy(v.data() + (s * H + h) * vdim, src + nope, sizeof(float) * vdim);
+      }
+    // scores = einsum("bshd,bthd->bsht", q, k) * softmax_scale; softmax;
+    // x = einsum("bsht,bthd->bshd", scores, v)
+    kernels::MhaAttentionArgs a;
+    a.n_tokens = seg.count;
+    a.n_heads = H;
+    a.qk_dim = qk;
+    a.v_dim = vdim;
+    a.q = q + seg.offset * H * qk;
+    a.k = k.data();
+    a.v = v.data();
+    a.first_pos = batch.positions[seg.offset];
+    a.scale = static_cast<float>(c.softmax_scale());
+    a.out = o + seg.offset * H * vdim;
+    kernels::mha_attention(pool, a);
+  }
+}
+
+}  // namespace
+
+void mla_forward(const ForwardContext& ctx, const MlaWeights& w, const TokenBatch& batch, int64_t cache_layer,
                  const float* x, float* out) {
   const ModelConfig& c = ctx.config;
   ThreadPool& pool = ctx.pool;
-  const int64_t N = batch.n_tokens(), H = c.num_attention_heads;
-  const int64_t nope = c.qk_nope_head_dim, rope = c.qk_rope_head_dim, vdim = c.v_head_dim;
-  const int64_t qk = nope + rope, R = c.kv_lora_rank, row = R + rope;
+  const auto [H, nope, rope, vdim, qk, R, row] = mla_dims(c);
+  const int64_t N = batch.n_tokens();
   const float eps = static_cast<float>(c.rms_norm_eps);
 
-  // q = wq_b(q_norm(wq_a(x))) or wq(x)                                 [N, H, nope + rope]
-  // (wq_a or wq) and wkv_a both read x: one parallel region.
+  // q = self.wq(x) or self.wq_b(self.q_norm(self.wq_a(x)))                [N, H, nope + rope]
+  // kv = self.wkv_a(x)                                                    [N, R + rope]
+  // wq (or wq_a) and wkv_a both read x: one parallel region.
   std::vector<float> q(static_cast<size_t>(N * H * qk));
-  std::vector<float> kv(static_cast<size_t>(N * row));  // wkv_a(x): latent [N, R] | k_pe [N, rope]
-  std::vector<float> qa(static_cast<size_t>(c.has_q_lora() ? N * c.q_lora_rank : 0));
+  std::vector<float> kv(static_cast<size_t>(N * row));
+  std::vector<float> q_a(static_cast<size_t>(c.has_q_lora() ? N * c.q_lora_rank : 0));  // [N, q_lora_rank]
   {
-    const LinearWeight& wq = c.has_q_lora() ? w.q_a_proj : w.q_proj;
-    float* q_out = c.has_q_lora() ? qa.data() : q.data();
-    const kernels::MatmulJob jobs[] = {{wq, x, N, wq.cols, q_out, wq.rows},
-                                       {w.kv_a_proj_with_mqa, x, N, w.kv_a_proj_with_mqa.cols, kv.data(), row}};
+    const LinearWeight& wq = c.has_q_lora() ? w.wq_a : w.wq;
+    float* q_out = c.has_q_lora() ? q_a.data() : q.data();
+    const kernels::MatmulJob jobs[] = {{wq, x, N, wq.cols, q_out, wq.rows}, {w.wkv_a, x, N, w.wkv_a.cols, kv.data(), row}};
     kernels::matmul_batch(pool, jobs);
   }
   if (c.has_q_lora()) {
-    kernels::rms_norm(pool, qa.data(), w.q_a_layernorm.data(), N, c.q_lora_rank, eps, qa.data());
-    kernels::matmul(pool, w.q_b_proj, qa.data(), N, q.data());
+    kernels::rms_norm(pool, q_a.data(), w.q_norm.data(), N, c.q_lora_rank, eps, q_a.data());
+    kernels::matmul(pool, w.wq_b, q_a.data(), N, q.data());
   }
-  // latent c = kv_norm(kv[:, :R]); k_pe = rope(kv[:, R:]); both go to the cache row of the
-  // token's position, so the (latent | k_pe) layout of kv is already the cache layout.
-  kernels::rms_norm(pool, kv.data(), w.kv_a_layernorm.data(), N, R, eps, kv.data(), row, row);
+
+  // q_nope, q_pe = split(q); q_pe = apply_rotary_emb(q_pe)      (in place: q stays (q_nope | q_pe))
+  // kv, k_pe = split(kv);    k_pe = apply_rotary_emb(k_pe)      (in place: kv stays (kv | k_pe))
   for (int64_t t = 0; t < N; ++t) {
+    ctx.rope.apply(q.data() + t * H * qk + nope, H, qk, batch.positions[t]);  // every head's q_pe
     ctx.rope.apply(kv.data() + t * row + R, 1, rope, batch.positions[t]);
-    ctx.rope.apply(q.data() + t * H * qk + nope, H, qk, batch.positions[t]);  // q_pe of every head
   }
+
+  // kv_cache[pos] = kv_norm(kv), pe_cache[pos] = k_pe: one cache row (kv_norm(kv) | k_pe) per
+  // token, the layout kv already has, so kv is normed in place and copied row by row.
+  kernels::rms_norm(pool, kv.data(), w.kv_norm.data(), N, R, eps, kv.data(), row, row);
   for (const auto& seg : batch.segments) {
     float* cache = seg.cache->layer(cache_layer);
     for (int64_t i = 0; i < seg.count; ++i) {
-      int64_t t = seg.offset + i;
+      const int64_t t = seg.offset + i;
       std::memcpy(cache + batch.positions[t] * row, kv.data() + t * row, sizeof(float) * row);
     }
   }
 
-  // Per head h: W_UK_h = kv_b rows [h(nope+v), h(nope+v)+nope), W_UV_h = the next v rows.
-  std::vector<float> o(static_cast<size_t>(N * H * vdim));  // attention output  [N, H, v]
-  if (ctx.attention == AttentionImpl::Absorbed) {
-    // Absorption: q_nope . (W_UK c) = (W_UK^T q_nope) . c, so score against the latent
-    // directly with q_abs = (W_UK^T q_nope | q_pe)                         [N, H, R + rope]
-    std::vector<float> q_abs(static_cast<size_t>(N * H * row));
-    std::vector<kernels::MatmulJob> jobs(static_cast<size_t>(H));
-    for (int64_t h = 0; h < H; ++h) {
-      // q_lat_h = W_UK_h^T q_nope_h                                      [N, R]
-      jobs[h] = {w.kv_b_proj.row_band(h * (nope + vdim), nope), q.data() + h * qk, N, H * qk,
-                 q_abs.data() + h * row, H * row, /*transposed=*/true};
-      for (int64_t t = 0; t < N; ++t)
-        std::memcpy(q_abs.data() + (t * H + h) * row + R, q.data() + (t * H + h) * qk + nope, sizeof(float) * rope);
-    }
-    kernels::matmul_batch(pool, jobs);  // all heads in one parallel region
-    // Weighted sum of latents per head                                  [N, H, R]
-    std::vector<float> o_lat(static_cast<size_t>(N * H * R));
-    std::vector<kernels::MlaAttentionArgs> sequences;
-    for (const auto& seg : batch.segments) {
-      kernels::MlaAttentionArgs& a = sequences.emplace_back();
-      a.n_tokens = seg.count;
-      a.n_heads = H;
-      a.kv_lora_rank = R;
-      a.rope_dim = rope;
-      a.q = q_abs.data() + seg.offset * H * row;
-      a.cache = seg.cache->layer(cache_layer);
-      a.first_pos = batch.positions[seg.offset];
-      a.scale = static_cast<float>(c.softmax_scale());
-      a.out = o_lat.data() + seg.offset * H * R;
-    }
-    kernels::mla_attention(pool, sequences);  // every sequence in one parallel region
-    // o_h = W_UV_h o_lat_h                                                [N, H, v]
-    for (int64_t h = 0; h < H; ++h)
-      jobs[h] = {w.kv_b_proj.row_band(h * (nope + vdim) + nope, vdim), o_lat.data() + h * R, N, H * R,
-                 o.data() + h * vdim, H * vdim, /*transposed=*/false};
-    kernels::matmul_batch(pool, jobs);
-  } else {
-    // Naive: decompress K = (W_UK c | k_pe) and V = W_UV c for every cached position.
-    for (const auto& seg : batch.segments) {
-      const int64_t len = batch.positions[seg.offset] + seg.count;
-      const float* cache = seg.cache->layer(cache_layer);
-      std::vector<float> kvb(static_cast<size_t>(len * H * (nope + vdim)));  // [len, H, nope + v]
-      kernels::matmul(pool, w.kv_b_proj, cache, len, row, kvb.data(), H * (nope + vdim));
-      std::vector<float> k(static_cast<size_t>(len * H * qk)), v(static_cast<size_t>(len * H * vdim));
-      for (int64_t s = 0; s < len; ++s)
-        for (int64_t h = 0; h < H; ++h) {
-          const float* src = kvb.data() + (s * H + h) * (nope + vdim);
-          std::memcpy(k.data() + (s * H + h) * qk, src, sizeof(float) * nope);
-          std::memcpy(k.data() + (s * H + h) * qk + nope, cache + s * row + R, sizeof(float) * rope);
-          std::memcpy(v.data() + (s * H + h) * vdim, src + nope, sizeof(float) * vdim);
-        }
-      kernels::MhaAttentionArgs a;
-      a.n_tokens = seg.count;
-      a.n_heads = H;
-      a.qk_dim = qk;
-      a.v_dim = vdim;
-      a.q = q.data() + seg.offset * H * qk;
-      a.k = k.data();
-      a.v = v.data();
-      a.first_pos = batch.positions[seg.offset];
-      a.scale = static_cast<float>(c.softmax_scale());
-      a.out = o.data() + seg.offset * H * vdim;
-      kernels::mha_attention(pool, a);
-    }
-  }
-  // y = wo(o)                                                            [N, hidden]
-  kernels::matmul(pool, w.o_proj, o.data(), N, out);
+  // Attention of every head over the positions each token sees              [N, H, v]
+  std::vector<float> o(static_cast<size_t>(N * H * vdim));
+  if (ctx.attention == AttentionImpl::Absorbed) attend_absorbed(ctx, w, batch, cache_layer, q.data(), o.data());
+  else attend_naive(ctx, w, batch, cache_layer, q.data(), o.data());
+
+  // x = self.wo(x.flatten(2))                                               [N, dim]
+  kernels::matmul(pool, w.wo, o.data(), N, out);
 }
 
 }  // namespace dsv3

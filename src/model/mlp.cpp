@@ -1,3 +1,5 @@
+// Mirrors DeepSeek model.py MLP.forward: self.w2(F.silu(self.w1(x)) * self.w3(x)).
+
 #include "model/mlp.h"
 
 #include <vector>
@@ -7,14 +9,14 @@
 namespace dsv3 {
 
 void mlp_forward(ThreadPool& pool, const MlpWeights& w, const float* x, int64_t n, float* out) {
-  const int64_t inter = w.gate_proj.rows;
-  std::vector<float> gate(static_cast<size_t>(n * inter)), up(static_cast<size_t>(n * inter));
-  // gate and up in one parallel region                                 [n, inter] each
-  const kernels::MatmulJob jobs[] = {{w.gate_proj, x, n, w.gate_proj.cols, gate.data(), inter},
-                                     {w.up_proj, x, n, w.up_proj.cols, up.data(), inter}};
+  const int64_t inter = w.w1.rows;
+  std::vector<float> h1(static_cast<size_t>(n * inter)), h3(static_cast<size_t>(n * inter));  // [n, inter] each
+  // h1 = w1(x), h3 = w3(x): both read x, one parallel region
+  const kernels::MatmulJob jobs[] = {{w.w1, x, n, w.w1.cols, h1.data(), inter},
+                                     {w.w3, x, n, w.w3.cols, h3.data(), inter}};
   kernels::matmul_batch(pool, jobs);
-  kernels::silu_mul(pool, gate.data(), up.data(), n * inter);  // silu(gate) * up
-  kernels::matmul(pool, w.down_proj, gate.data(), n, out);     // [n, hidden]
+  kernels::silu_mul(pool, h1.data(), h3.data(), n * inter);  // h1 = silu(h1) * h3
+  kernels::matmul(pool, w.w2, h1.data(), n, out);            // out = w2(h1)   [n, dim]
 }
 
 }  // namespace dsv3

@@ -7,18 +7,11 @@
 #include "base/log.h"
 #include "base/memory_stats.h"
 #include "kernels/ops.h"
-#include "model/decoder_layer.h"
+#include "model/block.h"
+#include "model/embedding.h"
+#include "model/mtp.h"
 
 namespace dsv3 {
-namespace {
-
-void embed_rows(const LinearWeight& table, std::span<const int32_t> tokens, float* out) {
-  const int64_t D = table.cols;
-  for (size_t i = 0; i < tokens.size(); ++i)
-    for (int64_t c = 0; c < D; ++c) out[i * D + c] = table.at(tokens[i], c);
-}
-
-}  // namespace
 
 Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const ModelOptions& options) {
   auto m = std::unique_ptr<Model>(new Model());
@@ -58,20 +51,12 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const ModelOp
   return m;
 }
 
-Status Model::check_tokens(std::span<const int32_t> tokens) const {
-  for (int32_t t : tokens)
-    if (t < 0 || t >= config_.vocab_size)
-      return error_f("token id %d is outside the vocabulary [0, %lld)", t, static_cast<long long>(config_.vocab_size));
-  return {};
-}
-
-Status Model::forward(std::span<const SequenceInput> batch, ForwardOutput* out, bool want_hidden) const {
-  const ModelConfig& c = config_;
-  const int64_t D = c.hidden_size;
+Result<TokenBatch> Model::assemble_batch(std::span<const SequenceInput> batch) const {
   TokenBatch tb;
-  std::vector<int32_t> tokens;
   for (const SequenceInput& s : batch) {
-    DSV3_TRY(check_tokens(s.tokens));
+    for (int32_t t : s.tokens)
+      if (t < 0 || t >= config_.vocab_size)
+        return error_f("token id %d is outside the vocabulary [0, %lld)", t, static_cast<long long>(config_.vocab_size));
     const int64_t start = s.cache->length(), n = static_cast<int64_t>(s.tokens.size());
     if (n == 0) return Error("empty sequence in forward batch");
     if (start + n > max_context_)
@@ -80,20 +65,28 @@ Status Model::forward(std::span<const SequenceInput> batch, ForwardOutput* out, 
     s.cache->reserve(start + n);
     tb.segments.push_back({tb.n_tokens(), n, s.cache});
     for (int64_t i = 0; i < n; ++i) tb.positions.push_back(start + i);
-    tokens.insert(tokens.end(), s.tokens.begin(), s.tokens.end());
+    tb.tokens.insert(tb.tokens.end(), s.tokens.begin(), s.tokens.end());
   }
-  const int64_t N = tb.n_tokens();
-  ForwardContext ctx{*pool_, c, *rope_, attention_};
+  return tb;
+}
 
-  // h = embed(tokens)                                                   [N, hidden]
-  std::vector<float> x(static_cast<size_t>(N * D));
-  embed_rows(weights_.embed_tokens, tokens, x.data());
-  for (int64_t l = 0; l < c.num_hidden_layers; ++l) decoder_layer_forward(ctx, weights_.layers[l], tb, l, x.data());
+Status Model::forward(std::span<const SequenceInput> batch, ForwardOutput* out, bool want_hidden) const {
+  DSV3_ASSIGN(const TokenBatch tb, assemble_batch(batch));
+  const ModelConfig& c = config_;
+  const int64_t N = tb.n_tokens(), D = c.hidden_size;
+  const ForwardContext ctx = context();
+
+  // h = self.embed(tokens)                                              [N, dim]
+  std::vector<float> h(static_cast<size_t>(N * D));
+  embed_forward(weights_.embed, tb.tokens, h.data());
+  // for layer in self.layers: h = layer(h, ...)
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) block_forward(ctx, weights_.layers[l], tb, l, h.data());
   for (const auto& seg : tb.segments) seg.cache->advance(seg.count);
 
-  // h = norm(h); logits = head(h) for the rows asked for
+  // h = self.norm(h)
   std::vector<float> normed(static_cast<size_t>(N * D));
-  kernels::rms_norm(*pool_, x.data(), weights_.norm.data(), N, D, static_cast<float>(c.rms_norm_eps), normed.data());
+  kernels::rms_norm(*pool_, h.data(), weights_.norm.data(), N, D, static_cast<float>(c.rms_norm_eps), normed.data());
+  // logits = self.head(h) for the rows each sequence asks for (model.py: the last token's)
   std::vector<int64_t> rows;
   out->first_row.clear();
   for (size_t i = 0; i < batch.size(); ++i) {
@@ -111,7 +104,7 @@ Status Model::forward(std::span<const SequenceInput> batch, ForwardOutput* out, 
   std::vector<float> head_in(rows.size() * D);
   for (size_t r = 0; r < rows.size(); ++r) std::memcpy(head_in.data() + r * D, normed.data() + rows[r] * D, sizeof(float) * D);
   out->logits.resize(rows.size() * c.vocab_size);
-  kernels::matmul(*pool_, weights_.lm_head, head_in.data(), static_cast<int64_t>(rows.size()), out->logits.data());
+  kernels::matmul(*pool_, weights_.head, head_in.data(), static_cast<int64_t>(rows.size()), out->logits.data());
   if (want_hidden) out->hidden = std::move(normed);
   return {};
 }
@@ -119,32 +112,12 @@ Status Model::forward(std::span<const SequenceInput> batch, ForwardOutput* out, 
 Status Model::mtp_forward(const float* hidden, std::span<const int32_t> next_tokens, KVCache* mtp_cache,
                           float* logits) const {
   if (!has_mtp()) return Error("this model was loaded without its MTP module");
-  DSV3_TRY(check_tokens(next_tokens));
-  const ModelConfig& c = config_;
-  const MtpLayerWeights& w = weights_.mtp[0];
-  const int64_t n = static_cast<int64_t>(next_tokens.size()), D = c.hidden_size;
-  if (n == 0) return {};
-  const int64_t start = mtp_cache->length();
-  if (start + n > max_context_) return Error("context length exceeded in the MTP module");
-  const float eps = static_cast<float>(c.rms_norm_eps);
-  // h = eh_proj(concat(enorm(embed(t_{i+1})), hnorm(hidden_i)))          [n, 2D] -> [n, D]
-  std::vector<float> cat(static_cast<size_t>(n * 2 * D)), e(static_cast<size_t>(n * D));
-  embed_rows(w.embed_tokens, next_tokens, e.data());
-  kernels::rms_norm(*pool_, e.data(), w.enorm.data(), n, D, eps, cat.data(), D, 2 * D);
-  kernels::rms_norm(*pool_, hidden, w.hnorm.data(), n, D, eps, cat.data() + D, D, 2 * D);
-  std::vector<float> x(static_cast<size_t>(n * D));
-  kernels::matmul(*pool_, w.eh_proj, cat.data(), n, x.data());
-  // h = decoder_layer(h) at the MTP cache's next positions
-  TokenBatch tb;
-  mtp_cache->reserve(start + n);
-  tb.segments.push_back({0, n, mtp_cache});
-  for (int64_t i = 0; i < n; ++i) tb.positions.push_back(start + i);
-  ForwardContext ctx{*pool_, c, *rope_, attention_};
-  decoder_layer_forward(ctx, w.layer, tb, 0, x.data());
-  mtp_cache->advance(n);
-  // logits = shared_head.head(shared_head.norm(h))
-  kernels::rms_norm(*pool_, x.data(), w.shared_head_norm.data(), n, D, eps, x.data());
-  kernels::matmul(*pool_, w.shared_head_head, x.data(), n, logits);
+  if (next_tokens.empty()) return {};
+  const SequenceInput in{mtp_cache, next_tokens, Logits::All};
+  auto tb = assemble_batch({&in, 1});
+  if (!tb.ok()) return std::move(tb).error().context("MTP module");
+  mtp_layer_forward(context(), weights_.mtp[0], *tb, hidden, logits);
+  mtp_cache->advance(tb->n_tokens());
   return {};
 }
 

@@ -26,9 +26,12 @@ struct ModelOptions {
   int64_t max_context = 0;         // 0: max_position_embeddings from config.json
 };
 
-// Which of a sequence's new tokens get logits: none (a prefill chunk that does not end the
-// prompt), the last one (its logits choose the next token), or all (a scored prompt).
-enum class Logits { None, Last, All };
+// Which rows of logits a sequence of a forward step wants.
+enum class Logits {
+  None,  // no logits: a prefill chunk that does not end the prompt
+  Last,  // the last new token's row: the next token's distribution
+  All,   // a row for every new token (scoring a prompt, the logits command)
+};
 
 // One sequence's part of a forward step: new tokens appended after what its cache holds.
 struct SequenceInput {
@@ -61,10 +64,10 @@ class Model {
   // token ids outside the vocabulary or a sequence that would pass max_context().
   Status forward(std::span<const SequenceInput> batch, ForwardOutput* out, bool want_hidden = false) const;
 
-  // Multi-Token Prediction (SPEC section 3). For i in [0, n): the draft logits of the token
-  // after next_tokens[i], from hidden[i] (the main model's final-normed state at the position
+  // Multi-Token Prediction (mtp.h). For i in [0, n): the draft logits of the token after
+  // next_tokens[i], from hidden[i] (the main model's final-normed state at the position
   // before next_tokens[i]) and the embedding of next_tokens[i]; the MTP layer runs at the
-  // next positions of its own cache.
+  // next positions of its own cache. Validated as forward() validates its batch.
   bool has_mtp() const { return !weights_.mtp.empty(); }
   KVCache new_mtp_cache() const { return KVCache(1, config_.kv_cache_dim()); }
   Status mtp_forward(const float* hidden, std::span<const int32_t> next_tokens, KVCache* mtp_cache,
@@ -72,7 +75,10 @@ class Model {
 
  private:
   Model() = default;
-  Status check_tokens(std::span<const int32_t> tokens) const;
+  // Checks a step's sequences (token ids in the vocabulary, none empty, none past
+  // max_context()), makes room in their caches and lays them out as one batch.
+  Result<TokenBatch> assemble_batch(std::span<const SequenceInput> batch) const;
+  ForwardContext context() const { return {*pool_, config_, *rope_, attention_}; }
 
   ModelConfig config_;
   std::unique_ptr<Checkpoint> checkpoint_;

@@ -1,4 +1,6 @@
-// Mirrors DeepSeek model.py Gate.forward and MoE.forward.
+// Mirrors DeepSeek model.py Gate.forward and MoE.forward in four steps: route (Gate.forward),
+// group the tokens by expert (MoE.forward's bincount and where(indices == i)), run the experts,
+// combine. Shapes: n tokens, E = n_routed_experts, K = num_experts_per_tok, D = hidden size.
 
 #include "model/moe.h"
 
@@ -9,7 +11,6 @@
 #include <numeric>
 
 #include "kernels/ops.h"
-#include "model/mlp.h"
 
 namespace dsv3 {
 namespace {
@@ -24,34 +25,143 @@ void top_k(const float* v, int64_t n, int64_t k, int32_t* out) {
   std::copy(idx.begin(), idx.begin() + k, out);
 }
 
+// The routing entries (token t, slot k) of the step, t * K + k, grouped by expert: expert by
+// expert in index order, each expert's tokens in token order. An expert's rows are contiguous,
+// so that its weights are read once per step, whatever number of tokens chose it.
+struct ExpertGroups {
+  std::vector<int64_t> count;  // [E] tokens routed to each expert: bincount(indices)
+  std::vector<int64_t> first;  // [E + 1] expert e's rows are [first[e], first[e + 1])
+  std::vector<int64_t> entry;  // [n * K] grouped row -> routing entry t * K + k (idx = t, top = k)
+  int64_t k = 0;               // K, entries per token
+};
+
+ExpertGroups group_by_expert(const Routing& routing, int64_t n_experts, int64_t experts_per_token) {
+  const int64_t E = n_experts, entries = static_cast<int64_t>(routing.indices.size());
+  ExpertGroups g;
+  g.k = experts_per_token;
+  g.count.assign(static_cast<size_t>(E), 0);
+  g.first.assign(static_cast<size_t>(E + 1), 0);
+  for (int64_t i = 0; i < entries; ++i) ++g.count[routing.indices[i]];
+  for (int64_t e = 0; e < E; ++e) g.first[e + 1] = g.first[e] + g.count[e];
+  g.entry.resize(static_cast<size_t>(entries));
+  std::vector<int64_t> next(g.first.begin(), g.first.end() - 1);
+  for (int64_t i = 0; i < entries; ++i) g.entry[next[routing.indices[i]]++] = i;
+  return g;
+}
+
+// The shared experts' hidden activations, w1(x) and w3(x) [n, inter each], computed in the
+// gate's parallel region (both read x as the gate does); run_experts finishes them.
+struct SharedHidden {
+  std::vector<float> h1, h3;
+};
+
+// What the experts computed: expert_e(x[t]) for every routing entry, in the grouped order,
+// and shared_experts(x).
+struct ExpertOutputs {
+  std::vector<float> routed;  // [n * K, D]
+  std::vector<float> shared;  // [n, D]; empty without shared experts
+};
+
+// expert(x[idx]) for every expert with tokens, and the shared experts' w2(silu(h1) * h3), in
+// two parallel regions whatever the number of experts: every chosen expert's w1 and w3, then
+// every w2 together with the shared experts'.
+ExpertOutputs run_experts(ThreadPool& pool, const MoeWeights& w, const float* x, int64_t n, int64_t D,
+                          const ExpertGroups& g, SharedHidden& shared) {
+  const int64_t E = static_cast<int64_t>(w.experts.size()), K = g.k, rows = static_cast<int64_t>(g.entry.size());
+  const int64_t inter = w.experts.empty() ? 0 : w.experts[0].w1.rows;
+  const int64_t shared_inter = w.shared_experts ? w.shared_experts->w1.rows : 0;
+
+  // x[idx] of each expert: x itself when the expert has every token in order (a decode of
+  // one sequence: always), else rows gathered in the grouped order.
+  std::vector<float> x_grouped;
+  auto expert_input = [&](int64_t e) -> const float* {
+    const int64_t m = g.count[e];
+    bool direct = m == n;
+    for (int64_t i = 0; direct && i < m; ++i) direct = g.entry[g.first[e] + i] / K == i;
+    if (direct) return x;
+    return x_grouped.data() + g.first[e] * D;
+  };
+  bool need_gather = false;
+  for (int64_t e = 0; e < E && !need_gather; ++e)
+    if (g.count[e] > 0 && expert_input(e) != x) need_gather = true;
+  if (need_gather) {
+    x_grouped.resize(static_cast<size_t>(rows * D));
+    for (int64_t r = 0; r < rows; ++r)
+      std::memcpy(x_grouped.data() + r * D, x + (g.entry[r] / K) * D, sizeof(float) * D);
+  }
+
+  // h1 = w1(x[idx]), h3 = w3(x[idx]) of every chosen expert                [rows, inter] each
+  std::vector<float> h1(static_cast<size_t>(rows * inter)), h3(h1.size());
+  std::vector<kernels::MatmulJob> jobs;
+  for (int64_t e = 0; e < E; ++e) {
+    if (g.count[e] == 0) continue;
+    const float* xe = expert_input(e);
+    jobs.push_back({w.experts[e].w1, xe, g.count[e], D, h1.data() + g.first[e] * inter, inter});
+    jobs.push_back({w.experts[e].w3, xe, g.count[e], D, h3.data() + g.first[e] * inter, inter});
+  }
+  kernels::matmul_batch(pool, jobs);
+  kernels::silu_mul(pool, h1.data(), h3.data(), rows * inter);
+  if (w.shared_experts) kernels::silu_mul(pool, shared.h1.data(), shared.h3.data(), n * shared_inter);
+
+  // w2 of every chosen expert and of the shared experts                   [rows, D], [n, D]
+  ExpertOutputs y;
+  y.routed.resize(static_cast<size_t>(rows * D));
+  y.shared.resize(static_cast<size_t>(w.shared_experts ? n * D : 0));
+  jobs.clear();
+  for (int64_t e = 0; e < E; ++e)
+    if (g.count[e] > 0)
+      jobs.push_back({w.experts[e].w2, h1.data() + g.first[e] * inter, g.count[e], inter,
+                      y.routed.data() + g.first[e] * D, D});
+  if (w.shared_experts) jobs.push_back({w.shared_experts->w2, shared.h1.data(), n, shared_inter, y.shared.data(), D});
+  kernels::matmul_batch(pool, jobs);
+  return y;
+}
+
+// y[idx] += expert(x[idx]) * weights[idx, top] for the experts in index order, then y + z:
+// every token's sum runs in the same order whatever else is in the batch.
+void combine(const Routing& routing, const ExpertGroups& g, const ExpertOutputs& y, int64_t n, int64_t D, float* out) {
+  const int64_t K = g.k;
+  std::fill(out, out + n * D, 0.0f);
+  for (size_t r = 0; r < g.entry.size(); ++r) {
+    const int64_t t = g.entry[r] / K;
+    const float weight = routing.weights[g.entry[r]];
+    float* o = out + t * D;
+    const float* expert_out = y.routed.data() + r * D;
+    for (int64_t d = 0; d < D; ++d) o[d] += weight * expert_out[d];
+  }
+  if (!y.shared.empty())
+    for (int64_t i = 0; i < n * D; ++i) out[i] += y.shared[i];
+}
+
 }  // namespace
 
-Routing route_tokens(const ModelConfig& c, const float* router_logits, int64_t n,
-                     const std::vector<float>& correction_bias) {
+Routing route(const ModelConfig& c, const GateWeights& gate, const float* gate_logits, int64_t n) {
   const int64_t E = c.n_routed_experts, K = c.num_experts_per_tok;
+  const std::vector<float>& bias = gate.bias;
   Routing r;
-  r.experts.resize(static_cast<size_t>(n * K));
+  r.indices.resize(static_cast<size_t>(n * K));
   r.weights.resize(static_cast<size_t>(n * K));
   std::vector<float> scores(static_cast<size_t>(E)), select(static_cast<size_t>(E));
   for (int64_t t = 0; t < n; ++t) {
-    const float* logits = router_logits + t * E;
-    // scores: softmax over experts or elementwise sigmoid
+    const float* logits = gate_logits + t * E;
+    // scores = softmax over the experts, or sigmoid of each
     if (c.scoring_func == ScoringFunc::Softmax) {
       std::memcpy(scores.data(), logits, sizeof(float) * E);
       kernels::softmax(scores.data(), E);
     } else {
       for (int64_t e = 0; e < E; ++e) scores[e] = 1.0f / (1.0f + std::exp(-logits[e]));
     }
-    // The correction bias takes part in selection only, never in the weights.
-    for (int64_t e = 0; e < E; ++e) select[e] = correction_bias.empty() ? scores[e] : scores[e] + correction_bias[e];
+    // original_scores = scores; scores = scores + self.bias: the bias takes part in the
+    // selection only, never in the weights.
+    for (int64_t e = 0; e < E; ++e) select[e] = bias.empty() ? scores[e] : scores[e] + bias[e];
     if (c.n_group > 1) {
-      // Group-limited routing: score each group (sum of its top 2 with the bias, its max
-      // without), keep the topk_group best groups, mask the rest to -inf.
+      // Group limit: score each group (the sum of its top 2 with a bias, its max without),
+      // keep the topk_group best groups, mask the rest to -inf.
       const int64_t G = c.n_group, per = E / G;
       std::vector<float> group_score(static_cast<size_t>(G));
       for (int64_t g = 0; g < G; ++g) {
         const float* s = select.data() + g * per;
-        if (!correction_bias.empty()) {
+        if (!bias.empty()) {
           int32_t best[2];
           top_k(s, per, 2, best);
           group_score[g] = s[best[0]] + s[best[1]];
@@ -67,7 +177,8 @@ Routing route_tokens(const ModelConfig& c, const float* router_logits, int64_t n
         if (!kept[g])
           std::fill(select.begin() + g * per, select.begin() + (g + 1) * per, -std::numeric_limits<float>::infinity());
     }
-    int32_t* chosen = r.experts.data() + t * K;
+    // indices = topk(scores); weights = original_scores.gather(indices)
+    int32_t* chosen = r.indices.data() + t * K;
     float* weight = r.weights.data() + t * K;
     top_k(select.data(), E, K, chosen);
     float sum = 0.0f;
@@ -75,6 +186,8 @@ Routing route_tokens(const ModelConfig& c, const float* router_logits, int64_t n
       weight[k] = scores[chosen[k]];
       sum += weight[k];
     }
+    // Normalized for a sigmoid router (model.py) or where config.json's norm_topk_prob says
+    // so (HuggingFace's reading); then weights *= route_scale (routed_scaling_factor).
     const bool normalize = c.norm_topk_prob || c.scoring_func == ScoringFunc::Sigmoid;
     for (int64_t k = 0; k < K; ++k) {
       if (normalize) weight[k] /= sum;
@@ -85,89 +198,34 @@ Routing route_tokens(const ModelConfig& c, const float* router_logits, int64_t n
 }
 
 void moe_forward(ThreadPool& pool, const ModelConfig& c, const MoeWeights& w, const float* x, int64_t n, float* out) {
-  const int64_t E = c.n_routed_experts, K = c.num_experts_per_tok, D = c.hidden_size;
-  const int64_t inter = w.experts.empty() ? 0 : w.experts[0].gate_proj.rows;
-  const int64_t shared_inter = w.shared_experts ? w.shared_experts->gate_proj.rows : 0;
-  // Three parallel regions per layer, whatever the number of experts: (1) router logits and
-  // the shared experts' gate and up; (2) gate and up of every chosen expert; (3) every down.
+  const int64_t E = c.n_routed_experts, D = c.hidden_size;
+  const int64_t shared_inter = w.shared_experts ? w.shared_experts->w1.rows : 0;
+  // Three parallel regions per layer, whatever the number of experts: (1) the gate's linear
+  // and the shared experts' w1 and w3; (2) w1 and w3 of every chosen expert; (3) every w2.
   // Each product is computed exactly as a single matmul call would (ops.h: matmul_batch), so
   // the grouping changes no bits.
 
-  // Router logits in float32                                             [n, E]
-  std::vector<float> logits(static_cast<size_t>(n * E));
-  std::vector<float> s_gate(static_cast<size_t>(n * shared_inter)), s_up(s_gate.size());  // [n, shared_inter]
+  // scores = linear(x, self.gate.weight) in float32                         [n, E]
+  // and the shared experts' w1(x), w3(x) in the same region                  [n, shared_inter]
+  std::vector<float> gate_logits(static_cast<size_t>(n * E));
+  SharedHidden shared{std::vector<float>(static_cast<size_t>(n * shared_inter)),
+                      std::vector<float>(static_cast<size_t>(n * shared_inter))};
   std::vector<kernels::MatmulJob> jobs;
-  jobs.push_back({w.gate, x, n, D, logits.data(), E});
+  jobs.push_back({w.gate.weight, x, n, D, gate_logits.data(), E});
   if (w.shared_experts) {
-    jobs.push_back({w.shared_experts->gate_proj, x, n, D, s_gate.data(), shared_inter});
-    jobs.push_back({w.shared_experts->up_proj, x, n, D, s_up.data(), shared_inter});
+    jobs.push_back({w.shared_experts->w1, x, n, D, shared.h1.data(), shared_inter});
+    jobs.push_back({w.shared_experts->w3, x, n, D, shared.h3.data(), shared_inter});
   }
   kernels::matmul_batch(pool, jobs);
-  Routing routing = route_tokens(c, logits.data(), n, w.e_score_correction_bias);
 
-  // Group the tokens by expert so each expert's weights are read once per step: expert e's
-  // tokens are rows [first[e], first[e + 1]) of the grouped buffers, in token order.
-  std::vector<int64_t> count(static_cast<size_t>(E + 1), 0), first(static_cast<size_t>(E + 1), 0);
-  for (int64_t i = 0; i < n * K; ++i) ++count[routing.experts[i]];
-  for (int64_t e = 0; e < E; ++e) first[e + 1] = first[e] + count[e];
-  const int64_t rows = n * K;
-  std::vector<int64_t> entry(static_cast<size_t>(rows));  // grouped row -> t * K + slot
-  {
-    std::vector<int64_t> next(first.begin(), first.end() - 1);
-    for (int64_t i = 0; i < n * K; ++i) entry[next[routing.experts[i]]++] = i;
-  }
-  // Inputs of each expert: x itself when the expert has every token in order (decode of one
-  // sequence: always), else gathered rows.
-  std::vector<float> xg;
-  auto expert_input = [&](int64_t e) -> const float* {
-    const int64_t m = count[e];
-    bool direct = m == n;
-    for (int64_t i = 0; direct && i < m; ++i) direct = entry[first[e] + i] / K == i;
-    if (direct) return x;
-    return xg.data() + first[e] * D;
-  };
-  bool need_gather = false;
-  for (int64_t e = 0; e < E && !need_gather; ++e)
-    if (count[e] > 0 && expert_input(e) != x) need_gather = true;
-  if (need_gather) {
-    xg.resize(static_cast<size_t>(rows * D));
-    for (int64_t r = 0; r < rows; ++r) std::memcpy(xg.data() + r * D, x + (entry[r] / K) * D, sizeof(float) * D);
-  }
-
-  // gate and up of every chosen expert                                   [rows, inter] each
-  std::vector<float> g(static_cast<size_t>(rows * inter)), u(g.size());
-  jobs.clear();
-  for (int64_t e = 0; e < E; ++e) {
-    if (count[e] == 0) continue;
-    const float* xe = expert_input(e);
-    jobs.push_back({w.experts[e].gate_proj, xe, count[e], D, g.data() + first[e] * inter, inter});
-    jobs.push_back({w.experts[e].up_proj, xe, count[e], D, u.data() + first[e] * inter, inter});
-  }
-  kernels::matmul_batch(pool, jobs);
-  kernels::silu_mul(pool, g.data(), u.data(), rows * inter);
-  if (w.shared_experts) kernels::silu_mul(pool, s_gate.data(), s_up.data(), n * shared_inter);
-
-  // down of every chosen expert and of the shared experts                [rows, D], [n, D]
-  std::vector<float> yg(static_cast<size_t>(rows * D)), z(static_cast<size_t>(w.shared_experts ? n * D : 0));
-  jobs.clear();
-  for (int64_t e = 0; e < E; ++e)
-    if (count[e] > 0)
-      jobs.push_back({w.experts[e].down_proj, g.data() + first[e] * inter, count[e], inter, yg.data() + first[e] * D, D});
-  if (w.shared_experts) jobs.push_back({w.shared_experts->down_proj, s_gate.data(), n, shared_inter, z.data(), D});
-  kernels::matmul_batch(pool, jobs);
-
-  // Experts in index order, each adding w_e * expert_e(x) to its tokens, then the shared
-  // experts: every token's sum runs in the same order whatever else is in the batch.
-  std::fill(out, out + n * D, 0.0f);
-  for (int64_t r = 0; r < rows; ++r) {
-    const int64_t t = entry[r] / K;
-    const float weight = routing.weights[entry[r]];
-    float* o = out + t * D;
-    const float* y = yg.data() + r * D;
-    for (int64_t d = 0; d < D; ++d) o[d] += weight * y[d];
-  }
-  if (w.shared_experts)
-    for (int64_t i = 0; i < n * D; ++i) out[i] += z[i];
+  // weights, indices = self.gate(x)
+  const Routing routing = route(c, w.gate, gate_logits.data(), n);
+  // counts = bincount(indices); idx, top = where(indices == i) for every expert i
+  const ExpertGroups groups = group_by_expert(routing, E, c.num_experts_per_tok);
+  // expert(x[idx]) for every expert with tokens; z = self.shared_experts(x)
+  const ExpertOutputs y = run_experts(pool, w, x, n, D, groups, shared);
+  // y[idx] += expert(x[idx]) * weights[idx, top, None]; return y + z
+  combine(routing, groups, y, n, D, out);
 }
 
 }  // namespace dsv3

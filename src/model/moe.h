@@ -1,5 +1,5 @@
 #pragma once
-// Mixture of Experts (DeepSeek model.py: Gate + MoE). The router runs in float32: on random
+// Mixture of Experts (DeepSeek model.py: Gate and MoE). The router runs in float32: on random
 // weights a bf16 router changes expert choices and moves logits by whole units.
 
 #include <cstdint>
@@ -11,16 +11,18 @@
 
 namespace dsv3 {
 
+// What Gate.forward returns: each token's experts and their weights.
 struct Routing {
-  std::vector<int32_t> experts;  // [n_tokens, top_k] chosen expert ids, best first
-  std::vector<float> weights;    // [n_tokens, top_k] their output weights
+  std::vector<int32_t> indices;  // [n_tokens, num_experts_per_tok] chosen experts, best first
+  std::vector<float> weights;    // [n_tokens, num_experts_per_tok] their output weights
 };
 
-// Chooses experts from router logits [n, n_routed] (Gate.forward after the linear).
-Routing route_tokens(const ModelConfig& config, const float* router_logits, int64_t n,
-                     const std::vector<float>& correction_bias);
+// Gate.forward after its linear: chooses each token's experts from the gate's logits
+// [n, n_routed_experts] (scores, the bias for selection only, the group limit, top-k) and
+// weighs them.
+Routing route(const ModelConfig& config, const GateWeights& gate, const float* gate_logits, int64_t n);
 
-// out[n, hidden] = sum over chosen experts of w_e * expert_e(x) + shared_experts(x).
+// out[n, dim] = MoE(x[n, dim]): the chosen experts' outputs weighted, plus the shared experts'.
 void moe_forward(ThreadPool& pool, const ModelConfig& config, const MoeWeights& w, const float* x, int64_t n,
                  float* out);
 

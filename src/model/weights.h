@@ -1,7 +1,7 @@
 #pragma once
 // The model's tensors, listed once. bind_model_weights() walks the architecture the config
-// describes and asks a WeightBinder for every tensor by its checkpoint name and expected
-// shape. The same walk serves three purposes:
+// describes and asks a WeightBinder for every tensor by its model.py name and expected shape;
+// the binder looks it up under its checkpoint name. The same walk serves three purposes:
 //   - binding: views into the mapped checkpoint (FP8 with its scales, BF16, F16, F32);
 //   - validation: every missing, mis-shaped or wrongly typed tensor is collected and reported
 //     together, naming tensor, expected and actual;
@@ -11,6 +11,8 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
+#include <variant>
 #include <vector>
 
 #include "base/result.h"
@@ -39,50 +41,75 @@ struct TensorSpec {
   std::string shares_with;
 };
 
-struct MlpWeights {  // down(silu(gate(x)) * up(x))
-  LinearWeight gate_proj, up_proj, down_proj;
+// The weights in DeepSeek model.py's names, module for module, so that the layer code reads
+// like model.py. Each field's comment names its tensor in the checkpoint (HuggingFace
+// layout); checkpoint_name() below is the one place that maps the two (inference/convert.py's
+// `mapping`). Shapes are [out, in].
+
+struct MlpWeights {  // model.py MLP and Expert: w2(silu(w1(x)) * w3(x))
+  LinearWeight w1;  // gate_proj [inter, dim]
+  LinearWeight w2;  // down_proj [dim, inter]
+  LinearWeight w3;  // up_proj   [inter, dim]
 };
 
-struct AttentionWeights {
-  LinearWeight q_proj;                   // when q_lora_rank is 0
-  LinearWeight q_a_proj, q_b_proj;       // with q LoRA
-  std::vector<float> q_a_layernorm;      // [q_lora_rank]
-  LinearWeight kv_a_proj_with_mqa;       // [kv_lora + rope, hidden]
-  std::vector<float> kv_a_layernorm;     // [kv_lora]
-  LinearWeight kv_b_proj;                // [heads * (nope + v), kv_lora]
-  LinearWeight o_proj;                   // [hidden, heads * v]
+struct MlaWeights {  // model.py MLA; checkpoint: self_attn
+  LinearWeight wq;             // q_proj [n_heads * qk_head_dim, dim], when q_lora_rank is 0
+  LinearWeight wq_a;           // q_a_proj [q_lora_rank, dim]
+  std::vector<float> q_norm;   // q_a_layernorm [q_lora_rank]
+  LinearWeight wq_b;           // q_b_proj [n_heads * qk_head_dim, q_lora_rank]
+  LinearWeight wkv_a;          // kv_a_proj_with_mqa [kv_lora_rank + qk_rope_head_dim, dim]
+  std::vector<float> kv_norm;  // kv_a_layernorm [kv_lora_rank]
+  LinearWeight wkv_b;          // kv_b_proj [n_heads * (qk_nope_head_dim + v_head_dim), kv_lora_rank]
+  LinearWeight wo;             // o_proj [dim, n_heads * v_head_dim]
 };
 
-struct MoeWeights {
-  LinearWeight gate;                     // router [n_routed, hidden]
-  std::vector<float> e_score_correction_bias;  // [n_routed] (noaux_tc only)
-  std::vector<MlpWeights> experts;
-  std::optional<MlpWeights> shared_experts;
+struct GateWeights {  // model.py Gate; checkpoint: mlp.gate
+  LinearWeight weight;      // mlp.gate.weight [n_routed_experts, dim]
+  std::vector<float> bias;  // mlp.gate.e_score_correction_bias [n_routed_experts]; empty without one
 };
 
-struct DecoderLayerWeights {
-  std::vector<float> input_layernorm, post_attention_layernorm;
-  AttentionWeights self_attn;
-  std::optional<MlpWeights> mlp;   // dense layer
-  std::optional<MoeWeights> moe;   // MoE layer
+struct MoeWeights {  // model.py MoE; checkpoint: mlp
+  GateWeights gate;
+  std::vector<MlpWeights> experts;          // mlp.experts.{e}, inter = moe_intermediate_size
+  std::optional<MlpWeights> shared_experts;  // mlp.shared_experts, inter = moe_intermediate_size * n_shared_experts
 };
 
-struct MtpLayerWeights {
-  LinearWeight embed_tokens;             // equals the main embedding in released checkpoints
-  std::vector<float> enorm, hnorm;
-  LinearWeight eh_proj;                  // [hidden, 2 * hidden]
-  DecoderLayerWeights layer;
-  std::vector<float> shared_head_norm;
-  LinearWeight shared_head_head;         // [vocab, hidden]
+struct BlockWeights {  // model.py Block; checkpoint: model.layers.{i}
+  std::vector<float> attn_norm;  // input_layernorm [dim]
+  std::vector<float> ffn_norm;   // post_attention_layernorm [dim]
+  MlaWeights attn;               // self_attn
+  std::variant<MlpWeights, MoeWeights> ffn;  // mlp: dense below first_k_dense_replace, else MoE
 };
 
-struct ModelWeights {
-  LinearWeight embed_tokens;             // [vocab, hidden]
-  std::vector<DecoderLayerWeights> layers;
-  std::vector<float> norm;
-  LinearWeight lm_head;                  // [vocab, hidden]
-  std::vector<MtpLayerWeights> mtp;      // empty unless requested and present
+// A Multi-Token-Prediction layer, which drafts the token after next from the main model's
+// hidden state and the next token's embedding (model.py has none, so its names are the
+// checkpoint's); checkpoint: model.layers.{num_hidden_layers + k}.
+struct MtpWeights {
+  LinearWeight embed;           // embed_tokens [vocab, dim]; equals the main embedding in released checkpoints
+  std::vector<float> enorm;     // enorm [dim]: for the next token's embedding
+  std::vector<float> hnorm;     // hnorm [dim]: for the main model's hidden state
+  LinearWeight eh_proj;         // eh_proj [dim, 2 * dim]
+  BlockWeights block;           // self_attn, mlp and both layernorms of the same layer
+  struct {
+    std::vector<float> norm;    // shared_head.norm [dim]
+    LinearWeight head;          // shared_head.head [vocab, dim]; equals lm_head in released checkpoints
+  } shared_head;
 };
+
+struct ModelWeights {  // model.py Transformer
+  LinearWeight embed;                // model.embed_tokens [vocab, dim]
+  std::vector<BlockWeights> layers;  // model.layers.{i}
+  std::vector<float> norm;           // model.norm [dim]
+  LinearWeight head;                 // lm_head [vocab, dim]; embed itself when tie_word_embeddings
+  std::vector<MtpWeights> mtp;       // empty unless requested and present
+};
+
+// The checkpoint's name of a model.py parameter, as DeepSeek's inference/convert.py renames
+// them the other way: "layers.3.attn.wq_a.weight" -> "model.layers.3.self_attn.q_a_proj.weight",
+// "layers.3.ffn.gate.bias" -> "model.layers.3.mlp.gate.e_score_correction_bias",
+// "head.weight" -> "lm_head.weight". A component that convert.py does not rename (layers,
+// experts, the MTP layer's enorm, ...) keeps its spelling.
+std::string checkpoint_name(std::string_view model_name);
 
 // One defect found while binding: the tensor it concerns and a message naming expected vs actual.
 struct BindProblem {
@@ -95,10 +122,16 @@ class WeightBinder {
   // With a checkpoint: binds and validates. Without (nullptr): only records specs.
   WeightBinder(const Checkpoint* checkpoint, const ModelConfig& config);
 
-  LinearWeight linear(const std::string& name, int64_t rows, int64_t cols, TensorRole role = TensorRole::Linear,
+  // Each takes a model.py module name ("layers.3.attn.wq_a") and binds its parameters under
+  // their checkpoint names (checkpoint_name).
+  // A Linear's weight, and for FP8 its block scales (model.py `scale`: weight_scale_inv).
+  // `shares_with`: the model.py module whose weight this one equals in released checkpoints.
+  LinearWeight linear(const std::string& module, int64_t rows, int64_t cols, TensorRole role = TensorRole::Linear,
                       const std::string& shares_with = "");
-  std::vector<float> norm(const std::string& name, int64_t dim);
-  std::vector<float> bias(const std::string& name, int64_t dim);
+  // An RMSNorm's weight in float32 (all ones when missing, which is reported).
+  std::vector<float> norm(const std::string& module, int64_t dim);
+  // A Gate's bias in float32 (all zeros when missing, which is reported).
+  std::vector<float> bias(const std::string& module, int64_t dim);
   void set_mtp(bool mtp) { mtp_ = mtp; }
   void set_routed_expert(bool routed) { routed_expert_ = routed; }
 
@@ -114,6 +147,8 @@ class WeightBinder {
  private:
   const TensorRef* lookup(const std::string& name, const std::vector<int64_t>& shape, TensorRole role,
                           const std::string& shares_with = "");
+  // A small tensor (norm weight, router bias) in float32; `fallback` fills it when missing.
+  std::vector<float> vector_f32(const std::string& name, int64_t dim, TensorRole role, float fallback);
   void problem(const std::string& tensor, const std::string& msg) { problems_.push_back({tensor, msg}); }
 
   const Checkpoint* ck_;

@@ -4,27 +4,16 @@
 #include <set>
 
 #include "model/weights.h"
+#include "tensor/shape.h"
 
 namespace dsv3 {
 namespace {
 
 constexpr const char* kScaleSuffix = "_scale_inv";
 
-uint64_t bytes_of(DType t, const std::vector<int64_t>& shape) {
-  uint64_t n = static_cast<uint64_t>(dtype_size(t));
-  for (int64_t d : shape) n *= static_cast<uint64_t>(d);
-  return n;
-}
-
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + "]";
-}
-
 }  // namespace
 
-uint64_t PlannedTensor::out_bytes() const { return bytes_of(dtype, shape); }
+uint64_t PlannedTensor::out_bytes() const { return shape_numel(shape) * static_cast<uint64_t>(dtype_size(dtype)); }
 
 uint64_t PlannedShard::out_bytes() const {
   uint64_t n = 0;
@@ -72,7 +61,7 @@ Result<ConvertPlan> plan_conversion(const ModelConfig& config, const Checkpoint&
                                          (t.shape[1] + plan.block_cols - 1) / plan.block_cols};
       if (s->dtype != DType::F32 || s->shape != want)
         return Error(where + ": scales '" + name + kScaleSuffix + "' are " + dtype_name(s->dtype) + " " +
-                     shape_str(s->shape) + ", expected F32 " + shape_str(want));
+                     shape_string(s->shape) + ", expected F32 " + shape_string(want));
       p.op = TensorOp::DequantFp8;
       p.dtype = DType::BF16;
       p.source_scales = s;

@@ -14,6 +14,7 @@
 #include "format/safetensors.h"
 #include "tensor/dtype.h"
 #include "tensor/fp8_quant.h"
+#include "tensor/shape.h"
 
 namespace dsv3 {
 namespace fs = std::filesystem;
@@ -28,11 +29,7 @@ struct OutTensor {
   RandomTensor plan;
   std::string scale_of;  // set on a weight_scale_inv tensor: the FP8 weight it scales
   int64_t block_rows = 128, block_cols = 128;
-  uint64_t bytes() const {
-    uint64_t n = static_cast<uint64_t>(dtype_size(dtype));
-    for (int64_t d : shape) n *= static_cast<uint64_t>(d);
-    return n;
-  }
+  uint64_t bytes() const { return shape_numel(shape) * static_cast<uint64_t>(dtype_size(dtype)); }
 };
 
 // Writes all of `data` or fails with errno.

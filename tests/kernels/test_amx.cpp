@@ -2,7 +2,7 @@
 // and loop as the hardware tiles with TDPBF16PS's arithmetic: against the oracle with a
 // bf16 tolerance, batch invariance within the mode, and its deviation on the goldens.
 
-#include <cstdio>
+#include <algorithm>
 
 #include "../model/golden.h"
 #include "base/thread_pool.h"
@@ -78,29 +78,52 @@ TEST_F(EmulatedAmx, BatchInvariantWithinTheMode) {
   }
 }
 
-TEST_F(EmulatedAmx, GoldenDeviationIsReported) {
-  // bf16 activations are a lower-precision mode: this measures how far the tiny-v3 logits
-  // move from the float32 reference (the f32 path stays within 1e-3). Measured: ~2e-2 where
-  // routing is unchanged, whole units where a perturbed hidden state flips a (float32)
-  // router's expert choice in a later layer (random tiny weights have near-tied experts).
-  // Hence the mode is opt-in. Printed for the report; the bound only catches a broken path.
+TEST_F(EmulatedAmx, GoldenDeviationWithinMeasuredBounds) {
+  // bf16 activations are a lower-precision mode, hence opt-in. Against the float32 reference
+  // on tiny-v3, row by row (a row: the logits of one position), measured alike on the scalar,
+  // AVX2 and AVX-512 tables (the tiles are the same scalar code; the rest differs by 1e-3):
+  //   - 48 of the 49 rows move by 0.010 to 0.055: the activations' bf16 rounding (2^-9
+  //     relative) carried through three layers; the float32 path stays under 1e-4;
+  //   - one row (prompt 2, position 32) moves by 0.31: the perturbed hidden state flips a
+  //     float32 router's choice between near-tied experts (random weights) in a later layer;
+  //   - no row's top token changes.
+  // The bounds leave a margin over these. They fail for tiles that compute something else (a
+  // wrong block scale, a lost column step or a mispacked tile moves every row by whole
+  // units), for a mode whose tiles are not taken (every row at the float32 path's 1e-4) and
+  // for routing flips spreading beyond one or two rows.
+  constexpr double kRoundingTol = 0.08;  // rows without a routing flip
+  constexpr double kFlipTol = 0.6;       // rows with one
+  constexpr int kMaxFlippedRows = 2;
+  constexpr double kTilesTaken = 2e-3;   // every row moves at least this much from float32
   ModelOptions opt;
   opt.threads = 2;
   auto m = Model::load(fixtures() + "/tiny-v3", opt);
   ASSERT_TRUE(m.ok()) << m.error().message();
   auto model = std::move(m).value();
+  const int64_t V = model->vocab_size();
   Golden golden = Golden::load(test::fixtures() + "/golden/tiny-v3");
   auto prompts = golden.prompts();
-  double worst = 0;
+  int rows = 0, flipped = 0;
   for (size_t i = 0; i < prompts.size(); ++i) {
     KVCache cache = model->new_cache();
     SequenceInput in{&cache, prompts[i], Logits::All};
     ForwardOutput out;
     ASSERT_TRUE(model->forward({&in, 1}, &out).ok());
-    const double d = max_abs_diff(out.logits, golden.f32("logits." + std::to_string(i))).max_abs;
-    std::printf("AMX (emulated, bf16 activations) vs golden logits, prompt %zu: max_abs %.3g\n", i, d);
-    RecordProperty("amx_max_abs_prompt" + std::to_string(i), std::to_string(d));
-    worst = std::max(worst, d);
+    const std::vector<float> want = golden.f32("logits." + std::to_string(i));
+    ASSERT_EQ(out.logits.size(), want.size());
+    for (size_t r = 0; r < prompts[i].size(); ++r, ++rows) {
+      const std::vector<float> got_row(out.logits.begin() + r * V, out.logits.begin() + (r + 1) * V);
+      const std::vector<float> want_row(want.begin() + r * V, want.begin() + (r + 1) * V);
+      const double d = max_abs_diff(got_row, want_row).max_abs;
+      const std::string where = "prompt " + std::to_string(i) + " position " + std::to_string(r);
+      RecordProperty("amx_max_abs_prompt" + std::to_string(i) + "_pos" + std::to_string(r), std::to_string(d));
+      EXPECT_GE(d, kTilesTaken) << where << ": no bf16 rounding visible; are the tiles used?";
+      EXPECT_LE(d, kFlipTol) << where;
+      if (d > kRoundingTol) ++flipped;
+      const auto top = [&](const std::vector<float>& v) { return std::max_element(v.begin(), v.end()) - v.begin(); };
+      EXPECT_EQ(top(got_row), top(want_row)) << where;
+    }
   }
-  EXPECT_LT(worst, 10.0) << "bf16 activations moved the logits far more than rounding and routing flips explain";
+  EXPECT_EQ(rows, 49);
+  EXPECT_LE(flipped, kMaxFlippedRows) << "rows beyond bf16 rounding (" << kRoundingTol << ")";
 }

@@ -173,3 +173,36 @@ TEST_P(GoldenParity, MtpLogits) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, GoldenParity, testing::ValuesIn(params()), param_name);
+
+// forward() and mtp_forward() check their tokens with one batch assembly: the same refusals,
+// the MTP's named as such, and no cache advanced by a refused step.
+TEST(ModelInputs, ForwardAndMtpRefuseTheSameInputs) {
+  ModelOptions opt;
+  opt.threads = 2;
+  opt.load_mtp = true;
+  opt.max_context = 8;
+  auto m = Model::load(test::fixtures() + "/tiny-v3", opt);
+  ASSERT_TRUE(m.ok()) << m.error().message();
+  const Model& model = **m;
+  const std::vector<float> hidden(static_cast<size_t>(9 * model.config().hidden_size), 0.5f);
+  std::vector<float> logits(static_cast<size_t>(9 * model.vocab_size()));
+  auto refusals = [&](const std::vector<int32_t>& tokens) {
+    KVCache cache = model.new_cache(), mtp_cache = model.new_mtp_cache();
+    SequenceInput in{&cache, tokens, Logits::Last};
+    ForwardOutput out;
+    Status main = model.forward({&in, 1}, &out);
+    Status mtp = model.mtp_forward(hidden.data(), tokens, &mtp_cache, logits.data());
+    EXPECT_EQ(cache.length(), 0);
+    EXPECT_EQ(mtp_cache.length(), 0);
+    EXPECT_FALSE(main.ok());
+    EXPECT_FALSE(mtp.ok());
+    if (main.ok() || mtp.ok()) return std::pair<std::string, std::string>{};
+    return std::pair{main.error().message(), mtp.error().message()};
+  };
+  const auto [vocab_main, vocab_mtp] = refusals({3, 1024, 5});
+  EXPECT_NE(vocab_main.find("token id 1024 is outside the vocabulary [0, 1024)"), std::string::npos) << vocab_main;
+  EXPECT_EQ(vocab_mtp, "MTP module: " + vocab_main);
+  const auto [long_main, long_mtp] = refusals({1, 2, 3, 4, 5, 6, 7, 8, 9});
+  EXPECT_NE(long_main.find("context length exceeded: 9 tokens, the limit is 8"), std::string::npos) << long_main;
+  EXPECT_EQ(long_mtp, "MTP module: " + long_main);
+}

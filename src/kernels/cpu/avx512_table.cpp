@@ -18,9 +18,9 @@
 #include <utility>
 
 #include "base/result.h"
-#include "kernels/cpu/scratch.h"
 #include "kernels/cpu/tables.h"
 #include "kernels/cpu/target_region.h"
+#include "kernels/scratch.h"
 #include "tensor/linear_weight.h"
 
 DSV3_TARGET_BEGIN(DSV3_ISA_AVX512)

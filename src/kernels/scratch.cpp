@@ -1,10 +1,10 @@
-#include "kernels/cpu/scratch.h"
+#include "kernels/scratch.h"
 
 #include <algorithm>
 #include <cstdlib>
 #include <memory>
 
-namespace dsv3::kernels::cpu {
+namespace dsv3::kernels {
 namespace {
 struct FreeDeleter {
   void operator()(float* p) const { std::free(p); }
@@ -29,4 +29,4 @@ float* thread_scratch(ScratchSlot slot, size_t n_floats) {
   return b.data.get();
 }
 
-}  // namespace dsv3::kernels::cpu
+}  // namespace dsv3::kernels

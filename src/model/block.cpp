@@ -1,0 +1,33 @@
+// Mirrors DeepSeek model.py Block.forward.
+
+#include "model/block.h"
+
+#include <vector>
+
+#include "kernels/ops.h"
+#include "model/mla.h"
+#include "model/mlp.h"
+#include "model/moe.h"
+
+namespace dsv3 {
+
+void block_forward(const ForwardContext& ctx, const BlockWeights& w, const TokenBatch& batch, int64_t cache_layer,
+                   float* x) {
+  const ModelConfig& c = ctx.config;
+  const int64_t N = batch.n_tokens(), D = c.hidden_size;
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  std::vector<float> normed(static_cast<size_t>(N * D)), delta(static_cast<size_t>(N * D));  // [N, D] each
+
+  // x = x + self.attn(self.attn_norm(x), ...)
+  kernels::rms_norm(ctx.pool, x, w.attn_norm.data(), N, D, eps, normed.data());
+  mla_forward(ctx, w.attn, batch, cache_layer, normed.data(), delta.data());
+  for (int64_t i = 0; i < N * D; ++i) x[i] += delta[i];
+
+  // x = x + self.ffn(self.ffn_norm(x))
+  kernels::rms_norm(ctx.pool, x, w.ffn_norm.data(), N, D, eps, normed.data());
+  if (const MoeWeights* moe = std::get_if<MoeWeights>(&w.ffn)) moe_forward(ctx.pool, c, *moe, normed.data(), N, delta.data());
+  else mlp_forward(ctx.pool, std::get<MlpWeights>(w.ffn), normed.data(), N, delta.data());
+  for (int64_t i = 0; i < N * D; ++i) x[i] += delta[i];
+}
+
+}  // namespace dsv3

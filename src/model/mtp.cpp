@@ -1,0 +1,32 @@
+#include "model/mtp.h"
+
+#include <vector>
+
+#include "kernels/ops.h"
+#include "model/block.h"
+#include "model/embedding.h"
+
+namespace dsv3 {
+
+void mtp_layer_forward(const ForwardContext& ctx, const MtpWeights& w, const TokenBatch& batch, const float* hidden,
+                       float* logits) {
+  const int64_t N = batch.n_tokens(), D = ctx.config.hidden_size;
+  const float eps = static_cast<float>(ctx.config.rms_norm_eps);
+
+  // h = eh_proj(cat(enorm(embed(t[j+1])), hnorm(hidden[j])))             [N, 2D] -> [N, D]
+  std::vector<float> e(static_cast<size_t>(N * D)), cat(static_cast<size_t>(N * 2 * D));
+  embed_forward(w.embed, batch.tokens, e.data());
+  kernels::rms_norm(ctx.pool, e.data(), w.enorm.data(), N, D, eps, cat.data(), D, 2 * D);
+  kernels::rms_norm(ctx.pool, hidden, w.hnorm.data(), N, D, eps, cat.data() + D, D, 2 * D);
+  std::vector<float> h(static_cast<size_t>(N * D));
+  kernels::matmul(ctx.pool, w.eh_proj, cat.data(), N, h.data());
+
+  // h = Block(h): the MTP cache has this one layer
+  block_forward(ctx, w.block, batch, /*cache_layer=*/0, h.data());
+
+  // logits = shared_head.head(shared_head.norm(h))                        [N, vocab]
+  kernels::rms_norm(ctx.pool, h.data(), w.shared_head.norm.data(), N, D, eps, h.data());
+  kernels::matmul(ctx.pool, w.shared_head.head, h.data(), N, logits);
+}
+
+}  // namespace dsv3
