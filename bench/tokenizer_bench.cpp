@@ -1,5 +1,5 @@
 // dsv3_bench_tokenizer: tokenizer speed on one thread.
-//   dsv3_bench_tokenizer [MODEL_DIR] [MEGABYTES] [RUNS]
+//   dsv3_bench_tokenizer [MODEL_DIR] [MEGABYTES] [RUNS]   (MODEL_DIR: assets/deepseek-v3-tokenizer)
 // Builds MEGABYTES (default 12) of mixed text, deterministic (seeded): English prose, C++ /
 // Python code, Chinese, numbers; then reports the median over RUNS (default 5) of the
 // tokenizer load time, encode throughput (MB/s, tokens/s) per kind and mixed, decode
@@ -121,7 +121,7 @@ Measure measure_encode(const dsv3::Tokenizer& tok, const std::string& text, int 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string dir = argc > 1 ? argv[1] : "../shared/fixtures/tokenizer";
+  std::string dir = argc > 1 ? argv[1] : std::string(DSV3_SOURCE_DIR) + "/assets/deepseek-v3-tokenizer";
   double megabytes = argc > 2 ? std::atof(argv[2]) : 12.0;
   int runs = argc > 3 ? std::atoi(argv[3]) : 5;
   if (runs < 1) runs = 1;

@@ -15,7 +15,11 @@
 
 namespace dsv3::test {
 
-inline std::string fixtures() { return std::string(DSV3_SOURCE_DIR) + "/../shared/fixtures"; }
+// The reference fixtures (tests/fixtures: tiny checkpoints, goldens, tokenizer cases, configs).
+inline std::string fixtures() { return std::string(DSV3_SOURCE_DIR) + "/tests/fixtures"; }
+
+// DeepSeek-V3's tokenizer.json + tokenizer_config.json, bundled with the built-in default model.
+inline std::string v3_tokenizer_dir() { return std::string(DSV3_SOURCE_DIR) + "/assets/deepseek-v3-tokenizer"; }
 
 // A fresh scratch directory removed when the object dies.
 class TempDir {

@@ -25,11 +25,8 @@ void add_model_options(CLI::App* app, ModelArgs& args) {
 }
 
 std::string bundled_tokenizer_dir() {
-  for (std::string dir : {std::string(DSV3_SOURCE_DIR) + "/assets/deepseek-v3-tokenizer",
-                          std::string(DSV3_SOURCE_DIR) + "/../shared/fixtures/tokenizer"}) {
-    if (std::filesystem::exists(dir + "/tokenizer.json")) return dir;
-  }
-  return "";
+  std::string dir = std::string(DSV3_SOURCE_DIR) + "/assets/deepseek-v3-tokenizer";
+  return std::filesystem::exists(dir + "/tokenizer.json") ? dir : "";
 }
 
 void add_tokenizer_option(CLI::App* app, std::string& dir) {

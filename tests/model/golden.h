@@ -1,5 +1,5 @@
 #pragma once
-// Reading the reference goldens (../shared/fixtures/golden/*.json + .safetensors).
+// Reading the reference goldens (tests/fixtures/golden/*.json + .safetensors, tests/data/ref/*/golden.*).
 
 #include <gtest/gtest.h>
 

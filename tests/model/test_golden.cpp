@@ -14,7 +14,7 @@ namespace {
 
 constexpr double kTol = 1e-3;  // the reference's float32 vs float64 spread is ~2e-5
 
-// A checkpoint and the reference outputs for it: the shared fixtures, plus checkpoints of
+// A checkpoint and the reference outputs for it: the fixtures (tests/fixtures), plus checkpoints of
 // other configs made by the reference harness (tests/data/ref/README.md): V2 with q LoRA and
 // group_limited_greedy, V3 with dims that are not multiples of 128, 5 heads, rope 32, 8
 // groups, other YaRN parameters, MTP.

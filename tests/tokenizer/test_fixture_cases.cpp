@@ -1,6 +1,6 @@
 // The acceptance cases of the fixtures: every encode and chat case of
-// ../shared/fixtures/tokenizer/cases.jsonl, and every case of r1-style/cases.jsonl with that
-// directory's template over the shared tokenizer.json.
+// tests/fixtures/tokenizer/cases.jsonl, and every case of r1-style/cases.jsonl with that
+// directory's template over DeepSeek-V3's tokenizer.json.
 
 #include <gtest/gtest.h>
 
@@ -37,17 +37,17 @@ void check_case(const Tokenizer& tok, const OrderedJson& c, size_t line) {
 }  // namespace
 
 TEST(FixtureCases, V3EncodeDecodeAndChat) {
-  auto cases = read_jsonl(tokenizer_dir() + "/cases.jsonl");
+  auto cases = read_jsonl(tokenizer_cases_dir() + "/cases.jsonl");
   ASSERT_GT(cases.size(), 60u);
   for (size_t i = 0; i < cases.size(); ++i) check_case(v3_tokenizer(), cases[i], i + 1);
 }
 
 TEST(FixtureCases, R1StyleTemplate) {
-  // The model directory is the shared tokenizer.json plus r1-style/tokenizer_config.json.
+  // The model directory is V3's tokenizer.json plus r1-style/tokenizer_config.json.
   auto tok = Tokenizer::from_strings(read_file(tokenizer_dir() + "/tokenizer.json"),
-                                     read_file(tokenizer_dir() + "/r1-style/tokenizer_config.json"), "r1-style");
+                                     read_file(tokenizer_cases_dir() + "/r1-style/tokenizer_config.json"), "r1-style");
   ASSERT_TRUE(tok.ok()) << tok.error().message();
-  auto cases = read_jsonl(tokenizer_dir() + "/r1-style/cases.jsonl");
+  auto cases = read_jsonl(tokenizer_cases_dir() + "/r1-style/cases.jsonl");
   ASSERT_EQ(cases.size(), 4u);
   for (size_t i = 0; i < cases.size(); ++i) check_case(**tok, cases[i], i + 1);
 }

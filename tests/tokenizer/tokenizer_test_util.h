@@ -1,6 +1,7 @@
 #pragma once
-// Shared by the tokenizer test suites: the DeepSeek-V3 tokenizer from the fixtures, loaded
-// once per test binary (loading is const-safe to share), and JSONL reading.
+// Shared by the tokenizer test suites: the DeepSeek-V3 tokenizer (assets/deepseek-v3-tokenizer),
+// loaded once per test binary (loading is const-safe to share), its cases (tests/fixtures/tokenizer),
+// and JSONL reading.
 
 #include <gtest/gtest.h>
 
@@ -14,7 +15,11 @@
 
 namespace dsv3::test {
 
-inline std::string tokenizer_dir() { return fixtures() + "/tokenizer"; }
+// A model directory holding DeepSeek-V3's tokenizer.json and tokenizer_config.json.
+inline std::string tokenizer_dir() { return v3_tokenizer_dir(); }
+
+// cases.jsonl and r1-style/ (its tokenizer_config.json and cases) for that tokenizer.
+inline std::string tokenizer_cases_dir() { return fixtures() + "/tokenizer"; }
 
 inline const Tokenizer& v3_tokenizer() {
   static std::unique_ptr<Tokenizer> tok = [] {

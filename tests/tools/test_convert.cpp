@@ -214,7 +214,7 @@ TEST(Convert, Fp8RoundTripWithinE4m3Rounding) {
 TEST(Convert, CopiesNonWeightFilesAndKeepsSingleFileLayout) {
   TempDir in, out;
   fs::copy(kTiny, in.path(), fs::copy_options::recursive);
-  fs::copy_file(dsv3::test::fixtures() + "/tokenizer/tokenizer_config.json", in / "tokenizer_config.json");
+  fs::copy_file(dsv3::test::v3_tokenizer_dir() + "/tokenizer_config.json", in / "tokenizer_config.json");
   dsv3::test::write_file(in / "generation_config.json", "{\"temperature\": 0.6}\n");
   fs::create_directories(in / "figures");
   dsv3::test::write_file(in / "figures/plot.png", "x");
