@@ -87,26 +87,34 @@ Status Model::forward(std::span<const SequenceInput> batch, ForwardOutput* out, 
   std::vector<float> normed(static_cast<size_t>(N * D));
   kernels::rms_norm(*pool_, h.data(), weights_.norm.data(), N, D, static_cast<float>(c.rms_norm_eps), normed.data());
   // logits = self.head(h) for the rows each sequence asks for (model.py: the last token's)
+  std::vector<Logits> wanted;
+  for (const SequenceInput& s : batch) wanted.push_back(s.logits);
+  head_rows(weights_.head, tb, wanted, normed.data(), out);
+  if (want_hidden) out->hidden = std::move(normed);
+  return {};
+}
+
+void Model::head_rows(const LinearWeight& head, const TokenBatch& tb, std::span<const Logits> wanted, const float* h,
+                      ForwardOutput* out) const {
+  const int64_t D = config_.hidden_size;
   std::vector<int64_t> rows;
   out->first_row.clear();
-  for (size_t i = 0; i < batch.size(); ++i) {
+  for (size_t i = 0; i < wanted.size(); ++i) {
     const auto& seg = tb.segments[i];
-    if (batch[i].logits == Logits::None) {
+    if (wanted[i] == Logits::None) {
       out->first_row.push_back(-1);
       continue;
     }
     out->first_row.push_back(static_cast<int64_t>(rows.size()));
-    if (batch[i].logits == Logits::All)
+    if (wanted[i] == Logits::All)
       for (int64_t k = 0; k < seg.count; ++k) rows.push_back(seg.offset + k);
     else
       rows.push_back(seg.offset + seg.count - 1);
   }
   std::vector<float> head_in(rows.size() * D);
-  for (size_t r = 0; r < rows.size(); ++r) std::memcpy(head_in.data() + r * D, normed.data() + rows[r] * D, sizeof(float) * D);
-  out->logits.resize(rows.size() * c.vocab_size);
-  kernels::matmul(*pool_, weights_.head, head_in.data(), static_cast<int64_t>(rows.size()), out->logits.data());
-  if (want_hidden) out->hidden = std::move(normed);
-  return {};
+  for (size_t r = 0; r < rows.size(); ++r) std::memcpy(head_in.data() + r * D, h + rows[r] * D, sizeof(float) * D);
+  out->logits.resize(rows.size() * config_.vocab_size);
+  kernels::matmul(*pool_, head, head_in.data(), static_cast<int64_t>(rows.size()), out->logits.data());
 }
 
 Status Model::mtp_forward(const float* hidden, std::span<const int32_t> next_tokens, KVCache* mtp_cache,
@@ -116,8 +124,47 @@ Status Model::mtp_forward(const float* hidden, std::span<const int32_t> next_tok
   const SequenceInput in{mtp_cache, next_tokens, Logits::All};
   auto tb = assemble_batch({&in, 1});
   if (!tb.ok()) return std::move(tb).error().context("MTP module");
-  mtp_layer_forward(context(), weights_.mtp[0], *tb, hidden, logits);
-  mtp_cache->advance(tb->n_tokens());
+  const int64_t N = tb->n_tokens();
+  std::vector<float> h(static_cast<size_t>(N * config_.hidden_size));
+  mtp_block_forward(context(), weights_.mtp[0], *tb, /*cache_layer=*/0, hidden, h.data());
+  mtp_head_forward(context(), weights_.mtp[0], h.data(), N, logits);
+  mtp_cache->advance(N);
+  return {};
+}
+
+Status Model::mtp_step(std::span<const MtpInput> batch, ForwardOutput* out) const {
+  if (!has_mtp()) return Error("this model was loaded without its MTP module");
+  const int64_t D = config_.hidden_size, layer = config_.num_hidden_layers;
+  TokenBatch tb;
+  std::vector<float> hidden;
+  std::vector<Logits> wanted;
+  for (const MtpInput& in : batch) {
+    const int64_t n = static_cast<int64_t>(in.tokens.size());
+    for (int32_t t : in.tokens)
+      if (t < 0 || t >= config_.vocab_size)
+        return error_f("MTP module: token id %d is outside the vocabulary [0, %lld)", t,
+                       static_cast<long long>(config_.vocab_size));
+    if (n == 0) return Error("MTP module: empty sequence in the batch");
+    if (in.cache->n_layers() <= layer) return Error("MTP module: the cache has no MTP layer (new_cache(true))");
+    if (in.first_position < 0 || in.first_position + n > max_context_)
+      return error_f("MTP module: positions [%lld, %lld) are outside the context limit of %lld",
+                     static_cast<long long>(in.first_position), static_cast<long long>(in.first_position + n),
+                     static_cast<long long>(max_context_));
+    in.cache->reserve(in.first_position + n);
+    tb.segments.push_back({tb.n_tokens(), n, in.cache});
+    for (int64_t i = 0; i < n; ++i) tb.positions.push_back(in.first_position + i);
+    tb.tokens.insert(tb.tokens.end(), in.tokens.begin(), in.tokens.end());
+    hidden.insert(hidden.end(), in.hidden, in.hidden + n * D);
+    wanted.push_back(in.logits);
+  }
+  std::vector<float> h(hidden.size());
+  mtp_block_forward(context(), weights_.mtp[0], tb, layer, hidden.data(), h.data());
+  // Draft logits for the rows asked for: shared_head.head(shared_head.norm(h))
+  std::vector<float> normed(h.size());
+  kernels::rms_norm(*pool_, h.data(), weights_.mtp[0].shared_head.norm.data(), tb.n_tokens(), D,
+                    static_cast<float>(config_.rms_norm_eps), normed.data());
+  head_rows(weights_.mtp[0].shared_head.head, tb, wanted, normed.data(), out);
+  out->hidden = std::move(h);
   return {};
 }
 

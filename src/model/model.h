@@ -58,7 +58,12 @@ class Model {
   int64_t vocab_size() const { return config_.vocab_size; }
   void set_attention(AttentionImpl impl) { attention_ = impl; }
 
-  KVCache new_cache() const { return KVCache(config_.num_hidden_layers, config_.kv_cache_dim()); }
+  // A sequence's cache: a layer per block, plus one for the MTP layer when `with_mtp` (the
+  // engine's speculative decoding keeps both in one cache, so that they grow, roll back and
+  // are reused as a prompt prefix together).
+  KVCache new_cache(bool with_mtp = false) const {
+    return KVCache(config_.num_hidden_layers + (with_mtp ? 1 : 0), config_.kv_cache_dim());
+  }
 
   // Runs one step over a batch of sequences; each cache advances by its tokens. Errors for
   // token ids outside the vocabulary or a sequence that would pass max_context().
@@ -73,12 +78,31 @@ class Model {
   Status mtp_forward(const float* hidden, std::span<const int32_t> next_tokens, KVCache* mtp_cache,
                      float* logits) const;
 
+  // One sequence's part of an MTP pass in a cache from new_cache(true): the MTP layer runs at
+  // positions [first_position, first_position + tokens.size()) of its layer of the cache (the
+  // main model's rows there are written already; the cache's length does not change).
+  // tokens[i] is the token after position first_position + i, hidden its main (or, drafting
+  // further, the MTP block's own) state at that position: [tokens.size(), hidden_size].
+  struct MtpInput {
+    KVCache* cache = nullptr;
+    int64_t first_position = 0;
+    std::span<const int32_t> tokens;
+    const float* hidden = nullptr;
+    Logits logits = Logits::Last;
+  };
+  // The MTP pass of a step over several sequences: out->logits the draft logits of the rows
+  // asked for, out->hidden the MTP block's output of every row (before shared_head.norm).
+  Status mtp_step(std::span<const MtpInput> batch, ForwardOutput* out) const;
+
  private:
   Model() = default;
   // Checks a step's sequences (token ids in the vocabulary, none empty, none past
   // max_context()), makes room in their caches and lays them out as one batch.
   Result<TokenBatch> assemble_batch(std::span<const SequenceInput> batch) const;
   ForwardContext context() const { return {*pool_, config_, *rope_, attention_}; }
+  // out->logits and first_row: head(h) for the rows each segment of `tb` wants.
+  void head_rows(const LinearWeight& head, const TokenBatch& tb, std::span<const Logits> wanted, const float* h,
+                 ForwardOutput* out) const;
 
   ModelConfig config_;
   std::unique_ptr<Checkpoint> checkpoint_;

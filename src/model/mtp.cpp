@@ -8,8 +8,8 @@
 
 namespace dsv3 {
 
-void mtp_layer_forward(const ForwardContext& ctx, const MtpWeights& w, const TokenBatch& batch, const float* hidden,
-                       float* logits) {
+void mtp_block_forward(const ForwardContext& ctx, const MtpWeights& w, const TokenBatch& batch, int64_t cache_layer,
+                       const float* hidden, float* h) {
   const int64_t N = batch.n_tokens(), D = ctx.config.hidden_size;
   const float eps = static_cast<float>(ctx.config.rms_norm_eps);
 
@@ -18,15 +18,19 @@ void mtp_layer_forward(const ForwardContext& ctx, const MtpWeights& w, const Tok
   embed_forward(w.embed, batch.tokens, e.data());
   kernels::rms_norm(ctx.pool, e.data(), w.enorm.data(), N, D, eps, cat.data(), D, 2 * D);
   kernels::rms_norm(ctx.pool, hidden, w.hnorm.data(), N, D, eps, cat.data() + D, D, 2 * D);
-  std::vector<float> h(static_cast<size_t>(N * D));
-  kernels::matmul(ctx.pool, w.eh_proj, cat.data(), N, h.data());
+  kernels::matmul(ctx.pool, w.eh_proj, cat.data(), N, h);
 
-  // h = Block(h): the MTP cache has this one layer
-  block_forward(ctx, w.block, batch, /*cache_layer=*/0, h.data());
+  // h = Block(h), in the MTP layer's cache layer
+  block_forward(ctx, w.block, batch, cache_layer, h);
+}
 
-  // logits = shared_head.head(shared_head.norm(h))                        [N, vocab]
-  kernels::rms_norm(ctx.pool, h.data(), w.shared_head.norm.data(), N, D, eps, h.data());
-  kernels::matmul(ctx.pool, w.shared_head.head, h.data(), N, logits);
+void mtp_head_forward(const ForwardContext& ctx, const MtpWeights& w, const float* h, int64_t n, float* logits) {
+  // logits = shared_head.head(shared_head.norm(h))                        [n, vocab]
+  const int64_t D = ctx.config.hidden_size;
+  std::vector<float> normed(static_cast<size_t>(n * D));
+  kernels::rms_norm(ctx.pool, h, w.shared_head.norm.data(), n, D, static_cast<float>(ctx.config.rms_norm_eps),
+                    normed.data());
+  kernels::matmul(ctx.pool, w.shared_head.head, normed.data(), n, logits);
 }
 
 }  // namespace dsv3

@@ -3,7 +3,7 @@
 // next. For each token t[j+1] of the batch, with hidden[j] the main model's final-normed
 // hidden state at the position before it:
 //   h      = eh_proj(cat(enorm(embed(t[j+1])), hnorm(hidden[j])))
-//   h      = Block(h)                                 at the MTP layer's own cache positions
+//   h      = Block(h)                                 at position j of the MTP layer's cache
 //   logits = shared_head.head(shared_head.norm(h))    the draft for t[j+2]
 
 #include "model/forward_context.h"
@@ -11,9 +11,12 @@
 
 namespace dsv3 {
 
-// logits[N, vocab] for the batch's tokens (the t[j+1]) and hidden[N, dim]; writes layer 0
-// of each sequence's MTP cache, which must have room for its new tokens.
-void mtp_layer_forward(const ForwardContext& ctx, const MtpWeights& w, const TokenBatch& batch, const float* hidden,
-                       float* logits);
+// h[N, dim]: the MTP block's output for the batch's tokens (the t[j+1]) and hidden[N, dim];
+// writes layer `cache_layer` of each sequence's cache at the batch's positions.
+void mtp_block_forward(const ForwardContext& ctx, const MtpWeights& w, const TokenBatch& batch, int64_t cache_layer,
+                       const float* hidden, float* h);
+
+// logits[n, vocab] = shared_head.head(shared_head.norm(h[n, dim])).
+void mtp_head_forward(const ForwardContext& ctx, const MtpWeights& w, const float* h, int64_t n, float* logits);
 
 }  // namespace dsv3

@@ -3,6 +3,7 @@
 #include <malloc.h>
 
 #include "base/log.h"
+#include "runtime/draft_step.h"
 #include "runtime/step_sampling.h"
 
 namespace dsv3 {
@@ -55,7 +56,7 @@ SubmitResult Engine::submit(std::vector<int32_t> prompt, RequestParams params) {
   if (waiting_ >= options_.max_queue)
     return {SubmitStatus::QueueFull, str_f("the request queue is full (%d waiting)", options_.max_queue), nullptr};
   auto handle = std::make_shared<RequestHandle>(next_id_++, static_cast<int64_t>(prompt.size()));
-  inbox_.push_back(std::make_unique<Sequence>(handle, std::move(params), std::move(prompt), model_.new_cache()));
+  inbox_.push_back(std::make_unique<Sequence>(handle, std::move(params), std::move(prompt), model_.new_cache(options_.draft_tokens > 0)));
   ++waiting_;
   ++stats_.requests_submitted;
   stats_.queue_length = waiting_;
@@ -122,21 +123,31 @@ void Engine::step() {
     if (s->cached_tokens > 0) ++prefix_hits, prefix_tokens += static_cast<uint64_t>(s->cached_tokens);
   }
   // (Across machines, rank 0 would broadcast the plan here and every rank run the same step.)
-  uint64_t generated = 0;
+  uint64_t generated = 0, drafts_proposed = 0, drafts_accepted = 0;
   bool stepped = false;
   if (!plan.entries.empty()) {
     // 2. Forward: every entry's tokens in one pass; each cache advances by its tokens.
     std::vector<SequenceInput> inputs;
     for (const StepEntry& e : plan.entries) inputs.push_back({&e.seq->cache, e.tokens, e.logits()});
     ForwardOutput out;
-    if (Status st = model_.forward(inputs, &out); !st.ok()) {
+    const bool drafting = options_.draft_tokens > 0;
+    if (Status st = model_.forward(inputs, &out, /*want_hidden=*/drafting); !st.ok()) {
       // Requests are validated at submission, so this is an engine failure: the step's
       // requests fail, the others go on.
       DSV3_LOG_ERROR("forward step failed: %s", st.error().message().c_str());
       scheduler_.fail(plan, st.error().message());
     } else {
-      // 3. Sample: the logits become tokens (a speculative step would verify a draft here).
+      // 3. Sample: the logits become tokens (drafts kept or replaced in order).
       std::vector<StepOutput> outputs = sample_step(model_.pool(), plan, out, V);
+      for (size_t i = 0; i < plan.entries.size(); ++i) {
+        drafts_proposed += static_cast<uint64_t>(plan.entries[i].drafts);
+        drafts_accepted += static_cast<uint64_t>(outputs[i].drafts_accepted);
+      }
+      // (Speculative decoding) The MTP layer catches up and drafts the next step's tokens. A
+      // failure here costs only the drafts: the step's tokens stand.
+      if (drafting)
+        if (Status st = draft_step(model_, plan, out, outputs, options_.draft_tokens); !st.ok())
+          DSV3_LOG_ERROR("drafting failed: %s", st.error().message().c_str());
       // 4. Postprocess: prefill progress, new tokens, stop / length / context.
       scheduler_.postprocess(plan, outputs);
       for (size_t i = 0; i < plan.entries.size(); ++i) {
@@ -156,6 +167,8 @@ void Engine::step() {
     stats_.prefix_cache_hits += prefix_hits;
     stats_.prefix_cache_tokens += prefix_tokens;
     stats_.generated_tokens += generated;
+    stats_.draft_tokens += drafts_proposed;
+    stats_.draft_tokens_accepted += drafts_accepted;
     if (stepped) {
       ++stats_.steps;
       const auto now = Clock::now();

@@ -31,6 +31,9 @@ struct EngineOptions {
   int64_t max_step_tokens = 256;   // tokens per forward step (prefill chunks fill what decode leaves)
   int max_queue = 64;              // requests waiting for a slot before submit() refuses
   uint64_t prefix_cache_bytes = 0; // finished requests' caches kept for later prompts (0: off)
+  // Speculative decoding with the MTP module (a model loaded with it): tokens drafted per
+  // step and sequence (0: off).
+  int draft_tokens = 0;
 };
 
 struct EngineStats {
@@ -42,6 +45,7 @@ struct EngineStats {
   double generated_tokens_per_second = 0;  // over the last few seconds
   uint64_t kv_cache_bytes = 0;
   uint64_t prefix_cache_bytes = 0, prefix_cache_hits = 0, prefix_cache_tokens = 0;  // tokens: reused rows
+  uint64_t draft_tokens = 0, draft_tokens_accepted = 0;  // speculative decoding: proposed, kept
 };
 
 enum class SubmitStatus { Ok, QueueFull, ShuttingDown, Invalid };

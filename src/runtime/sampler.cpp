@@ -232,14 +232,24 @@ Status validate_sampling(const SamplingParams& p) {
   return {};
 }
 
-Result<int32_t> Sampler::sample(const float* logits, int64_t vocab) {
-  DSV3_TRY(validate_sampling(params_));
+namespace {
+
+// The largest logit; error if the logits hold NaN or +Inf, or every one is -inf.
+Result<float> checked_max(const float* logits, int64_t vocab) {
   float mx = -INFINITY;
   for (int64_t i = 0; i < vocab; ++i) {
     if (std::isnan(logits[i]) || logits[i] == INFINITY) return Error("numerical error: the logits contain NaN or +Inf");
     mx = std::max(mx, logits[i]);
   }
   if (mx == -INFINITY) return Error("every token is masked (all logits are -inf)");
+  return mx;
+}
+
+}  // namespace
+
+Result<int32_t> Sampler::sample(const float* logits, int64_t vocab) {
+  DSV3_TRY(validate_sampling(params_));
+  DSV3_ASSIGN(const float mx, checked_max(logits, vocab));
   if (params_.temperature <= 0.0f) return argmax(logits, vocab);
 
   Restriction restriction(logits, vocab, mx, params_.temperature);
@@ -253,6 +263,35 @@ Result<int32_t> Sampler::sample(const float* logits, int64_t vocab) {
     return u < acc;
   });
   return chosen;
+}
+
+Result<Sampler::Verdict> Sampler::verify(const float* logits, int64_t vocab, int32_t draft) {
+  DSV3_TRY(validate_sampling(params_));
+  DSV3_ASSIGN(const float mx, checked_max(logits, vocab));
+  if (params_.temperature <= 0.0f) {
+    const int32_t best = argmax(logits, vocab);
+    return Verdict{best, best == draft};
+  }
+  Restriction restriction(logits, vocab, mx, params_.temperature);
+  const KeptSet kept = restriction.apply(params_);
+  double draft_weight = 0.0;  // 0 when the restriction drops the draft
+  restriction.for_each_kept(kept, [&](int32_t id, double w) {
+    if (id == draft) draft_weight = w;
+    return id == draft;
+  });
+  // Keep the draft with probability p(draft) = its weight / the kept mass.
+  if (rng_.uniform() * kept.mass < draft_weight) return Verdict{draft, true};
+  // Rejected: draw from the rest, whose weights are p without the draft, renormalized.
+  const double u = rng_.uniform() * (kept.mass - draft_weight);
+  double acc = 0.0;
+  int32_t chosen = -1;
+  restriction.for_each_kept(kept, [&](int32_t id, double w) {
+    if (id == draft) return false;
+    chosen = id;
+    acc += w;
+    return u < acc;
+  });
+  return Verdict{chosen, false};
 }
 
 std::vector<int32_t> sampling_support(const float* logits, int64_t vocab, const SamplingParams& params) {

@@ -53,6 +53,16 @@ class Sampler {
   // Draws a token from (processed) logits. Error if they hold NaN/Inf or every token is
   // masked (-inf).
   Result<int32_t> sample(const float* logits, int64_t vocab);
+  // Speculative decoding's accept / reject of a draft proposed deterministically (the MTP
+  // module's argmax): the draft is kept with its probability under this sampler's
+  // distribution (temperature, top-k, top-p), else a token is drawn from that distribution
+  // with the draft left out. The token that comes out follows exactly the distribution
+  // sample() draws from; at temperature 0 the draft is kept if and only if it is the argmax.
+  struct Verdict {
+    int32_t token = -1;
+    bool accepted = false;
+  };
+  Result<Verdict> verify(const float* logits, int64_t vocab, int32_t draft);
   // Counts a generated token, for the penalties of the next draws.
   void accept(int32_t token);
   const SamplingParams& params() const { return params_; }

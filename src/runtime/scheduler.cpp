@@ -1,11 +1,12 @@
 #include "runtime/scheduler.h"
 
 #include <algorithm>
+#include <optional>
 
 namespace dsv3 {
 
 Logits StepEntry::logits() const {
-  if (seq->params.score_prompt && !seq->prefill_done()) return Logits::All;
+  if ((seq->params.score_prompt && !seq->prefill_done()) || drafts > 0) return Logits::All;
   return samples && seq->params.max_new_tokens > 0 ? Logits::Last : Logits::None;
 }
 
@@ -41,14 +42,22 @@ void Scheduler::admit(StepPlan& plan) {
   }
 }
 
-std::vector<StepEntry> Scheduler::plan_tokens() const {
+std::vector<StepEntry> Scheduler::plan_tokens() {
   std::vector<StepEntry> entries;
   int64_t budget = options_.max_step_tokens, scored_budget = options_.max_scored_tokens;
-  // Decoding sequences first: one token each, the last one chosen.
+  // Decoding sequences first: the last token chosen, and the drafts to verify after it as far
+  // as the token budget and the context leave room for what they could add.
   for (const auto& s : running_) {
     if (!s->prefill_done()) continue;
-    entries.push_back({s.get(), std::span<const int32_t>(&s->output.back(), 1), true});
-    --budget;
+    const int64_t rows = static_cast<int64_t>(s->prompt.size() + s->output.size()) - 1;  // in the cache
+    const int64_t room = std::min(s->params.max_new_tokens - static_cast<int64_t>(s->output.size()),
+                                  options_.max_context - rows) - 1;
+    const int64_t drafts = std::clamp<int64_t>(room, 0, static_cast<int64_t>(s->draft.size()));
+    s->decode_input.assign(1, s->output.back());
+    s->decode_input.insert(s->decode_input.end(), s->draft.begin(), s->draft.begin() + drafts);
+    s->draft.clear();
+    entries.push_back({s.get(), s->decode_input, true, drafts});
+    budget -= 1 + drafts;
   }
   // Then prompt chunks, oldest request first, from what is left; at least one chunk per step,
   // so that prefill progresses even when the decodes took the whole budget.
@@ -64,8 +73,8 @@ std::vector<StepEntry> Scheduler::plan_tokens() const {
       chunk = std::min(chunk, scored_budget);
       scored_budget -= chunk;
     }
-    entries.push_back(
-        {s.get(), std::span<const int32_t>(s->prompt.data() + s->prefilled, static_cast<size_t>(chunk)), chunk == left});
+    entries.push_back({s.get(), std::span<const int32_t>(s->prompt.data() + s->prefilled, static_cast<size_t>(chunk)),
+                       chunk == left, 0});
     budget -= chunk;
     chunked = true;
   }
@@ -90,17 +99,21 @@ void Scheduler::postprocess(const StepPlan& plan, std::vector<StepOutput>& outpu
     }
     // Each token in order; the first that ends the sequence is its last.
     size_t kept = 0;
-    while (kept < out.tokens.size() && !s.finished) {
+    std::optional<FinishReason> reason;
+    while (kept < out.tokens.size() && !reason) {
       const int32_t token = out.tokens[kept++].token;
       s.output.push_back(token);
-      s.sampler.accept(token);
       const auto& stops = s.params.stop_tokens;
-      if (std::find(stops.begin(), stops.end(), token) != stops.end()) finish(s, FinishReason::Stop);
-      else if (static_cast<int64_t>(s.output.size()) >= s.params.max_new_tokens) finish(s, FinishReason::Length);
-      // Feeding this token back needs one more cache row.
-      else if (s.cache.length() + 1 > options_.max_context) finish(s, FinishReason::Length);
+      // Rows the cache holds once this token is the last one chosen, and one more to feed it.
+      const int64_t rows = static_cast<int64_t>(s.prompt.size() + s.output.size()) - 1;
+      if (std::find(stops.begin(), stops.end(), token) != stops.end()) reason = FinishReason::Stop;
+      else if (static_cast<int64_t>(s.output.size()) >= s.params.max_new_tokens) reason = FinishReason::Length;
+      else if (rows + 1 > options_.max_context) reason = FinishReason::Length;
     }
     out.tokens.resize(kept);
+    // The rows of rejected drafts (and of drafts past a finish) go.
+    s.cache.truncate(static_cast<int64_t>(s.prompt.size() + s.output.size()) - 1);
+    if (reason) finish(s, *reason);
   }
   retire_finished();
 }

@@ -45,8 +45,11 @@ struct StepEntry {
   // After this step the sequence has fed all it has (a decode token, or the chunk that ends
   // its prompt): its last row's logits choose the next token.
   bool samples = false;
-  // The logits rows the forward computes: every row of a scored prompt's chunk, the last row
-  // when the sequence samples and may generate, else none.
+  // Draft tokens after the first input token (a decode step that verifies them): every row's
+  // logits are needed.
+  int64_t drafts = 0;
+  // The logits rows the forward computes: every row of a scored prompt's chunk or of a decode
+  // step with drafts, the last row when the sequence samples and may generate, else none.
   Logits logits() const;
 };
 
@@ -58,7 +61,8 @@ struct StepPlan {
 // What sampling made of one entry's logits.
 struct StepOutput {
   std::vector<TokenOutput> scored;  // prompt tokens this chunk scored (score_prompt)
-  std::vector<TokenOutput> tokens;  // tokens chosen (one per step; a speculative step may verify several)
+  std::vector<TokenOutput> tokens;  // tokens chosen: one, or the drafts kept and the one after them
+  int64_t drafts_accepted = 0;
   std::string error;                // sampling failed (e.g. NaN logits)
 };
 
@@ -87,7 +91,7 @@ class Scheduler {
   void admit(StepPlan& plan);
   void finish(Sequence& s, FinishReason reason, std::string error = "");
   void retire_finished();  // moves finished sequences out of waiting_ and running_
-  std::vector<StepEntry> plan_tokens() const;
+  std::vector<StepEntry> plan_tokens();
 
   const SchedulerOptions options_;
   std::deque<std::unique_ptr<Sequence>> waiting_;    // first come, first admitted

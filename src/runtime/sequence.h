@@ -24,6 +24,10 @@ struct Sequence {
   std::vector<int32_t> output;  // generated tokens; the cache holds rows for all but the last
   KVCache cache;
   Sampler sampler;
+  // Speculative decoding: the tokens the MTP module proposes after the next one, verified at
+  // the next step; and that step's input, the last generated token followed by the drafts.
+  std::vector<int32_t> draft;
+  std::vector<int32_t> decode_input;
   bool finished = false;
   FinishReason finish = FinishReason::Length;  // how, once finished
   std::string error;                           // why, when finish is Failed

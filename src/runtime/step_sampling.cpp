@@ -23,6 +23,19 @@ std::vector<TokenOutput> score_prompt_chunk(const Sequence& s, const float* rows
   return scored;
 }
 
+TokenOutput token_output(int32_t token, const float* row, int64_t vocab, const RequestParams& params,
+                         std::vector<float>& logp) {
+  TokenOutput t;
+  t.token = token;
+  if (params.logprobs || params.top_logprobs > 0) {
+    logp.resize(static_cast<size_t>(vocab));
+    log_softmax(row, vocab, logp.data());
+    t.logprob = logp[t.token];
+    if (params.top_logprobs > 0) t.top = top_values(logp.data(), vocab, params.top_logprobs);
+  }
+  return t;
+}
+
 }  // namespace
 
 std::vector<StepOutput> sample_step(ThreadPool& pool, const StepPlan& plan, const ForwardOutput& out, int64_t vocab) {
@@ -37,24 +50,32 @@ std::vector<StepOutput> sample_step(ThreadPool& pool, const StepPlan& plan, cons
     thread_local std::vector<float> processed, logp;
     const int64_t n_rows = rows_kind == Logits::All ? static_cast<int64_t>(e.tokens.size()) : 1;
     const float* rows = out.logits.data() + out.first_row[static_cast<size_t>(i)] * vocab;
-    if (rows_kind == Logits::All) o.scored = score_prompt_chunk(s, rows, n_rows, vocab, logp);
+    if (rows_kind == Logits::All && !s.prefill_done()) o.scored = score_prompt_chunk(s, rows, n_rows, vocab, logp);
     if (!e.samples || s.params.max_new_tokens == 0) return;
-    // The last row's logits choose the next token.
-    const float* row = s.sampler.process(rows + (n_rows - 1) * vocab, vocab, processed);
-    Result<int32_t> token = s.sampler.sample(row, vocab);
-    if (!token.ok()) {
-      o.error = token.error().message();
-      return;
+    // Row k chooses the token after input k. With drafts, the rows after the first are only
+    // valid while every draft before them was kept: verify in order, stop at the first
+    // rejection (its row gives the replacement); all kept, the last row gives one more token.
+    const int64_t first = rows_kind == Logits::All ? n_rows - 1 - e.drafts : 0;
+    for (int64_t k = 0; k <= e.drafts; ++k) {
+      const float* row = s.sampler.process(rows + (first + k) * vocab, vocab, processed);
+      Result<int32_t> token = -1;
+      bool go_on = false;
+      if (k < e.drafts) {
+        auto verdict = s.sampler.verify(row, vocab, e.tokens[static_cast<size_t>(k + 1)]);
+        if (verdict.ok()) token = verdict->token, go_on = verdict->accepted;
+        else token = std::move(verdict).error();
+      } else {
+        token = s.sampler.sample(row, vocab);
+      }
+      if (!token.ok()) {
+        o.error = token.error().message();
+        return;
+      }
+      s.sampler.accept(*token);
+      o.tokens.push_back(token_output(*token, row, vocab, s.params, logp));
+      if (!go_on) break;
+      ++o.drafts_accepted;
     }
-    TokenOutput t;
-    t.token = *token;
-    if (s.params.logprobs || s.params.top_logprobs > 0) {
-      logp.resize(static_cast<size_t>(vocab));
-      log_softmax(row, vocab, logp.data());
-      t.logprob = logp[t.token];
-      if (s.params.top_logprobs > 0) t.top = top_values(logp.data(), vocab, s.params.top_logprobs);
-    }
-    o.tokens.push_back(std::move(t));
   });
   return outputs;
 }
