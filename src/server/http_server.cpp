@@ -326,7 +326,7 @@ void OpenAIServer::handle_chat(const http::Request& req, http::Response& res) {
   ChatRequest cr;
   if (auto e = parse_chat_request(body, model_, &cr)) return send_error(res, *e);
   ChatPrompt prompt;
-  if (auto e = build_chat_prompt(*tokenizer_, cr, &prompt)) return send_error(res, *e);
+  if (auto e = build_chat_prompt(*tokenizer_, cr, &prompt, model_.context)) return send_error(res, *e);
   PreparedGeneration p{.kind = JobKind::Chat,
                        .prompts = {std::move(prompt.ids)},
                        .gen = cr.gen,
