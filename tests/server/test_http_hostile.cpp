@@ -209,3 +209,36 @@ TEST(HttpHostile, SlowClientsHoldNoThread) {
   for (int fd : slow)
     if (fd >= 0) ::close(fd);
 }
+
+TEST(HttpHostile, RequestsTheServerCannotHoldAre400AndRefusalsHoldNoSlot) {
+  // n beyond the batch and the queue together can never be served: 400 naming n and the
+  // limit. A request refused for a full queue queues none of its choices (they used to be
+  // queued one by one and cancelled, holding slots for a step).
+  TestServerOptions o;
+  o.engine.max_batch = 1;
+  o.engine.max_queue = 1;
+  o.context = 16384;  // the holder's generation (no max_tokens) outlasts the test
+  TestServer s(o);
+  const std::string too_many = R"({"prompt":"hi","max_tokens":1,"n":3})";
+  const std::string r = raw_exchange(s.port(), raw_post("/v1/completions", too_many, "Connection: close\r\n"));
+  EXPECT_EQ(status_of(r), 400) << r.substr(0, 300);
+  EXPECT_NE(r.find("\"param\":\"n\""), std::string::npos) << r;
+  EXPECT_NE(r.find("batch 1 + queue 1"), std::string::npos) << r;
+  std::thread holder([&] {
+    raw_exchange(s.port(), raw_post("/v1/completions", R"({"prompt":"x","ignore_eos":true,"stream":true})"), 10000, 3000);
+  });
+  bool running = false;
+  for (int i = 0; i < 250 && !running; ++i) {
+    std::this_thread::sleep_for(20ms);
+    running = s.engine().stats().running == 1;
+  }
+  ASSERT_TRUE(running);
+  const uint64_t submitted = s.engine().stats().requests_submitted;
+  const std::string full = raw_exchange(s.port(), raw_post("/v1/completions", R"({"prompt":"hi","max_tokens":1,"n":2})",
+                                                           "Connection: close\r\n"));
+  EXPECT_EQ(status_of(full), 429) << full.substr(0, 300);
+  EXPECT_EQ(s.engine().stats().requests_submitted, submitted);  // nothing of it was queued
+  EXPECT_EQ(s.engine().stats().queue_length, 0);
+  s.engine().shutdown(0ms);
+  holder.join();
+}
