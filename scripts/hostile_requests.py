@@ -330,6 +330,19 @@ def case_memory(srv):
     return r, f"RSS {before:.0f} MB before, {srv.rss_mb():.0f} MB 2 s after"
 
 
+def case_memory_messages(srv):
+    # 10 requests of 20,000 short messages each (rendered until the template's budget stops
+    # them): many small allocations instead of one large one.
+    before = srv.rss_mb()
+    body = chat_body([{"role": "user" if i % 2 else "system", "content": "m%05d" % i + " words" * 18}
+                      for i in range(20000)])
+    r = None
+    for _ in range(10):
+        r = exchange(srv.port, request("POST", "/v1/chat/completions", body), timeout=120)
+    time.sleep(2)
+    return r, f"RSS {before:.0f} MB before, {srv.rss_mb():.0f} MB 2 s after"
+
+
 def review_case(raw):
     def run(srv):
         return exchange(srv.port, raw, timeout=5), ""
@@ -439,6 +452,7 @@ def main():
         ("7 FOO /health", [], method_case("FOO", "/health")),
         ("7 Content-Length 100 MB, body not sent", [], case_huge_length),
         ("8 memory after 20 x 4 MiB requests", [], case_memory),
+        ("8 memory after 10 x 20,000-message requests (ctx 163840)", ["--ctx", "163840"], case_memory_messages),
         ("R GET /v1/models, Content-Length 1 + body, no key", [],
          review_case(b"GET /v1/models HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx")),
         ("R GET /v1/models, chunked body, no key", [],

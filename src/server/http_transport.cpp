@@ -1,5 +1,6 @@
 #include "server/http_transport.h"
 
+#include <malloc.h>
 #include <poll.h>
 #include <strings.h>
 #include <sys/socket.h>
@@ -171,6 +172,7 @@ struct Server::State {
   Limits limits;
   Handlers handlers;
   std::atomic<bool> stopping{false};
+  std::atomic<int> handling{0};  // handlers running (and writing their response)
   bool started = false, stopped = false;
   int port = 0;
 
@@ -342,6 +344,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void dispatch() {
+    ++state_->handling;
     net::post(*state_->workers, [self = shared_from_this()]() mutable {
       Session* session = self.get();
       session->run_handler(std::move(self));
@@ -372,6 +375,9 @@ class Session : public std::enable_shared_from_this<Session> {
         ok = send_all(fd_, res.body, limits_.write_timeout);
       }
     }
+    const bool large = limits_.trim_after_body_bytes > 0 && request_.body.size() >= limits_.trim_after_body_bytes;
+    request_ = Request{};  // the body is freed before the trim
+    if (--state_->handling == 0 && large) malloc_trim(0);
     if (!ok || !keep) {
       net::post(state_->io, [self = std::move(self)] { self->close(); });
       return;
