@@ -82,10 +82,10 @@ struct Limits {
   int workers = 64;             // handlers running at once (more requests wait for one)
   int max_connections = 1024;   // open connections; more are closed at once
   int max_requests_per_connection = 1000;
-  // After a request with a body at least this large, once no handler runs, the memory freed
-  // is given back to the system (malloc_trim): glibc keeps what each thread's arena freed,
-  // so a burst of large bodies would otherwise leave the process hundreds of MB above its
-  // baseline. 0: never.
+  // After a request with a body at least this large, once no handler runs, free memory is
+  // given back to the system (malloc_trim): glibc keeps the top of its heaps up to a
+  // threshold that grows with the largest block freed, so a burst of large bodies would leave
+  // the process far above its baseline. 0: never.
   size_t trim_after_body_bytes = 1u << 20;
 };
 
