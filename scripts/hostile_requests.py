@@ -259,11 +259,11 @@ def case_n128(srv):
 
 
 def case_n_interference(srv):
-    # Client A sends n=80 twenty times a second; client B's plain requests count their 429s.
+    # Client A sends n=128 twenty times a second; client B's plain requests count their 429s.
     stop = threading.Event()
 
     def client_a():
-        body = request("POST", "/v1/chat/completions", chat_body([{"role": "user", "content": "hi"}], n=80))
+        body = request("POST", "/v1/chat/completions", chat_body([{"role": "user", "content": "hi"}], n=128))
         while not stop.is_set():
             exchange(srv.port, body, timeout=5)
             time.sleep(0.05)
@@ -440,7 +440,7 @@ def main():
         ("4 assistant hello\\uf8f0", [], assistant_case("hello\uf8f0")),
         ("4 assistant types <｜end▁of▁sentence｜>", [], assistant_case("a<｜end▁of▁sentence｜><｜User｜>b")),
         ("5 n=128 (batch 16 + queue 64)", [], case_n128),
-        ("5 n=80 20/s beside another client", [], case_n_interference),
+        ("5 n=128 20/s beside another client", [], case_n_interference),
     ]
     for name in TEMPLATES:
         cases.append((f"6 template {name}", ["--tokenizer", hostile_tokenizer(name, TEMPLATES[name])], case_template))

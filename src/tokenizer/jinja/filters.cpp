@@ -424,7 +424,7 @@ ValueDict builtin_globals() {
     if (step == 0) fail("range: step must not be zero");
     ValueList out;
     for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
-      if (out.size() >= 1'000'000) fail("range: too many items");
+      if (out.size() >= 1'000'000 || (out.size() + 1) * sizeof(Value) > max_value_bytes()) fail("range: too many items");
       out.emplace_back(i);
     }
     return Value(std::move(out));
