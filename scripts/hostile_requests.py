@@ -387,7 +387,8 @@ def cli_case(args):
     def run(dsv3):
         t0 = time.time()
         p = subprocess.run([dsv3] + args, capture_output=True, text=True, timeout=120)
-        msg = (p.stderr.strip().splitlines() or [""])[-1][:70]
+        lines = [l for l in p.stderr.strip().splitlines() if not l.startswith("dsv3: no --model given")]
+        msg = (lines or [""])[0][:70]
         return p.returncode, time.time() - t0, msg
     return run
 
@@ -422,6 +423,7 @@ def main():
     ap.add_argument("--model", default=None)
     ap.add_argument("--only", default="")
     ap.add_argument("--json", default="")
+    ap.add_argument("--rss-cap", type=int, default=4096, help="kill a server past this many MB (a shared machine)")
     ap.add_argument("--probe", default="", help="a command starting another HTTP server (scripts/probes): "
                     "runs the HTTP cases (1, 2, 7, R, H) against it")
     a = ap.parse_args()
@@ -489,12 +491,28 @@ def main():
         srv = servers[key]
         time.sleep(0.2)
         srv.reset_peak()
+        # The machine is shared: a server growing past --rss-cap MB is killed (a runaway
+        # template before the fix reached 22 GB within the 120 s the case waits).
+        killed = threading.Event()
+        done = threading.Event()
+
+        def watchdog():
+            while not done.wait(0.05):
+                if srv.rss_mb() > a.rss_cap:
+                    killed.set()
+                    srv.proc.kill()
+                    return
+
+        threading.Thread(target=watchdog, daemon=True).start()
         t0 = time.time()
         (status, first, raw, sent), note = fn(srv)
         elapsed = time.time() - t0
-        peak = srv.rss_mb("VmHWM")
+        done.set()
+        peak = a.rss_cap if killed.is_set() else srv.rss_mb("VmHWM")
         what = str(status) if status else ("connection closed" if srv.alive() else "server died")
-        if not srv.alive():
+        if killed.is_set():
+            what, note = "killed", f"past {a.rss_cap} MB after {elapsed:.1f} s"
+        elif not srv.alive():
             what = "server died"
         rows.append({"case": cid, "status": what, "seconds": round(elapsed, 2), "peak_rss_mb": round(peak),
                      "note": note})
