@@ -159,11 +159,10 @@ Command add_generate(CLI::App& root) {
   add_model_options(app, args->model);
   // Exactly one prompt source (else a usage error, exit 2).
   CLI::Option_group* source = app->add_option_group("prompt", "Exactly one of");
-  source->add_option("-p,--prompt", args->prompt, "One text prompt")
-      ->check(CLI::Validator([](std::string& s) { return s.empty() ? std::string("the prompt is empty") : std::string(); },
-                             "TEXT"));
+  source->add_option("-p,--prompt", args->prompt, "One text prompt")->check(non_empty("the prompt"));
   source->add_option("--input-file", args->input_file, "A file of prompts, one per line, all run batched together");
-  CLI::Option* tokens = source->add_option("--tokens", args->tokens, "Prompt as comma-separated token ids (output: token ids)");
+  CLI::Option* tokens = source->add_option("--tokens", args->tokens, "Prompt as comma-separated token ids (output: token ids)")
+                            ->check(non_empty("the token list"));
   source->require_option(1);
   app->add_flag("--raw", args->raw, "Do not wrap text prompts in the chat template");
   add_tokenizer_option(app, args->tokenizer);

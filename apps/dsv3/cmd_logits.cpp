@@ -52,7 +52,9 @@ Command add_logits(CLI::App& root) {
   auto args = std::make_shared<LogitsArgs>();
   CLI::App* app = root.add_subcommand("logits", "Write the logits at every position of a token list to a safetensors file");
   add_model_options(app, args->model);
-  app->add_option("--tokens", args->tokens, "Comma-separated token ids, e.g. 0,17,923")->required();
+  app->add_option("--tokens", args->tokens, "Comma-separated token ids, e.g. 0,17,923")
+      ->required()
+      ->check(non_empty("the token list"));
   app->add_option("--out", args->out, "Output safetensors file (tensor 'logits' F32 [n_tokens, vocab])")->required();
   app->add_flag("--mtp", args->mtp, "Also write 'mtp_logits' F32 [n_tokens-1, vocab] from the MTP module");
   return {app, [args] { return run_logits(*args); }};

@@ -4,10 +4,12 @@
 
 #include <chrono>
 #include <cstdio>
+#include <limits>
 #include <memory>
 
 #include "base/mapped_file.h"
 #include "command.h"
+#include "common.h"
 #include "tools/make_random.h"
 
 namespace dsv3::cli {
@@ -50,7 +52,8 @@ Command add_make_random(CLI::App& root) {
   CLI::App* app = root.add_subcommand("make-random", "Write a random-weight checkpoint (HuggingFace layout) for a config");
   app->add_option("--config", args->config, "config.json to take the architecture from")->required();
   app->add_option("--out", args->out, "Output directory")->required();
-  app->add_option("--seed", args->seed, "Random seed (same seed, same bytes)");
+  app->add_option("--seed", args->seed, "Random seed (same seed, same bytes)")
+      ->check(integer_in<uint64_t>(0, std::numeric_limits<uint64_t>::max()));
   app->add_option("--dtype", args->dtype, "fp8 (projections FP8 e4m3 + 128x128 scales) or bf16; default: fp8 if the config has quantization_config")
       ->check(CLI::IsMember({"fp8", "bf16"}));
   app->add_option("--set", args->sets, "Override a config key, e.g. --set num_hidden_layers=4 (repeatable; a.b=v for nested keys)");

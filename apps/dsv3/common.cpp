@@ -1,6 +1,7 @@
 #include "common.h"
 
 #include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -48,7 +49,7 @@ void add_sampling_options(CLI::App* app, SamplingArgs& args, const std::string& 
   app->add_option("--temperature", args.temperature, "Sampling temperature; 0 = greedy")->check(finite_in(0, 100));
   app->add_option("--top-p", args.top_p, "Nucleus sampling mass")->check(finite_in(0, 1));
   app->add_option("--top-k", args.top_k, "Sample among the k most likely tokens (0 = all)")->check(CLI::Range(0, 1 << 30));
-  app->add_option("--seed", args.seed, seed_help)->check(CLI::Range(int64_t(-1), std::numeric_limits<int64_t>::max()));
+  app->add_option("--seed", args.seed, seed_help)->check(integer_in<int64_t>(-1, std::numeric_limits<int64_t>::max()));
 }
 
 SamplingParams sampling_params(const SamplingArgs& args, uint64_t seed) {
@@ -62,6 +63,27 @@ SamplingParams sampling_params(const SamplingArgs& args, uint64_t seed) {
 
 uint64_t seed_or_random(const SamplingArgs& args) {
   return args.seed >= 0 ? static_cast<uint64_t>(args.seed) : static_cast<uint64_t>(std::random_device{}());
+}
+
+template <typename T>
+CLI::Validator integer_in(T lo, T hi) {
+  const std::string range = "[" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
+  return CLI::Validator(
+      [lo, hi, range](std::string& s) -> std::string {
+        T v = 0;
+        const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+        if (s.empty() || ec != std::errc() || end != s.data() + s.size() || v < lo || v > hi)
+          return "'" + s.substr(0, 40) + "' is not an integer in " + range;
+        return "";
+      },
+      "INT in " + range);
+}
+template CLI::Validator integer_in<int64_t>(int64_t, int64_t);
+template CLI::Validator integer_in<uint64_t>(uint64_t, uint64_t);
+
+CLI::Validator non_empty(const char* what) {
+  return CLI::Validator([what](std::string& s) { return s.empty() ? std::string(what) + " is empty" : std::string(); },
+                        "TEXT");
 }
 
 CLI::Validator finite_in(double lo, double hi) {

@@ -60,5 +60,11 @@ uint64_t seed_or_random(const SamplingArgs& args);
 
 // Validator: a finite number in [lo, hi] (CLI::Range lets NaN through).
 CLI::Validator finite_in(double lo, double hi);
+// An integer in [lo, hi], written in full: CLI11's own Range accepts 9223372036854775808 for
+// an int64 (it saturates the conversion) and 1.5.
+template <typename T>  // int64_t or uint64_t
+CLI::Validator integer_in(T lo, T hi);
+// Refuses an empty value ("<what> is empty").
+CLI::Validator non_empty(const char* what);
 
 }  // namespace dsv3::cli

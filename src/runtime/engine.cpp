@@ -49,19 +49,50 @@ bool Engine::accepting() const {
 }
 
 SubmitResult Engine::submit(std::vector<int32_t> prompt, RequestParams params) {
-  if (Status st = validate_request(prompt, params, model_.vocab_size(), model_.max_context()); !st.ok())
-    return {SubmitStatus::Invalid, st.error().message(), nullptr};
+  std::vector<Submission> one;
+  one.push_back({std::move(prompt), std::move(params)});
+  std::vector<std::shared_ptr<RequestHandle>> handles;
+  SubmitResult r = submit_all(std::move(one), &handles);
+  if (r.status == SubmitStatus::Ok) r.handle = std::move(handles[0]);
+  return r;
+}
+
+SubmitResult Engine::submit_all(std::vector<Submission> requests, std::vector<std::shared_ptr<RequestHandle>>* handles) {
+  handles->clear();
+  for (size_t i = 0; i < requests.size(); ++i) {
+    SubmitResult r;
+    r.status = SubmitStatus::Invalid;
+    r.index = i;
+    if (Status st = validate_request(requests[i].prompt, requests[i].params, model_.vocab_size(), model_.max_context(),
+                                     &r.field);
+        !st.ok()) {
+      r.message = st.error().message();
+      return r;
+    }
+  }
   std::lock_guard<std::mutex> lock(mu_);
   if (!accepting_) return {SubmitStatus::ShuttingDown, "the server is shutting down", nullptr};
-  if (waiting_ >= options_.max_queue)
-    return {SubmitStatus::QueueFull, str_f("the request queue is full (%d waiting)", options_.max_queue), nullptr};
-  auto handle = std::make_shared<RequestHandle>(next_id_++, static_cast<int64_t>(prompt.size()));
-  inbox_.push_back(std::make_unique<Sequence>(handle, std::move(params), std::move(prompt), model_.new_cache(options_.draft_tokens > 0)));
-  ++waiting_;
-  ++stats_.requests_submitted;
+  // Running and waiting (as of the last step, plus what was submitted since) against what the
+  // batch and the queue hold together.
+  const int64_t held = static_cast<int64_t>(stats_.running) + waiting_;
+  const int64_t capacity = static_cast<int64_t>(options_.max_batch) + options_.max_queue;
+  if (held + static_cast<int64_t>(requests.size()) > capacity)
+    return {SubmitStatus::QueueFull,
+            requests.size() == 1 ? str_f("the request queue is full (%d waiting)", options_.max_queue)
+                                 : str_f("the request queue cannot take %zu more requests (%d waiting)", requests.size(),
+                                         waiting_),
+            nullptr};
+  for (Submission& s : requests) {
+    auto handle = std::make_shared<RequestHandle>(next_id_++, static_cast<int64_t>(s.prompt.size()));
+    inbox_.push_back(std::make_unique<Sequence>(handle, std::move(s.params), std::move(s.prompt),
+                                                  model_.new_cache(options_.draft_tokens > 0)));
+    handles->push_back(std::move(handle));
+  }
+  waiting_ += static_cast<int>(requests.size());
+  stats_.requests_submitted += requests.size();
   stats_.queue_length = waiting_;
   cv_.notify_all();
-  return {SubmitStatus::Ok, "", std::move(handle)};
+  return {SubmitStatus::Ok, "", nullptr};
 }
 
 void Engine::shutdown(std::chrono::milliseconds drain) {

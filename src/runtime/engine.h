@@ -29,7 +29,7 @@ namespace dsv3 {
 struct EngineOptions {
   int max_batch = 16;              // sequences running at once
   int64_t max_step_tokens = 256;   // tokens per forward step (prefill chunks fill what decode leaves)
-  int max_queue = 64;              // requests waiting for a slot before submit() refuses
+  int max_queue = 64;              // requests waiting beyond a full batch before submit() refuses
   uint64_t prefix_cache_bytes = 0; // finished requests' caches kept for later prompts (0: off)
   // Speculative decoding with the MTP module (a model loaded with it): tokens drafted per
   // step and sequence (0: off).
@@ -54,6 +54,13 @@ struct SubmitResult {
   SubmitStatus status = SubmitStatus::Ok;
   std::string message;
   std::shared_ptr<RequestHandle> handle;
+  RequestField field = RequestField::Prompt;  // Invalid: the part of the request at fault
+  size_t index = 0;                           // submit_all, Invalid: the request at fault
+};
+
+struct Submission {
+  std::vector<int32_t> prompt;
+  RequestParams params;
 };
 
 class Engine {
@@ -63,14 +70,20 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  // Validates (validate_request) and queues a request.
+  // Validates (validate_request) and queues a request. The engine holds at most max_batch +
+  // max_queue requests, running and waiting together; past that, QueueFull.
   SubmitResult submit(std::vector<int32_t> prompt, RequestParams params);
+  // Validates and queues all of `requests` or none of them: a group that does not fit is
+  // refused whole, so that no part of a refused group holds a place in the queue. On Ok,
+  // (*handles)[i] is request i's handle.
+  SubmitResult submit_all(std::vector<Submission> requests, std::vector<std::shared_ptr<RequestHandle>>* handles);
   // Stops accepting requests, lets running and queued ones finish for up to `drain`, then
   // fails the rest and stops the engine thread.
   void shutdown(std::chrono::milliseconds drain);
   bool accepting() const;
   EngineStats stats() const;
   const Model& model() const { return model_; }
+  const EngineOptions& options() const { return options_; }
 
  private:
   void loop();

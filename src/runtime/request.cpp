@@ -15,7 +15,10 @@ const char* finish_reason_name(FinishReason r) {
 }
 
 Status validate_request(std::span<const int32_t> prompt, const RequestParams& params, int64_t vocab_size,
-                        int64_t max_context) {
+                        int64_t max_context, RequestField* field) {
+  RequestField unused;
+  RequestField& f = field ? *field : unused;
+  f = RequestField::Prompt;
   if (prompt.empty()) return Error("the prompt is empty");
   for (int32_t t : prompt)
     if (t < 0 || t >= vocab_size)
@@ -23,8 +26,11 @@ Status validate_request(std::span<const int32_t> prompt, const RequestParams& pa
   if (static_cast<int64_t>(prompt.size()) > max_context)
     return error_f("the prompt has %zu tokens, more than the context limit of %lld", prompt.size(),
                    static_cast<long long>(max_context));
+  f = RequestField::MaxNewTokens;
   if (params.max_new_tokens < 0) return Error("max_new_tokens must not be negative");
+  f = RequestField::Sampling;
   DSV3_TRY(validate_sampling(params.sampling));
+  f = RequestField::LogitBias;
   for (const auto& [id, bias] : params.sampling.logit_bias)
     if (id < 0 || id >= vocab_size || !std::isfinite(bias))
       return error_f("logit_bias: token %d with bias %g is outside the vocabulary or not finite", id,

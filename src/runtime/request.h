@@ -36,11 +36,15 @@ struct RequestParams {
   bool score_prompt = false;
 };
 
+// The part of a request that makes it invalid.
+enum class RequestField { Prompt, MaxNewTokens, Sampling, LogitBias };
+
 // Errors a request can have whatever the model's state: an empty prompt, ids outside the
 // vocabulary, a prompt longer than the context, a negative token budget, invalid sampling
-// parameters or logit_bias ids. Every command's requests pass here (Engine::submit).
+// parameters or logit_bias ids. Every command's requests pass here (Engine::submit). On an
+// error, `field` (when given) says which part it is about.
 Status validate_request(std::span<const int32_t> prompt, const RequestParams& params, int64_t vocab_size,
-                        int64_t max_context);
+                        int64_t max_context, RequestField* field = nullptr);
 
 struct TokenOutput {
   int32_t token = -1;

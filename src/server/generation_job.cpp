@@ -184,21 +184,25 @@ std::optional<ApiError> start_generation(Engine& engine, const Tokenizer& tokeni
   std::vector<int64_t> prompt_lengths;
   for (const auto& ids : request.prompts) prompt_lengths.push_back(static_cast<int64_t>(ids.size()));
   const uint64_t unseeded = std::random_device{}() * 0x9E3779B97F4A7C15ull + std::random_device{}();
+  if (auto e = capacity_error(request.prompts.size(), gen.n, engine.options())) return e;
   std::vector<PlannedChoice> plan;
   if (auto e = plan_generation(gen, prompt_lengths, request.prompt_param, model.context, tokenizer.eos_id(), unseeded,
                                &plan))
     return e;
+  // All choices are queued together or none is: a refused request holds no place in the queue.
+  std::vector<Submission> submissions;
+  for (const PlannedChoice& planned : plan) submissions.push_back({request.prompts[planned.prompt_index], planned.params});
+  std::vector<std::shared_ptr<RequestHandle>> handles;
+  const SubmitResult sr = engine.submit_all(std::move(submissions), &handles);
+  if (auto e = submit_error(sr, request.prompt_param, plan.empty() ? SamplingParams{} : plan[sr.index].params.sampling))
+    return e;
   auto job = std::make_shared<GenerationJob>(request.kind, model.id, gen.stream && gen.include_usage, gen.logprobs);
-  for (PlannedChoice& planned : plan) {
+  for (size_t i = 0; i < plan.size(); ++i) {
+    const PlannedChoice& planned = plan[i];
     const std::vector<int32_t>& prompt = request.prompts[planned.prompt_index];
-    SubmitResult sr = engine.submit(prompt, std::move(planned.params));
-    if (auto e = submit_error(sr.status, sr.message, request.prompt_param)) {
-      job->cancel_all();  // the choices submitted before this one
-      return e;
-    }
     JobChoice c;
     c.index = planned.index;
-    c.handle = sr.handle;
+    c.handle = handles[i];
     c.prompt_tokens = static_cast<int64_t>(prompt.size());
     c.prompt_group = planned.prompt_index;
     if (gen.echo) {

@@ -62,21 +62,53 @@ std::optional<ApiError> plan_generation(const GenerationRequest& gen, const std:
   return std::nullopt;
 }
 
-std::optional<ApiError> submit_error(SubmitStatus status, const std::string& message, const std::string& prompt_param) {
-  switch (status) {
+std::optional<ApiError> capacity_error(size_t prompts, int n, const EngineOptions& engine) {
+  const size_t capacity = static_cast<size_t>(engine.max_batch) + static_cast<size_t>(engine.max_queue);
+  const size_t choices = prompts * static_cast<size_t>(n);
+  if (choices <= capacity) return std::nullopt;
+  return invalid_request(str_f("%zu prompts x n %d = %zu sequences; this server holds at most %zu at once (batch %d + "
+                               "queue %d)",
+                               prompts, n, choices, capacity, engine.max_batch, engine.max_queue),
+                         n == 1 ? "prompt" : "n");
+}
+
+namespace {
+
+// The sampling parameter the engine refuses: each checked alone by the engine's own rule.
+std::string refused_sampling_param(const SamplingParams& s) {
+  SamplingParams one;
+  one.temperature = s.temperature;
+  if (!validate_sampling(one).ok()) return "temperature";
+  one = SamplingParams{};
+  one.top_p = s.top_p;
+  if (!validate_sampling(one).ok()) return "top_p";
+  return "top_k";
+}
+
+}  // namespace
+
+std::optional<ApiError> submit_error(const SubmitResult& result, const std::string& prompt_param,
+                                     const SamplingParams& sampling) {
+  switch (result.status) {
     case SubmitStatus::Ok:
       return std::nullopt;
     case SubmitStatus::QueueFull: {
-      ApiError e = api_error(429, message + "; retry shortly", "rate_limit_error", "queue_full");
+      ApiError e = api_error(429, result.message + "; retry shortly", "rate_limit_error", "queue_full");
       e.retry_after_seconds = 1;
       return e;
     }
     case SubmitStatus::ShuttingDown:
-      return api_error(503, message, "server_error", "shutting_down");
+      return api_error(503, result.message, "server_error", "shutting_down");
     case SubmitStatus::Invalid:
       break;
   }
-  return invalid_request(message, prompt_param);
+  switch (result.field) {
+    case RequestField::Prompt: return invalid_request(result.message, prompt_param);
+    case RequestField::MaxNewTokens: return invalid_request(result.message, "max_tokens");
+    case RequestField::Sampling: return invalid_request(result.message, refused_sampling_param(sampling));
+    case RequestField::LogitBias: return invalid_request(result.message, "logit_bias");
+  }
+  return invalid_request(result.message, prompt_param);
 }
 
 }  // namespace dsv3::server

@@ -36,9 +36,17 @@ std::optional<ApiError> plan_generation(const GenerationRequest& gen, const std:
                                         std::optional<int32_t> eos_id, uint64_t unseeded,
                                         std::vector<PlannedChoice>* out);
 
+// The error for a request of `choices` engine requests (prompts x n) that the engine can never
+// hold at once (more than its batch and queue together), whatever its load: 400 naming "n" (or
+// "prompt" for a request of many prompts and n = 1), with the limit. A 429 would tell the
+// client to retry what can never pass.
+std::optional<ApiError> capacity_error(size_t prompts, int n, const EngineOptions& engine);
+
 // The HTTP error for a submission the engine refused; none for SubmitStatus::Ok. A full queue
 // is 429 with Retry-After (the queue drains), a shutdown 503, an invalid request 400 naming
-// the prompt (the engine checks token ids, the prompt's length and the sampling parameters).
-std::optional<ApiError> submit_error(SubmitStatus status, const std::string& message, const std::string& prompt_param);
+// the parameter at fault: the prompt (`prompt_param`) for token ids and the prompt's length,
+// max_tokens, logit_bias, or the sampling parameter (of `sampling`) the engine refuses.
+std::optional<ApiError> submit_error(const SubmitResult& result, const std::string& prompt_param,
+                                     const SamplingParams& sampling);
 
 }  // namespace dsv3::server

@@ -1,8 +1,12 @@
 #pragma once
-// The OpenAI-compatible HTTP server (cpp-httplib): routes, authentication, request limits,
-// streaming (SSE), error shapes, health and Prometheus metrics. Generation requests go to the
-// Engine through generation_job; the pure translation lives in openai_request /
-// generation_plan, the prompt in prompt, the /metrics text in metrics.
+// The OpenAI-compatible HTTP server: routes, authentication, request limits, streaming (SSE),
+// error shapes, health and Prometheus metrics, over http_transport (connections, framing,
+// limits, threads). Generation requests go to the Engine through generation_job; the pure
+// translation lives in openai_request / generation_plan, the prompt in prompt, the /metrics
+// text in metrics.
+//
+// Everything that refuses a request from its headers (method, path, CORS preflight, API key,
+// readiness, Content-Type) is decided before its body is read (screen).
 //
 // Lifecycle: bind() then start() serve at once (/health answers 503 "loading"); set_ready()
 // after the model is loaded; begin_drain() on SIGTERM (new generation requests get 503, the
@@ -13,8 +17,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "base/result.h"
@@ -22,21 +26,22 @@
 #include "server/openai_request.h"
 #include "tokenizer/tokenizer.h"
 
-namespace httplib {
+namespace dsv3::server {
+
+namespace http {
 class Server;
 struct Request;
 struct Response;
-}  // namespace httplib
-
-namespace dsv3::server {
+}  // namespace http
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
   int port = 8000;                      // 0: any free port (see port())
   std::string api_key;                  // empty: no authentication
-  size_t max_body_bytes = 4u << 20;     // larger bodies get 413 before parsing
-  int http_threads = 64;                // concurrent connections served
-  std::chrono::seconds read_timeout{10};  // slow clients (slowloris) are dropped
+  size_t max_body_bytes = 4u << 20;     // larger bodies get 413, whatever their encoding
+  int http_threads = 64;                // requests handled at once (a request holds one while it runs or waits)
+  int max_connections = 1024;           // open connections (idle kept-alive ones included)
+  std::chrono::seconds read_timeout{10};  // for a request's headers, and between reads of its body
   // CORS: browser origins allowed to call the API ("*": any); empty: no CORS headers at all.
   std::vector<std::string> allowed_origins;
 };
@@ -47,34 +52,34 @@ class OpenAIServer {
   ~OpenAIServer();
 
   Status bind();
-  int port() const { return port_; }
-  void start();  // serves on a background thread
+  int port() const;
+  void start();  // serves on background threads
   void set_ready(Engine* engine, const Tokenizer* tokenizer, ServedModel model);
   void begin_drain();
   void stop();
 
  private:
-  void handle_chat(const httplib::Request& req, httplib::Response& res);
-  void handle_completions(const httplib::Request& req, httplib::Response& res);
-  void handle_models(const httplib::Request& req, httplib::Response& res);
-  void handle_metrics(const httplib::Request& req, httplib::Response& res);
-  bool check_auth(const httplib::Request& req, httplib::Response& res);
-  // Header limits (431), CORS preflight, authentication on /v1/*: true when it answered.
-  bool screen(const httplib::Request& req, httplib::Response& res);
+  // From the request line and headers: a CORS preflight's answer, or a refusal (401, 404,
+  // 405, 415, 503); none lets the body be read and the request handled.
+  std::optional<http::Response> screen(const http::Request& head) const;
+  void handle(const http::Request& req, http::Response& res);
+  void handle_chat(const http::Request& req, http::Response& res);
+  void handle_completions(const http::Request& req, http::Response& res);
+  void handle_models(const http::Request& req, http::Response& res);
+  void handle_metrics(http::Response& res);
+  // The 401 for a missing or wrong key on /v1/*, or none.
+  std::optional<http::Response> check_auth(const http::Request& head) const;
   // The Access-Control-Allow-Origin value for this request's Origin, or "" (not allowed).
-  std::string cors_origin(const httplib::Request& req) const;
-  // Validates the common parts of a POST: readiness, auth, content type, JSON. On failure
-  // the response is filled and false returned.
-  bool read_json_body(const httplib::Request& req, httplib::Response& res, Json* body);
+  std::string cors_origin(const http::Request& req) const;
+  // The body as a JSON object; on failure the response is filled and false returned.
+  bool read_json_body(const http::Request& req, http::Response& res, Json* body);
   void count_response(int status);
 
   ServerOptions options_;
-  std::unique_ptr<httplib::Server> http_;
-  std::thread thread_;
-  int port_ = 0;
-  std::atomic<bool> listening_done_{false};  // listen_after_bind() has returned
-  std::atomic<bool> ready_{false};
+  std::unique_ptr<http::Server> http_;
   std::atomic<bool> draining_{false};
+  // Written once by set_ready() before `ready_` is set; read only after `ready_` is seen set.
+  std::atomic<bool> ready_{false};
   Engine* engine_ = nullptr;
   const Tokenizer* tokenizer_ = nullptr;
   ServedModel model_;

@@ -117,14 +117,19 @@ AddedVocabulary::AddedVocabulary(const std::vector<AddedToken>& tokens) {
 }
 
 std::vector<Segment> AddedVocabulary::split(std::string_view text) const {
-  std::vector<Segment> first, out;
-  raw_.split(text, 0, text.size(), first);
-  if (normalized_.empty()) return first;
+  std::vector<Segment> out;
+  split(text, 0, text.size(), out);
+  return out;
+}
+
+void AddedVocabulary::split(std::string_view text, size_t begin, size_t end, std::vector<Segment>& out) const {
+  if (normalized_.empty()) return raw_.split(text, begin, end, out);
+  std::vector<Segment> first;
+  raw_.split(text, begin, end, first);
   for (const Segment& s : first) {
     if (s.added_id >= 0) out.push_back(s);
     else normalized_.split(text, s.begin, s.end, out);
   }
-  return out;
 }
 
 }  // namespace dsv3

@@ -56,6 +56,8 @@ class AddedVocabulary {
   AddedVocabulary() = default;
   explicit AddedVocabulary(const std::vector<AddedToken>& tokens);
   std::vector<Segment> split(std::string_view text) const;
+  // The same for text[begin, end) (offsets stay those of `text`), appended to `out`.
+  void split(std::string_view text, size_t begin, size_t end, std::vector<Segment>& out) const;
 
  private:
   AddedTokenMatcher raw_, normalized_;

@@ -36,9 +36,11 @@ Result<ChatTemplate> ChatTemplate::compile(const std::string& source) {
 }
 
 template <typename J>
-Result<std::string> ChatTemplate::render_impl(const J& messages, bool add_generation_prompt, const J& extra) const {
+Result<ChatTemplate::Rendered> ChatTemplate::render_impl(const J& messages, bool add_generation_prompt, const J& extra,
+                                                         const J& data, const Limits& limits, bool marked) const {
   if (!messages.is_array()) return Error("chat template: messages must be a JSON array");
   if (!extra.is_null() && !extra.is_object()) return Error("chat template: extra variables must be a JSON object");
+  if (!data.is_null() && !data.is_object()) return Error("chat template: data variables must be a JSON object");
   try {
     jinja::ValueDict vars;
     // HF passes tools=None and documents=None when the request has none.
@@ -46,21 +48,44 @@ Result<std::string> ChatTemplate::render_impl(const J& messages, bool add_genera
     vars.set("documents", jinja::Value::none());
     if (extra.is_object())
       for (auto it = extra.begin(); it != extra.end(); ++it) vars.set(it.key(), jinja::Value::from_json(it.value()));
-    vars.set("messages", jinja::Value::from_json(messages));
+    if (data.is_object())
+      for (auto it = data.begin(); it != data.end(); ++it)
+        vars.set(it.key(), jinja::Value::from_json(it.value(), /*data=*/true));
+    vars.set("messages", jinja::Value::from_json(messages, /*data=*/true));
     vars.set("add_generation_prompt", jinja::Value(add_generation_prompt));
-    return jinja::render_template(*body_, vars);
+    jinja::RenderLimits render_limits;
+    render_limits.max_output_bytes = limits.max_output_bytes;
+    render_limits.max_value_bytes = limits.max_value_bytes;
+    render_limits.max_built_bytes = limits.max_built_bytes;
+    jinja::RenderedText r = jinja::render_template(*body_, vars, render_limits);
+    return Rendered{std::move(r.text), std::move(r.data)};
+  } catch (const jinja::OutputLimitError& e) {
+    if (marked) {
+      Rendered over;
+      over.over_output_limit = true;
+      return over;
+    }
+    return template_error(e);
   } catch (const jinja::TemplateError& e) {
     return template_error(e);
   }
 }
 
 Result<std::string> ChatTemplate::render(const Json& messages, bool add_generation_prompt, const Json& extra) const {
-  return render_impl(messages, add_generation_prompt, extra);
+  DSV3_ASSIGN(Rendered r, render_impl(messages, add_generation_prompt, extra, Json(), Limits{}, false));
+  return std::move(r.text);
 }
 
 Result<std::string> ChatTemplate::render(const OrderedJson& messages, bool add_generation_prompt,
                                          const OrderedJson& extra) const {
-  return render_impl(messages, add_generation_prompt, extra);
+  DSV3_ASSIGN(Rendered r, render_impl(messages, add_generation_prompt, extra, OrderedJson(), Limits{}, false));
+  return std::move(r.text);
+}
+
+Result<ChatTemplate::Rendered> ChatTemplate::render_marked(const Json& messages, bool add_generation_prompt,
+                                                           const Json& extra, const Json& data,
+                                                           const Limits& limits) const {
+  return render_impl(messages, add_generation_prompt, extra, data, limits, true);
 }
 
 }  // namespace dsv3

@@ -63,6 +63,35 @@ std::vector<int32_t> Tokenizer::encode_ordinary(std::string_view text) const {
   return out;
 }
 
+std::vector<int32_t> Tokenizer::encode_with_plain_text(std::string_view text,
+                                                       std::span<const std::pair<size_t, size_t>> plain,
+                                                       bool add_bos) const {
+  std::vector<int32_t> out;
+  out.reserve(text.size() / 3 + 2);
+  const bool want_bos = add_bos && add_bos_token_ && bos_id_.has_value();
+  if (want_bos) out.push_back(*bos_id_);
+  // Added tokens are looked for in the runs between plain ranges only; the text between two
+  // added tokens, plain or not, is encoded as one.
+  std::vector<Segment> markup;
+  size_t pos = 0;
+  for (size_t k = 0; pos < text.size(); ++k) {
+    const size_t run_end = k < plain.size() ? std::min(plain[k].first, text.size()) : text.size();
+    if (pos < run_end) added_vocab_.split(text, pos, run_end, markup);
+    if (k >= plain.size()) break;
+    pos = std::max(pos, plain[k].second);
+  }
+  size_t stretch = 0;  // start of the text not encoded yet
+  for (const Segment& s : markup) {
+    if (s.added_id < 0) continue;
+    if (stretch < s.begin) encode_text(text.substr(stretch, s.begin - stretch), out);
+    out.push_back(s.added_id);
+    stretch = s.end;
+  }
+  if (stretch < text.size()) encode_text(text.substr(stretch), out);
+  if (want_bos && out.size() >= 2 && out[1] == *bos_id_) out.erase(out.begin());
+  return out;
+}
+
 std::vector<std::pair<size_t, size_t>> Tokenizer::added_token_spans(std::string_view text) const {
   std::vector<std::pair<size_t, size_t>> spans;
   for (const Segment& s : added_vocab_.split(text))
@@ -123,6 +152,17 @@ Result<std::string> Tokenizer::apply_chat_template(const Json& messages, bool ad
 Result<std::string> Tokenizer::apply_chat_template(const OrderedJson& messages, bool add_generation_prompt,
                                                    const OrderedJson& extra) const {
   return apply_template(chat_template_.get(), messages, add_generation_prompt, extra, bos_token_, eos_token_);
+}
+
+Result<ChatTemplate::Rendered> Tokenizer::apply_chat_template_marked(const Json& messages, bool add_generation_prompt,
+                                                                     const Json& extra, const Json& data,
+                                                                     const ChatTemplate::Limits& limits) const {
+  if (!chat_template_) return Error("the tokenizer has no chat_template (tokenizer_config.json)");
+  if (!extra.is_null() && !extra.is_object()) return Error("chat template: extra variables must be a JSON object");
+  Json vars = extra.is_object() ? extra : Json::object();
+  if (!vars.contains("bos_token")) vars["bos_token"] = bos_token_;
+  if (!vars.contains("eos_token")) vars["eos_token"] = eos_token_;
+  return chat_template_->render_marked(messages, add_generation_prompt, vars, data, limits);
 }
 
 }  // namespace dsv3

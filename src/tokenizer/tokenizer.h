@@ -55,6 +55,15 @@ class Tokenizer {
   std::vector<int32_t> encode_ordinary(std::string_view text) const;
   // Byte ranges [begin, end) of the added tokens encode() would match in `text`, in order.
   std::vector<std::pair<size_t, size_t>> added_token_spans(std::string_view text) const;
+  // encode(), with added tokens matched only outside the `plain` byte ranges (sorted,
+  // disjoint): text inside them is plain text, as encode_ordinary() reads it. BPE runs across
+  // the ranges' edges as it runs across any text between two added tokens, so a prompt whose
+  // plain ranges hold no added-token text encodes exactly as encode() encodes it.
+  std::vector<int32_t> encode_with_plain_text(std::string_view text, std::span<const std::pair<size_t, size_t>> plain,
+                                              bool add_bos) const;
+  // The most bytes of text one token stands for: n bytes of text are at least
+  // n / max_token_bytes() tokens.
+  size_t max_token_bytes() const { return max_token_bytes_; }
   // Ids -> text (invalid UTF-8 from partial tokens becomes U+FFFD). Error for ids out of range.
   Result<std::string> decode(std::span<const int32_t> ids, bool skip_special_tokens) const;
 
@@ -83,6 +92,11 @@ class Tokenizer {
   // Same with key order kept (tools | tojson then matches HF byte for byte).
   Result<std::string> apply_chat_template(const OrderedJson& messages, bool add_generation_prompt,
                                           const OrderedJson& extra) const;
+  // apply_chat_template with what came from messages and `data` marked (ChatTemplate::
+  // render_marked), within `limits`.
+  Result<ChatTemplate::Rendered> apply_chat_template_marked(const Json& messages, bool add_generation_prompt,
+                                                            const Json& extra, const Json& data,
+                                                            const ChatTemplate::Limits& limits) const;
 
   const PreTokenizer& pre_tokenizer() const { return pre_tokenizer_; }
   const Bpe& bpe_for_testing() const { return *bpe_; }
@@ -109,6 +123,7 @@ class Tokenizer {
   std::optional<int32_t> bos_id_, eos_id_;
   std::string bos_token_, eos_token_;
   bool add_bos_token_ = false;
+  size_t max_token_bytes_ = 0;
   std::unique_ptr<ChatTemplate> chat_template_;
 };
 

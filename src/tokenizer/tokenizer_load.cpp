@@ -177,6 +177,11 @@ Status Tokenizer::load_model(TokenizerFile& file) {
     info.bytes = byte_level_decode(t.content);
   }
   added_vocab_ = AddedVocabulary(added_);
+  for (const TokenInfo& info : tokens_) max_token_bytes_ = std::max(max_token_bytes_, info.bytes.size());
+  for (const AddedToken& t : added_) {
+    max_token_bytes_ = std::max(max_token_bytes_, t.content.size());
+    if (t.lstrip || t.rstrip) max_token_bytes_ = SIZE_MAX;  // it takes any run of whitespace with it
+  }
 
   // Byte tokens: byte-level BPE starts from one token per byte, all 256 must exist.
   std::vector<int32_t> byte_ids(256);

@@ -186,6 +186,15 @@ TEST(GenerateCommand, PromptAndInputFile) {
   EXPECT_EQ(run_dsv3("generate --model " + dir + " -p x --top-p nan").exit_code, 2);
   EXPECT_EQ(run_dsv3("generate --model " + dir + " -p x --kernels bogus").exit_code, 2);
   EXPECT_EQ(run_dsv3("generate --model " + dir + " -p x --ids").exit_code, 2);  // --ids needs --tokens
+  // An empty token list; seeds outside [-1, 2^63 - 1] or not integers (CLI11's own range check
+  // saturated 9223372036854775808 to the largest int64 and let it through).
+  EXPECT_EQ(run_dsv3("generate --model " + dir + " --tokens ''").exit_code, 2);
+  EXPECT_EQ(run_dsv3("logits --model " + dir + " --tokens '' --out " + (t / "x.safetensors")).exit_code, 2);
+  for (const char* seed : {"9223372036854775808", "18446744073709551616", "-2", "1.5", "7x"}) {
+    auto r = run_dsv3("generate --model " + dir + " -p x --seed " + seed);
+    EXPECT_EQ(r.exit_code, 2) << seed;
+    EXPECT_NE(r.err.find("not an integer in [-1, 9223372036854775807]"), std::string::npos) << r.err;
+  }
   auto missing = run_dsv3("generate --model " + (t / "no-such-model") + " -p x");
   EXPECT_EQ(missing.exit_code, 1);
   EXPECT_NE(missing.err.find("no such directory"), std::string::npos) << missing.err;

@@ -142,6 +142,37 @@ TEST(Engine, CancelFreesTheSlot) {
   EXPECT_EQ(st.kv_cache_bytes, 0u);
 }
 
+TEST(Engine, GroupsAreQueuedWholeOrNotAtAll) {
+  // submit_all: a group that does not fit the batch and the queue together is refused whole,
+  // so that none of it holds a place; an invalid member names itself and its field.
+  auto model = load_tiny();
+  EngineOptions eo;
+  eo.max_batch = 1;
+  eo.max_queue = 2;
+  Engine engine(*model, eo);
+  RequestParams p;
+  p.max_new_tokens = 100000;
+  auto group = [&](size_t n) {
+    std::vector<Submission> g;
+    for (size_t i = 0; i < n; ++i) g.push_back({{0, 1}, p});
+    return g;
+  };
+  std::vector<std::shared_ptr<RequestHandle>> handles;
+  EXPECT_EQ(engine.submit_all(group(4), &handles).status, SubmitStatus::QueueFull);
+  EXPECT_TRUE(handles.empty());
+  EXPECT_EQ(engine.stats().requests_submitted, 0u);
+  ASSERT_EQ(engine.submit_all(group(3), &handles).status, SubmitStatus::Ok);  // batch 1 + queue 2
+  EXPECT_EQ(handles.size(), 3u);
+  EXPECT_EQ(engine.submit({0, 1}, p).status, SubmitStatus::QueueFull);
+  for (auto& h : handles) h->cancel();
+  std::vector<Submission> bad = group(2);
+  bad[1].params.sampling.logit_bias = {{1 << 30, 1.0f}};
+  const SubmitResult r = engine.submit_all(std::move(bad), &handles);
+  EXPECT_EQ(r.status, SubmitStatus::Invalid);
+  EXPECT_EQ(r.index, 1u);
+  EXPECT_EQ(r.field, RequestField::LogitBias);
+}
+
 TEST(Engine, QueueLimitAndValidation) {
   auto model = load_tiny();
   EngineOptions eo;

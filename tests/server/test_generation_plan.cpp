@@ -205,9 +205,17 @@ TEST(GenerationPlan, SamplingAndOutputOptionsReachTheEngine) {
 }
 
 TEST(GenerationPlan, EngineRefusalsBecomeHttpErrors) {
+  SamplingParams hot;
+  hot.temperature = -1.0f;
+  SamplingParams wide;
+  wide.top_p = 2.0f;
+  SamplingParams negative_k;
+  negative_k.top_k = -3;
   struct Row {
     SubmitStatus status;
     std::string engine_message;
+    RequestField field;
+    SamplingParams sampling;
     const char* prompt_param;
     // Expected; status 0: no error.
     int http_status;
@@ -218,19 +226,36 @@ TEST(GenerationPlan, EngineRefusalsBecomeHttpErrors) {
     std::optional<int> retry_after_seconds;
   };
   const std::vector<Row> rows = {
-      {SubmitStatus::Ok, "", "prompt", 0, "", "", "", "", std::nullopt},
-      {SubmitStatus::QueueFull, "the request queue is full (64 waiting)", "prompt", 429, "rate_limit_error", "",
-       "queue_full", "the request queue is full (64 waiting); retry shortly", 1},
-      {SubmitStatus::ShuttingDown, "the server is shutting down", "messages", 503, "server_error", "", "shutting_down",
-       "the server is shutting down", std::nullopt},
-      {SubmitStatus::Invalid, "token id 5000 is outside the vocabulary [0, 1024)", "prompt", 400,
-       "invalid_request_error", "prompt", "", "token id 5000 is outside the vocabulary [0, 1024)", std::nullopt},
-      {SubmitStatus::Invalid, "the prompt is empty", "messages", 400, "invalid_request_error", "messages", "",
-       "the prompt is empty", std::nullopt},
+      {SubmitStatus::Ok, "", RequestField::Prompt, {}, "prompt", 0, "", "", "", "", std::nullopt},
+      {SubmitStatus::QueueFull, "the request queue is full (64 waiting)", RequestField::Prompt, {}, "prompt", 429,
+       "rate_limit_error", "", "queue_full", "the request queue is full (64 waiting); retry shortly", 1},
+      {SubmitStatus::ShuttingDown, "the server is shutting down", RequestField::Prompt, {}, "messages", 503,
+       "server_error", "", "shutting_down", "the server is shutting down", std::nullopt},
+      {SubmitStatus::Invalid, "token id 5000 is outside the vocabulary [0, 1024)", RequestField::Prompt, {}, "prompt",
+       400, "invalid_request_error", "prompt", "", "token id 5000 is outside the vocabulary [0, 1024)", std::nullopt},
+      {SubmitStatus::Invalid, "the prompt is empty", RequestField::Prompt, {}, "messages", 400, "invalid_request_error",
+       "messages", "", "the prompt is empty", std::nullopt},
+      // Refusals about other parts name those parameters, not the prompt.
+      {SubmitStatus::Invalid, "logit_bias: token 5000 with bias 1 is outside the vocabulary or not finite",
+       RequestField::LogitBias, {}, "messages", 400, "invalid_request_error", "logit_bias", "",
+       "logit_bias: token 5000 with bias 1 is outside the vocabulary or not finite", std::nullopt},
+      {SubmitStatus::Invalid, "max_new_tokens must not be negative", RequestField::MaxNewTokens, {}, "prompt", 400,
+       "invalid_request_error", "max_tokens", "", "max_new_tokens must not be negative", std::nullopt},
+      {SubmitStatus::Invalid, "temperature must be a finite number >= 0 (got -1)", RequestField::Sampling, hot,
+       "prompt", 400, "invalid_request_error", "temperature", "", "temperature must be a finite number >= 0 (got -1)",
+       std::nullopt},
+      {SubmitStatus::Invalid, "top_p must be a number in [0, 1] (got 2)", RequestField::Sampling, wide, "prompt", 400,
+       "invalid_request_error", "top_p", "", "top_p must be a number in [0, 1] (got 2)", std::nullopt},
+      {SubmitStatus::Invalid, "top_k must be >= 0 (got -3)", RequestField::Sampling, negative_k, "prompt", 400,
+       "invalid_request_error", "top_k", "", "top_k must be >= 0 (got -3)", std::nullopt},
   };
   for (const Row& row : rows) {
     const std::string name = row.engine_message.empty() ? "Ok" : row.engine_message;
-    auto e = submit_error(row.status, row.engine_message, row.prompt_param);
+    SubmitResult result;
+    result.status = row.status;
+    result.message = row.engine_message;
+    result.field = row.field;
+    auto e = submit_error(result, row.prompt_param, row.sampling);
     if (row.http_status == 0) {
       EXPECT_FALSE(e.has_value()) << name;
       continue;
@@ -242,5 +267,30 @@ TEST(GenerationPlan, EngineRefusalsBecomeHttpErrors) {
     EXPECT_EQ(e->code.value_or(""), row.code) << name;
     EXPECT_EQ(e->message, row.message) << name;
     EXPECT_EQ(e->retry_after_seconds, row.retry_after_seconds) << name;
+  }
+}
+
+TEST(GenerationPlan, RequestsLargerThanTheEngineAreRefusedFor400) {
+  // More engine requests (prompts x n) than the batch and the queue hold together can never
+  // be served: 400 naming n (or the prompt), not a 429 that invites a retry.
+  EngineOptions engine;
+  engine.max_batch = 16;
+  engine.max_queue = 64;
+  struct Row {
+    size_t prompts;
+    int n;
+    const char* param;  // "" for no error
+  };
+  const std::vector<Row> rows = {
+      {1, 1, ""}, {1, 80, ""}, {1, 81, "n"}, {1, 128, "n"}, {40, 2, ""}, {41, 2, "n"}, {80, 1, ""}, {81, 1, "prompt"},
+  };
+  for (const Row& row : rows) {
+    auto e = capacity_error(row.prompts, row.n, engine);
+    const std::string name = std::to_string(row.prompts) + " x " + std::to_string(row.n);
+    EXPECT_EQ(e.has_value(), *row.param != '\0') << name;
+    if (!e) continue;
+    EXPECT_EQ(e->status, 400) << name;
+    EXPECT_EQ(e->param.value_or(""), row.param) << name;
+    EXPECT_NE(e->message.find("at most 80 at once (batch 16 + queue 64)"), std::string::npos) << e->message;
   }
 }

@@ -767,8 +767,10 @@ TEST(HttpServer, ASecondServerOnTheSamePortIsRefused) {
 }
 
 TEST(HttpServer, RefusedRequestsLeaveKeptAliveConnectionsInStep) {
-  // A request refused with its body unread would leave the body on the connection, read as
-  // the next request. Two requests on one connection: a 401 with a body, then a good one.
+  // A request refused before its body is read (here a 401, decided from the headers) closes
+  // its connection: the unread body can never be read as the next request. Two requests on
+  // one connection: a 401 with a body, then a good one, which the closed connection does not
+  // answer; on a new connection it gets its 200.
   TestServerOptions o;
   o.http.api_key = "k";
   TestServer s(o);
@@ -782,6 +784,12 @@ TEST(HttpServer, RefusedRequestsLeaveKeptAliveConnectionsInStep) {
     ASSERT_TRUE(conn.connected());
     const auto refused = conn.exchange(post_with("wrong"));
     EXPECT_EQ(status_of(refused.bytes), 401) << refused.bytes.substr(0, 300);
+    EXPECT_NE(refused.bytes.find("Connection: close\r\n"), std::string::npos) << refused.bytes.substr(0, 300);
+    const auto next = conn.exchange(post_with("k"));
+    EXPECT_EQ(status_of(next.bytes), -1) << next.bytes.substr(0, 300);
+  }
+  {
+    test::KeepAliveConnection conn(s.port());
     const auto next = conn.exchange(post_with("k"));
     EXPECT_EQ(status_of(next.bytes), 200) << next.bytes.substr(0, 300);
   }

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <thread>
 
 #include "tokenizer/chat_template.h"
@@ -107,6 +108,83 @@ TEST(Jinja, RunawayTemplatesStop) {
   EXPECT_NE(render("{% for i in range(100000000) %}{% endfor %}").find("error"), std::string::npos);
   EXPECT_NE(render("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}").find("nested too deeply"), std::string::npos);
   EXPECT_NE(render("{{ 'x' * 100000000 }}").find("too large"), std::string::npos);
+}
+
+TEST(Jinja, WhatATemplateBuildsIsBounded) {
+  // Strings and lists grown in a loop, chained replace, join over a huge list: each stops at
+  // the render's limits (one value, everything built) with an error that says so, quickly
+  // and without the memory (they reached 3-11 GB before). Small limits here; the server
+  // derives its own from the context.
+  ChatTemplate::Limits limits;
+  limits.max_output_bytes = 1 << 20;
+  limits.max_value_bytes = 8 << 20;
+  limits.max_built_bytes = 16 << 20;
+  auto run = [&](const std::string& source, const Json& messages = Json::array()) {
+    auto t = ChatTemplate::compile(source);
+    if (!t.ok()) return "compile: " + t.error().message();
+    auto r = t->render_marked(messages, false, Json::object(), Json::object(), limits);
+    if (!r.ok()) return "error: " + r.error().message();
+    return r->over_output_limit ? std::string("output limit") : r->text;
+  };
+  const auto t0 = std::chrono::steady_clock::now();
+  struct Case {
+    const char* what;
+    std::string source;
+    const char* error;
+  };
+  const std::vector<Case> cases = {
+      {"a string doubled", "{% set ns = namespace(s='x') %}{% for i in range(60) %}{% set ns.s = ns.s + ns.s %}{% endfor %}",
+       "built more than"},
+      {"a string doubled with ~", "{% set ns = namespace(s='x') %}{% for i in range(60) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+       "built more than"},
+      {"a list doubled", "{% set ns = namespace(l=[1]) %}{% for i in range(60) %}{% set ns.l = ns.l + ns.l %}{% endfor %}",
+       "too large"},
+      {"chained replace",
+       "{% set ns = namespace(s='xxxxxxxx') %}{% for i in range(12) %}{% set ns.s = ns.s.replace('x', 'xxxxxxxx') %}{% endfor %}",
+       "too large"},
+      {"join over a million items", "{{ range(1000000) | join(',' * 1000) | length }}", "too many items"},
+      {"join of a long separator", "{{ range(1000) | join('x' * 100000) | length }}", "too large"},
+      {"appended in a loop (quadratic)",
+       "{% set ns = namespace(s='') %}{% for i in range(40000) %}{% set ns.s = ns.s + 'xxxxxxxxxxxxxxxxxxxx' %}{% endfor %}",
+       "built more than"},
+      {"a dict grown in a loop",
+       "{% set ns = namespace(d={}) %}{% for i in range(40000) %}{% set ns.d = dict(ns.d, {('k' ~ i): i}) %}{% endfor %}",
+       "built more than"},
+      {"padding", "{{ 'x'.center(1000000, 'y') * 10 }}", "too large"},
+  };
+  for (const Case& c : cases) {
+    const std::string r = run(c.source);
+    EXPECT_NE(r.find(c.error), std::string::npos) << c.what << ": " << r.substr(0, 200);
+  }
+  EXPECT_EQ(run("{% for i in range(200) %}{{ 'y' * 10000 }}{% endfor %}"), "output limit");
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  // Within the limits, the same constructs work.
+  EXPECT_EQ(run("{% set ns = namespace(s='x') %}{% for i in range(10) %}{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s | length }}"),
+            "1024");
+}
+
+TEST(Jinja, DataKeepsItsRangesThroughTheTemplate) {
+  // render_marked: bytes copied from messages are marked wherever the template copies them
+  // (concatenation, join, slices, strip, split, replace, captured blocks, macros); what the
+  // template computes from data as a whole (upper) is data as a whole; its own text is not.
+  auto t = ChatTemplate::compile(
+      "{% macro wrap(x) %}[{{ x }}]{% endmacro %}"
+      "{% set ns = namespace(acc='') %}{% for m in messages %}{% set ns.acc = ns.acc + '<' + m.content.strip() %}{% endfor %}"
+      "{{ ns.acc }}|{{ messages | map(attribute='content') | join('+') }}|{{ messages[0].content[1:3] }}"
+      "|{{ messages[1].content.split('b')[1] }}|{{ messages[0].content.replace('c', 'Z') }}|{{ wrap(messages[1].content) }}"
+      "|{% set cap %}({{ messages[0].content }}){% endset %}{{ cap | trim }}|{{ messages[1].content | upper }}");
+  ASSERT_TRUE(t.ok());
+  const Json messages = Json::array({{{"content", " abc "}}, {{"content", "xbyz"}}});
+  auto r = t->render_marked(messages, false, Json::object(), Json::object(), ChatTemplate::Limits{});
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  std::string marked;  // data bytes in braces
+  size_t pos = 0;
+  for (const auto& [b, e] : r->data_spans) {
+    marked += r->text.substr(pos, b - pos) + "{" + r->text.substr(b, e - b) + "}";
+    pos = e;
+  }
+  marked += r->text.substr(pos);
+  EXPECT_EQ(marked, "<{abc}<{xbyz}|{ abc }+{xbyz}|{ab}|{yz}|{ ab}Z{ }|[{xbyz}]|({ abc })|{XBYZ}");
 }
 
 TEST(Jinja, ConcurrentRenders) {

@@ -33,13 +33,13 @@ Value dict_method(const Value& self, const std::string& name) {
   if (name == "items")
     return bound(name, [self](CallArgs&) {
       ValueList out;
-      for (const auto& [k, v] : self.as_dict().items) out.push_back(Value::tuple({Value(k), v}));
+      for (const auto& [k, v] : self.as_dict().items) out.push_back(Value::tuple({key_value(self.as_dict(), k), v}));
       return Value(std::move(out));
     });
   if (name == "keys")
     return bound(name, [self](CallArgs&) {
       ValueList out;
-      for (const auto& kv : self.as_dict().items) out.emplace_back(kv.first);
+      for (const auto& kv : self.as_dict().items) out.push_back(key_value(self.as_dict(), kv.first));
       return Value(std::move(out));
     });
   if (name == "values")
@@ -68,6 +68,23 @@ std::vector<std::string> utf8_chars(const std::string& s) {
     pos += d.len;
   }
   return out;
+}
+
+std::vector<std::pair<size_t, size_t>> utf8_char_ranges(const std::string& s) {
+  std::vector<std::pair<size_t, size_t>> out;
+  size_t pos = 0;
+  while (pos < s.size()) {
+    auto d = unicode::decode_utf8(s, pos);
+    out.emplace_back(pos, pos + d.len);
+    pos += d.len;
+  }
+  return out;
+}
+
+Value piece(const Value& s, size_t begin, size_t end) {
+  std::string bytes = s.as_string().substr(begin, end - begin);
+  if (const DataSpans* spans = s.data_spans()) return Value::string_with_data(std::move(bytes), slice_spans(*spans, begin, end));
+  return Value(std::move(bytes));
 }
 
 Value get_attribute(const Value& obj, const std::string& name) {
@@ -123,11 +140,11 @@ Value get_item(const Value& obj, const Value& key) {
       if (i < 0 || i >= n) return Value::undefined(std::string("[").append(key.str()).append("]"));
       return obj.as_list()[static_cast<size_t>(i)];
     }
-    auto chars = utf8_chars(obj.as_string());
+    auto chars = utf8_char_ranges(obj.as_string());
     auto n = static_cast<int64_t>(chars.size());
     if (i < 0) i += n;
     if (i < 0 || i >= n) return Value::undefined(std::string("[").append(key.str()).append("]"));
-    return Value(chars[static_cast<size_t>(i)]);
+    return piece(obj, chars[static_cast<size_t>(i)].first, chars[static_cast<size_t>(i)].second);
   }
   if (key.is_string()) return get_attribute(obj, key.as_string());
   return Value::undefined(key.str());
@@ -141,16 +158,11 @@ Value get_slice(const Value& obj, const Value& start, const Value& stop, const V
   std::optional<int64_t> b = opt(start, "slice start"), e = opt(stop, "slice stop"), st = opt(step, "slice step");
   int64_t s = st.value_or(1);
   if (s == 0) fail("slice step cannot be zero");
-  std::vector<Value> items;
-  bool is_str = obj.is_string();
-  if (is_str) {
-    for (auto& c : utf8_chars(obj.as_string())) items.emplace_back(std::move(c));
-  } else if (obj.is_list()) {
-    items = obj.as_list();
-  } else {
-    fail("'" + obj.type_name() + "' object is not subscriptable");
-  }
-  auto n = static_cast<int64_t>(items.size());
+  const bool is_str = obj.is_string();
+  std::vector<std::pair<size_t, size_t>> chars;  // a string's code points
+  if (is_str) chars = utf8_char_ranges(obj.as_string());
+  else if (!obj.is_list()) fail("'" + obj.type_name() + "' object is not subscriptable");
+  auto n = static_cast<int64_t>(is_str ? chars.size() : obj.as_list().size());
   auto clamp = [&](std::optional<int64_t> v, int64_t def_pos, int64_t def_neg) {
     if (!v) return s > 0 ? def_pos : def_neg;
     int64_t x = *v;
@@ -159,15 +171,19 @@ Value get_slice(const Value& obj, const Value& start, const Value& stop, const V
     return std::clamp<int64_t>(x, -1, n - 1);
   };
   int64_t lo = clamp(b, 0, n - 1), hi = clamp(e, n, -1);
-  ValueList out;
+  std::vector<size_t> picked;
   if (s > 0)
-    for (int64_t i = lo; i < hi; i += s) out.push_back(items[static_cast<size_t>(i)]);
+    for (int64_t i = lo; i < hi; i += s) picked.push_back(static_cast<size_t>(i));
   else
-    for (int64_t i = lo; i > hi; i += s) out.push_back(items[static_cast<size_t>(i)]);
-  if (!is_str) return Value(std::move(out));
-  std::string str;
-  for (const Value& c : out) str += c.as_string();
-  return Value(std::move(str));
+    for (int64_t i = lo; i > hi; i += s) picked.push_back(static_cast<size_t>(i));
+  if (!is_str) {
+    ValueList out;
+    for (size_t i : picked) out.push_back(obj.as_list()[i]);
+    return Value(std::move(out));
+  }
+  TextBuilder str;
+  for (size_t i : picked) str.append_piece(obj, chars[i].first, chars[i].second);
+  return str.take();
 }
 
 bool contains(const Value& container, const Value& item) {
@@ -190,12 +206,12 @@ ValueList iterate(const Value& v) {
   if (v.is_list()) return v.as_list();
   if (v.is_dict()) {
     ValueList keys;
-    for (const auto& kv : v.as_dict().items) keys.emplace_back(kv.first);
+    for (const auto& kv : v.as_dict().items) keys.push_back(key_value(v.as_dict(), kv.first));
     return keys;
   }
   if (v.is_string()) {
     ValueList out;
-    for (auto& c : utf8_chars(v.as_string())) out.emplace_back(std::move(c));
+    for (const auto& [b, e] : utf8_char_ranges(v.as_string())) out.push_back(piece(v, b, e));
     return out;
   }
   fail("'" + v.type_name() + "' object is not iterable");

@@ -36,5 +36,9 @@ int64_t length_of(const Value& v);
 std::string percent_format(const std::string& fmt, const Value& args);
 // Code points of a UTF-8 string, each as its own string.
 std::vector<std::string> utf8_chars(const std::string& s);
+// Byte ranges [begin, end) of the code points of a UTF-8 string.
+std::vector<std::pair<size_t, size_t>> utf8_char_ranges(const std::string& s);
+// Bytes [begin, end) of string `s` as a value, its data ranges kept.
+Value piece(const Value& s, size_t begin, size_t end);
 
 }  // namespace dsv3::jinja

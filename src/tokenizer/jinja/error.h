@@ -18,6 +18,12 @@ class TemplateError : public std::runtime_error {
   int line_;
 };
 
+// The render's output passed RenderLimits::max_output_bytes.
+class OutputLimitError : public TemplateError {
+ public:
+  using TemplateError::TemplateError;
+};
+
 [[noreturn]] inline void fail(const std::string& message) { throw TemplateError(message); }
 
 }  // namespace dsv3::jinja

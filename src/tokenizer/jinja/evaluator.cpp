@@ -26,7 +26,12 @@ Value arithmetic(const std::string& op, const Value& a, const Value& b) {
   if (a.is_undefined()) undefined_error(a);
   if (b.is_undefined()) undefined_error(b);
   if (op == "+") {
-    if (a.is_string() && b.is_string()) return Value(a.as_string() + b.as_string());
+    if (a.is_string() && b.is_string()) {
+      TextBuilder sum;
+      sum.append(a);
+      sum.append(b);
+      return sum.take();
+    }
     if (a.is_list() && b.is_list()) {
       ValueList out = a.as_list();
       out.insert(out.end(), b.as_list().begin(), b.as_list().end());
@@ -39,18 +44,19 @@ Value arithmetic(const std::string& op, const Value& a, const Value& b) {
     if (seq && count->is_int() && !count->is_float()) {
       int64_t n = std::max<int64_t>(0, count->as_int());
       int64_t unit = seq->is_string() ? static_cast<int64_t>(seq->as_string().size()) : static_cast<int64_t>(seq->as_list().size());
-      if (unit * n > (64 << 20)) fail("repetition result too large");
+      if (unit > 0 && n > static_cast<int64_t>(max_value_bytes() / static_cast<size_t>(unit) / (seq->is_string() ? 1 : sizeof(Value))))
+        fail("repetition result too large");
       if (seq->is_string()) {
-        std::string out;
-        for (int64_t i = 0; i < n; ++i) out += seq->as_string();
-        return Value(std::move(out));
+        TextBuilder out;
+        for (int64_t i = 0; i < n; ++i) out.append(*seq);
+        return out.take();
       }
       ValueList out;
       for (int64_t i = 0; i < n; ++i) out.insert(out.end(), seq->as_list().begin(), seq->as_list().end());
       return Value(std::move(out));
     }
   }
-  if (op == "%" && a.is_string()) return Value(percent_format(a.as_string(), b));
+  if (op == "%" && a.is_string()) return mark_data_from(Value(percent_format(a.as_string(), b)), {&a, &b});
   if (!a.is_number() || !b.is_number())
     fail("unsupported operand type(s) for " + op + ": '" + a.type_name() + "' and '" + b.type_name() + "'");
   bool ints = !a.is_float() && !b.is_float();
@@ -119,11 +125,12 @@ class Renderer {
     for (const auto& [k, v] : globals.items) scopes_.back()[k] = v;
   }
 
-  std::string run(const Body& body) {
-    std::string out;
+  RenderedText run(const Body& body) {
+    TextBuilder out(limits_.max_output_bytes, "template output");
     Flow f = render_body(body, out);
     (void)f;
-    return out;
+    auto [text, spans] = out.release();
+    return {std::move(text), std::move(spans)};
   }
 
  private:
@@ -149,16 +156,14 @@ class Renderer {
     for (size_t i = 0; i < targets.size(); ++i) assign(targets[i], items[i]);
   }
 
-  void emit(std::string& out, const std::string& s) const {
-    if (out.size() + s.size() > limits_.max_output_bytes) fail("template output exceeds the size limit");
-    out += s;
-  }
-
-  Flow render_body(const Body& body, std::string& out) {
+  Flow render_body(const Body& body, TextBuilder& out) {
     for (const StmtPtr& s : body) {
       Flow f;
       try {
         f = render_stmt(*s, out);
+      } catch (const OutputLimitError& e) {
+        if (e.line() > 0) throw;
+        throw OutputLimitError(e.what(), s->line);
       } catch (const TemplateError& e) {
         if (e.line() > 0) throw;
         throw TemplateError(e.what(), s->line);
@@ -168,10 +173,10 @@ class Renderer {
     return Flow::kNormal;
   }
 
-  Flow render_stmt(const Stmt& s, std::string& out) {
+  Flow render_stmt(const Stmt& s, TextBuilder& out) {
     switch (s.kind) {
-      case StmtKind::kText: emit(out, s.text); return Flow::kNormal;
-      case StmtKind::kOutput: emit(out, eval(*s.expr).str()); return Flow::kNormal;
+      case StmtKind::kText: out.append_template(s.text); return Flow::kNormal;
+      case StmtKind::kOutput: out.append(eval(*s.expr)); return Flow::kNormal;
       case StmtKind::kIf:
         for (size_t i = 0; i < s.conditions.size(); ++i)
           if (eval(*s.conditions[i]).truthy()) return render_body(s.bodies[i], out);
@@ -189,20 +194,20 @@ class Renderer {
         return Flow::kNormal;
       }
       case StmtKind::kSetBlock: {
-        std::string captured;
+        TextBuilder captured;
         scopes_.emplace_back();
         render_body(s.bodies[0], captured);
         scopes_.pop_back();
-        Value v(std::move(captured));
+        Value v = captured.take();
         if (s.filter) v = apply_filter_chain(*s.filter, v);
         assign(s.targets[0], v);
         return Flow::kNormal;
       }
       case StmtKind::kMacro: assign(s.name, make_macro(s)); return Flow::kNormal;
       case StmtKind::kFilterBlock: {
-        std::string captured;
+        TextBuilder captured;
         render_body(s.bodies[0], captured);
-        emit(out, apply_filter_chain(*s.expr, Value(std::move(captured))).str());
+        out.append(apply_filter_chain(*s.expr, captured.take()));
         return Flow::kNormal;
       }
       case StmtKind::kBreak:
@@ -216,7 +221,7 @@ class Renderer {
     return Flow::kNormal;
   }
 
-  Flow render_for(const Stmt& s, std::string& out) {
+  Flow render_for(const Stmt& s, TextBuilder& out) {
     Value iterable = eval(*s.expr);
     if (iterable.is_none() || iterable.is_number() || iterable.is_bool())
       fail(iterable.type_name().insert(0, 1, '\'') + "' object is not iterable");
@@ -276,14 +281,14 @@ class Renderer {
         else scope[pname] = def ? eval(*def) : Value::undefined(pname);
       }
       scopes_.push_back(std::move(scope));
-      std::string captured;
+      TextBuilder captured;
       int saved_loops = loop_depth_;
       loop_depth_ = 0;
       render_body(macro->bodies[0], captured);
       loop_depth_ = saved_loops;
       scopes_.pop_back();
       --call_depth_;
-      return Value(std::move(captured));
+      return captured.take();
     });
   }
 
@@ -304,6 +309,9 @@ class Renderer {
   Value eval(const Expr& e) {
     try {
       return eval_inner(e);
+    } catch (const OutputLimitError& err) {
+      if (err.line() > 0) throw;
+      throw OutputLimitError(err.what(), e.line);
     } catch (const TemplateError& err) {
       if (err.line() > 0) throw;
       throw TemplateError(err.what(), e.line);
@@ -325,6 +333,7 @@ class Renderer {
         for (size_t i = 0; i + 1 < e.args.size(); i += 2) {
           Value k = eval(*e.args[i]);
           if (!k.is_string()) fail("dict keys must be strings here, got " + k.type_name());
+          dict.data_keys = dict.data_keys || k.data_spans();
           dict.set(k.as_string(), eval(*e.args[i + 1]));
         }
         return Value(std::move(dict));
@@ -385,7 +394,12 @@ class Renderer {
         }
         Value l = eval(*e.args[0]);
         Value r = eval(*e.args[1]);
-        if (e.name == "~") return Value(l.str() + r.str());
+        if (e.name == "~") {
+          TextBuilder joined;
+          joined.append(l);
+          joined.append(r);
+          return joined.take();
+        }
         return arithmetic(e.name, l, r);
       }
       case ExprKind::kCompare: {
@@ -414,7 +428,9 @@ class Renderer {
 
 }  // namespace
 
-std::string render_template(const Body& body, const ValueDict& globals, const RenderLimits& limits) {
+RenderedText render_template(const Body& body, const ValueDict& globals, const RenderLimits& limits) {
+  RenderBudget budget{limits.max_value_bytes, limits.max_built_bytes};
+  ScopedRenderBudget scope(&budget);
   Renderer r(globals, limits);
   return r.run(body);
 }

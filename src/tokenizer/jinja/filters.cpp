@@ -80,9 +80,11 @@ ValueDict merged_mapping_args(const CallArgs& a, const char* fn) {
   ValueDict d;
   for (const Value& p : a.positional) {
     if (!p.is_dict()) fail(std::string(fn) + ": positional arguments must be mappings");
+    d.data_keys = d.data_keys || p.as_dict().data_keys;
     for (const auto& [k, v] : p.as_dict().items) d.set(k, v);
   }
   for (const auto& [k, v] : a.keyword) d.set(k, v);
+  charge_built(d.items.size() * sizeof(d.items[0]));  // dict(d, ...) in a loop copies d each time
   return d;
 }
 
@@ -117,28 +119,28 @@ const std::unordered_map<std::string, FilterFn>& filters() {
         fmt.item_separator = need_string(seps.as_list()[0], "tojson separators");
         fmt.key_separator = need_string(seps.as_list()[1], "tojson separators");
       }
-      return Value(v.to_json(fmt));
+      return mark_data_from(Value(v.to_json(fmt)), {&v});
     };
     f["length"] = f["count"] = [](const Value& v, CallArgs&) { return Value(length_of(v)); };
-    f["string"] = [](const Value& v, CallArgs&) { return Value(v.str()); };
+    f["string"] = [](const Value& v, CallArgs&) { return text_of(v); };
     f["trim"] = [](const Value& v, CallArgs& a) {
-      Value m = get_attribute(Value(as_text(v)), "strip");
+      Value m = get_attribute(text_of(v), "strip");
       CallArgs sa;
       if (a.has(0, "chars")) sa.positional.push_back(a.get(0, "chars"));
       return m.as_function()(sa);
     };
-    f["upper"] = [](const Value& v, CallArgs&) { return Value(map_case(as_text(v), true)); };
-    f["lower"] = [](const Value& v, CallArgs&) { return Value(map_case(as_text(v), false)); };
+    f["upper"] = [](const Value& v, CallArgs&) { return mark_data_from(Value(map_case(as_text(v), true)), {&v}); };
+    f["lower"] = [](const Value& v, CallArgs&) { return mark_data_from(Value(map_case(as_text(v), false)), {&v}); };
     f["capitalize"] = [](const Value& v, CallArgs&) {
       CallArgs none;
-      return get_attribute(Value(as_text(v)), "capitalize").as_function()(none);
+      return get_attribute(text_of(v), "capitalize").as_function()(none);
     };
     f["title"] = [](const Value& v, CallArgs&) {
       CallArgs none;
-      return get_attribute(Value(as_text(v)), "title").as_function()(none);
+      return get_attribute(text_of(v), "title").as_function()(none);
     };
     f["replace"] = [](const Value& v, CallArgs& a) {
-      Value m = get_attribute(Value(as_text(v)), "replace");
+      Value m = get_attribute(text_of(v), "replace");
       return m.as_function()(a);
     };
     f["default"] = f["d"] = [](const Value& v, CallArgs& a) {
@@ -147,15 +149,15 @@ const std::unordered_map<std::string, FilterFn>& filters() {
       return v;
     };
     f["join"] = [](const Value& v, CallArgs& a) {
-      std::string sep = a.has(0, "d") ? as_text(a.get(0, "d")) : "";
+      const Value sep = a.has(0, "d") ? text_of(a.get(0, "d")) : Value("");
       Value attr = a.get(1, "attribute", Value::none());
-      std::string out;
+      TextBuilder out;
       ValueList items = iterate(v);
       for (size_t i = 0; i < items.size(); ++i) {
-        Value item = attr.is_string() ? attribute_path(items[i], attr.as_string()) : items[i];
-        out += (i ? sep : "") + item.str();
+        if (i) out.append(sep);
+        out.append(attr.is_string() ? attribute_path(items[i], attr.as_string()) : items[i]);
       }
-      return Value(std::move(out));
+      return out.take();
     };
     f["first"] = [](const Value& v, CallArgs&) {
       ValueList items = iterate(v);
@@ -196,7 +198,7 @@ const std::unordered_map<std::string, FilterFn>& filters() {
       bool by_value = a.get(1, "by", Value("key")).str() == "value";
       bool reverse = a.get(2, "reverse", Value(false)).truthy();
       ValueList items;
-      for (const auto& [k, val] : v.as_dict().items) items.push_back(Value::tuple({Value(k), val}));
+      for (const auto& [k, val] : v.as_dict().items) items.push_back(Value::tuple({key_value(v.as_dict(), k), val}));
       std::stable_sort(items.begin(), items.end(), [&](const Value& x, const Value& y) {
         const Value& kx = x.as_list()[by_value ? 1 : 0];
         const Value& ky = y.as_list()[by_value ? 1 : 0];
@@ -208,7 +210,7 @@ const std::unordered_map<std::string, FilterFn>& filters() {
       ValueList out;
       if (v.is_undefined()) return Value(std::move(out));
       if (!v.is_dict()) fail("items: expected a mapping");
-      for (const auto& [k, val] : v.as_dict().items) out.push_back(Value::tuple({Value(k), val}));
+      for (const auto& [k, val] : v.as_dict().items) out.push_back(Value::tuple({key_value(v.as_dict(), k), val}));
       return Value(std::move(out));
     };
     f["map"] = [](const Value& v, CallArgs& a) {
@@ -319,11 +321,14 @@ const std::unordered_map<std::string, FilterFn>& filters() {
         pos = nl + 1;
         first_line = false;
       }
-      return Value(std::move(out));
+      return mark_data_from(Value(std::move(out)), {&v, &width});
     };
-    f["escape"] = f["e"] = [](const Value& v, CallArgs&) { return Value(html_escape(as_text(v))); };
+    f["escape"] = f["e"] = [](const Value& v, CallArgs&) { return mark_data_from(Value(html_escape(as_text(v))), {&v}); };
     f["safe"] = [](const Value& v, CallArgs&) { return v; };
-    f["format"] = [](const Value& v, CallArgs& a) { return Value(percent_format(as_text(v), Value::tuple(a.positional))); };
+    f["format"] = [](const Value& v, CallArgs& a) {
+      const Value args = Value::tuple(a.positional);
+      return mark_data_from(Value(percent_format(as_text(v), args)), {&v, &args});
+    };
     f["wordcount"] = [](const Value& v, CallArgs&) {
       CallArgs none;
       return Value(length_of(get_attribute(Value(as_text(v)), "split").as_function()(none)));
@@ -419,7 +424,7 @@ ValueDict builtin_globals() {
     if (step == 0) fail("range: step must not be zero");
     ValueList out;
     for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
-      if (out.size() >= 1'000'000) fail("range: too many items");
+      if (out.size() >= 1'000'000 || (out.size() + 1) * sizeof(Value) > max_value_bytes()) fail("range: too many items");
       out.emplace_back(i);
     }
     return Value(std::move(out));

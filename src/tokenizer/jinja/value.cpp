@@ -27,10 +27,41 @@ void ValueDict::set(const std::string& key, Value v) {
   else items.emplace_back(key, std::move(v));
 }
 
+Value::Value(std::string s) : kind_(Kind::kString) {
+  charge_built(s.size());
+  str_ = std::make_shared<const std::string>(std::move(s));
+}
+
+Value::Value(ValueList list) : kind_(Kind::kList) {
+  charge_built(list.size() * sizeof(Value));
+  list_ = std::make_shared<const ValueList>(std::move(list));
+}
+
+Value Value::string_with_data(std::string s, DataSpans spans) {
+  Value v(std::move(s));
+  if (!spans.empty()) v.spans_ = std::make_shared<const DataSpans>(std::move(spans));
+  return v;
+}
+
+Value Value::data_string(std::string s) {
+  const size_t n = s.size();
+  return string_with_data(std::move(s), n ? DataSpans{{0, n}} : DataSpans{});
+}
+
+Value Value::as_data() const {
+  Value v = *this;
+  if (!str_->empty()) v.spans_ = std::make_shared<const DataSpans>(DataSpans{{0, str_->size()}});
+  return v;
+}
+
+Value key_value(const ValueDict& d, const std::string& key) {
+  return d.data_keys ? Value::data_string(key) : Value(key);
+}
+
 namespace {
 
 template <typename J>
-Value from_json_impl(const J& j, int depth = 0) {
+Value from_json_impl(const J& j, bool data, int depth = 0) {
   if (depth > 256) fail("template variables nested deeper than 256 levels");
   switch (j.type()) {
     case nlohmann::json::value_t::null: return Value::none();
@@ -42,17 +73,20 @@ Value from_json_impl(const J& j, int depth = 0) {
       return Value(static_cast<int64_t>(u));
     }
     case nlohmann::json::value_t::number_float: return Value(j.template get<double>());
-    case nlohmann::json::value_t::string: return Value(j.template get<std::string>());
+    case nlohmann::json::value_t::string:
+      return data ? Value::data_string(j.template get<std::string>()) : Value(j.template get<std::string>());
     case nlohmann::json::value_t::array: {
       ValueList list;
       list.reserve(j.size());
-      for (const auto& e : j) list.push_back(from_json_impl(e, depth + 1));
+      for (const auto& e : j) list.push_back(from_json_impl(e, data, depth + 1));
       return Value(std::move(list));
     }
     case nlohmann::json::value_t::object: {
       ValueDict dict;
+      dict.data_keys = data;
       dict.items.reserve(j.size());
-      for (auto it = j.begin(); it != j.end(); ++it) dict.items.emplace_back(it.key(), from_json_impl(it.value(), depth + 1));
+      for (auto it = j.begin(); it != j.end(); ++it)
+        dict.items.emplace_back(it.key(), from_json_impl(it.value(), data, depth + 1));
       return Value(std::move(dict));
     }
     default: return Value::none();
@@ -185,8 +219,8 @@ std::string repr_string(const std::string& s) {
 
 }  // namespace
 
-Value Value::from_json(const Json& j) { return from_json_impl(j); }
-Value Value::from_json(const OrderedJson& j) { return from_json_impl(j); }
+Value Value::from_json(const Json& j, bool data) { return from_json_impl(j, data); }
+Value Value::from_json(const OrderedJson& j, bool data) { return from_json_impl(j, data); }
 
 bool Value::truthy() const {
   switch (kind_) {

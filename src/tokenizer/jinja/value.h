@@ -6,6 +6,9 @@
 //
 // Lists and dicts are shared and immutable once built (HF renders in an immutable sandbox);
 // a namespace() is the one mutable object, shared by reference like in Python.
+//
+// A string knows which of its bytes came from the caller's data rather than the template
+// (text.h): from_json(..., data=true) marks every string and key of a request's messages.
 
 #include <cstdint>
 #include <functional>
@@ -17,6 +20,7 @@
 #include <vector>
 
 #include "base/json.h"
+#include "tokenizer/jinja/text.h"
 
 namespace dsv3::jinja {
 
@@ -27,6 +31,7 @@ using ValueList = std::vector<Value>;
 // Ordered string-keyed map (Python dicts keep insertion order; JSON keys are strings).
 struct ValueDict {
   std::vector<std::pair<std::string, Value>> items;
+  bool data_keys = false;  // the keys came from the caller's data (see text.h)
   const Value* find(std::string_view key) const;
   Value* find(std::string_view key);
   void set(const std::string& key, Value v);
@@ -49,9 +54,14 @@ class Value {
   Value(int64_t i) : kind_(Kind::kInt), int_(i) {}  // NOLINT
   Value(int i) : kind_(Kind::kInt), int_(i) {}  // NOLINT
   Value(double d) : kind_(Kind::kFloat), float_(d) {}  // NOLINT
-  Value(std::string s) : kind_(Kind::kString), str_(std::make_shared<const std::string>(std::move(s))) {}  // NOLINT
+  // Strings and lists count against the running render's budget (text.h).
+  Value(std::string s);  // NOLINT: the template's own text
   Value(const char* s) : Value(std::string(s)) {}  // NOLINT
-  Value(ValueList list) : kind_(Kind::kList), list_(std::make_shared<const ValueList>(std::move(list))) {}  // NOLINT
+  Value(ValueList list);  // NOLINT
+  // A string with the byte ranges that came from the caller's data.
+  static Value string_with_data(std::string s, DataSpans spans);
+  // A string that came whole from the caller's data.
+  static Value data_string(std::string s);
   Value(ValueDict dict) : kind_(Kind::kDict), dict_(std::make_shared<ValueDict>(std::move(dict))) {}  // NOLINT
   // A Python tuple: a list that prints as (a, b).
   static Value tuple(ValueList items) {
@@ -70,8 +80,9 @@ class Value {
     v.fn_ = std::make_shared<const Function>(std::move(f));
     return v;
   }
-  static Value from_json(const Json& j);
-  static Value from_json(const OrderedJson& j);
+  // `data`: the strings and keys are the caller's data, not template text.
+  static Value from_json(const Json& j, bool data = false);
+  static Value from_json(const OrderedJson& j, bool data = false);
 
   Kind kind() const { return kind_; }
   bool is_undefined() const { return kind_ == Kind::kUndefined; }
@@ -91,6 +102,10 @@ class Value {
   int64_t as_int() const { return int_; }
   double as_double() const { return kind_ == Kind::kFloat ? float_ : static_cast<double>(int_); }
   const std::string& as_string() const { return *str_; }
+  // The data ranges of a string; null when it is all the template's own text.
+  const DataSpans* data_spans() const { return spans_.get(); }
+  // This string, all of it data.
+  Value as_data() const;
   const ValueList& as_list() const { return *list_; }
   const ValueDict& as_dict() const { return *dict_; }
   ValueDict& namespace_attrs() const { return *dict_; }  // the namespace's shared, mutable attributes
@@ -129,6 +144,7 @@ class Value {
   int64_t int_ = 0;
   double float_ = 0;
   std::shared_ptr<const std::string> str_;
+  std::shared_ptr<const DataSpans> spans_;  // strings only; null: no data
   std::shared_ptr<const ValueList> list_;
   std::shared_ptr<ValueDict> dict_;
   std::shared_ptr<const Function> fn_;
@@ -142,6 +158,9 @@ struct CallArgs {
   Value get(size_t index, const char* name, Value fallback = Value()) const;
   bool has(size_t index, const char* name) const;
 };
+
+// A key of `d` as a value (data when the dict's keys are).
+Value key_value(const ValueDict& d, const std::string& key);
 
 // Python float repr (shortest round trip: 1.0, 0.1, 1e-05, 1e+16).
 std::string python_float_repr(double d);
