@@ -34,6 +34,7 @@ void on_sigint(int) {
 
 struct ChatArgs {
   ModelArgs model;
+  SpeculativeArgs speculative;
   SamplingArgs sampling;
   int64_t max_new_tokens = 1024;
   std::string system;
@@ -54,7 +55,7 @@ int run_chat(const ChatArgs& a) {
   if (!(*tok)->chat_template()) return fail("chat", tok_dir + "/tokenizer_config.json has no chat_template");
   ModelArgs margs = a.model;
   margs.model = *dir;
-  auto model = load_model(margs, false);
+  auto model = load_model(margs, a.speculative.mtp);
   if (!model.ok()) return fail("chat", model.error().message());
   const Tokenizer& tokenizer = **tok;
   if (Status st = check_tokenizer_fits(tokenizer, **model, tok_dir); !st.ok()) return fail("chat", st.error().message());
@@ -62,10 +63,11 @@ int run_chat(const ChatArgs& a) {
   // One conversation at a time; its cache (up to the whole context) is kept for the next turn.
   // Prompts are prefilled in chunks of 512 tokens, between which Ctrl-C is noticed.
   EngineOptions eo;
+  apply_speculative(a.speculative, &eo);
   eo.max_batch = 1;
   eo.max_queue = 1;
   eo.max_step_tokens = 512;
-  eo.prefix_cache_bytes = m.new_cache().row_bytes() * static_cast<uint64_t>(m.max_context());
+  eo.prefix_cache_bytes = m.new_cache(eo.draft_tokens > 0).row_bytes() * static_cast<uint64_t>(m.max_context());
   Engine engine(m, eo);
   ::signal(SIGINT, on_sigint);
 
@@ -123,6 +125,7 @@ int run_chat(const ChatArgs& a) {
     params.sampling.seed = seed + turn++;
     g_interrupted = false;
     g_generating = true;
+    const EngineStats before = engine.stats();
     SubmitResult submitted = engine.submit(prompt.ids, params);
     if (submitted.status != SubmitStatus::Ok) {
       g_generating = false;
@@ -162,11 +165,18 @@ int run_chat(const ChatArgs& a) {
     const bool context_full =
         result.finish == FinishReason::Length && static_cast<int64_t>(result.tokens.size()) < a.max_new_tokens;
     const int64_t prompt_tokens = static_cast<int64_t>(prompt.ids.size());
+    const EngineStats after = engine.stats();
+    const uint64_t drafted = after.draft_tokens - before.draft_tokens;
+    const std::string drafts =
+        drafted == 0 ? std::string()
+                     : str_f(", drafts kept %llu/%llu", static_cast<unsigned long long>(after.draft_tokens_accepted -
+                                                                                         before.draft_tokens_accepted),
+                             static_cast<unsigned long long>(drafted));
     const int64_t fresh = prompt_tokens - result.cached_tokens;
-    std::fprintf(stderr, "[prompt: %lld tokens (%lld new), %.1f tok/s | generation: %zu tokens, %.1f tok/s%s]\n",
+    std::fprintf(stderr, "[prompt: %lld tokens (%lld new), %.1f tok/s | generation: %zu tokens, %.1f tok/s%s%s]\n",
                  static_cast<long long>(prompt_tokens), static_cast<long long>(fresh),
                  result.timing.prefill > 0 ? fresh / result.timing.prefill : 0.0, result.tokens.size(),
-                 result.timing.decode > 0 ? result.tokens.size() / result.timing.decode : 0.0,
+                 result.timing.decode > 0 ? result.tokens.size() / result.timing.decode : 0.0, drafts.c_str(),
                  interrupted    ? ", interrupted"
                  : context_full ? ", the context is full: /clear starts a new conversation"
                                 : "");
@@ -178,6 +188,7 @@ Command add_chat(CLI::App& root) {
   auto args = std::make_shared<ChatArgs>();
   CLI::App* app = root.add_subcommand("chat", "Interactive chat in the terminal (/clear, /exit)");
   add_model_options(app, args->model);
+  add_speculative_options(app, args->speculative);
   add_sampling_options(app, args->sampling, "Random seed; answer k of a session draws from seed + k (default: random)");
   app->add_option("-n,--max-new-tokens", args->max_new_tokens, "Longest answer in tokens")->check(CLI::Range(int64_t(1), int64_t(1) << 31));
   app->add_option("--system", args->system, "System prompt");

@@ -18,6 +18,7 @@ namespace {
 
 struct GenerateArgs {
   ModelArgs model;
+  SpeculativeArgs speculative;
   std::string tokens;
   std::string prompt;
   std::string input_file;
@@ -39,10 +40,11 @@ std::string join_ids(const std::vector<int32_t>& v) {
 int run_ids(const GenerateArgs& a) {
   auto prompt = parse_token_list(a.tokens);
   if (!prompt.ok()) return fail("generate", prompt.error().message());
-  auto model = load_model(a.model, false);
+  auto model = load_model(a.model, a.speculative.mtp);
   if (!model.ok()) return fail("generate", model.error().message());
   const Model& m = **model;
   EngineOptions eo;
+  apply_speculative(a.speculative, &eo);
   eo.max_batch = 1;
   eo.max_step_tokens = std::max<int64_t>(512, static_cast<int64_t>(prompt->size()));  // the prompt in one pass
   Engine engine(m, eo);
@@ -59,11 +61,18 @@ int run_ids(const GenerateArgs& a) {
   std::vector<int32_t> ids;
   for (const TokenOutput& t : result.tokens) ids.push_back(t.token);
   std::printf("%s\n", join_ids(ids).c_str());
-  if (!a.ids)
-    std::fprintf(stderr, "prompt %lld tokens %.1f tok/s, generated %zu tokens %.1f tok/s, finish: %s\n",
+  if (!a.ids) {
+    const EngineStats st = engine.stats();
+    const std::string drafts =
+        st.draft_tokens == 0 ? std::string()
+                             : str_f(", drafts kept %llu/%llu", static_cast<unsigned long long>(st.draft_tokens_accepted),
+                                     static_cast<unsigned long long>(st.draft_tokens));
+    std::fprintf(stderr, "prompt %lld tokens %.1f tok/s, generated %zu tokens %.1f tok/s%s, finish: %s\n",
                  static_cast<long long>(prompt_tokens),
                  result.timing.prefill > 0 ? prompt_tokens / result.timing.prefill : 0.0, ids.size(),
-                 result.timing.decode > 0 ? ids.size() / result.timing.decode : 0.0, finish_reason_name(result.finish));
+                 result.timing.decode > 0 ? ids.size() / result.timing.decode : 0.0, drafts.c_str(),
+                 finish_reason_name(result.finish));
+  }
   return 0;
 }
 
@@ -97,7 +106,7 @@ int run_text(const GenerateArgs& a) {
   if (!tok.ok()) return fail("generate", tok.error().message());
   ModelArgs margs = a.model;
   margs.model = *dir;
-  auto model = load_model(margs, false);
+  auto model = load_model(margs, a.speculative.mtp);
   if (!model.ok()) return fail("generate", model.error().message());
   const Tokenizer& tokenizer = **tok;
   if (Status st = check_tokenizer_fits(tokenizer, **model, a.tokenizer.empty() ? *dir : a.tokenizer); !st.ok())
@@ -106,6 +115,7 @@ int run_text(const GenerateArgs& a) {
     return fail("generate", "tokenizer_config.json has no chat_template: --raw sends the prompts as written");
 
   EngineOptions eo;
+  apply_speculative(a.speculative, &eo);
   eo.max_batch = static_cast<int>(std::min<size_t>(prompts.size(), 256));
   eo.max_queue = static_cast<int>(prompts.size());
   eo.max_step_tokens = 512;
@@ -157,6 +167,7 @@ Command add_generate(CLI::App& root) {
   auto args = std::make_shared<GenerateArgs>();
   CLI::App* app = root.add_subcommand("generate", "Generate from text prompts (chat template applied) or token ids");
   add_model_options(app, args->model);
+  add_speculative_options(app, args->speculative);
   // Exactly one prompt source (else a usage error, exit 2).
   CLI::Option_group* source = app->add_option_group("prompt", "Exactly one of");
   source->add_option("-p,--prompt", args->prompt, "One text prompt")->check(non_empty("the prompt"));

@@ -26,6 +26,7 @@ namespace {
 
 struct ServeArgs {
   ModelArgs model;
+  SpeculativeArgs speculative;
   std::string host = "127.0.0.1";
   int port = 8000;
   std::string api_key;
@@ -126,7 +127,7 @@ int run_serve(const ServeArgs& a) {
   if (!(*tokenizer)->chat_template())  // refused at startup, not at the first request
     return fail("serve", "tokenizer_config.json has no chat_template: /v1/chat/completions could not work "
                          "(point --tokenizer at a directory whose tokenizer_config.json has one)");
-  auto model = load_model(margs, false);
+  auto model = load_model(margs, a.speculative.mtp);
   if (!model.ok()) return fail("serve", model.error().message());
   if (signals.requested()) return 0;
   // A tokenizer with ids beyond the model's vocabulary: refused at startup, not as a 400 on
@@ -135,6 +136,7 @@ int run_serve(const ServeArgs& a) {
     return fail("serve", st.error().message());
 
   EngineOptions eo;
+  apply_speculative(a.speculative, &eo);
   eo.max_batch = a.max_batch;
   eo.max_queue = a.max_queue;
   eo.max_step_tokens = a.max_step_tokens;
@@ -164,6 +166,7 @@ Command add_serve(CLI::App& root) {
   auto args = std::make_shared<ServeArgs>();
   CLI::App* app = root.add_subcommand("serve", "OpenAI-compatible HTTP server (chat/completions, streaming, continuous batching)");
   add_model_options(app, args->model);
+  add_speculative_options(app, args->speculative);
   args->model.ctx = 16384;
   app->add_option("--host", args->host, "Address to listen on");
   app->add_option("--port", args->port, "Port (0: any free port)")->check(CLI::Range(0, 65535));

@@ -86,6 +86,24 @@ CLI::Validator non_empty(const char* what) {
                         "TEXT");
 }
 
+void add_speculative_options(CLI::App* app, SpeculativeArgs& args) {
+  CLI::Option* mtp = app->add_flag("--mtp", args.mtp,
+                                   "Speculative decoding with the checkpoint's MTP module (same output, fewer steps "
+                                   "where drafts are kept)");
+  app->add_option("--draft-tokens", args.draft_tokens, "Tokens the MTP module drafts per step (with --mtp)")
+      ->check(CLI::Range(1, 8))
+      ->needs(mtp);
+  app->add_option("--draft-policy", args.policy,
+                  "adaptive: draft only where measured costs and acceptance say it pays; always: every step")
+      ->check(CLI::IsMember({"adaptive", "always"}))
+      ->needs(mtp);
+}
+
+void apply_speculative(const SpeculativeArgs& args, EngineOptions* options) {
+  options->draft_tokens = args.mtp ? args.draft_tokens : 0;
+  options->draft_policy_adaptive = args.policy == "adaptive";
+}
+
 CLI::Validator finite_in(double lo, double hi) {
   return CLI::Validator(
       [lo, hi](std::string& s) -> std::string {

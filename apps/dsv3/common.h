@@ -9,6 +9,7 @@
 
 #include "base/result.h"
 #include "model/model.h"
+#include "runtime/engine.h"
 #include "runtime/sampler.h"
 #include "tokenizer/tokenizer.h"
 
@@ -57,6 +58,16 @@ void add_sampling_options(CLI::App* app, SamplingArgs& args, const std::string& 
 SamplingParams sampling_params(const SamplingArgs& args, uint64_t seed);
 // --seed, or a random one when none was given.
 uint64_t seed_or_random(const SamplingArgs& args);
+
+// --mtp, --draft-tokens, --draft-policy: speculative decoding with the checkpoint's MTP module.
+struct SpeculativeArgs {
+  bool mtp = false;
+  int draft_tokens = 1;
+  std::string policy = "adaptive";  // adaptive | always
+};
+void add_speculative_options(CLI::App* app, SpeculativeArgs& args);
+// Sets the engine's drafting from the args (nothing without --mtp).
+void apply_speculative(const SpeculativeArgs& args, EngineOptions* options);
 
 // Validator: a finite number in [lo, hi] (CLI::Range lets NaN through).
 CLI::Validator finite_in(double lo, double hi);

@@ -22,6 +22,7 @@ Status draft_step(const Model& model, const StepPlan& plan, const ForwardOutput&
     hidden_row += fed;
     Sequence& s = *e.seq;
     const std::vector<TokenOutput>& chosen = outputs[i].tokens;
+    if (!s.mtp_synced) continue;  // its MTP rows fell behind: it no longer drafts
     if (!outputs[i].error.empty() || s.params.max_new_tokens == 0) continue;  // it finishes now
     std::vector<int32_t> next;
     if (!s.prefill_done()) {

@@ -2,6 +2,8 @@
 
 #include <malloc.h>
 
+#include <algorithm>
+
 #include "base/log.h"
 #include "runtime/draft_step.h"
 #include "runtime/step_sampling.h"
@@ -23,13 +25,14 @@ SchedulerOptions scheduler_options(const EngineOptions& o, const Model& model) {
   s.max_scored_tokens = kMaxScoredTokensPerStep;
   s.prefix_cache_bytes = o.prefix_cache_bytes;
   s.max_context = model.max_context();
+  s.mtp = o.draft_tokens > 0;
   return s;
 }
 
 }  // namespace
 
 Engine::Engine(const Model& model, EngineOptions options)
-    : model_(model), options_(options), scheduler_(scheduler_options(options, model)) {
+    : model_(model), options_(options), scheduler_(scheduler_options(options, model)), policy_(options.draft_tokens) {
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -145,7 +148,13 @@ void Engine::step() {
   const int64_t V = model_.vocab_size();
   // 1. Schedule: the cancelled leave, waiting requests join (from a cached prefix where one
   //    matches), and each running sequence gets its tokens for this step.
-  StepPlan plan = scheduler_.schedule();
+  //    With speculative decoding, the policy says whether this step verifies drafts.
+  const bool speculative = options_.draft_tokens > 0;
+  const int decoding = scheduler_.decoding();
+  const DraftMode mode = !speculative                     ? DraftMode::Off
+                         : options_.draft_policy_adaptive ? policy_.decide(decoding)
+                                                          : DraftMode::Draft;
+  StepPlan plan = scheduler_.schedule(mode == DraftMode::Draft);
   uint64_t admitted_prompt_tokens = 0, prefix_hits = 0, prefix_tokens = 0;
   for (Sequence* s : plan.admitted) {
     s->handle->mark_admitted();
@@ -161,8 +170,9 @@ void Engine::step() {
     std::vector<SequenceInput> inputs;
     for (const StepEntry& e : plan.entries) inputs.push_back({&e.seq->cache, e.tokens, e.logits()});
     ForwardOutput out;
-    const bool drafting = options_.draft_tokens > 0;
-    if (Status st = model_.forward(inputs, &out, /*want_hidden=*/drafting); !st.ok()) {
+    const bool mtp_upkeep = mode != DraftMode::Off;
+    const auto t0 = Clock::now();
+    if (Status st = model_.forward(inputs, &out, /*want_hidden=*/mtp_upkeep); !st.ok()) {
       // Requests are validated at submission, so this is an engine failure: the step's
       // requests fail, the others go on.
       DSV3_LOG_ERROR("forward step failed: %s", st.error().message().c_str());
@@ -170,15 +180,32 @@ void Engine::step() {
     } else {
       // 3. Sample: the logits become tokens (drafts kept or replaced in order).
       std::vector<StepOutput> outputs = sample_step(model_.pool(), plan, out, V);
+      const auto t1 = Clock::now();
+      int64_t verified = 0;
+      bool decode_only = true;
       for (size_t i = 0; i < plan.entries.size(); ++i) {
-        drafts_proposed += static_cast<uint64_t>(plan.entries[i].drafts);
+        const StepEntry& e = plan.entries[i];
+        drafts_proposed += static_cast<uint64_t>(e.drafts);
         drafts_accepted += static_cast<uint64_t>(outputs[i].drafts_accepted);
+        if (e.drafts > 0) verified += std::min(outputs[i].drafts_accepted + 1, e.drafts);
+        decode_only = decode_only && e.seq->prefill_done();
       }
-      // (Speculative decoding) The MTP layer catches up and drafts the next step's tokens. A
-      // failure here costs only the drafts: the step's tokens stand.
-      if (drafting)
-        if (Status st = draft_step(model_, plan, out, outputs, options_.draft_tokens); !st.ok())
+      // (Speculative decoding) The MTP layer catches up with what this step kept, and drafts
+      // the next step's tokens; or, where drafting does not pay, the step's sequences stop
+      // drafting. A failure costs only the drafts: the step's tokens stand.
+      if (mtp_upkeep) {
+        Status st = draft_step(model_, plan, out, outputs, mode == DraftMode::Draft ? options_.draft_tokens : 0);
+        if (!st.ok()) {
           DSV3_LOG_ERROR("drafting failed: %s", st.error().message().c_str());
+          stop_drafting(plan);
+        }
+      } else if (speculative) {
+        stop_drafting(plan);
+      }
+      if (speculative && decode_only)
+        policy_.record(decoding, mode, std::chrono::duration<double>(t1 - t0).count(),
+                       std::chrono::duration<double>(Clock::now() - t1).count(), verified,
+                       static_cast<int64_t>(drafts_accepted));
       // 4. Postprocess: prefill progress, new tokens, stop / length / context.
       scheduler_.postprocess(plan, outputs);
       for (size_t i = 0; i < plan.entries.size(); ++i) {
@@ -209,6 +236,13 @@ void Engine::step() {
     }
   }
   deliver_finished();
+}
+
+void Engine::stop_drafting(const StepPlan& plan) {
+  for (const StepEntry& e : plan.entries) {
+    e.seq->mtp_synced = false;
+    e.seq->draft.clear();
+  }
 }
 
 void Engine::deliver_finished() {

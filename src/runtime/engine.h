@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "model/model.h"
+#include "runtime/draft_policy.h"
 #include "runtime/request.h"
 #include "runtime/scheduler.h"
 
@@ -32,8 +33,10 @@ struct EngineOptions {
   int max_queue = 64;              // requests waiting beyond a full batch before submit() refuses
   uint64_t prefix_cache_bytes = 0; // finished requests' caches kept for later prompts (0: off)
   // Speculative decoding with the MTP module (a model loaded with it): tokens drafted per
-  // step and sequence (0: off).
+  // step and sequence (0: off), and whether a DraftPolicy decides step by step from measured
+  // costs and acceptance (else every step drafts).
   int draft_tokens = 0;
+  bool draft_policy_adaptive = true;
 };
 
 struct EngineStats {
@@ -88,12 +91,15 @@ class Engine {
  private:
   void loop();
   void step();
+  // The plan's sequences stop drafting (their MTP rows fall behind).
+  static void stop_drafting(const StepPlan& plan);
   // Tells the clients of finished sequences, after the counters that count them are published.
   void deliver_finished();
 
   const Model& model_;
   const EngineOptions options_;
   Scheduler scheduler_;  // engine thread only
+  DraftPolicy policy_;   // engine thread only
 
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -10,7 +10,7 @@ int64_t common_prefix_length(std::span<const int32_t> a, std::span<const int32_t
                               a.begin());
 }
 
-void PrefixCache::offer(std::span<const int32_t> tokens, KVCache cache) {
+void PrefixCache::offer(std::span<const int32_t> tokens, KVCache cache, bool mtp_rows) {
   if (!enabled() || cache.length() <= 0 || static_cast<int64_t>(tokens.size()) < cache.length()) return;
   // A cache larger than the whole budget keeps the prefix that fits: a long chat still
   // starts its next turn from most of its history.
@@ -32,10 +32,10 @@ void PrefixCache::offer(std::span<const int32_t> tokens, KVCache cache) {
   cache.shrink_to_fit();
   evict_to(budget_ - cache.bytes());
   bytes_ += cache.bytes();
-  entries_.push_back({std::vector<int32_t>(tokens.begin(), tokens.end()), std::move(cache), ++clock_});
+  entries_.push_back({std::vector<int32_t>(tokens.begin(), tokens.end()), std::move(cache), ++clock_, mtp_rows});
 }
 
-int64_t PrefixCache::restore(std::span<const int32_t> prompt, KVCache* cache) {
+int64_t PrefixCache::restore(std::span<const int32_t> prompt, KVCache* cache, bool* mtp_rows) {
   if (entries_.empty() || prompt.size() < 2) return 0;
   const std::span<const int32_t> usable = prompt.first(prompt.size() - 1);
   Entry* best = nullptr;
@@ -47,6 +47,7 @@ int64_t PrefixCache::restore(std::span<const int32_t> prompt, KVCache* cache) {
   if (!best) return 0;
   best->last_use = ++clock_;
   cache->assign_prefix(best->cache, best_len);
+  if (mtp_rows) *mtp_rows = best->mtp_rows;
   return best_len;
 }
 

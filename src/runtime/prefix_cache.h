@@ -31,11 +31,13 @@ class PrefixCache {
   // entry; cut to its first rows when it alone is larger than the budget. Entries it extends
   // are dropped (it serves every prompt they served, and more); it is dropped itself if one
   // already extends it. Least recently used entries go past the budget.
-  void offer(std::span<const int32_t> tokens, KVCache cache);
+  // `mtp_rows`: the cache's MTP layer (speculative decoding) is current for its rows.
+  void offer(std::span<const int32_t> tokens, KVCache cache, bool mtp_rows = false);
   // Makes `cache` a copy of the longest cached prefix of prompt[0, size - 1) (the last token
   // is always computed: its logits choose the first new token) and returns that prefix's
   // length; 0 when nothing matches.
-  int64_t restore(std::span<const int32_t> prompt, KVCache* cache);
+  // `mtp_rows` (optional): whether the copied rows include a current MTP layer.
+  int64_t restore(std::span<const int32_t> prompt, KVCache* cache, bool* mtp_rows = nullptr);
 
   uint64_t bytes() const { return bytes_; }
   size_t entries() const { return entries_.size(); }
@@ -45,6 +47,7 @@ class PrefixCache {
     std::vector<int32_t> tokens;  // of the cached rows
     KVCache cache;
     uint64_t last_use = 0;
+    bool mtp_rows = false;
   };
   void evict_to(uint64_t budget);
 

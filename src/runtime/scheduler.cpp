@@ -14,7 +14,7 @@ Scheduler::Scheduler(SchedulerOptions options) : options_(options), prefix_cache
 
 void Scheduler::add(std::unique_ptr<Sequence> seq) { waiting_.push_back(std::move(seq)); }
 
-StepPlan Scheduler::schedule() {
+StepPlan Scheduler::schedule(bool use_drafts) {
   StepPlan plan;
   // A cancelled sequence leaves at once, waiting or running: its slot and its cache are free
   // for this very step.
@@ -24,7 +24,7 @@ StepPlan Scheduler::schedule() {
     if (s->handle->cancelled()) finish(*s, FinishReason::Cancelled);
   retire_finished();
   admit(plan);
-  plan.entries = plan_tokens();
+  plan.entries = plan_tokens(use_drafts);
   return plan;
 }
 
@@ -33,16 +33,25 @@ void Scheduler::admit(StepPlan& plan) {
     std::unique_ptr<Sequence> s = std::move(waiting_.front());
     waiting_.pop_front();
     // A scored prompt needs the logits of every position, so it cannot start from a copy.
+    bool mtp_rows = true;  // an empty cache is current
     if (!s->params.score_prompt) {
-      s->cached_tokens = prefix_cache_.restore(s->prompt, &s->cache);
+      s->cached_tokens = prefix_cache_.restore(s->prompt, &s->cache, &mtp_rows);
       s->prefilled = s->cached_tokens;
+      if (s->cached_tokens == 0) mtp_rows = true;
     }
+    s->mtp_synced = options_.mtp && mtp_rows;
     plan.admitted.push_back(s.get());
     running_.push_back(std::move(s));
   }
 }
 
-std::vector<StepEntry> Scheduler::plan_tokens() {
+int Scheduler::decoding() const {
+  int n = 0;
+  for (const auto& s : running_) n += s->prefill_done();
+  return n;
+}
+
+std::vector<StepEntry> Scheduler::plan_tokens(bool use_drafts) {
   std::vector<StepEntry> entries;
   int64_t budget = options_.max_step_tokens, scored_budget = options_.max_scored_tokens;
   // Decoding sequences first: the last token chosen, and the drafts to verify after it as far
@@ -52,7 +61,7 @@ std::vector<StepEntry> Scheduler::plan_tokens() {
     const int64_t rows = static_cast<int64_t>(s->prompt.size() + s->output.size()) - 1;  // in the cache
     const int64_t room = std::min(s->params.max_new_tokens - static_cast<int64_t>(s->output.size()),
                                   options_.max_context - rows) - 1;
-    const int64_t drafts = std::clamp<int64_t>(room, 0, static_cast<int64_t>(s->draft.size()));
+    const int64_t drafts = use_drafts ? std::clamp<int64_t>(room, 0, static_cast<int64_t>(s->draft.size())) : 0;
     s->decode_input.assign(1, s->output.back());
     s->decode_input.insert(s->decode_input.end(), s->draft.begin(), s->draft.begin() + drafts);
     s->draft.clear();
@@ -136,7 +145,7 @@ void Scheduler::finish(Sequence& s, FinishReason reason, std::string error) {
   s.error = std::move(error);
   // A sequence that ended normally or was cancelled between steps leaves a consistent cache:
   // rows for its prompt and output so far. One that failed may not.
-  if (prefix_cache_.enabled() && reason != FinishReason::Failed) prefix_cache_.offer(s.all_tokens(), std::move(s.cache));
+  if (prefix_cache_.enabled() && reason != FinishReason::Failed) prefix_cache_.offer(s.all_tokens(), std::move(s.cache), s.mtp_synced);
   s.cache.release();
 }
 

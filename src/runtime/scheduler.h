@@ -36,6 +36,7 @@ struct SchedulerOptions {
   int64_t max_scored_tokens = 64;
   uint64_t prefix_cache_bytes = 0;  // finished sequences' caches kept for later prompts (0: off)
   int64_t max_context = 0;          // rows a cache may hold (the model's context limit)
+  bool mtp = false;                 // the caches carry the MTP layer (speculative decoding)
 };
 
 // One sequence's part of a step.
@@ -71,7 +72,8 @@ class Scheduler {
   explicit Scheduler(SchedulerOptions options);
 
   void add(std::unique_ptr<Sequence> seq);
-  StepPlan schedule();
+  // `use_drafts`: decode entries verify their sequences' drafts (else drafts are dropped).
+  StepPlan schedule(bool use_drafts = true);
   // After the forward pass advanced the caches and sampling filled `outputs` (one per entry):
   // tokens past the one that finishes a sequence are dropped from its output.
   void postprocess(const StepPlan& plan, std::vector<StepOutput>& outputs);
@@ -83,6 +85,7 @@ class Scheduler {
 
   size_t waiting() const { return waiting_.size(); }
   size_t running() const { return running_.size(); }
+  int decoding() const;  // running sequences past their prompt
   bool has_work() const { return !waiting_.empty() || !running_.empty(); }
   uint64_t kv_cache_bytes() const;  // of the running sequences
   const PrefixCache& prefix_cache() const { return prefix_cache_; }
@@ -91,7 +94,7 @@ class Scheduler {
   void admit(StepPlan& plan);
   void finish(Sequence& s, FinishReason reason, std::string error = "");
   void retire_finished();  // moves finished sequences out of waiting_ and running_
-  std::vector<StepEntry> plan_tokens();
+  std::vector<StepEntry> plan_tokens(bool use_drafts);
 
   const SchedulerOptions options_;
   std::deque<std::unique_ptr<Sequence>> waiting_;    // first come, first admitted

@@ -28,6 +28,9 @@ struct Sequence {
   // the next step; and that step's input, the last generated token followed by the drafts.
   std::vector<int32_t> draft;
   std::vector<int32_t> decode_input;
+  // The cache's MTP layer has a row for every position the main layers have: the sequence can
+  // draft. Lost for good when a step skips the MTP (drafting does not pay).
+  bool mtp_synced = false;
   bool finished = false;
   FinishReason finish = FinishReason::Length;  // how, once finished
   std::string error;                           // why, when finish is Failed

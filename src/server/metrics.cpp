@@ -31,6 +31,10 @@ std::string render_metrics(const MetricsSnapshot& snapshot) {
            st->prefix_cache_hits);
     metric("dsv3_prefix_cache_tokens_total", "counter", "Prompt tokens taken from the prefix cache, not prefilled.",
            st->prefix_cache_tokens);
+    metric("dsv3_draft_tokens_total", "counter", "Tokens drafted by the MTP module and verified (speculative decoding).",
+           st->draft_tokens);
+    metric("dsv3_draft_tokens_accepted_total", "counter", "Drafted tokens kept by verification.",
+           st->draft_tokens_accepted);
   }
   metric("dsv3_process_resident_memory_bytes", "gauge", "Resident memory of the server process.",
          static_cast<double>(snapshot.memory.resident_bytes));

@@ -91,6 +91,7 @@ TEST(Speculative, DraftsAreTheReferenceMtpChoices) {
     SchedulerOptions so;
     so.max_step_tokens = 4;  // the prompt in chunks
     so.max_context = model->max_context();
+    so.mtp = true;
     Scheduler scheduler(so);
     RequestParams p;
     p.max_new_tokens = static_cast<int64_t>(greedy.size());
@@ -199,6 +200,7 @@ TEST(Speculative, EngineGreedyOutputIsUnchangedByDrafts) {
     eo.max_batch = 4;
     eo.max_step_tokens = 6;
     eo.draft_tokens = drafts;
+    eo.draft_policy_adaptive = false;  // every step drafts (the policy may find it does not pay here)
     eo.prefix_cache_bytes = 16 << 20;
     Engine engine(*model, eo);
     std::vector<std::shared_ptr<RequestHandle>> handles;
@@ -233,6 +235,7 @@ TEST(Speculative, SampledDecodingWithDrafts) {
   const std::vector<int32_t> prompt = {0, 17, 923, 5, 5, 5, 400};
   EngineOptions eo;
   eo.draft_tokens = 2;
+  eo.draft_policy_adaptive = false;
   Engine engine(*model, eo);
   auto run = [&](SamplingParams sp) {
     RequestParams p;
@@ -250,4 +253,29 @@ TEST(Speculative, SampledDecodingWithDrafts) {
   EXPECT_EQ(run(sp), run(sp));
   sp.top_k = 1;
   EXPECT_EQ(run(sp), test::reference_generate(*model, prompt, 16));
+}
+
+// The adaptive policy (which may switch drafting off for some sequences mid-way) changes no
+// greedy token either.
+TEST(Speculative, AdaptivePolicyChangesNoOutput) {
+  auto model = load_tiny_with_mtp();
+  EngineOptions eo;
+  eo.draft_tokens = 2;
+  eo.max_batch = 3;
+  Engine engine(*model, eo);
+  std::vector<std::vector<int32_t>> prompts;
+  std::vector<std::shared_ptr<RequestHandle>> handles;
+  for (int i = 0; i < 6; ++i) {
+    prompts.push_back({0, static_cast<int32_t>(17 + i), 923, static_cast<int32_t>(5 * i), 400});
+    RequestParams p;
+    p.max_new_tokens = 40;
+    auto sr = engine.submit(prompts.back(), p);
+    ASSERT_EQ(sr.status, SubmitStatus::Ok);
+    handles.push_back(sr.handle);
+  }
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    std::vector<int32_t> got;
+    for (const auto& t : wait_for_result(*handles[i]).tokens) got.push_back(t.token);
+    EXPECT_EQ(got, test::reference_generate(*model, prompts[i], 40)) << "request " << i;
+  }
 }

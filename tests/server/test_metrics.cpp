@@ -27,6 +27,8 @@ EngineStats busy_engine() {
   st.prefix_cache_bytes = 65536;
   st.prefix_cache_hits = 5;
   st.prefix_cache_tokens = 640;
+  st.draft_tokens = 300;
+  st.draft_tokens_accepted = 240;
   return st;
 }
 
@@ -95,6 +97,8 @@ TEST(Metrics, SamplesOfEachSnapshot) {
         "dsv3_prefix_cache_bytes 65536",
         "dsv3_prefix_cache_hits_total 5",
         "dsv3_prefix_cache_tokens_total 640",
+        "dsv3_draft_tokens_total 300",
+        "dsv3_draft_tokens_accepted_total 240",
         "dsv3_process_resident_memory_bytes 5000000000",
         "dsv3_process_resident_anonymous_bytes 4000000000",
         "dsv3_http_responses_total{status=\"200\"} 30",
@@ -106,7 +110,8 @@ TEST(Metrics, SamplesOfEachSnapshot) {
         "dsv3_requests_failed_total 0", "dsv3_prompt_tokens_total 0", "dsv3_generation_tokens_total 0",
         "dsv3_queue_length 0", "dsv3_running_requests 0", "dsv3_generation_tokens_per_second 0",
         "dsv3_kv_cache_bytes 0", "dsv3_prefix_cache_bytes 0", "dsv3_prefix_cache_hits_total 0",
-        "dsv3_prefix_cache_tokens_total 0", "dsv3_process_resident_memory_bytes 0",
+        "dsv3_prefix_cache_tokens_total 0", "dsv3_draft_tokens_total 0", "dsv3_draft_tokens_accepted_total 0",
+        "dsv3_process_resident_memory_bytes 0",
         "dsv3_process_resident_anonymous_bytes 0"}},
       {"a rate keeps 17 significant digits",
        {true, [] {
