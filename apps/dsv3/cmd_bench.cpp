@@ -15,12 +15,15 @@ struct BenchArgs {
   BenchOptions o;
   bool json = false;
   double probe_gb = 1.0;
+  bool mtp = false;
+  int draft_tokens = 1;
 };
 
 int run_bench_command(const BenchArgs& a) {
-  auto model = load_model(a.model, false);
+  auto model = load_model(a.model, a.mtp);
   if (!model.ok()) return fail("bench", model.error().message());
   BenchOptions o = a.o;
+  o.draft_tokens = a.mtp ? a.draft_tokens : 0;
   o.probe_bytes = static_cast<size_t>(a.probe_gb * (1 << 30));
   auto rep = run_bench(**model, o);
   if (!rep.ok()) return fail("bench", rep.error().message());
@@ -40,6 +43,12 @@ Command add_bench(CLI::App& root) {
   app->add_option("--repeat", args->o.repeats, "Runs (min/median/max reported)")->check(CLI::Range(1, 1000));
   app->add_option("--probe-gb", args->probe_gb, "Size of the bandwidth probe's buffer (well above the last-level cache)")
       ->check(CLI::Range(0.01, 256.0));
+  CLI::Option* mtp = app->add_flag("--mtp", args->mtp,
+                                   "Also time speculative decoding's draft + verify step against a plain step "
+                                   "(at --batch), with the bytes each must read");
+  app->add_option("--draft-tokens", args->draft_tokens, "Drafts per sequence and step (with --mtp)")
+      ->check(CLI::Range(1, 8))
+      ->needs(mtp);
   app->add_flag("--json", args->json, "Print the report as JSON");
   return {app, [args] { return run_bench_command(*args); }};
 }

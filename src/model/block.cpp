@@ -25,7 +25,7 @@ void block_forward(const ForwardContext& ctx, const BlockWeights& w, const Token
 
   // x = x + self.ffn(self.ffn_norm(x))
   kernels::rms_norm(ctx.pool, x, w.ffn_norm.data(), N, D, eps, normed.data());
-  if (const MoeWeights* moe = std::get_if<MoeWeights>(&w.ffn)) moe_forward(ctx.pool, c, *moe, normed.data(), N, delta.data());
+  if (const MoeWeights* moe = std::get_if<MoeWeights>(&w.ffn)) moe_forward(ctx.pool, c, *moe, normed.data(), N, delta.data(), ctx.experts_read);
   else mlp_forward(ctx.pool, std::get<MlpWeights>(w.ffn), normed.data(), N, delta.data());
   for (int64_t i = 0; i < N * D; ++i) x[i] += delta[i];
 }

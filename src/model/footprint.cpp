@@ -86,6 +86,11 @@ ModelFootprint compute_footprint(const ModelConfig& c, const Checkpoint* ck) {
   const uint64_t k = static_cast<uint64_t>(c.num_experts_per_tok);
   const uint64_t n_routed = static_cast<uint64_t>(c.n_routed_experts > 0 ? c.n_routed_experts : 1);
   f.params.active_per_token = f.params.main - f.params.routed_experts + f.params.routed_experts * k / n_routed;
+  f.decode_fixed_bytes = f.decode_bytes_per_token;
+  f.mtp_fixed_bytes = f.mtp_decode_bytes_per_token;
+  int64_t moe_layers = 0;
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) moe_layers += c.is_moe_layer(l);
+  if (moe_layers > 0) f.routed_expert_bytes = routed_bytes / (static_cast<uint64_t>(moe_layers) * n_routed);
   f.decode_bytes_per_token += routed_bytes * k / n_routed;
   f.mtp_decode_bytes_per_token += mtp_routed_bytes * k / n_routed;
 

@@ -47,6 +47,11 @@ struct ModelFootprint {
 
   uint64_t decode_bytes_per_token = 0;      // main model, one decoded token
   uint64_t mtp_decode_bytes_per_token = 0;  // extra per token drafted by the MTP layers
+  // The parts of a step's reads: what every step reads whatever its tokens (attention, norms,
+  // routers, shared experts, dense layers, head; the main model's and the MTP layers'), and
+  // one routed expert of one layer (a step reads it once if any token chose it).
+  uint64_t decode_fixed_bytes = 0, mtp_fixed_bytes = 0;
+  uint64_t routed_expert_bytes = 0;
 
   int64_t kv_values_per_token = 0;          // num_hidden_layers x (kv_lora_rank + qk_rope_head_dim)
   uint64_t kv_bytes_per_token_f32 = 0;      // dsv3's cache (float32)

@@ -36,6 +36,7 @@ struct ForwardContext {
   const ModelConfig& config;
   const Rope& rope;
   AttentionImpl attention = AttentionImpl::Absorbed;
+  int64_t* experts_read = nullptr;  // when set: routed experts run, summed over the MoE layers
 };
 
 }  // namespace dsv3

@@ -74,7 +74,9 @@ Status Model::forward(std::span<const SequenceInput> batch, ForwardOutput* out, 
   DSV3_ASSIGN(const TokenBatch tb, assemble_batch(batch));
   const ModelConfig& c = config_;
   const int64_t N = tb.n_tokens(), D = c.hidden_size;
-  const ForwardContext ctx = context();
+  ForwardContext ctx = context();
+  out->experts_read = 0;
+  ctx.experts_read = &out->experts_read;
 
   // h = self.embed(tokens)                                              [N, dim]
   std::vector<float> h(static_cast<size_t>(N * D));
@@ -158,7 +160,10 @@ Status Model::mtp_step(std::span<const MtpInput> batch, ForwardOutput* out) cons
     wanted.push_back(in.logits);
   }
   std::vector<float> h(hidden.size());
-  mtp_block_forward(context(), weights_.mtp[0], tb, layer, hidden.data(), h.data());
+  ForwardContext ctx = context();
+  out->experts_read = 0;
+  ctx.experts_read = &out->experts_read;
+  mtp_block_forward(ctx, weights_.mtp[0], tb, layer, hidden.data(), h.data());
   // Draft logits for the rows asked for: shared_head.head(shared_head.norm(h))
   std::vector<float> normed(h.size());
   kernels::rms_norm(*pool_, h.data(), weights_.mtp[0].shared_head.norm.data(), tb.n_tokens(), D,

@@ -44,6 +44,7 @@ struct ForwardOutput {
   std::vector<float> logits;         // [rows, vocab]
   std::vector<int64_t> first_row;    // per sequence: its first row in `logits` (-1: none)
   std::vector<float> hidden;         // [n_tokens, hidden] final-normed states (when asked)
+  int64_t experts_read = 0;          // routed experts run, summed over the MoE layers (bench)
 };
 
 class Model {

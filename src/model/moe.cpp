@@ -197,7 +197,8 @@ Routing route(const ModelConfig& c, const GateWeights& gate, const float* gate_l
   return r;
 }
 
-void moe_forward(ThreadPool& pool, const ModelConfig& c, const MoeWeights& w, const float* x, int64_t n, float* out) {
+void moe_forward(ThreadPool& pool, const ModelConfig& c, const MoeWeights& w, const float* x, int64_t n, float* out,
+                 int64_t* experts_read) {
   const int64_t E = c.n_routed_experts, D = c.hidden_size;
   const int64_t shared_inter = w.shared_experts ? w.shared_experts->w1.rows : 0;
   // Three parallel regions per layer, whatever the number of experts: (1) the gate's linear
@@ -222,6 +223,7 @@ void moe_forward(ThreadPool& pool, const ModelConfig& c, const MoeWeights& w, co
   const Routing routing = route(c, w.gate, gate_logits.data(), n);
   // counts = bincount(indices); idx, top = where(indices == i) for every expert i
   const ExpertGroups groups = group_by_expert(routing, E, c.num_experts_per_tok);
+  if (experts_read) *experts_read += std::count_if(groups.count.begin(), groups.count.end(), [](int64_t m) { return m > 0; });
   // expert(x[idx]) for every expert with tokens; z = self.shared_experts(x)
   const ExpertOutputs y = run_experts(pool, w, x, n, D, groups, shared);
   // y[idx] += expert(x[idx]) * weights[idx, top, None]; return y + z

@@ -23,7 +23,9 @@ struct Routing {
 Routing route(const ModelConfig& config, const GateWeights& gate, const float* gate_logits, int64_t n);
 
 // out[n, dim] = MoE(x[n, dim]): the chosen experts' outputs weighted, plus the shared experts'.
+// `experts_read` (optional) grows by the number of routed experts the step ran: their weights
+// are what a step reads beyond the layer's fixed part.
 void moe_forward(ThreadPool& pool, const ModelConfig& config, const MoeWeights& w, const float* x, int64_t n,
-                 float* out);
+                 float* out, int64_t* experts_read = nullptr);
 
 }  // namespace dsv3

@@ -1,5 +1,8 @@
 #include "runtime/draft_policy.h"
 
+#include <algorithm>
+#include <cmath>
+
 namespace dsv3 {
 
 namespace {
@@ -13,6 +16,19 @@ void update(double& mean, int& count, double value) {
 }
 
 }  // namespace
+
+double StepBytesModel::ratio(int batch, int k) const {
+  if (experts <= 0 && main_fixed <= 0) return 1.0;
+  auto experts_read = [&](double tokens) {
+    if (experts <= 0) return 0.0;
+    const double e = static_cast<double>(experts), chosen = static_cast<double>(experts_per_token);
+    return e * (1.0 - std::pow(1.0 - chosen / e, tokens));
+  };
+  const double plain = main_fixed + expert * static_cast<double>(main_moe_layers) * experts_read(batch);
+  const double drafted = main_fixed + expert * static_cast<double>(main_moe_layers) * experts_read(batch * (1.0 + k)) +
+                         k * (mtp_fixed + expert * static_cast<double>(mtp_moe_layers) * experts_read(batch));
+  return plain > 0 ? drafted / plain : 1.0;
+}
 
 int DraftPolicy::bucket(int decoding) {
   // Exact up to 8 sequences, then powers of two: a step's cost grows smoothly with the batch.
@@ -30,8 +46,18 @@ double DraftPolicy::tokens_per_step(int k) const {
 
 DraftMode DraftPolicy::decide(int decoding) {
   if (k_ <= 0) return DraftMode::Off;
-  if (decoding <= 0) return DraftMode::Draft;  // prompts only: keep their MTP rows, nothing to verify
+  decoding = std::max(decoding, 1);
   Costs& c = costs_[bucket(decoding)];
+  if (!c.judged) {
+    c.judged = true;
+    double tokens = 1.0, p = 1.0;
+    for (int i = 0; i < k_; ++i) tokens += p *= kTryAcceptance;
+    c.worth_trying = tokens / bytes_.ratio(decoding, k_) >= kTryGain;
+  }
+  if (!c.worth_trying && c.draft_steps == 0) {
+    if (++c.since_probe >= kReexploreEvery) c.since_probe = 0, c.worth_trying = true;
+    return DraftMode::Off;
+  }
   if (c.draft_steps < kExplore) return DraftMode::Draft;
   if (c.plain_steps < kExplore) return DraftMode::Probe;
   // Tokens per second of the batch: with drafts, each sequence yields tokens_per_step(k) per

@@ -23,10 +23,22 @@ namespace dsv3 {
 
 enum class DraftMode { Draft, Probe, Off };
 
+// What a step reads by the bytes model (bench --mtp checks it against measured steps): the
+// fixed weights of the main model (and of the MTP layer per drafting pass) once, and each
+// routed expert once if any token of the step chose it, with tokens choosing experts
+// independently: a layer's E experts, k per token, n tokens -> E (1 - (1 - k/E)^n) read.
+struct StepBytesModel {
+  double main_fixed = 0, mtp_fixed = 0, expert = 0;  // bytes
+  int64_t main_moe_layers = 0, mtp_moe_layers = 0, experts = 0, experts_per_token = 0;
+  // A decode step of `batch` sequences with `k` drafts each, against one without drafts.
+  double ratio(int batch, int k) const;
+};
+
 class DraftPolicy {
  public:
-  explicit DraftPolicy(int draft_tokens) : k_(draft_tokens) {}
+  explicit DraftPolicy(int draft_tokens, StepBytesModel bytes = {}) : k_(draft_tokens), bytes_(bytes) {}
 
+  // `decoding`: the sequences the step decodes, or will once their prompts are in (at least 1).
   DraftMode decide(int decoding);
   // A decode-only step of `decoding` sequences that ran in `mode`: `step_seconds` its forward
   // and sampling, `mtp_seconds` the MTP's upkeep and drafting; `verified` the drafts compared
@@ -40,11 +52,16 @@ class DraftPolicy {
   double tokens_per_step(int k) const;
 
   static constexpr int kExplore = 2;        // steps of each kind measured before choosing
+  // Drafting is not even tried at a batch size where, by the bytes model, it would gain less
+  // than this much with this acceptance (DeepSeek reports 0.85-0.9 for V3's MTP): trying
+  // costs the MTP's upkeep over the prompts and a few slow steps.
+  static constexpr double kTryAcceptance = 0.9, kTryGain = 1.1;
   static constexpr int kReprobeEvery = 64;      // Draft decisions between two Probe steps
   static constexpr int kReexploreEvery = 1024;  // Off decisions before drafting is measured again
 
  private:
   struct Costs {
+    bool judged = false, worth_trying = true;  // by the bytes model, before any measurement
     double draft_seconds = 0, plain_seconds = 0;  // running means of measured steps
     int draft_steps = 0, plain_steps = 0;
     int since_probe = 0;
@@ -52,6 +69,7 @@ class DraftPolicy {
   static int bucket(int decoding);
 
   int k_;
+  StepBytesModel bytes_;
   double acceptance_ = 0.8;  // until measured: DeepSeek's reported range starts near here
   bool measured_acceptance_ = false;
   std::map<int, Costs> costs_;

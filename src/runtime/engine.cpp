@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "base/log.h"
+#include "model/footprint.h"
 #include "runtime/draft_step.h"
 #include "runtime/step_sampling.h"
 
@@ -29,10 +30,25 @@ SchedulerOptions scheduler_options(const EngineOptions& o, const Model& model) {
   return s;
 }
 
+StepBytesModel step_bytes_model(const Model& model) {
+  const ModelConfig& c = model.config();
+  const ModelFootprint f = compute_footprint(c, &model.checkpoint());
+  StepBytesModel b;
+  b.main_fixed = static_cast<double>(f.decode_fixed_bytes);
+  b.mtp_fixed = static_cast<double>(f.mtp_fixed_bytes);
+  b.expert = static_cast<double>(f.routed_expert_bytes);
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) b.main_moe_layers += c.is_moe_layer(l);
+  b.mtp_moe_layers = c.n_routed_experts > 0 ? 1 : 0;
+  b.experts = c.n_routed_experts;
+  b.experts_per_token = c.num_experts_per_tok;
+  return b;
+}
+
 }  // namespace
 
 Engine::Engine(const Model& model, EngineOptions options)
-    : model_(model), options_(options), scheduler_(scheduler_options(options, model)), policy_(options.draft_tokens) {
+    : model_(model), options_(options), scheduler_(scheduler_options(options, model)),
+      policy_(options.draft_tokens, step_bytes_model(model)) {
   thread_ = std::thread([this] { loop(); });
 }
 
@@ -150,7 +166,9 @@ void Engine::step() {
   //    matches), and each running sequence gets its tokens for this step.
   //    With speculative decoding, the policy says whether this step verifies drafts.
   const bool speculative = options_.draft_tokens > 0;
-  const int decoding = scheduler_.decoding();
+  // The batch this step decodes, or will once the prompts it starts are in.
+  const int decoding =
+      std::max(1, std::min(options_.max_batch, static_cast<int>(scheduler_.running() + scheduler_.waiting())));
   const DraftMode mode = !speculative                     ? DraftMode::Off
                          : options_.draft_policy_adaptive ? policy_.decide(decoding)
                                                           : DraftMode::Draft;

@@ -45,12 +45,6 @@ void Scheduler::admit(StepPlan& plan) {
   }
 }
 
-int Scheduler::decoding() const {
-  int n = 0;
-  for (const auto& s : running_) n += s->prefill_done();
-  return n;
-}
-
 std::vector<StepEntry> Scheduler::plan_tokens(bool use_drafts) {
   std::vector<StepEntry> entries;
   int64_t budget = options_.max_step_tokens, scored_budget = options_.max_scored_tokens;

@@ -85,7 +85,6 @@ class Scheduler {
 
   size_t waiting() const { return waiting_.size(); }
   size_t running() const { return running_.size(); }
-  int decoding() const;  // running sequences past their prompt
   bool has_work() const { return !waiting_.empty() || !running_.empty(); }
   uint64_t kv_cache_bytes() const;  // of the running sequences
   const PrefixCache& prefix_cache() const { return prefix_cache_; }

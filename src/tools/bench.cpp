@@ -27,7 +27,101 @@ Spread spread(std::vector<double> v) {
 
 Json spread_json(const Spread& s) { return Json{{"min", s.min}, {"median", s.median}, {"max", s.max}}; }
 
+// Steps of `batch` sequences after short prompts, alternating a plain decode step with a step
+// that verifies `k` drafts per sequence and drafts again; the drafts' rows are then rolled
+// back, so that both kinds of step run at the same contexts. The token values do not matter
+// for the timing (the same weights are read whatever the tokens choose, but for which
+// experts), so the drafts are the last token repeated and the MTP layer's rows for the
+// prompts are left unwritten.
+Result<SpeculativeBench> bench_speculative(const Model& model, const std::vector<int32_t>& prompt, int64_t steps,
+                                           int batch, int k) {
+  const ModelConfig& c = model.config();
+  const int64_t V = c.vocab_size, D = c.hidden_size;
+  const ModelFootprint fp = compute_footprint(c, &model.checkpoint());
+  auto step_bytes = [&](uint64_t fixed, int64_t experts) {
+    return static_cast<double>(fixed) + static_cast<double>(experts) * static_cast<double>(fp.routed_expert_bytes);
+  };
+  const int64_t short_prompt = std::min<int64_t>(static_cast<int64_t>(prompt.size()), 64);
+  if (short_prompt + 2 * steps + k + 1 > model.max_context()) return Error("bench --mtp: -n is too large for the context");
+  std::vector<KVCache> caches;
+  std::vector<std::vector<int32_t>> last(static_cast<size_t>(batch));
+  {
+    std::vector<SequenceInput> in;
+    std::vector<std::vector<int32_t>> prompts(static_cast<size_t>(batch));
+    for (int b = 0; b < batch; ++b) caches.push_back(model.new_cache(/*with_mtp=*/true));
+    for (int b = 0; b < batch; ++b) {
+      for (int64_t i = 0; i < short_prompt; ++i) prompts[b].push_back(prompt[(b * 7 + i) % prompt.size()]);
+      in.push_back({&caches[b], prompts[b], Logits::Last});
+    }
+    ForwardOutput out;
+    DSV3_TRY(model.forward(in, &out));
+    for (int b = 0; b < batch; ++b) last[b] = {argmax(out.logits.data() + out.first_row[b] * V, V)};
+  }
+  SpeculativeBench r;
+  r.draft_tokens = k;
+  r.batch = batch;
+  r.steps = static_cast<int>(steps);
+  std::vector<double> plain_s, draft_s;
+  double plain_bytes = 0, draft_bytes = 0;
+  for (int64_t step = 0; step < steps; ++step) {
+    // A plain step: one token per sequence.
+    {
+      std::vector<SequenceInput> in;
+      for (int b = 0; b < batch; ++b) in.push_back({&caches[b], last[b], Logits::Last});
+      ForwardOutput out;
+      const auto t0 = Clock::now();
+      DSV3_TRY(model.forward(in, &out));
+      for (int b = 0; b < batch; ++b) last[b] = {argmax(out.logits.data() + out.first_row[b] * V, V)};
+      plain_s.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+      plain_bytes += step_bytes(fp.decode_fixed_bytes, out.experts_read);
+    }
+    // A step with drafts: 1 + k tokens per sequence, every row's logits compared, the MTP
+    // layer's row for the kept position, then k drafting passes.
+    {
+      std::vector<std::vector<int32_t>> fed(static_cast<size_t>(batch));
+      std::vector<SequenceInput> in;
+      for (int b = 0; b < batch; ++b) {
+        fed[b].assign(static_cast<size_t>(k + 1), last[b][0]);
+        in.push_back({&caches[b], fed[b], Logits::All});
+      }
+      ForwardOutput out, mtp;
+      const auto t0 = Clock::now();
+      DSV3_TRY(model.forward(in, &out, /*want_hidden=*/true));
+      for (int b = 0; b < batch; ++b)
+        for (int j = 0; j <= k; ++j) last[b] = {argmax(out.logits.data() + (out.first_row[b] + j) * V, V)};
+      double bytes = step_bytes(fp.decode_fixed_bytes, out.experts_read);
+      std::vector<Model::MtpInput> catch_up;
+      for (int b = 0; b < batch; ++b)
+        catch_up.push_back({&caches[b], caches[b].length() - (k + 1), last[b],
+                            out.hidden.data() + static_cast<int64_t>(b) * (k + 1) * D, Logits::Last});
+      for (int pass = 0; pass < k; ++pass) {
+        // pass 0 writes the kept position's row; the next ones draft further from there
+        DSV3_TRY(model.mtp_step(catch_up, &mtp));
+        bytes += step_bytes(fp.mtp_fixed_bytes, mtp.experts_read);
+        for (int b = 0; b < batch; ++b) {
+          catch_up[b].first_position += 1;
+          catch_up[b].hidden = mtp.hidden.data() + static_cast<int64_t>(b) * D;
+        }
+      }
+      draft_s.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+      draft_bytes += bytes;
+      for (auto& cache : caches) cache.truncate(cache.length() - k);  // the drafts were rejected
+    }
+  }
+  r.plain_step_seconds = spread(plain_s);
+  r.draft_step_seconds = spread(draft_s);
+  r.plain_step_bytes = plain_bytes / static_cast<double>(steps);
+  r.draft_step_bytes = draft_bytes / static_cast<double>(steps);
+  return r;
+}
+
 }  // namespace
+
+double SpeculativeBench::predicted_speedup(double acceptance) const {
+  double tokens = 1.0, p = 1.0;
+  for (int i = 0; i < draft_tokens; ++i) tokens += p *= acceptance;
+  return step_ratio() > 0 ? tokens / step_ratio() : 0;
+}
 
 double forward_flops(const ModelConfig& c, int64_t start, int64_t n) {
   const double D = static_cast<double>(c.hidden_size), H = static_cast<double>(c.num_attention_heads);
@@ -128,6 +222,10 @@ Result<BenchReport> run_bench(const Model& model, const BenchOptions& o) {
     }
     rep.batch_decode_tokens_per_s = spread(batched);
   }
+  if (o.draft_tokens > 0 && o.decode_tokens > 0) {
+    if (!model.has_mtp()) return Error("bench --mtp needs the model loaded with its MTP module");
+    DSV3_ASSIGN(rep.speculative, bench_speculative(model, prompt, o.decode_tokens, o.batch, o.draft_tokens));
+  }
   rep.decode_bytes_per_s = rep.decode_tokens_per_s.median * static_cast<double>(rep.decode_bytes_per_token);
   rep.prefill_flops_per_token = forward_flops(c, 0, o.prompt_tokens) / static_cast<double>(o.prompt_tokens);
   rep.prefill_flops_per_s = rep.prefill_tokens_per_s.median * rep.prefill_flops_per_token;
@@ -159,7 +257,21 @@ Json BenchReport::to_json() const {
               {"peak_flops_per_s", peak_flops_per_s},
               {"prefill_peak_ratio", flops_ratio()},
               {"resident_bytes_after_load", resident_bytes_after_load},
-              {"checkpoint_file_bytes", file_bytes}};
+              {"checkpoint_file_bytes", file_bytes},
+              {"speculative", speculative ? Json{{"draft_tokens", speculative->draft_tokens},
+                                                 {"batch", speculative->batch},
+                                                 {"steps", speculative->steps},
+                                                 {"plain_step_seconds", spread_json(speculative->plain_step_seconds)},
+                                                 {"draft_step_seconds", spread_json(speculative->draft_step_seconds)},
+                                                 {"step_ratio", speculative->step_ratio()},
+                                                 {"plain_step_bytes", speculative->plain_step_bytes},
+                                                 {"draft_step_bytes", speculative->draft_step_bytes},
+                                                 {"bytes_ratio", speculative->bytes_ratio()},
+                                                 {"predicted_speedup",
+                                                  {{"0.6", speculative->predicted_speedup(0.6)},
+                                                   {"0.8", speculative->predicted_speedup(0.8)},
+                                                   {"0.9", speculative->predicted_speedup(0.9)}}}}
+                                          : Json(nullptr)}};
 }
 
 std::string BenchReport::to_text() const {
@@ -183,6 +295,17 @@ std::string BenchReport::to_text() const {
     s += str_f("batched:  %d sequences decoded together: %.2f tok/s aggregate median (min %.2f, max %.2f), %.2fx one sequence\n",
                batch, batch_decode_tokens_per_s.median, batch_decode_tokens_per_s.min, batch_decode_tokens_per_s.max,
                decode_tokens_per_s.median > 0 ? batch_decode_tokens_per_s.median / decode_tokens_per_s.median : 0.0);
+  if (speculative) {
+    const SpeculativeBench& m = *speculative;
+    s += str_f("mtp:      %d draft(s) per sequence, batch %d: a draft + verify step takes %.2fx a plain step "
+               "(%.1f vs %.1f ms median, %d alternated steps)\n",
+               m.draft_tokens, m.batch, m.step_ratio(), 1e3 * m.draft_step_seconds.median,
+               1e3 * m.plain_step_seconds.median, m.steps);
+    s += str_f("          bytes model %.2fx (%.1f vs %.1f MB read per step)\n", m.bytes_ratio(), m.draft_step_bytes / 1e6,
+               m.plain_step_bytes / 1e6);
+    s += str_f("          predicted speedup at acceptance 0.6 / 0.8 / 0.9: %.2fx / %.2fx / %.2fx\n",
+               m.predicted_speedup(0.6), m.predicted_speedup(0.8), m.predicted_speedup(0.9));
+  }
   return s;
 }
 

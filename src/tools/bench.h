@@ -5,6 +5,7 @@
 // bounded by the kernels' FMA peak.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,10 +22,27 @@ struct BenchOptions {
   int batch = 1;  // > 1: also decode this many sequences together (what a busy server does)
   size_t probe_bytes = size_t(1) << 30;  // bandwidth probe buffer
   bool probes = true;
+  int draft_tokens = 0;  // > 0 (--mtp): also time draft + verify steps against plain ones
 };
 
 struct Spread {
   double min = 0, median = 0, max = 0;
+};
+
+// Speculative decoding's step cost: a step that verifies K drafts per sequence (1 + K tokens
+// through the main model, the MTP layer's upkeep and K drafting passes) against a plain
+// decode step, at the same batch and context, alternated. The bytes model counts what each
+// step must read: the fixed weights once, each routed expert any of its tokens chose once,
+// the MTP layer (with its head) once per pass.
+struct SpeculativeBench {
+  int draft_tokens = 0, batch = 1, steps = 0;
+  Spread plain_step_seconds, draft_step_seconds;
+  double plain_step_bytes = 0, draft_step_bytes = 0;  // means per step
+  double step_ratio() const { return plain_step_seconds.median > 0 ? draft_step_seconds.median / plain_step_seconds.median : 0; }
+  double bytes_ratio() const { return plain_step_bytes > 0 ? draft_step_bytes / plain_step_bytes : 0; }
+  // Tokens per second against plain decoding if each draft is kept with probability
+  // `acceptance` (given the ones before it were): (1 + a + ... + a^K) / step_ratio.
+  double predicted_speedup(double acceptance) const;
 };
 
 struct BenchReport {
@@ -42,6 +60,7 @@ struct BenchReport {
   double prefill_flops_per_s = 0;            // at the median prefill speed
   double peak_flops_per_s = 0;               // probe of the active kernel path
   uint64_t resident_bytes_after_load = 0, file_bytes = 0;
+  std::optional<SpeculativeBench> speculative;
 
   double bandwidth_ratio() const { return read_bandwidth_bytes_per_s > 0 ? decode_bytes_per_s / read_bandwidth_bytes_per_s : 0; }
   double flops_ratio() const { return peak_flops_per_s > 0 ? prefill_flops_per_s / peak_flops_per_s : 0; }

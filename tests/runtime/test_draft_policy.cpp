@@ -79,7 +79,7 @@ TEST(DraftPolicy, EachBatchSizeHasItsOwnCosts) {
   EXPECT_EQ(p.decide(1), DraftMode::Draft);
   EXPECT_EQ(p.decide(8), DraftMode::Off);
   EXPECT_EQ(p.decide(16), DraftMode::Draft) << "an unmeasured batch size is measured first";
-  EXPECT_EQ(p.decide(0), DraftMode::Draft) << "prompt chunks only: the MTP layer keeps up with them";
+  EXPECT_EQ(p.decide(0), DraftMode::Draft) << "prompts only: counted as the batch of one they become";
   DraftPolicy none(0);
   EXPECT_EQ(none.decide(1), DraftMode::Off);
 }
@@ -100,4 +100,40 @@ TEST(DraftPolicy, StepsWithoutDraftsToVerifyDoNotCountAsDrafting) {
   p.record(1, DraftMode::Draft, 1.0, 0.2, 4, 3);
   EXPECT_DOUBLE_EQ(p.acceptance(), 0.75);
   EXPECT_DOUBLE_EQ(p.tokens_per_step(2), 1 + 0.75 + 0.75 * 0.75);
+}
+
+// The bytes model: fixed weights once per pass, each expert once if any token chose it.
+TEST(DraftPolicy, BytesModelOfAStep) {
+  StepBytesModel b;
+  b.main_fixed = 100;
+  b.mtp_fixed = 30;
+  b.expert = 10;
+  b.main_moe_layers = 2;
+  b.mtp_moe_layers = 1;
+  b.experts = 4;
+  b.experts_per_token = 2;
+  // One token reads 2 of 4 experts per layer; two tokens 4 (1 - (1/2)^2) = 3.
+  // Plain: 100 + 10 * 2 * 2 = 140. One draft: 100 + 10 * 2 * 3 + (30 + 10 * 1 * 2) = 210.
+  EXPECT_DOUBLE_EQ(b.ratio(1, 1), 210.0 / 140.0);
+  // Dense (no experts): only the MTP pass adds.
+  StepBytesModel dense;
+  dense.main_fixed = 100;
+  dense.mtp_fixed = 50;
+  EXPECT_DOUBLE_EQ(dense.ratio(4, 2), 200.0 / 100.0);
+}
+
+// Where even 90% acceptance would gain under 10% by the bytes model, drafting is not tried:
+// no MTP upkeep, no slow steps; it is looked at again after kReexploreEvery decisions.
+TEST(DraftPolicy, NotTriedWhereTheBytesSayItCannotPay) {
+  StepBytesModel heavy;  // an MTP pass reads as much as the main model: r = 2 at k = 1
+  heavy.main_fixed = 100;
+  heavy.mtp_fixed = 100;
+  DraftPolicy p(1, heavy);
+  for (int i = 0; i + 1 < DraftPolicy::kReexploreEvery; ++i) ASSERT_EQ(p.decide(1), DraftMode::Off) << i;
+  EXPECT_EQ(p.decide(1), DraftMode::Off);
+  EXPECT_EQ(p.decide(1), DraftMode::Draft) << "tried after a while, in case the measured costs differ";
+  StepBytesModel light = heavy;
+  light.mtp_fixed = 10;  // r = 1.1: 1.9 / 1.1 > 1.1
+  DraftPolicy q(1, light);
+  EXPECT_EQ(q.decide(1), DraftMode::Draft);
 }
