@@ -81,3 +81,38 @@ TEST(Bench, CommandReportsEveryFigure) {
   EXPECT_EQ(too_long.exit_code, 1);
   EXPECT_NE(too_long.err.find("context"), std::string::npos) << too_long.err;
 }
+
+// bench --mtp: the draft + verify step against the plain one, with the bytes model's figures
+// consistent with the footprint of the model (tiny-v3: one MoE layer of 16 experts, 4 per
+// token, and one MTP layer).
+TEST(Bench, SpeculativeStepCostAndBytes) {
+  auto r = test::run_dsv3("bench --model " + test::fixtures() +
+                          "/tiny-v3 -p 16 -n 6 --repeat 1 -t 2 --mtp --draft-tokens 2 --probe-gb 0.02 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = parse_json(r.out, "bench output");
+  ASSERT_TRUE(j.ok()) << r.out;
+  const Json& m = (*j)["speculative"];
+  ASSERT_TRUE(m.is_object()) << r.out;
+  EXPECT_EQ(m["draft_tokens"].get<int>(), 2);
+  EXPECT_EQ(m["steps"].get<int>(), 6);
+  EXPECT_GT(m["step_ratio"].get<double>(), 0.0);
+  // A plain step reads the fixed weights and the experts its token chose (4 of 16 in the one
+  // MoE layer: a quarter of the routed bytes); a step with drafts reads more (three tokens'
+  // experts, and two MTP passes).
+  auto ck = Checkpoint::open(test::fixtures() + "/tiny-v3");
+  ASSERT_TRUE(ck.ok());
+  auto config = load_model_config(test::fixtures() + "/tiny-v3");
+  ASSERT_TRUE(config.ok());
+  const ModelFootprint f = compute_footprint(*config, ck->get());
+  EXPECT_NEAR(m["plain_step_bytes"].get<double>(), static_cast<double>(f.decode_bytes_per_token),
+              0.5 * static_cast<double>(f.routed_expert_bytes));
+  EXPECT_GT(m["draft_step_bytes"].get<double>(), m["plain_step_bytes"].get<double>());
+  EXPECT_GT(m["bytes_ratio"].get<double>(), 1.0);
+  const double s8 = m["predicted_speedup"]["0.8"].get<double>(), s9 = m["predicted_speedup"]["0.9"].get<double>();
+  EXPECT_NEAR(s8, (1 + 0.8 + 0.64) / m["step_ratio"].get<double>(), 1e-9);
+  EXPECT_GT(s9, s8);
+  // Without the MTP module, --mtp is a clear error.
+  auto no = test::run_dsv3("bench --model " + test::fixtures() + "/tiny-v2 -p 8 -n 2 --repeat 1 --mtp --probe-gb 0.02");
+  EXPECT_EQ(no.exit_code, 1);
+  EXPECT_NE(no.err.find("num_nextn_predict_layers"), std::string::npos) << no.err;
+}
