@@ -124,7 +124,8 @@ TEST(Metrics, SamplesOfEachSnapshot) {
         "dsv3_requests_failed_total 0", "dsv3_prompt_tokens_total 0", "dsv3_generation_tokens_total 0",
         "dsv3_queue_length 0", "dsv3_running_requests 0", "dsv3_generation_tokens_per_second 0.10000000000000001",
         "dsv3_kv_cache_bytes 0", "dsv3_prefix_cache_bytes 0", "dsv3_prefix_cache_hits_total 0",
-        "dsv3_prefix_cache_tokens_total 0", "dsv3_process_resident_memory_bytes 1",
+        "dsv3_prefix_cache_tokens_total 0", "dsv3_draft_tokens_total 0", "dsv3_draft_tokens_accepted_total 0",
+        "dsv3_process_resident_memory_bytes 1",
         "dsv3_process_resident_anonymous_bytes 1"}},
   };
   for (const Row& row : rows) EXPECT_EQ(samples(render_metrics(row.snapshot)), row.samples) << row.name;
