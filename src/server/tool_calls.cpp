@@ -61,6 +61,11 @@ bool may_become(const std::string& s, const std::string& marker) {
 
 }  // namespace
 
+const std::vector<std::string>& tool_call_markers() {
+  static const std::vector<std::string> markers = {kCallsBegin, kCallsEnd, kCallBegin, kCallEnd, kSep};
+  return markers;
+}
+
 bool parse_tool_call_body(const std::string& body, ParsedToolCall* out) {
   const size_t sep = body.find(kSep);
   if (sep == std::string::npos) return false;

@@ -39,4 +39,7 @@ class ToolCallParser {
 // false when it is not a well-formed call.
 bool parse_tool_call_body(const std::string& body, ParsedToolCall* out);
 
+// The five markers of the formats (special tokens in DeepSeek's tokenizers).
+const std::vector<std::string>& tool_call_markers();
+
 }  // namespace dsv3::server
