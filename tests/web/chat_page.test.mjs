@@ -222,3 +222,56 @@ describe("model output with HTML", () => {
     await context.close();
   });
 });
+
+// A reasoning model (run.sh: the random weights with DeepSeek-R1's template, which opens a
+// think block): what the server streams as reasoning_content shows in its own block.
+describe("reasoning model", () => {
+  test("reasoning streams into a collapsible block apart from the answer", async () => {
+    const context = await browser.createBrowserContext();
+    const p = await context.newPage();
+    const errors = [];
+    watch(p, errors);
+    await p.evaluateOnNewDocument((k) => {
+      localStorage.setItem("dsv3.apiKey", JSON.stringify(k));
+      localStorage.setItem("dsv3.settings", JSON.stringify({ temperature: 0, max_tokens: 40 }));
+    }, apiKey);
+    const reasoningUrl = process.env.DSV3_REASONING_URL;
+    await p.goto(reasoningUrl + "/", { waitUntil: "networkidle0" });
+    await p.type("#input", "Why is the sky blue?");
+    await p.keyboard.press("Enter");
+    await p.waitForFunction(() => document.getElementById("stop").hidden && document.querySelector(".message.assistant .stats"));
+
+    // What the API gives for the same request, streamed: the reasoning deltas apart from the content.
+    const model = await p.$eval("#model-name", (e) => e.textContent.slice("model: ".length));
+    const res = await fetch(reasoningUrl + "/v1/chat/completions", {
+      method: "POST",
+      headers: { Authorization: `Bearer ${apiKey}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ model, messages: [{ role: "user", content: "Why is the sky blue?" }], temperature: 0,
+        top_p: 0.95, max_tokens: 40, stream: true }),
+    });
+    let reasoning = "";
+    let content = "";
+    for (const line of (await res.text()).split("\n")) {
+      if (!line.startsWith("data: {")) continue;
+      const delta = JSON.parse(line.slice(6)).choices[0]?.delta ?? {};
+      reasoning += delta.reasoning_content ?? "";
+      content += delta.content ?? "";
+    }
+    assert.ok(reasoning.length > 0, "the server streams reasoning_content");
+
+    const shown = await p.$eval(".message.assistant", (m) => ({
+      reasoning: m.querySelector("details.reasoning .reasoning-text")?.textContent,
+      content: m.querySelector(".content").textContent,
+    }));
+    assert.equal(shown.reasoning, reasoning);
+    const kept = await p.evaluate(() => JSON.parse(localStorage.getItem("dsv3.conversations"))[0].messages[1]);
+    assert.equal(kept.reasoning, reasoning);
+    assert.equal(kept.content, content);  // the answer holds only what came as content
+    // Folded and unfolded by a click.
+    const open = await p.$eval("details.reasoning", (d) => d.open);
+    await p.click("details.reasoning summary");
+    assert.equal(await p.$eval("details.reasoning", (d) => d.open), !open);
+    assert.deepEqual(errors, []);
+    await context.close();
+  });
+});

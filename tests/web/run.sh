@@ -15,9 +15,9 @@ if [[ ! -d "$here/node_modules/puppeteer-core" ]]; then
 fi
 
 work="$(mktemp -d)"
-server_pid=""
+pids=()
 cleanup() {
-  if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then kill -KILL "$server_pid" 2>/dev/null || true; fi
+  for pid in "${pids[@]+"${pids[@]}"}"; do kill -KILL "$pid" 2>/dev/null || true; done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -27,25 +27,47 @@ trap cleanup EXIT
 "$dsv3" make-random --config "$root/tests/data/small-chat-config.json" --out "$work/model" --seed 7 \
   --tokenizer "$root/assets/deepseek-v3-tokenizer" >/dev/null
 
+# The same weights as a reasoning model: the V3 tokenizer with DeepSeek-R1's chat template,
+# whose generation prompt opens a think block, so the answer streams as reasoning_content
+# until </think>.
+mkdir "$work/tokenizer-r1"
+cp "$work/model/tokenizer.json" "$work/tokenizer-r1/"
+node -e '
+const fs = require("fs");
+const [from, to] = process.argv.slice(1);
+const config = JSON.parse(fs.readFileSync(from, "utf8"));
+const v3 = "{{'"'"'<｜Assistant｜>'"'"'}}{% endif %}";
+if (!config.chat_template.endsWith(v3)) throw new Error("the V3 template does not end with its generation prompt");
+config.chat_template = config.chat_template.slice(0, -v3.length) + "{{'"'"'<｜Assistant｜><think>\\n'"'"'}}{% endif %}";
+fs.writeFileSync(to, JSON.stringify(config));
+' "$work/model/tokenizer_config.json" "$work/tokenizer-r1/tokenizer_config.json"
+
 key="web-test-key"
-"$dsv3" serve --model "$work/model" --port 0 --api-key "$key" --ctx 8192 -t 2 >"$work/serve.log" 2>&1 &
-server_pid=$!
-url=""
-for _ in $(seq 1 200); do
-  if grep -q "ready:" "$work/serve.log"; then
-    url="$(grep -o 'http://[0-9.]*:[0-9]*' "$work/serve.log" | head -1)"
-    break
-  fi
-  if ! kill -0 "$server_pid" 2>/dev/null; then cat "$work/serve.log"; exit 1; fi
-  sleep 0.1
-done
-[[ -n "$url" ]] || { echo "server did not become ready"; cat "$work/serve.log"; exit 1; }
+# start_server NAME [ARGS...]: sets server_url once the server is ready.
+start_server() {
+  local name="$1"
+  shift
+  "$dsv3" serve --model "$work/model" "$@" --port 0 --api-key "$key" --ctx 8192 -t 1 >"$work/$name.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 300); do
+    if grep -q "ready:" "$work/$name.log"; then
+      server_url="$(grep -o 'http://[0-9.]*:[0-9]*' "$work/$name.log" | head -1)"
+      return 0
+    fi
+    if ! kill -0 "${pids[-1]}" 2>/dev/null; then break; fi
+    sleep 0.1
+  done
+  echo "$name: server did not become ready" >&2; cat "$work/$name.log" >&2; return 1
+}
+start_server plain
+url="$server_url"
+start_server r1 --tokenizer "$work/tokenizer-r1"
+reasoning_url="$server_url"
 
 status=0
-DSV3_URL="$url" DSV3_API_KEY="$key" CHROMIUM="$chromium" node --test --test-concurrency=1 --test-reporter=spec \
+DSV3_URL="$url" DSV3_REASONING_URL="$reasoning_url" DSV3_API_KEY="$key" CHROMIUM="$chromium" node --test --test-concurrency=1 --test-reporter=spec \
   "$here"/*.test.mjs || status=$?
 
-kill -TERM "$server_pid"
-wait "$server_pid" || true
-server_pid=""
+for pid in "${pids[@]}"; do kill -TERM "$pid"; wait "$pid" || true; done
+pids=()
 exit $status

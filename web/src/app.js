@@ -235,7 +235,9 @@ async function answer(conv) {
     const tokens = usage?.completion_tokens ?? deltas;
     // Decoding speed: tokens after the first over the time since the first arrived.
     const seconds = (performance.now() - (first ?? started)) / 1000;
-    reply.stats = { tokens, tokensPerSecond: tokens > 1 && seconds > 0 ? (tokens - 1) / seconds : 0 };
+    reply.stats = { tokens };
+    // An answer that arrived all at once (one chunk) has no measurable speed.
+    if (tokens > 1 && seconds > 0.001) reply.stats.tokensPerSecond = (tokens - 1) / seconds;
   } catch (e) {
     if (e.name === "AbortError") {
       reply.stats = { tokens: deltas, stopped: true };
