@@ -352,7 +352,7 @@ void OpenAIServer::handle_chat(const http::Request& req, http::Response& res) {
   PreparedGeneration p{.kind = JobKind::Chat,
                        .prompts = {std::move(prompt.ids)},
                        .gen = cr.gen,
-                       .reasoning = true,
+                       .reasoning = options_.split_reasoning,
                        .opens_reasoning = prompt.opens_reasoning,
                        .prompt_param = "messages"};
   run_generation(*engine_, *tokenizer_, model_, p, res);

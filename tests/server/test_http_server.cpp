@@ -835,3 +835,42 @@ TEST(HttpServer, RefusedRequestsLeaveKeptAliveConnectionsInStep) {
   EXPECT_EQ(status_of(raw_exchange(s.port(), "DELETE /v1/completions HTTP/1.1\r\nHost: x\r\n\r\n", 1500)), 405);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(3));
 }
+
+TEST(HttpServer, ReasoningFormatDeepseekSplitsAndNoneLeavesTheTextInContent) {
+  // The R1-style template's generation prompt ends in "<think>\n": with the default
+  // (deepseek) the answer is reasoning_content (the random weights never write </think>);
+  // with --reasoning-format none the same tokens come back as content.
+  dsv3::test::TempDir r1;
+  const std::string src = DSV3_SOURCE_DIR;
+  dsv3::test::write_file(r1 / "tokenizer.json", dsv3::test::read_file(src + "/assets/deepseek-v3-tokenizer/tokenizer.json"));
+  dsv3::test::write_file(r1 / "tokenizer_config.json",
+                         dsv3::test::read_file(src + "/tests/fixtures/tokenizer/r1-style/tokenizer_config.json"));
+  const std::string body =
+      Json{{"messages", Json::array({{{"role", "user"}, {"content", "Why?"}}})}, {"max_tokens", 8}, {"temperature", 0}}
+          .dump();
+  Json split, whole;
+  {
+    TestServerOptions o;
+    o.tokenizer_dir = r1.path();
+    TestServer s(o);
+    auto c = s.client();
+    auto r = post(c, "/v1/chat/completions", body);
+    ASSERT_EQ(r.first, 200) << r.second.dump();
+    split = r.second["choices"][0]["message"];
+  }
+  {
+    TestServerOptions o;
+    o.tokenizer_dir = r1.path();
+    o.http.split_reasoning = false;
+    TestServer s(o);
+    auto c = s.client();
+    auto r = post(c, "/v1/chat/completions", body);
+    ASSERT_EQ(r.first, 200) << r.second.dump();
+    whole = r.second["choices"][0]["message"];
+  }
+  ASSERT_TRUE(split.contains("reasoning_content")) << split.dump();
+  EXPECT_FALSE(split["reasoning_content"].get<std::string>().empty());
+  EXPECT_TRUE(split["content"].is_null() || split["content"] == "") << split.dump();
+  EXPECT_FALSE(whole.contains("reasoning_content")) << whole.dump();
+  EXPECT_EQ(whole["content"], split["reasoning_content"]);
+}
