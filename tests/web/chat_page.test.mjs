@@ -223,7 +223,7 @@ describe("model output with HTML", () => {
   });
 });
 
-// A reasoning model (run.sh: the random weights with DeepSeek-R1's template, which opens a
+// A reasoning model (run.sh: the random weights with an R1-style template, which opens a
 // think block): what the server streams as reasoning_content shows in its own block.
 describe("reasoning model", () => {
   test("reasoning streams into a collapsible block apart from the answer", async () => {

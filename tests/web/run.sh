@@ -27,20 +27,12 @@ trap cleanup EXIT
 "$dsv3" make-random --config "$root/tests/data/small-chat-config.json" --out "$work/model" --seed 7 \
   --tokenizer "$root/assets/deepseek-v3-tokenizer" >/dev/null
 
-# The same weights as a reasoning model: the V3 tokenizer with DeepSeek-R1's chat template,
-# whose generation prompt opens a think block, so the answer streams as reasoning_content
-# until </think>.
+# The same weights as a reasoning model: the V3 tokenizer with an R1-style chat template
+# (tests/fixtures/tokenizer/r1-style), whose generation prompt opens a think block, so the
+# answer streams as reasoning_content until </think>.
 mkdir "$work/tokenizer-r1"
-cp "$work/model/tokenizer.json" "$work/tokenizer-r1/"
-node -e '
-const fs = require("fs");
-const [from, to] = process.argv.slice(1);
-const config = JSON.parse(fs.readFileSync(from, "utf8"));
-const v3 = "{{'"'"'<｜Assistant｜>'"'"'}}{% endif %}";
-if (!config.chat_template.endsWith(v3)) throw new Error("the V3 template does not end with its generation prompt");
-config.chat_template = config.chat_template.slice(0, -v3.length) + "{{'"'"'<｜Assistant｜><think>\\n'"'"'}}{% endif %}";
-fs.writeFileSync(to, JSON.stringify(config));
-' "$work/model/tokenizer_config.json" "$work/tokenizer-r1/tokenizer_config.json"
+cp "$root/assets/deepseek-v3-tokenizer/tokenizer.json" "$root/tests/fixtures/tokenizer/r1-style/tokenizer_config.json" \
+  "$work/tokenizer-r1/"
 
 key="web-test-key"
 # start_server NAME [ARGS...]: sets server_url once the server is ready.
