@@ -17,6 +17,7 @@
 #include "line_reader.h"
 #include "runtime/engine.h"
 #include "server/prompt.h"
+#include "server/text_stream.h"
 #include "tokenizer/incremental_decoder.h"
 #include "tokenizer/tokenizer.h"
 
@@ -39,6 +40,7 @@ struct ChatArgs {
   int64_t max_new_tokens = 1024;
   std::string system;
   std::string tokenizer;
+  bool thinking = false;
 };
 
 std::string trim(const std::string& s) {
@@ -58,6 +60,7 @@ int run_chat(const ChatArgs& a) {
   auto model = load_model(margs, a.speculative.mtp);
   if (!model.ok()) return fail("chat", model.error().message());
   const Tokenizer& tokenizer = **tok;
+  const bool dim_stderr = isatty(STDERR_FILENO);
   if (Status st = check_tokenizer_fits(tokenizer, **model, tok_dir); !st.ok()) return fail("chat", st.error().message());
   const Model& m = **model;
   // One conversation at a time; its cache (up to the whole context) is kept for the next turn.
@@ -114,6 +117,7 @@ int run_chat(const ChatArgs& a) {
     messages.push_back({{"role", "user"}, {"content", line}});
     server::ChatRequest req;
     req.messages = messages;
+    if (a.thinking) req.template_kwargs["thinking"] = true;
     server::ChatPrompt prompt;
     if (auto e = server::build_chat_prompt(tokenizer, req, &prompt)) {
       std::fprintf(stderr, "dsv3 chat: error: %s\n", e->message.c_str());
@@ -121,7 +125,19 @@ int run_chat(const ChatArgs& a) {
       continue;
     }
     IncrementalDecoder decoder(tokenizer, /*skip_special_tokens=*/true);
-    std::string reply;
+    // A reasoning model's think block goes to stderr (dimmed on a terminal), the answer to
+    // stdout: the two stay apart on screen and in pipes.
+    server::ReasoningSplitter splitter(prompt.opens_reasoning);
+    std::string reply, reasoning;
+    auto show = [&](const server::SplitText& t) {
+      if (!t.reasoning.empty()) {
+        reasoning += t.reasoning;
+        std::fprintf(stderr, "%s%s%s", dim_stderr ? "\x1b[2m" : "", t.reasoning.c_str(), dim_stderr ? "\x1b[0m" : "");
+      }
+      reply += t.content;
+      std::fwrite(t.content.data(), 1, t.content.size(), stdout);
+      std::fflush(stdout);
+    };
     params.sampling.seed = seed + turn++;
     g_interrupted = false;
     g_generating = true;
@@ -138,16 +154,14 @@ int run_chat(const ChatArgs& a) {
     RequestResult result = wait_for_result(
         *submitted.handle,
         [&](const TokenOutput& t) {
-          std::string piece = decoder.push(t.token);
-          reply += piece;
-          std::fwrite(piece.data(), 1, piece.size(), stdout);
-          std::fflush(stdout);
+          show(splitter.push(decoder.push(t.token)));
         },
         [] { return g_interrupted.load(); });  // Ctrl-C: stop this answer (or the prompt's prefill)
     g_generating = false;
-    std::string tail = decoder.flush();
-    reply += tail;
-    std::printf("%s\n", tail.c_str());
+    show(splitter.push(decoder.flush()));
+    show(splitter.flush());
+    if (!reasoning.empty() && reply.empty()) std::fprintf(stderr, "\n");
+    std::printf("\n");
     std::fflush(stdout);  // before the report on stderr, also when stdout is a pipe
     if (result.finish == FinishReason::Failed) {
       std::fprintf(stderr, "dsv3 chat: error: %s\n", result.error.c_str());
@@ -161,6 +175,7 @@ int run_chat(const ChatArgs& a) {
       continue;
     }
     messages.push_back({{"role", "assistant"}, {"content", reply}});
+    if (!reasoning.empty()) messages.back()["reasoning_content"] = reasoning;  // each template decides
     // Ended by length before -n: the cache reached the context limit.
     const bool context_full =
         result.finish == FinishReason::Length && static_cast<int64_t>(result.tokens.size()) < a.max_new_tokens;
@@ -193,6 +208,9 @@ Command add_chat(CLI::App& root) {
   app->add_option("-n,--max-new-tokens", args->max_new_tokens, "Longest answer in tokens")->check(CLI::Range(int64_t(1), int64_t(1) << 31));
   app->add_option("--system", args->system, "System prompt");
   add_tokenizer_option(app, args->tokenizer);
+  app->add_flag("--thinking", args->thinking,
+                "Pass thinking=true to the chat template (DeepSeek-V3.1's thinking mode; templates without the "
+                "variable ignore it)");
   return {app, [args] { return run_chat(*args); }};
 }
 

@@ -40,6 +40,7 @@ struct ServeArgs {
   int http_threads = 0;
   std::vector<std::string> allowed_origins;
   std::string tokenizer;
+  std::string reasoning_format = "deepseek";
 };
 
 // Signals are taken by one thread (sigwait): the first SIGINT/SIGTERM asks for a graceful
@@ -100,6 +101,7 @@ int run_serve(const ServeArgs& a) {
   so.api_key = a.api_key;
   so.max_body_bytes = a.max_body_mb << 20;
   so.allowed_origins = a.allowed_origins;
+  so.split_reasoning = a.reasoning_format == "deepseek";
   // A request holds a handler thread while it runs or waits in the engine's queue: enough
   // threads for a full batch and a full queue (so that the queue's 429 can happen at all) and
   // more for /health, /metrics and bad requests. Connections that are idle or still sending
@@ -190,6 +192,10 @@ Command add_serve(CLI::App& root) {
   app->add_option("--http-threads", args->http_threads,
                   "Requests handled at once (default: max-batch + max-queue + 64, within [128, 1024])")
       ->check(CLI::Range(0, 8192));
+  app->add_option("--reasoning-format", args->reasoning_format,
+                  "deepseek: a reasoning model's text up to </think> comes back as reasoning_content; none: all of it "
+                  "in content, as generated")
+      ->check(CLI::IsMember({"deepseek", "none"}));
   app->add_option("--max-body-mb", args->max_body_mb, "Largest request body in MiB (larger: 413)")->check(CLI::Range(1, 1024));
   return {app, [args] { return run_serve(*args); }};
 }

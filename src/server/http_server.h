@@ -44,6 +44,9 @@ struct ServerOptions {
   std::chrono::seconds read_timeout{10};  // for a request's headers, and between reads of its body
   // CORS: browser origins allowed to call the API ("*": any); empty: no CORS headers at all.
   std::vector<std::string> allowed_origins;
+  // deepseek: a reasoning model's think block comes back as reasoning_content (the default);
+  // none: the text as generated, all in content (llama-server's --reasoning-format none).
+  bool split_reasoning = true;
 };
 
 class OpenAIServer {

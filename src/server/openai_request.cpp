@@ -261,6 +261,18 @@ std::optional<ApiError> check_tool_choice(const Json& choice, const Json& tools)
 
 }  // namespace
 
+// chat_template_kwargs: an object of template variables; the ones the server sets itself
+// (the conversation, the tools, the generation prompt, the special tokens) cannot be replaced.
+std::optional<ApiError> parse_template_kwargs(const Json& v, Json* out) {
+  if (!v.is_object()) return invalid_request("'chat_template_kwargs' must be an object", "chat_template_kwargs");
+  for (const char* reserved : {"messages", "tools", "add_generation_prompt", "bos_token", "eos_token"})
+    if (v.contains(reserved))
+      return invalid_request(str_f("chat_template_kwargs.%s is set by the server and cannot be given", reserved),
+                             "chat_template_kwargs");
+  *out = v;
+  return std::nullopt;
+}
+
 std::optional<ApiError> parse_chat_request(const Json& body, const ServedModel& model, ChatRequest* out) {
   if (!body.is_object()) return invalid_request("the request body must be a JSON object", std::nullopt);
   TRY_API(parse_model(body, model, &out->model));
@@ -319,6 +331,7 @@ std::optional<ApiError> parse_chat_request(const Json& body, const ServedModel& 
   }
   out->continue_final_message = prev_role == "assistant" && !out->messages.back()["content"].is_null();
   if (present(body, "tools")) TRY_API(parse_tools(body.at("tools"), &out->tools));
+  if (present(body, "chat_template_kwargs")) TRY_API(parse_template_kwargs(body.at("chat_template_kwargs"), &out->template_kwargs));
   if (present(body, "tool_choice")) TRY_API(check_tool_choice(body.at("tool_choice"), out->tools));
   return parse_generation(body, model, /*chat=*/true, &out->gen);
 }

@@ -45,6 +45,10 @@ struct ChatRequest {
   std::string model;
   Json messages;   // normalized: each {role, content: string, ...}; "developer" -> "system"
   Json tools;      // null or the validated array
+  // chat_template_kwargs (as vLLM and SGLang accept them): further template variables, e.g.
+  // V3.1's {"thinking": true}. An object; the template sees them as request data (text in
+  // them is plain text, never markup).
+  Json template_kwargs = Json::object();
   // The last message is from the assistant: continue it (prefill) instead of opening a new turn.
   bool continue_final_message = false;
   GenerationRequest gen;

@@ -79,7 +79,7 @@ std::optional<ApiError> build_chat_prompt(const Tokenizer& tok, const ChatReques
     messages.erase(messages.end() - 1);
     continue_final = false;
   }
-  Json data = Json::object();
+  Json data = req.template_kwargs.is_object() ? req.template_kwargs : Json::object();
   if (!req.tools.is_null()) data["tools"] = req.tools;
   auto rendered = tok.apply_chat_template_marked(messages, /*add_generation_prompt=*/!continue_final, Json::object(),
                                                  data, limits);

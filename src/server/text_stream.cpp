@@ -49,10 +49,14 @@ SplitText ReasoningSplitter::route(std::string text, bool final) {
   for (;;) {
     switch (state_) {
       case State::Start: {
-        // Skip leading whitespace, then either "<think>" opens reasoning or this is content.
+        // Skip leading whitespace, then either "<think>" opens reasoning (or repeats the
+        // prompt's) or this is the first text of the block the prompt opened, or content.
         size_t p = text.find_first_not_of(" \t\r\n");
         if (p == std::string::npos) {
-          if (final) return out;
+          if (final) {
+            if (opened_by_prompt_) out.reasoning += text;
+            return out;
+          }
           held_ = text;
           return out;
         }
@@ -66,7 +70,7 @@ SplitText ReasoningSplitter::route(std::string text, bool final) {
           held_ = text;
           return out;
         }
-        state_ = State::Content;
+        state_ = opened_by_prompt_ ? State::Reasoning : State::Content;
         continue;
       }
       case State::Reasoning: {

@@ -34,16 +34,19 @@ struct SplitText {
 
 class ReasoningSplitter {
  public:
-  // in_reasoning: the prompt already opened a think block (the template ended with <think>).
-  // Otherwise a think block is recognised only at the very start of the output.
-  explicit ReasoningSplitter(bool in_reasoning) : state_(in_reasoning ? State::Reasoning : State::Start) {}
+  // in_reasoning: the prompt already opened a think block (the template ended with <think>):
+  // the output is reasoning up to </think>, whether or not it repeats the <think> (models
+  // trained on R1's older template do). Otherwise a think block is recognised only at the
+  // very start of the output.
+  explicit ReasoningSplitter(bool in_reasoning) : opened_by_prompt_(in_reasoning) {}
   SplitText push(const std::string& piece);
   SplitText flush();
 
  private:
   enum class State { Start, Reasoning, AfterThink, Content };
   SplitText route(std::string text, bool final);
-  State state_;
+  bool opened_by_prompt_;
+  State state_ = State::Start;
   std::string held_;
 };
 

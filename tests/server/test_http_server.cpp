@@ -370,6 +370,39 @@ TEST(HttpServer, AuthMethodsAndPaths) {
   EXPECT_TRUE(hs == -1 || hs >= 400) << hs;
 }
 
+// The chat page (web/): the bundle esbuild wrote, byte for byte, open without the API key
+// (it holds none; the page sends the key to /v1/*), with a policy that runs only its own script.
+TEST(HttpServer, ChatPageIsServedFromTheBinary) {
+  TestServerOptions o;
+  o.http.api_key = "sekret";
+  TestServer s(o);
+  auto c = s.client();
+  const std::string bundle = DSV3_WEB_BUNDLE_DIR;
+  const struct {
+    const char* path;
+    const char* file;
+    const char* type;
+  } files[] = {{"/", "index.html", "text/html; charset=utf-8"},
+               {"/app.js", "app.js", "text/javascript; charset=utf-8"},
+               {"/app.css", "app.css", "text/css; charset=utf-8"}};
+  for (const auto& f : files) {
+    SCOPED_TRACE(f.path);
+    auto res = c.Get(f.path);
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 200);
+    EXPECT_EQ(res->get_header_value("Content-Type"), f.type);
+    EXPECT_EQ(res->body, dsv3::test::read_file(bundle + "/" + f.file));
+    EXPECT_EQ(res->get_header_value("X-Content-Type-Options"), "nosniff");
+    EXPECT_NE(res->get_header_value("Content-Security-Policy").find("default-src 'self'"), std::string::npos);
+  }
+  EXPECT_NE(c.Get("/")->body.find("<script src=\"/app.js\""), std::string::npos);
+  EXPECT_EQ(c.Get("/index.html")->status, 404);  // only the three paths
+  auto post_page = c.Post("/", "{}", "application/json");
+  EXPECT_EQ(post_page->status, 405);
+  EXPECT_EQ(post_page->get_header_value("Allow"), "GET, HEAD");
+  EXPECT_EQ(c.Get("/v1/models")->status, 401);  // the page's API calls still need the key
+}
+
 TEST(HttpServer, BodyLimitsKeepAliveChunkedExpect) {
   TestServerOptions o;
   o.http.max_body_bytes = 64 * 1024;
@@ -801,4 +834,43 @@ TEST(HttpServer, RefusedRequestsLeaveKeptAliveConnectionsInStep) {
   const auto t0 = std::chrono::steady_clock::now();
   EXPECT_EQ(status_of(raw_exchange(s.port(), "DELETE /v1/completions HTTP/1.1\r\nHost: x\r\n\r\n", 1500)), 405);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(3));
+}
+
+TEST(HttpServer, ReasoningFormatDeepseekSplitsAndNoneLeavesTheTextInContent) {
+  // The R1-style template's generation prompt ends in "<think>\n": with the default
+  // (deepseek) the answer is reasoning_content (the random weights never write </think>);
+  // with --reasoning-format none the same tokens come back as content.
+  dsv3::test::TempDir r1;
+  const std::string src = DSV3_SOURCE_DIR;
+  dsv3::test::write_file(r1 / "tokenizer.json", dsv3::test::read_file(src + "/assets/deepseek-v3-tokenizer/tokenizer.json"));
+  dsv3::test::write_file(r1 / "tokenizer_config.json",
+                         dsv3::test::read_file(src + "/tests/fixtures/tokenizer/r1-style/tokenizer_config.json"));
+  const std::string body =
+      Json{{"messages", Json::array({{{"role", "user"}, {"content", "Why?"}}})}, {"max_tokens", 8}, {"temperature", 0}}
+          .dump();
+  Json split, whole;
+  {
+    TestServerOptions o;
+    o.tokenizer_dir = r1.path();
+    TestServer s(o);
+    auto c = s.client();
+    auto r = post(c, "/v1/chat/completions", body);
+    ASSERT_EQ(r.first, 200) << r.second.dump();
+    split = r.second["choices"][0]["message"];
+  }
+  {
+    TestServerOptions o;
+    o.tokenizer_dir = r1.path();
+    o.http.split_reasoning = false;
+    TestServer s(o);
+    auto c = s.client();
+    auto r = post(c, "/v1/chat/completions", body);
+    ASSERT_EQ(r.first, 200) << r.second.dump();
+    whole = r.second["choices"][0]["message"];
+  }
+  ASSERT_TRUE(split.contains("reasoning_content")) << split.dump();
+  EXPECT_FALSE(split["reasoning_content"].get<std::string>().empty());
+  EXPECT_TRUE(split["content"].is_null() || split["content"] == "") << split.dump();
+  EXPECT_FALSE(whole.contains("reasoning_content")) << whole.dump();
+  EXPECT_EQ(whole["content"], split["reasoning_content"]);
 }

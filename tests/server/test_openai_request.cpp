@@ -86,6 +86,9 @@ TEST(OpenAIRequest, ChatBadInputs) {
       {"tools not array", with(R"("tools":{})"), 400, "tools"},
       {"tool without name", with(R"("tools":[{"type":"function","function":{}}])"), 400, "tools"},
       {"tool params not object", with(R"("tools":[{"type":"function","function":{"name":"f","parameters":[]}}])"), 400, "tools"},
+      {"template kwargs not object", with(R"("chat_template_kwargs":true)"), 400, "chat_template_kwargs"},
+      {"template kwargs replace messages", with(R"("chat_template_kwargs":{"messages":[]})"), 400, "chat_template_kwargs"},
+      {"template kwargs replace bos", with(R"("chat_template_kwargs":{"bos_token":"x"})"), 400, "chat_template_kwargs"},
   };
   for (const auto& c : cases) {
     ChatRequest req;
@@ -132,6 +135,14 @@ TEST(OpenAIRequest, ChatGoodRequestTranslates) {
   EXPECT_EQ(req.gen.top_logprobs, 20);
   ASSERT_EQ(req.gen.logit_bias.size(), 1u);
   EXPECT_EQ(req.gen.logit_bias[0].first, 7);
+  EXPECT_EQ(req.template_kwargs, Json::object());
+}
+
+TEST(OpenAIRequest, ChatTemplateKwargsReachTheRequest) {
+  ChatRequest req;
+  auto e = parse_chat_request(chat_body(R"("chat_template_kwargs":{"thinking":true,"x":"y"})"), kModel, &req);
+  ASSERT_FALSE(e.has_value()) << e->message;
+  EXPECT_EQ(req.template_kwargs, Json::parse(R"({"thinking":true,"x":"y"})"));
 }
 
 TEST(OpenAIRequest, ChatEdgeRules) {

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <sstream>
 
 #include "server/prompt.h"
 #include "test_util.h"
@@ -173,4 +174,38 @@ TEST(ChatPrompt, WhatCannotFitIsRefusedBeforeRendering) {
   e = server::build_chat_prompt(*repeat, twice, &p, 512);
   ASSERT_TRUE(e.has_value());
   EXPECT_EQ(e->code, "context_length_exceeded") << e->message;
+}
+
+namespace {
+// DeepSeek-V3.1's chat template, as recorded with the Jinja cases.
+std::string v3_1_template() {
+  std::istringstream lines(test::read_file(std::string(DSV3_SOURCE_DIR) + "/tests/tokenizer/data/jinja_cases.jsonl"));
+  for (std::string line; std::getline(lines, line);) {
+    Json c = Json::parse(line);
+    if (c["name"] == "deepseek_v3_1_0") return c["template"].get<std::string>();
+  }
+  ADD_FAILURE() << "no deepseek_v3_1_0 case";
+  return "";
+}
+}  // namespace
+
+TEST(ChatPrompt, V31ThinkingSwitchThroughTemplateKwargs) {
+  auto tok = with_template(v3_1_template());
+  auto render = [&](const Json& kwargs) {
+    server::ChatRequest req;
+    req.messages = Json::array({{{"role", "user"}, {"content", "Hi"}}});
+    req.template_kwargs = kwargs;
+    server::ChatPrompt p;
+    auto e = server::build_chat_prompt(*tok, req, &p);
+    EXPECT_FALSE(e.has_value()) << e->message;
+    return p;
+  };
+  const server::ChatPrompt thinking = render({{"thinking", true}});
+  EXPECT_TRUE(thinking.text.ends_with("<｜Assistant｜><think>")) << thinking.text;
+  EXPECT_TRUE(thinking.opens_reasoning);
+  for (const Json& off : {Json::object(), Json{{"thinking", false}}}) {
+    const server::ChatPrompt plain = render(off);
+    EXPECT_TRUE(plain.text.ends_with("<｜Assistant｜></think>")) << plain.text;
+    EXPECT_FALSE(plain.opens_reasoning);
+  }
 }

@@ -79,3 +79,58 @@ TEST(ReasoningSplitter, UnfinishedReasoningFlushes) {
   SplitText b = s.flush();
   EXPECT_EQ(a.reasoning + b.reasoning, "still thinking </thi");
 }
+
+// The split of whole outputs, fed in every two-piece cut and byte by byte: the result must
+// not depend on where the detokenizer's pieces fall.
+TEST(ReasoningSplitter, TableOfOutputsAtEveryCut) {
+  struct Case {
+    bool opened_by_prompt;
+    std::string output, reasoning, content;
+  };
+  const std::vector<Case> cases = {
+      // R1-0528 / V3.1 thinking: the prompt ends in <think>, the output has only </think>.
+      {true, "Let me see.\n</think>\n\nThe answer.", "Let me see.\n", "The answer."},
+      // R1 models that repeat the prompt's <think> anyway.
+      {true, "<think>\nLet me see.</think>Answer", "\nLet me see.", "Answer"},
+      {true, "\n<think>x</think>\n\ny", "x", "y"},
+      // The prompt opened none: a think block only at the very start.
+      {false, "<think>r</think>\n\nc", "r", "c"},
+      {false, "  <think>r</think>c", "r", "c"},
+      {false, "c <think>not reasoning</think>", "", "c <think>not reasoning</think>"},
+      {false, "</think>c", "", "</think>c"},
+      // Reasoning cut off by max_tokens: all of it is reasoning, no content.
+      {true, "still going </thi", "still going </thi", ""},
+      {true, "", "", ""},
+      {true, "\n\n", "\n\n", ""},
+      {true, "</think>", "", ""},
+      {true, "<thin", "<thin", ""},
+      // A second </think> belongs to the answer.
+      {true, "a</think>b</think>c", "a", "b</think>c"},
+      {true, "思考</think>答え", "思考", "答え"},
+  };
+  auto run = [](const Case& c, const std::vector<std::string>& pieces) {
+    ReasoningSplitter s(c.opened_by_prompt);
+    SplitText all;
+    for (const auto& p : pieces) {
+      SplitText t = s.push(p);
+      all.reasoning += t.reasoning;
+      all.content += t.content;
+    }
+    SplitText t = s.flush();
+    all.reasoning += t.reasoning;
+    all.content += t.content;
+    return all;
+  };
+  for (const Case& c : cases) {
+    for (size_t cut = 0; cut <= c.output.size(); ++cut) {
+      SplitText got = run(c, {c.output.substr(0, cut), c.output.substr(cut)});
+      EXPECT_EQ(got.reasoning, c.reasoning) << c.output << " cut at " << cut;
+      EXPECT_EQ(got.content, c.content) << c.output << " cut at " << cut;
+    }
+    std::vector<std::string> bytes;
+    for (char ch : c.output) bytes.emplace_back(1, ch);
+    SplitText got = run(c, bytes);
+    EXPECT_EQ(got.reasoning, c.reasoning) << c.output << " byte by byte";
+    EXPECT_EQ(got.content, c.content) << c.output << " byte by byte";
+  }
+}

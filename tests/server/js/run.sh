@@ -13,8 +13,10 @@ fi
 
 work="$(mktemp -d)"
 server_pid=""
+r1_pid=""
 cleanup() {
   if [[ -n "$server_pid" ]] && kill -0 "$server_pid" 2>/dev/null; then kill -KILL "$server_pid" 2>/dev/null || true; fi
+  if [[ -n "$r1_pid" ]] && kill -0 "$r1_pid" 2>/dev/null; then kill -KILL "$r1_pid" 2>/dev/null || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -23,22 +25,32 @@ trap cleanup EXIT
 "$dsv3" make-random --config "$root/tests/data/small-chat-config.json" --out "$work/model" --seed 7 \
   --tokenizer "$root/assets/deepseek-v3-tokenizer" >/dev/null
 
+# The same weights with an R1-style chat template (the generation prompt ends in "<think>\n"),
+# for reasoning_content: the real tokenizer.json with tests/fixtures/tokenizer/r1-style's config.
+mkdir -p "$work/r1-tokenizer"
+cp "$root/assets/deepseek-v3-tokenizer/tokenizer.json" "$work/r1-tokenizer/"
+cp "$root/tests/fixtures/tokenizer/r1-style/tokenizer_config.json" "$work/r1-tokenizer/"
+
 key="js-test-key"
 "$dsv3" serve --model "$work/model" --port 0 --api-key "$key" --ctx 1024 -t 2 >"$work/serve.log" 2>&1 &
 server_pid=$!
-url=""
-for _ in $(seq 1 200); do
-  if grep -q "ready:" "$work/serve.log"; then
-    url="$(grep -o 'http://[0-9.]*:[0-9]*' "$work/serve.log" | head -1)"
-    break
-  fi
-  if ! kill -0 "$server_pid" 2>/dev/null; then cat "$work/serve.log"; exit 1; fi
-  sleep 0.1
-done
-[[ -n "$url" ]] || { echo "server did not become ready"; cat "$work/serve.log"; exit 1; }
+"$dsv3" serve --model "$work/model" --tokenizer "$work/r1-tokenizer" --port 0 --api-key "$key" --ctx 1024 -t 1 \
+  >"$work/serve-r1.log" 2>&1 &
+r1_pid=$!
+wait_ready() {  # log pid -> prints the server's URL
+  for _ in $(seq 1 200); do
+    if grep -q "ready:" "$1"; then grep -o 'http://[0-9.]*:[0-9]*' "$1" | head -1; return 0; fi
+    if ! kill -0 "$2" 2>/dev/null; then cat "$1" >&2; return 1; fi
+    sleep 0.1
+  done
+  echo "server did not become ready" >&2; cat "$1" >&2; return 1
+}
+url="$(wait_ready "$work/serve.log" "$server_pid")" || exit 1
+r1_url="$(wait_ready "$work/serve-r1.log" "$r1_pid")" || exit 1
 
 status=0
-DSV3_URL="$url" DSV3_API_KEY="$key" node --test --test-reporter=spec "$here"/*.test.mjs || status=$?
+DSV3_URL="$url" DSV3_R1_URL="$r1_url" DSV3_API_KEY="$key" node --test --test-reporter=spec "$here"/*.test.mjs || status=$?
+kill -TERM "$r1_pid"; wait "$r1_pid" || true; r1_pid=""
 
 # SIGTERM drains and exits 0.
 kill -TERM "$server_pid"
