@@ -13,6 +13,7 @@
 #include "server/http_transport.h"
 #include "server/metrics.h"
 #include "server/prompt.h"
+#include "server/web_page.h"
 
 namespace dsv3::server {
 
@@ -90,9 +91,29 @@ bool write_str(http::ChunkSink& sink, const std::string& s) { return sink.write(
 bool write_event(http::ChunkSink& sink, const Json& j) { return write_str(sink, "data: " + dump(j) + "\n\n"); }
 
 // The routes: a path and the methods it answers.
-enum class Route { None, Health, Metrics, Models, Model, Chat, Completions };
+enum class Route { None, Page, Health, Metrics, Models, Model, Chat, Completions };
+
+const WebPageFile* page_file(const std::string& path) {
+  for (const WebPageFile& f : web_page_files())
+    if (f.path == path) return &f;
+  return nullptr;
+}
+
+// The chat page's files. The page holds no secret (the API key rule applies to /v1/*, which
+// the page calls), so it is open like /health. Its policy lets it run only its own script and
+// talk only to this server, a second guard behind its escaping of the model's text.
+void send_page_file(http::Response& res, const WebPageFile& f) {
+  res.status = 200;
+  res.content_type = std::string(f.content_type);
+  res.body = std::string(f.body);
+  res.set_header("Cache-Control", "no-cache");
+  res.set_header("X-Content-Type-Options", "nosniff");
+  res.set_header("Content-Security-Policy",
+                 "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'");
+}
 
 Route route_of(const std::string& path) {
+  if (page_file(path)) return Route::Page;
   if (path == "/health") return Route::Health;
   if (path == "/metrics") return Route::Metrics;
   if (path == "/v1/models") return Route::Models;
@@ -203,6 +224,7 @@ std::optional<http::Response> OpenAIServer::screen(const http::Request& head) co
 
 void OpenAIServer::handle(const http::Request& req, http::Response& res) {
   switch (route_of(req.path)) {
+    case Route::Page: return send_page_file(res, *page_file(req.path));
     case Route::Health:
       if (draining_) return send_json(res, 503, {{"status", "draining"}});
       if (!ready_) return send_json(res, 503, {{"status", "loading"}});

@@ -370,6 +370,39 @@ TEST(HttpServer, AuthMethodsAndPaths) {
   EXPECT_TRUE(hs == -1 || hs >= 400) << hs;
 }
 
+// The chat page (web/): the bundle esbuild wrote, byte for byte, open without the API key
+// (it holds none; the page sends the key to /v1/*), with a policy that runs only its own script.
+TEST(HttpServer, ChatPageIsServedFromTheBinary) {
+  TestServerOptions o;
+  o.http.api_key = "sekret";
+  TestServer s(o);
+  auto c = s.client();
+  const std::string bundle = DSV3_WEB_BUNDLE_DIR;
+  const struct {
+    const char* path;
+    const char* file;
+    const char* type;
+  } files[] = {{"/", "index.html", "text/html; charset=utf-8"},
+               {"/app.js", "app.js", "text/javascript; charset=utf-8"},
+               {"/app.css", "app.css", "text/css; charset=utf-8"}};
+  for (const auto& f : files) {
+    SCOPED_TRACE(f.path);
+    auto res = c.Get(f.path);
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 200);
+    EXPECT_EQ(res->get_header_value("Content-Type"), f.type);
+    EXPECT_EQ(res->body, dsv3::test::read_file(bundle + "/" + f.file));
+    EXPECT_EQ(res->get_header_value("X-Content-Type-Options"), "nosniff");
+    EXPECT_NE(res->get_header_value("Content-Security-Policy").find("default-src 'self'"), std::string::npos);
+  }
+  EXPECT_NE(c.Get("/")->body.find("<script src=\"/app.js\""), std::string::npos);
+  EXPECT_EQ(c.Get("/index.html")->status, 404);  // only the three paths
+  auto post_page = c.Post("/", "{}", "application/json");
+  EXPECT_EQ(post_page->status, 405);
+  EXPECT_EQ(post_page->get_header_value("Allow"), "GET, HEAD");
+  EXPECT_EQ(c.Get("/v1/models")->status, 401);  // the page's API calls still need the key
+}
+
 TEST(HttpServer, BodyLimitsKeepAliveChunkedExpect) {
   TestServerOptions o;
   o.http.max_body_bytes = 64 * 1024;
