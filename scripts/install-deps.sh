@@ -3,7 +3,7 @@
 # Usage: scripts/install-deps.sh [--test]   (--test adds what the test suite needs)
 set -euo pipefail
 
-build_pkgs=(g++ cmake ninja-build pkg-config nlohmann-json3-dev libcli11-dev libboost-dev libcpp-httplib-dev libicu-dev libedit-dev)
+build_pkgs=(g++ cmake ninja-build pkg-config nlohmann-json3-dev libcli11-dev libboost-dev libcpp-httplib-dev libicu-dev libedit-dev liblzma-dev)
 test_pkgs=(googletest libgtest-dev libbenchmark-dev nodejs npm)
 
 pkgs=("${build_pkgs[@]}")
