@@ -64,6 +64,22 @@ int32_t argmax(const float* row, int64_t vocab) {
   return static_cast<int32_t>(best);
 }
 
+// `dsv3 generate` on the installed model from `prompt` (token ids), greedy, at most `n`
+// tokens, with `flags`: the ids it printed, and its stderr (the report line).
+struct Generated {
+  std::vector<int32_t> ids;
+  std::string report;
+};
+Generated generate(const std::vector<int32_t>& prompt, size_t n, const std::string& flags) {
+  auto r = test::run_dsv3("generate --model " + installed_model() + " --tokens " + test::join_ids(prompt) + " -n " +
+                          std::to_string(n) + " --temperature 0 -t 2 " + flags);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  Generated g{{}, r.err};
+  std::istringstream ss(r.out);
+  for (int32_t t; ss >> t;) g.ids.push_back(t);
+  return g;
+}
+
 TEST(DefaultModel, InstallsFromTheCommittedFiles) {
   const std::string& dir = installed_model();
   for (const char* f : {"config.json", "model.safetensors.index.json", "tokenizer.json", "tokenizer_config.json"})
@@ -127,18 +143,7 @@ TEST(DefaultModel, GreedyContinuationsMatchTorch) {
   for (size_t i : {size_t(0), size_t(1), cases.size() - 1}) {
     const auto prompt = cases[i]["prompt"].get<std::vector<int32_t>>();
     const auto expected = cases[i]["greedy"].get<std::vector<int32_t>>();
-    std::string list;
-    for (int32_t t : prompt) {
-      if (!list.empty()) list += ',';
-      list += std::to_string(t);
-    }
-    auto r = test::run_dsv3("generate --model " + installed_model() + " --tokens " + list + " -n " +
-                            std::to_string(expected.size()) + " --temperature 0 --ids -t 2");
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-    std::vector<int32_t> got;
-    std::istringstream ss(r.out);
-    for (int32_t t; ss >> t;) got.push_back(t);
-    EXPECT_EQ(got, expected) << "case " << i;
+    EXPECT_EQ(generate(prompt, expected.size(), "--ids").ids, expected) << "case " << i;
   }
 }
 
@@ -184,18 +189,15 @@ TEST(DefaultModel, MtpGreedyAcceptanceMatchesTorch) {
       engine_kept += hit;
       p += hit ? 2 : 1;
     }
-    std::string list;
-    for (int64_t i = 0; i < P; ++i) list += (list.empty() ? "" : ",") + std::to_string(seq[i]);
-    auto r = test::run_dsv3("generate --model " + installed_model() + " --tokens " + list + " -n " +
-                            std::to_string(greedy.size()) + " --temperature 0 -t 2 --mtp --draft-policy always");
-    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const std::string report =
+        generate(c["prompt"].get<std::vector<int32_t>>(), greedy.size(), "--mtp --draft-policy always").report;
     if (engine_proposed == 0)  // no room for a draft: the report names none
-      EXPECT_EQ(r.err.find("drafts kept"), std::string::npos) << r.err;
+      EXPECT_EQ(report.find("drafts kept"), std::string::npos) << report;
     else
-      EXPECT_NE(r.err.find(str_f("drafts kept %lld/%lld", static_cast<long long>(engine_kept),
-                                 static_cast<long long>(engine_proposed))),
+      EXPECT_NE(report.find(str_f("drafts kept %lld/%lld", static_cast<long long>(engine_kept),
+                                  static_cast<long long>(engine_proposed))),
                 std::string::npos)
-          << "expected drafts kept " << engine_kept << "/" << engine_proposed << ": " << r.err;
+          << "expected drafts kept " << engine_kept << "/" << engine_proposed << ": " << report;
   }
   const Json& torch = eval_json()["mtp_greedy_acceptance"];
   ASSERT_EQ(proposed, torch["proposed"].get<int64_t>());
@@ -222,19 +224,12 @@ TEST(DefaultModel, GreedyOutputWithMtpIsUnchanged) {
   for (size_t i : chosen) {
     const auto prompt = cases[i]["prompt"].get<std::vector<int32_t>>();
     const auto expected = cases[i]["greedy"].get<std::vector<int32_t>>();
-    std::string list;
-    for (int32_t t : prompt) list += (list.empty() ? "" : ",") + std::to_string(t);
     for (int k : {1, 3}) {
-      auto r = test::run_dsv3("generate --model " + installed_model() + " --tokens " + list + " -n " +
-                              std::to_string(expected.size()) + " --temperature 0 -t 2 --mtp --draft-policy always" +
-                              " --draft-tokens " + std::to_string(k));
-      ASSERT_EQ(r.exit_code, 0) << r.err;
-      std::vector<int32_t> got;
-      std::istringstream ss(r.out);
-      for (int32_t t; ss >> t;) got.push_back(t);
-      EXPECT_EQ(got, expected) << "case " << i << ", K " << k;
-      EXPECT_NE(r.err.find("drafts kept"), std::string::npos) << r.err;
-      EXPECT_EQ(r.err.find("drafts kept 0/"), std::string::npos) << "case " << i << ", K " << k << ": " << r.err;
+      const Generated g =
+          generate(prompt, expected.size(), "--mtp --draft-policy always --draft-tokens " + std::to_string(k));
+      EXPECT_EQ(g.ids, expected) << "case " << i << ", K " << k;
+      EXPECT_NE(g.report.find("drafts kept"), std::string::npos) << g.report;
+      EXPECT_EQ(g.report.find("drafts kept 0/"), std::string::npos) << "case " << i << ", K " << k << ": " << g.report;
     }
   }
 }
