@@ -15,6 +15,7 @@
 #include "model/indexer.h"
 #include "model/model.h"
 #include "tensor/dtype.h"
+#include "tools/make_random.h"
 
 using namespace dsv3;
 using dsv3::test::Golden;
@@ -126,10 +127,12 @@ TEST_P(SparseParity, SelectedPositionsEqualTheReference) {
         std::sort(sorted.begin(), sorted.end(), std::greater<float>());
         const float kth = sorted[static_cast<size_t>(topk - 1)];
         std::set<int32_t> a(got.begin(), got.end()), b(want.begin(), want.end());
-        for (int32_t x : a)
+        for (int32_t x : a) {
           if (!b.count(x)) EXPECT_EQ(row[x], kth) << "layer " << l << " position " << p << ": extra " << x;
-        for (int32_t x : b)
+        }
+        for (int32_t x : b) {
           if (!a.count(x)) EXPECT_EQ(row[x], kth) << "layer " << l << " position " << p << ": missing " << x;
+        }
       }
     }
   }
@@ -303,4 +306,60 @@ TEST(Indexer, ConfigFieldsAreValidated) {
   EXPECT_EQ(c->index_topk, 32);
   EXPECT_EQ(c->index_n_heads, 16);
   EXPECT_EQ(c->scale_fmt, "ue8m0");  // from quantization_config
+}
+
+// make-random writes V3.2 checkpoints (indexer weights included, MTP layer too), and what it
+// writes runs: decode and chunked prefill equal one pass, a sequence in a batch equals it
+// alone, and the MTP layer (which has its own indexer) drafts from the shared cache.
+TEST(SparseAttention, MakeRandomV32ModelsRunConsistently) {
+  OrderedJson cfg = parse_ordered_json(test::read_file(kModel + "/config.json"), "c").value();
+  ASSERT_TRUE(apply_config_overrides(cfg, {"index_topk=8", "index_n_heads=4", "qk_rope_head_dim=32",
+                                           "num_nextn_predict_layers=1", "num_hidden_layers=3"})
+                  .ok());
+  test::TempDir dir;
+  MakeRandomOptions opt;
+  opt.out_dir = dir.path();
+  opt.seed = 5;
+  ThreadPool pool(2);
+  auto st = make_random_checkpoint(cfg, opt, pool);
+  ASSERT_TRUE(st.ok()) << st.error().message();
+  ModelOptions mo;
+  mo.threads = 2;
+  mo.load_mtp = true;
+  auto m = Model::load(dir.path(), mo);
+  ASSERT_TRUE(m.ok()) << m.error().message();
+  const Model& model = **m;
+  const int64_t V = model.vocab_size();
+  std::vector<int32_t> prompt, other;
+  for (int i = 0; i < 41; ++i) prompt.push_back((i * 37 + 11) % 1024), other.push_back((i * 91 + 5) % 1024);
+  auto run = [&](KVCache* cache, const std::vector<int32_t>& tokens) {
+    SequenceInput in{cache, tokens, Logits::All};
+    ForwardOutput out;
+    EXPECT_TRUE(model.forward({&in, 1}, &out).ok());
+    return out.logits;
+  };
+  KVCache whole = model.new_cache();
+  const std::vector<float> want = run(&whole, prompt);
+  KVCache steps = model.new_cache();
+  for (size_t p = 0; p < prompt.size(); p += 5) {
+    std::vector<int32_t> part(prompt.begin() + p, prompt.begin() + std::min(prompt.size(), p + 5));
+    auto got = run(&steps, part);
+    std::vector<float> rows(want.begin() + p * V, want.begin() + (p + part.size()) * V);
+    EXPECT_LE(test::max_abs_diff(got, rows).max_abs, 1e-4) << p;
+  }
+  // in a batch with another sequence
+  KVCache a = model.new_cache(), b = model.new_cache();
+  SequenceInput both[] = {{&b, other, Logits::All}, {&a, prompt, Logits::All}};
+  ForwardOutput out;
+  ASSERT_TRUE(model.forward(both, &out).ok());
+  std::vector<float> mine(out.logits.begin() + out.first_row[1] * V, out.logits.begin() + (out.first_row[1] + 41) * V);
+  EXPECT_EQ(test::max_abs_diff(mine, want).max_abs, 0.0);
+  // the MTP layer
+  KVCache with_mtp = model.new_cache(true);
+  SequenceInput in{&with_mtp, prompt, Logits::All};
+  ASSERT_TRUE(model.forward({&in, 1}, &out, /*want_hidden=*/true).ok());
+  KVCache mtp_cache = model.new_mtp_cache();
+  std::vector<float> draft(static_cast<size_t>(40 * V));
+  ASSERT_TRUE(model.mtp_forward(out.hidden.data(), std::span<const int32_t>(prompt).subspan(1), &mtp_cache, draft.data()).ok());
+  for (float v : draft) ASSERT_TRUE(std::isfinite(v));
 }
