@@ -3,11 +3,13 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 
 #include "base/json.h"
 #include "test_util.h"
 #include "tokenizer/dsv32_encoding.h"
+#include "tokenizer/tokenizer.h"
 
 using namespace dsv3;
 
@@ -75,4 +77,42 @@ TEST(Dsv32Encoding, RequestToolsGoOnTheSystemMessage) {
   ASSERT_EQ(without.size(), 2u);
   EXPECT_EQ(without[0]["role"], "system");
   EXPECT_EQ(without[0]["tools"], tools);
+}
+
+// A V3.2 model directory (config.json model_type deepseek_v32, a tokenizer_config.json
+// without chat_template): the tokenizer's chat functions encode with DeepSeek's format, as
+// chat, generate and serve call them; thinking and request tools from the variables.
+TEST(Dsv32Encoding, TokenizerOfAV32ModelUsesIt) {
+  test::TempDir dir;
+  std::filesystem::create_symlink(test::v3_tokenizer_dir() + "/tokenizer.json", dir / "tokenizer.json");
+  Json config = Json::parse(test::read_file(test::v3_tokenizer_dir() + "/tokenizer_config.json"));
+  config.erase("chat_template");
+  test::write_file(dir / "tokenizer_config.json", config.dump());
+  auto plain = Tokenizer::load(dir.path());
+  ASSERT_TRUE(plain.ok()) << plain.error().message();
+  EXPECT_FALSE((*plain)->has_chat_format());  // not a V3.2 model: no chat format
+  test::write_file(dir / "config.json", R"({"model_type": "deepseek_v32"})");
+  auto tok = Tokenizer::load(dir.path());
+  ASSERT_TRUE(tok.ok()) << tok.error().message();
+  ASSERT_TRUE((*tok)->has_chat_format());
+  for (const OrderedJson& c : cases("encode")) {
+    OrderedJson extra = OrderedJson::object();
+    extra["thinking"] = c["thinking_mode"] == "thinking";
+    auto text = (*tok)->apply_chat_template(c["messages"], true, extra);
+    ASSERT_TRUE(text.ok()) << text.error().message();
+    EXPECT_EQ(*text, c["text"].get<std::string>()) << c["name"];
+  }
+  // a request: tools at the top level, thinking from chat_template_kwargs
+  Json messages = Json::parse(R"([{"role":"user","content":"Weather?"}])");
+  Json data = {{"tools", Json::parse(R"([{"type":"function","function":{"name":"get_weather"}}])")}, {"thinking", true}};
+  auto r = (*tok)->apply_chat_template_marked(messages, true, Json::object(), data, ChatTemplate::Limits{});
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_NE(r->text.find("<functions>\n{\"name\": \"get_weather\"}\n</functions>\n<｜User｜>Weather?<｜Assistant｜><think>"),
+            std::string::npos)
+      << r->text;
+  // one BOS, then the encoder's markup as special tokens
+  auto ids = (*tok)->encode_with_plain_text(r->text, r->data_spans, /*add_bos=*/true);
+  ASSERT_GE(ids.size(), 2u);
+  EXPECT_EQ(ids[0], *(*tok)->bos_id());
+  EXPECT_NE(ids[1], *(*tok)->bos_id());
 }
