@@ -128,10 +128,14 @@ TEST_P(SparseParity, SelectedPositionsEqualTheReference) {
         const float kth = sorted[static_cast<size_t>(topk - 1)];
         std::set<int32_t> a(got.begin(), got.end()), b(want.begin(), want.end());
         for (int32_t x : a) {
-          if (!b.count(x)) EXPECT_EQ(row[x], kth) << "layer " << l << " position " << p << ": extra " << x;
+          if (!b.count(x)) {
+            EXPECT_EQ(row[x], kth) << "layer " << l << " position " << p << ": extra " << x;
+          }
         }
         for (int32_t x : b) {
-          if (!a.count(x)) EXPECT_EQ(row[x], kth) << "layer " << l << " position " << p << ": missing " << x;
+          if (!a.count(x)) {
+            EXPECT_EQ(row[x], kth) << "layer " << l << " position " << p << ": missing " << x;
+          }
         }
       }
     }
