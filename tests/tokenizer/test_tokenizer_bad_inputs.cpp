@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include "tokenizer/unicode.h"
 #include "tokenizer_test_util.h"
 
@@ -188,4 +190,40 @@ TEST(TokenizerBadInputs, ChatTemplate) {  // a syntax error fails at load, not a
   tok = load(small_tokenizer(), cfg);
   ASSERT_TRUE(tok.ok()) << tok.error().message();
   EXPECT_EQ(*(*tok)->apply_chat_template(Json::array(), true), "D");
+}
+
+TEST(TokenizerBadInputs, AMillionMergesLoadInBoundedTime) {
+  // A tokenizer.json may be large (the load reads at most 512 MiB and ids below 2^24): a
+  // million merges load in time linear in the file, and the merges work. The merges here: all
+  // 65,536 byte pairs, then pair + byte until there are a million.
+  auto tj = small_tokenizer();
+  OrderedJson vocab = OrderedJson::object();
+  OrderedJson merges = OrderedJson::array();
+  int32_t next = 0;
+  for (int b = 0; b < 256; ++b) vocab[spelled(std::string(1, static_cast<char>(b)))] = next++;
+  constexpr int kMerges = 1'000'000;
+  for (int a = 0; a < 256 && static_cast<int>(merges.size()) < kMerges; ++a)
+    for (int b = 0; b < 256; ++b) {
+      const std::string x(1, static_cast<char>(a)), y(1, static_cast<char>(b));
+      vocab[spelled(x + y)] = next++;
+      merges.push_back(spelled(x) + " " + spelled(y));
+    }
+  for (int p = 0; p < 65536 && static_cast<int>(merges.size()) < kMerges; ++p)
+    for (int c = 0; c < 256 && static_cast<int>(merges.size()) < kMerges; ++c) {
+      const std::string pair{static_cast<char>(p >> 8), static_cast<char>(p & 255)}, last(1, static_cast<char>(c));
+      vocab[spelled(pair + last)] = next++;
+      merges.push_back(spelled(pair) + " " + spelled(last));
+    }
+  tj["model"]["vocab"] = vocab;
+  tj["model"]["merges"] = merges;
+  tj["added_tokens"] = OrderedJson::array({{{"id", next}, {"content", "<s>"}, {"special", true}, {"normalized", false}}});
+  const std::string text = tj.dump();
+  const auto t0 = std::chrono::steady_clock::now();
+  auto tok = Tokenizer::from_strings(text, small_config().dump(), "dir");
+  const auto took = std::chrono::steady_clock::now() - t0;
+  ASSERT_TRUE(tok.ok()) << tok.error().message();
+  EXPECT_EQ((*tok)->vocab_size(), next + 1);
+  EXPECT_EQ((*tok)->encode_ordinary("xyz").size(), 1u);  // merged by a pair merge, then a pair + byte merge
+  // Measured at a few seconds under ASan; a quadratic load would take hours.
+  EXPECT_LT(took, std::chrono::seconds(60)) << text.size() << " bytes";
 }
