@@ -32,7 +32,6 @@ test: test-deps build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 	$(MAKE) test-asan
 	$(MAKE) fuzz-smoke
-	$(MAKE) test-tsan
 
 ASAN_TESTS = test_base test_format test_kernels test_kernels_model test_model test_tokenizer test_runtime test_server
 test-asan: test-deps
@@ -55,7 +54,7 @@ fuzz-smoke: fuzz-build
 	scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SMOKE_SECONDS)
 
 # The engine and HTTP server tests under ThreadSanitizer (the suppressions file says why
-# each entry is there).
+# each entry is there). Not yet part of make test: its first run is still to be made.
 TSAN_TESTS = test_runtime test_server
 test-tsan: test-deps
 	cmake -S . -B $(TSAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDSV3_TSAN=ON -DDSV3_BUILD_BENCH=OFF
