@@ -7,6 +7,12 @@
 #include "server/openai_request.h"
 #include "server/prompt.h"
 
+// The tokenizer loads once, before the first input (its load is not an input's time).
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  (void)dsv3::fuzz::shipped_tokenizer();
+  return 0;
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace dsv3;
   using namespace dsv3::server;

@@ -192,6 +192,11 @@ TEST(TokenizerBadInputs, ChatTemplate) {  // a syntax error fails at load, not a
   EXPECT_EQ(*(*tok)->apply_chat_template(Json::array(), true), "D");
 }
 
+TEST(TokenizerBadInputs, TopLevelScalar) {  // found by fuzz_tokenizer_json: `2` read an empty stack (UB)
+  for (const char* text : {"2", "2y\"", "\"x\"", "-1", "null"})
+    expect_error(Tokenizer::from_strings(text, "", "dir"), {"dir"});
+}
+
 TEST(TokenizerBadInputs, AMillionMergesLoadInBoundedTime) {
   // A tokenizer.json may be large (the load reads at most 512 MiB and ids below 2^24): a
   // million merges load in time linear in the file, and the merges work. The merges here: all
