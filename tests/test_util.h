@@ -12,6 +12,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace dsv3::test {
 
@@ -78,6 +79,17 @@ inline RunResult run_dsv3(const std::string& args, const std::string& stdin_text
   r.out = read_file(out);
   r.err = read_file(err);
   return r;
+}
+
+// Token ids joined by `sep`: "0,17,923" as the CLI's --tokens takes them, or as --ids prints
+// them with " ".
+inline std::string join_ids(const std::vector<int32_t>& ids, const char* sep = ",") {
+  std::string s;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (i) s += sep;
+    s += std::to_string(ids[i]);
+  }
+  return s;
 }
 
 }  // namespace dsv3::test

@@ -15,7 +15,7 @@
 namespace dsv3::cli {
 
 void add_model_options(CLI::App* app, ModelArgs& args) {
-  app->add_option("--model", args.model, "Checkpoint directory (HuggingFace layout); default: the built-in random model");
+  app->add_option("--model", args.model, "Checkpoint directory (HuggingFace layout); default: the built-in tiny model trained on the Brown corpus");
   app->add_option("-t,--threads", args.threads, "Worker threads (default: one per available core)")->check(CLI::Range(0, 4096));
   app->add_option("--kernels", args.kernels, "Kernel path: scalar, avx2 or avx512 (default: the best this CPU supports)")
       ->check(CLI::IsMember({"scalar", "avx2", "avx512"}));
@@ -28,6 +28,11 @@ void add_model_options(CLI::App* app, ModelArgs& args) {
 std::string bundled_tokenizer_dir() {
   std::string dir = std::string(DSV3_SOURCE_DIR) + "/assets/deepseek-v3-tokenizer";
   return std::filesystem::exists(dir + "/tokenizer.json") ? dir : "";
+}
+
+std::string bundled_default_model_dir() {
+  std::string dir = std::string(DSV3_SOURCE_DIR) + "/assets/default-model";
+  return std::filesystem::exists(dir + "/config.json") ? dir : "";
 }
 
 void add_tokenizer_option(CLI::App* app, std::string& dir) {
@@ -123,7 +128,7 @@ Result<std::string> resolve_model_dir(const std::string& model) {
       return Error("--model " + model + (std::filesystem::exists(model, ec) ? ": not a directory" : ": no such directory"));
     return model;
   }
-  return ensure_default_model(bundled_tokenizer_dir());
+  return ensure_default_model(bundled_default_model_dir(), bundled_tokenizer_dir());
 }
 
 Result<std::unique_ptr<Model>> load_model(const ModelArgs& args, bool load_mtp) {

@@ -37,6 +37,8 @@ Result<std::vector<int32_t>> parse_token_list(const std::string& text);
 
 // Directory holding tokenizer.json / tokenizer_config.json for the default model, or "".
 std::string bundled_tokenizer_dir();
+// Directory holding the default model's committed (compressed) files, or "".
+std::string bundled_default_model_dir();
 
 // Adds --tokenizer DIR (default: the model directory) to a subcommand.
 void add_tokenizer_option(CLI::App* app, std::string& dir);

@@ -50,27 +50,52 @@ void ChoiceDelta::append(const ChoiceDelta& next) {
   content += next.content;
   reasoning += next.reasoning;
   for (const auto& e : next.logprobs) logprobs.push_back(e);
+  for (const auto& c : next.tool_calls) tool_calls.push_back(c);
 }
 
 ChoiceStream::ChoiceStream(const Tokenizer& tokenizer, std::vector<std::string> stops, bool reasoning,
-                           bool in_reasoning, bool want_logprobs)
+                           bool in_reasoning, bool want_logprobs, bool tool_calls)
     : tokenizer_(tokenizer), decoder_(tokenizer, /*skip_special_tokens=*/true), stop_(std::move(stops)),
       want_logprobs_(want_logprobs) {
   if (reasoning) splitter_.emplace(in_reasoning);
+  if (tool_calls) {
+    tool_parser_.emplace();
+    for (const std::string& marker : tool_call_markers())
+      if (auto id = tokenizer.token_to_id(marker)) tool_marker_ids_.push_back(*id);
+  }
 }
 
 void ChoiceStream::route(const std::string& text, ChoiceDelta& d, bool final) {
+  std::string content;
   if (!splitter_) {
-    d.content += text;
+    content = text;
   } else {
     SplitText s = splitter_->push(text);
-    d.content += s.content;
+    content += s.content;
     d.reasoning += s.reasoning;
     if (final) {
       SplitText f = splitter_->flush();
-      d.content += f.content;
+      content += f.content;
       d.reasoning += f.reasoning;
     }
+  }
+  if (!tool_parser_) {
+    d.content += content;
+    return;
+  }
+  ToolCallDelta t = tool_parser_->push(content);
+  if (final) {
+    ToolCallDelta f = tool_parser_->flush();
+    t.content += f.content;
+    for (auto& c : f.calls) t.calls.push_back(std::move(c));
+  }
+  d.content += t.content;
+  for (const ParsedToolCall& c : t.calls) {
+    const size_t index = emitted_.tool_calls.size() + d.tool_calls.size();
+    d.tool_calls.push_back(Json{{"index", index},
+                                {"id", str_f("call_%zu_%s", index, c.name.c_str())},
+                                {"type", "function"},
+                                {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
   }
 }
 
@@ -96,7 +121,10 @@ ChoiceDelta ChoiceStream::push(const std::vector<TokenOutput>& tokens) {
     if (stop_.stopped()) break;  // tokens generated after a stop string are dropped
     ++completion_tokens_;
     if (want_logprobs_) d.logprobs.push_back(logprob_entry(tokenizer_, t));
-    std::string text = stop_.push(decoder_.push(t.token));
+    // The parser must see the tool-call markers even where a tokenizer marks them special
+    // (which the decoder drops; DeepSeek-V3's marks them not special).
+    const bool marker = std::find(tool_marker_ids_.begin(), tool_marker_ids_.end(), t.token) != tool_marker_ids_.end();
+    std::string text = stop_.push(marker ? decoder_.flush() + tokenizer_.token_bytes(t.token) : decoder_.push(t.token));
     route(text, d, false);
   }
   emitted_.append(d);

@@ -12,6 +12,7 @@
 #include "base/json.h"
 #include "runtime/request.h"
 #include "server/text_stream.h"
+#include "server/tool_calls.h"
 #include "tokenizer/incremental_decoder.h"
 #include "tokenizer/tokenizer.h"
 
@@ -21,7 +22,10 @@ struct ChoiceDelta {
   std::string content;
   std::string reasoning;
   Json logprobs = Json::array();  // chat-format entries for the tokens of this delta
-  bool empty() const { return content.empty() && reasoning.empty() && logprobs.empty(); }
+  // Tool calls completed in this delta, as OpenAI's stream writes them:
+  // {"index", "id", "type": "function", "function": {"name", "arguments"}}.
+  Json tool_calls = Json::array();
+  bool empty() const { return content.empty() && reasoning.empty() && logprobs.empty() && tool_calls.empty(); }
   // Adds what `next` emitted after this delta's text and entries.
   void append(const ChoiceDelta& next);
 };
@@ -29,8 +33,9 @@ struct ChoiceDelta {
 class ChoiceStream {
  public:
   // reasoning: split <think> blocks into reasoning_content (chat with a reasoning template).
+  // tool_calls: DeepSeek's tool-call markup in the answer becomes tool_calls (chat with tools).
   ChoiceStream(const Tokenizer& tokenizer, std::vector<std::string> stops, bool reasoning, bool in_reasoning,
-               bool want_logprobs);
+               bool want_logprobs, bool tool_calls = false);
   // Completions' echo: the prompt's text comes first (`text`, as given; never matched against
   // stop strings), and with logprobs its tokens: the first without a log probability (null),
   // the others as `scored` arrives (push_prompt).
@@ -48,6 +53,7 @@ class ChoiceStream {
   const std::string& content() const { return emitted_.content; }
   const std::string& reasoning() const { return emitted_.reasoning; }
   const Json& all_logprobs() const { return emitted_.logprobs; }
+  const Json& tool_calls() const { return emitted_.tool_calls; }
 
  private:
   void route(const std::string& text, ChoiceDelta& d, bool final);
@@ -55,6 +61,8 @@ class ChoiceStream {
   IncrementalDecoder decoder_;
   StopMatcher stop_;
   std::optional<ReasoningSplitter> splitter_;
+  std::optional<ToolCallParser> tool_parser_;
+  std::vector<int32_t> tool_marker_ids_;  // special tokens the tool parser must see as text
   bool want_logprobs_;
   int64_t completion_tokens_ = 0;
   ChoiceDelta emitted_;  // every delta returned so far, appended

@@ -55,6 +55,12 @@ std::optional<ApiError> GenerationJob::failure() const {
   return std::nullopt;
 }
 
+// An answer that ended on its own (not by length) after calling tools finishes with
+// "tool_calls", as OpenAI's do.
+const char* finish_reason_of(FinishReason r, bool called_tools) {
+  return called_tools && r == FinishReason::Stop ? "tool_calls" : openai_finish_reason(r);
+}
+
 Json GenerationJob::usage() const {
   int64_t completion = 0;
   for (const auto& c : choices_) completion += c.stream->completion_tokens();
@@ -72,14 +78,15 @@ Json GenerationJob::usage() const {
               {"prompt_tokens_details", {{"cached_tokens", cached}}}};
 }
 
-Json GenerationJob::chunk(int index, const ChoiceDelta* delta, const std::optional<FinishReason>& finish,
-                          bool first) const {
+Json GenerationJob::chunk(int index, const ChoiceDelta* delta, const std::optional<FinishReason>& finish, bool first,
+                          bool called) const {
   Json choice = {{"index", index}};
   if (kind_ == JobKind::Chat) {
     Json d = Json::object();
     if (first) d["role"] = "assistant";
     if (delta && !delta->reasoning.empty()) d["reasoning_content"] = delta->reasoning;
     if (delta && (!delta->content.empty() || first)) d["content"] = delta->content;
+    if (delta && !delta->tool_calls.empty()) d["tool_calls"] = delta->tool_calls;
     choice["delta"] = d;
     if (logprobs_ && delta && !delta->logprobs.empty()) choice["logprobs"] = Json{{"content", delta->logprobs}};
     else choice["logprobs"] = nullptr;
@@ -87,7 +94,7 @@ Json GenerationJob::chunk(int index, const ChoiceDelta* delta, const std::option
     choice["text"] = delta ? delta->content : std::string();
     choice["logprobs"] = logprobs_ && delta && !delta->logprobs.empty() ? legacy_logprobs(delta->logprobs) : Json(nullptr);
   }
-  choice["finish_reason"] = finish ? Json(openai_finish_reason(*finish)) : Json(nullptr);
+  choice["finish_reason"] = finish ? Json(finish_reason_of(*finish, called)) : Json(nullptr);
   Json c = envelope(kind_ == JobKind::Chat ? "chat.completion.chunk" : "text_completion", Json::array({choice}));
   if (include_usage_) c["usage"] = nullptr;
   return c;
@@ -134,7 +141,7 @@ void GenerationJob::update_choice(JobChoice& c, std::chrono::milliseconds timeou
     chunks->push_back(chunk(c.index, &delta, std::nullopt, first && kind_ == JobKind::Chat));
     sent_role_[i] = true;
   }
-  if (finished) chunks->push_back(chunk(c.index, nullptr, c.finish, false));
+  if (finished) chunks->push_back(chunk(c.index, nullptr, c.finish, false, !c.stream->tool_calls().empty()));
 }
 
 std::vector<Json> GenerationJob::poll_chunks(std::chrono::milliseconds timeout) {
@@ -161,10 +168,20 @@ void GenerationJob::poll(std::chrono::milliseconds timeout) {
 Json GenerationJob::final_response() const {
   Json choices = Json::array();
   for (const auto& c : choices_) {
-    Json ch = {{"index", c.index}, {"finish_reason", openai_finish_reason(c.finish)}};
+    const Json& calls = c.stream->tool_calls();
+    Json ch = {{"index", c.index}, {"finish_reason", finish_reason_of(c.finish, !calls.empty())}};
     if (kind_ == JobKind::Chat) {
       Json msg = {{"role", "assistant"}, {"content", c.stream->content()}};
       if (!c.stream->reasoning().empty()) msg["reasoning_content"] = c.stream->reasoning();
+      if (!calls.empty()) {
+        Json list = Json::array();
+        for (Json call : calls) {  // a message's calls carry no stream index
+          call.erase("index");
+          list.push_back(std::move(call));
+        }
+        msg["tool_calls"] = std::move(list);
+        if (c.stream->content().empty()) msg["content"] = nullptr;
+      }
       ch["message"] = msg;
       ch["logprobs"] = logprobs_ ? Json{{"content", c.stream->all_logprobs()}} : Json(nullptr);
     } else {
@@ -210,7 +227,7 @@ std::optional<ApiError> start_generation(Engine& engine, const Tokenizer& tokeni
       c.first_prompt_token = prompt[0];
     }
     c.stream = std::make_unique<ChoiceStream>(tokenizer, gen.stop, request.reasoning, request.opens_reasoning,
-                                              gen.logprobs);
+                                              gen.logprobs, request.tool_calls);
     job->add_choice(std::move(c));
   }
   *out = std::move(job);

@@ -57,7 +57,8 @@ class GenerationJob {
   void cancel_all();
 
  private:
-  Json chunk(int index, const ChoiceDelta* delta, const std::optional<FinishReason>& finish, bool first) const;
+  Json chunk(int index, const ChoiceDelta* delta, const std::optional<FinishReason>& finish, bool first,
+             bool called = false) const;
   // {id, object, created, model, choices}: what every response and chunk of this job carries.
   Json envelope(const char* object, Json choices) const;
   Json usage() const;
@@ -84,6 +85,7 @@ struct PreparedGeneration {
   GenerationRequest gen;
   bool reasoning = false;        // split <think> blocks into reasoning_content (chat)
   bool opens_reasoning = false;  // the prompt ends inside an open <think> block
+  bool tool_calls = false;       // parse tool-call markup into tool_calls (chat with tools)
   const char* prompt_param;      // "messages" or "prompt": the parameter errors about the prompt name
   std::vector<std::string> echo_texts = {};  // completions' echo: each prompt as given
 };

@@ -354,6 +354,7 @@ void OpenAIServer::handle_chat(const http::Request& req, http::Response& res) {
                        .gen = cr.gen,
                        .reasoning = options_.split_reasoning,
                        .opens_reasoning = prompt.opens_reasoning,
+                       .tool_calls = !cr.tools.is_null() && cr.tool_choice != "none",
                        .prompt_param = "messages"};
   run_generation(*engine_, *tokenizer_, model_, p, res);
 }

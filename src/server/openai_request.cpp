@@ -332,7 +332,10 @@ std::optional<ApiError> parse_chat_request(const Json& body, const ServedModel& 
   out->continue_final_message = prev_role == "assistant" && !out->messages.back()["content"].is_null();
   if (present(body, "tools")) TRY_API(parse_tools(body.at("tools"), &out->tools));
   if (present(body, "chat_template_kwargs")) TRY_API(parse_template_kwargs(body.at("chat_template_kwargs"), &out->template_kwargs));
-  if (present(body, "tool_choice")) TRY_API(check_tool_choice(body.at("tool_choice"), out->tools));
+  if (present(body, "tool_choice")) {
+    TRY_API(check_tool_choice(body.at("tool_choice"), out->tools));
+    out->tool_choice = body.at("tool_choice");
+  }
   return parse_generation(body, model, /*chat=*/true, &out->gen);
 }
 

@@ -45,6 +45,7 @@ struct ChatRequest {
   std::string model;
   Json messages;   // normalized: each {role, content: string, ...}; "developer" -> "system"
   Json tools;      // null or the validated array
+  Json tool_choice;  // null (auto), "none", "auto", "required" or {"type":"function","function":{"name":...}}
   // chat_template_kwargs (as vLLM and SGLang accept them): further template variables, e.g.
   // V3.1's {"thinking": true}. An object; the template sees them as request data (text in
   // them is plain text, never markup).

@@ -9,12 +9,6 @@ using namespace dsv3;
 
 namespace {
 
-std::string join(const std::vector<int32_t>& v, const char* sep) {
-  std::string s;
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? sep : "") + std::to_string(v[i]);
-  return s;
-}
-
 void check_model(const std::string& name, bool mtp) {
   const std::string dir = test::fixtures() + "/" + name;
   auto golden = test::Golden::load(test::fixtures() + "/golden/" + name);
@@ -23,7 +17,7 @@ void check_model(const std::string& name, bool mtp) {
   for (size_t i = 0; i < prompts.size(); ++i) {
     const bool with_mtp = mtp && prompts[i].size() > 1;
     std::string out = t / ("logits" + std::to_string(i) + ".safetensors");
-    auto r = test::run_dsv3("logits --model " + dir + " --tokens " + join(prompts[i], ",") + " --out " + out +
+    auto r = test::run_dsv3("logits --model " + dir + " --tokens " + test::join_ids(prompts[i]) + " --out " + out +
                             (with_mtp ? " --mtp" : ""));
     ASSERT_EQ(r.exit_code, 0) << r.err;
     auto st = SafetensorsFile::open(out);
@@ -35,16 +29,16 @@ void check_model(const std::string& name, bool mtp) {
     std::memcpy(got.data(), (*st)->data(*logits), got.size() * 4);
     EXPECT_LE(test::max_abs_diff(got, golden.f32("logits." + std::to_string(i))).max_abs, 1e-3) << name << " " << i;
 
-    r = test::run_dsv3("generate --model " + dir + " --tokens " + join(prompts[i], ",") + " -n 12 --temperature 0 --ids");
+    r = test::run_dsv3("generate --model " + dir + " --tokens " + test::join_ids(prompts[i]) + " -n 12 --temperature 0 --ids");
     ASSERT_EQ(r.exit_code, 0) << r.err;
-    EXPECT_EQ(r.out, join(golden.greedy(i), " ") + "\n") << name << " " << i;
+    EXPECT_EQ(r.out, test::join_ids(golden.greedy(i), " ") + "\n") << name << " " << i;
   }
   if (!mtp) return;
   // mtp_logits over the golden's mtp_tokens lists.
   for (auto it = golden.meta["mtp_tokens"].begin(); it != golden.meta["mtp_tokens"].end(); ++it) {
     auto tokens = it->get<std::vector<int32_t>>();
     std::string out = t / ("mtp" + it.key() + ".safetensors");
-    auto r = test::run_dsv3("logits --model " + dir + " --tokens " + join(tokens, ",") + " --out " + out + " --mtp");
+    auto r = test::run_dsv3("logits --model " + dir + " --tokens " + test::join_ids(tokens) + " --out " + out + " --mtp");
     ASSERT_EQ(r.exit_code, 0) << r.err;
     auto st = SafetensorsFile::open(out).value();
     const TensorInfo* m = st->find("mtp_logits");

@@ -1,0 +1,45 @@
+#pragma once
+// DeepSeek tool calls in generated text -> OpenAI tool_calls, as a pure streaming parser.
+//
+// Two formats, both between <｜tool▁calls▁begin｜> and <｜tool▁calls▁end｜>:
+//   V3 / R1:  <｜tool▁call▁begin｜>function<｜tool▁sep｜>NAME\n```json\n{ARGS}\n```<｜tool▁call▁end｜>
+//   V3.1:     <｜tool▁call▁begin｜>NAME<｜tool▁sep｜>{ARGS}<｜tool▁call▁end｜>
+// Several calls may follow each other (whitespace between them is dropped). A call is
+// emitted once its <｜tool▁call▁end｜> arrives, with its whole arguments. Text that does not
+// make a well-formed call (no separator, no name, arguments that are not a JSON object, an
+// unfinished call at the end) is returned as content, markers included: never an error.
+
+#include <string>
+#include <vector>
+
+namespace dsv3::server {
+
+struct ParsedToolCall {
+  std::string name;
+  std::string arguments;  // JSON object text, as the model wrote it (trimmed)
+};
+
+struct ToolCallDelta {
+  std::string content;
+  std::vector<ParsedToolCall> calls;
+};
+
+class ToolCallParser {
+ public:
+  ToolCallDelta push(const std::string& piece);
+  ToolCallDelta flush();  // end of generation
+
+ private:
+  ToolCallDelta route(bool final);
+  bool in_calls_ = false;
+  std::string held_;
+};
+
+// One call's text between <｜tool▁call▁begin｜> and <｜tool▁call▁end｜>, in either format;
+// false when it is not a well-formed call.
+bool parse_tool_call_body(const std::string& body, ParsedToolCall* out);
+
+// The five markers of the formats (special tokens in DeepSeek's tokenizers).
+const std::vector<std::string>& tool_call_markers();
+
+}  // namespace dsv3::server

@@ -1,0 +1,77 @@
+// Tool calls through a choice's whole text pipeline: recorded DeepSeek outputs tokenized with
+// the real tokenizer (each marker is one added token) and fed one token at a time, as the
+// engine emits them.
+
+#include <gtest/gtest.h>
+
+#include "server/choice_stream.h"
+#include "test_util.h"
+#include "tokenizer/tokenizer.h"
+
+using namespace dsv3;
+using namespace dsv3::server;
+
+namespace {
+
+const Tokenizer& real_tokenizer() {
+  static auto tok = Tokenizer::load(std::string(DSV3_SOURCE_DIR) + "/assets/deepseek-v3-tokenizer").value();
+  return *tok;
+}
+
+ChoiceDelta stream_tokens(ChoiceStream& s, const std::vector<int32_t>& ids, std::vector<ChoiceDelta>* deltas) {
+  ChoiceDelta all;
+  for (int32_t id : ids) {
+    ChoiceDelta d = s.push({TokenOutput{id, 0.0f, {}}});
+    all.append(d);
+    if (deltas) deltas->push_back(d);
+  }
+  all.append(s.finish());
+  return all;
+}
+
+}  // namespace
+
+TEST(ChoiceStreamTools, RecordedOutputsOfBothFormatsBecomeToolCalls) {
+  const Tokenizer& tok = real_tokenizer();
+  const std::string v31 =
+      "Let me look.<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>get_weather<｜tool▁sep｜>{\"city\": \"東京\"}"
+      "<｜tool▁call▁end｜><｜tool▁call▁begin｜>get_time<｜tool▁sep｜>{}<｜tool▁call▁end｜><｜tool▁calls▁end｜>";
+  const std::string v3 =
+      "Let me look.<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>get_weather\n```json\n"
+      "{\"city\": \"東京\"}\n```<｜tool▁call▁end｜>\n<｜tool▁call▁begin｜>function<｜tool▁sep｜>get_time\n```json\n{}\n```"
+      "<｜tool▁call▁end｜><｜tool▁calls▁end｜>";
+  for (const std::string& text : {v31, v3}) {
+    std::vector<int32_t> ids = tok.encode(text, /*add_bos=*/false);
+    ids.push_back(*tok.eos_id());
+    ChoiceStream s(tok, {}, /*reasoning=*/true, /*in_reasoning=*/false, /*want_logprobs=*/false, /*tool_calls=*/true);
+    std::vector<ChoiceDelta> deltas;
+    ChoiceDelta all = stream_tokens(s, ids, &deltas);
+    EXPECT_EQ(all.content, "Let me look.") << text;
+    ASSERT_EQ(all.tool_calls.size(), 2u) << text;
+    EXPECT_EQ(all.tool_calls[0]["function"]["name"], "get_weather");
+    EXPECT_EQ(Json::parse(all.tool_calls[0]["function"]["arguments"].get<std::string>()), Json::parse(R"({"city": "東京"})"));
+    EXPECT_EQ(all.tool_calls[1]["function"]["name"], "get_time");
+    EXPECT_EQ(all.tool_calls[1]["index"], 1);
+    EXPECT_NE(all.tool_calls[0]["id"], all.tool_calls[1]["id"]);
+    EXPECT_EQ(s.tool_calls(), all.tool_calls);
+    // The first call comes out before the second is generated.
+    size_t first_call_delta = deltas.size(), second_call_delta = 0;
+    for (size_t i = 0; i < deltas.size(); ++i)
+      for (const Json& c : deltas[i].tool_calls) (c["index"] == 0 ? first_call_delta : second_call_delta) = i;
+    EXPECT_LT(first_call_delta, second_call_delta);
+  }
+}
+
+TEST(ChoiceStreamTools, MalformedCallsAreTextAndWithoutToolsTheMarkupIsContent) {
+  const Tokenizer& tok = real_tokenizer();
+  const std::string bad = "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>f<｜tool▁sep｜>{oops<｜tool▁call▁end｜><｜tool▁calls▁end｜>";
+  const std::vector<int32_t> ids = tok.encode(bad, false);
+  ChoiceStream with_tools(tok, {}, true, false, false, true);
+  ChoiceDelta a = stream_tokens(with_tools, ids, nullptr);
+  EXPECT_TRUE(a.tool_calls.empty());
+  EXPECT_EQ(a.content, "<｜tool▁call▁begin｜>f<｜tool▁sep｜>{oops<｜tool▁call▁end｜>");
+  ChoiceStream without(tok, {}, true, false, false, false);
+  ChoiceDelta b = stream_tokens(without, ids, nullptr);
+  EXPECT_TRUE(b.tool_calls.empty());
+  EXPECT_EQ(b.content, bad);  // a request without tools gets the text as generated
+}
