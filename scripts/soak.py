@@ -13,9 +13,11 @@ client loops over a random mix of:
     context_length_exceeded).
 Pass: no 5xx, no request without an answer within --request-timeout (a hang), every
 well-formed request answered 200 with a complete body, every malformed one its 4xx, and the
-server's resident memory at the end of the load within 5% of its level after the warm-up (the
-first --warmup seconds), both taken under load (idle, once the clients stop, the server holds
-less: that figure is printed too). Prints the figures, exits 1 on a failure.
+server's resident memory at the end of the load within 5% of its level after the warm-up, both
+taken under load as the median of the 5-second samples in a one-minute window (the minute after
+the first --warmup seconds, and the last minute), so that one allocator high or low point decides
+nothing; idle, once the clients stop, the server holds less: that figure is printed too. Prints
+the figures and the memory over time, exits 1 on a failure.
 """
 
 import argparse
@@ -237,6 +239,12 @@ def client(port, args, deadline, stats, seed):
             stats.fail(f"{kind}: {type(e).__name__}: {e}")
 
 
+def window_median(samples, t0, t1):
+    """Median RSS (kB) of the (time, kB) samples taken in [t0, t1); None when there are none."""
+    inside = sorted(kb for t, kb in samples if t0 <= t < t1)
+    return inside[len(inside) // 2] if inside else None
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dsv3", default=os.path.join(ROOT, "build", "dsv3"))
@@ -259,16 +267,18 @@ def main():
     for t in threads:
         t.start()
     samples = []
-    warm_rss = warm_fds = None
+    warm_fds = None
     while time.time() < deadline:
         time.sleep(5)
         if proc.poll() is not None:
             stats.fail(f"the server exited with {proc.returncode}")
             break
         samples.append((time.time() - start, rss_kb(proc.pid)))
-        if warm_rss is None and time.time() - start >= args.warmup:
-            warm_rss, warm_fds = rss_kb(proc.pid), open_fds(proc.pid)
-    load_rss = samples[-1][1] if samples else -1  # the last sample under load
+        if warm_fds is None and time.time() - start >= args.warmup:
+            warm_fds = open_fds(proc.pid)
+    end_of_load = samples[-1][0] if samples else 0
+    warm_rss = window_median(samples, args.warmup, args.warmup + 60)
+    load_rss = window_median(samples, end_of_load - 60, end_of_load + 1) or -1
     for t in threads:
         t.join(args.request_timeout + 5)
     stuck = sum(t.is_alive() for t in threads)
@@ -291,8 +301,10 @@ def main():
     print(f"  requests completed       {answered}")
     drift = (load_rss - warm_rss) / warm_rss * 100 if warm_rss and load_rss > 0 else float("nan")
     idle_drift = (end_rss - warm_rss) / warm_rss * 100 if warm_rss and end_rss > 0 else float("nan")
-    print(f"  RSS after warm-up        {warm_rss / 1024 if warm_rss else float('nan'):.1f} MiB (at {args.warmup:.0f} s, under load)")
-    print(f"  RSS at the end of load   {load_rss / 1024:.1f} MiB ({drift:+.2f}%)")
+    print(f"  RSS after warm-up        {warm_rss / 1024 if warm_rss else float('nan'):.1f} MiB "
+          f"(median of {args.warmup:.0f}-{args.warmup + 60:.0f} s, under load)")
+    print(f"  RSS at the end of load   {load_rss / 1024:.1f} MiB ({drift:+.2f}%, median of the last minute)")
+    print("  RSS each minute (MiB)    " + " ".join(f"{kb / 1024:.0f}" for t, kb in samples if int(t) % 60 < 5))
     print(f"  RSS idle after           {end_rss / 1024:.1f} MiB ({idle_drift:+.2f}%), peak {peak / 1024:.1f} MiB")
     print(f"  open fds                 {warm_fds} after warm-up, {end_fds} at the end")
     print(f"  client threads stuck     {stuck}")
