@@ -207,11 +207,13 @@ TEST(TokenizerBadInputs, AMillionMergesLoadInBoundedTime) {
   int32_t next = 0;
   size_t count = 0;
   auto add_token = [&](const std::string& bytes) {
-    vocab += (next ? "," : "") + Json(spelled(bytes)).dump() + ":" + std::to_string(next);
+    if (next) vocab += ',';
+    vocab += Json(spelled(bytes)).dump() + ":" + std::to_string(next);
     ++next;
   };
   auto add_merge = [&](const std::string& x, const std::string& y) {
-    merges += (count++ ? "," : "") + Json(spelled(x) + " " + spelled(y)).dump();
+    if (count++) merges += ',';
+    merges += Json(spelled(x) + " " + spelled(y)).dump();
   };
   for (int b = 0; b < 256; ++b) add_token(std::string(1, static_cast<char>(b)));
   constexpr size_t kMerges = 1'000'000;
