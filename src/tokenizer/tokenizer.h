@@ -8,8 +8,10 @@
 //
 // Policies:
 // - encode() takes any bytes: invalid UTF-8 bytes are characters of no Unicode class and go
-//   through byte-level BPE like any other byte, so decode(encode(s)) == s for all s. Callers
-//   that want to refuse invalid UTF-8 (the dsv3 tokenize command, the server) check first.
+//   through byte-level BPE like any other byte, so the token_bytes() of encode(s) concatenate
+//   to s for all s. decode() gives text, as HF's decoder does: invalid UTF-8 in the ids' bytes
+//   becomes U+FFFD, so decode(encode(s)) == s exactly when s is valid UTF-8. Callers that want
+//   to refuse invalid UTF-8 (the dsv3 tokenize command, the server) check first.
 // - Added tokens (special or not) written in the text are matched as tokenizer.json declares
 //   (HF behaviour): "<｜User｜>" in a text becomes id 128803. Code building prompts from user
 //   content must decide itself whether to allow that (user text must not forge control tokens).

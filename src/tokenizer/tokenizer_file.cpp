@@ -13,12 +13,14 @@ class Reader : public nlohmann::json_sax<Json> {
 
   bool null() override { return value(Json(nullptr)); }
   bool boolean(bool v) override { return value(Json(v)); }
+  // A scalar at the top level has no frame to look at (a file holding just `2` or `"x"`):
+  // place() takes it as the root, and the caller refuses a root that is not an object.
   bool number_integer(number_integer_t v) override {
-    if (top().kind == Kind::kVocab) return vocab_id(v);
+    if (!frames_.empty() && top().kind == Kind::kVocab) return vocab_id(v);
     return value(Json(v));
   }
   bool number_unsigned(number_unsigned_t v) override {
-    if (top().kind == Kind::kVocab) {
+    if (!frames_.empty() && top().kind == Kind::kVocab) {
       if (v > static_cast<number_unsigned_t>(INT64_MAX)) return fail("model.vocab entry " + snippet(key_) + ": id out of range");
       return vocab_id(static_cast<int64_t>(v));
     }
@@ -27,6 +29,7 @@ class Reader : public nlohmann::json_sax<Json> {
   bool number_float(number_float_t v, const string_t&) override { return value(Json(v)); }
   bool binary(binary_t&) override { return fail("unexpected binary value"); }
   bool string(string_t& v) override {
+    if (frames_.empty()) return value(Json(std::move(v)));
     Frame& f = top();
     if (f.kind == Kind::kMerges) {
       size_t space = v.find(' ');

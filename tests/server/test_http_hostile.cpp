@@ -10,6 +10,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -288,6 +289,20 @@ class ServeProcess {
     if (reader_.joinable()) reader_.join();
   }
   int port() const { return port_; }
+  pid_t pid() const { return pid_; }
+  // Waits up to `timeout` for the process to end; its wait status, or nullopt if it runs on.
+  std::optional<int> wait_exit(std::chrono::milliseconds timeout) {
+    const auto deadline = Clock::now() + timeout;
+    do {
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return status;
+      }
+      std::this_thread::sleep_for(20ms);
+    } while (Clock::now() < deadline);
+    return std::nullopt;
+  }
   // VmRSS in MiB.
   double rss_mib() const {
     std::istringstream in(test::read_file("/proc/" + std::to_string(pid_) + "/status"));
@@ -327,4 +342,41 @@ TEST(HttpHostile, MemoryReturnsToItsBaselineAfterLargeRequests) {
   }
   std::this_thread::sleep_for(200ms);
   EXPECT_LT(serve.rss_mib() - baseline, 40.0) << "baseline " << baseline << " MiB";
+}
+
+TEST(HttpHostile, FirstSignalDrainsSecondExitsAtOnce) {
+  // BAD_INPUTS F05/F06 on the real command: SIGTERM while a generation streams starts the
+  // drain (the server answers 503 and lets the stream run, for up to --drain-timeout); a
+  // second signal ends the process at once with status 130, without waiting for the stream.
+  ASSERT_TRUE(std::filesystem::exists(DSV3_BIN)) << DSV3_BIN << " (build the dsv3 target)";
+  ServeProcess serve("--model " + test::small_chat_model_dir() + " --ctx 4096 -t 1 --drain-timeout 600");
+  ASSERT_GT(serve.port(), 0);
+  const std::string long_stream = Json{{"prompt", "Once upon a time"}, {"max_tokens", 4000}, {"ignore_eos", true},
+                                       {"stream", true}}.dump();
+  std::string streamed;
+  std::thread client([&] { streamed = raw_exchange(serve.port(), raw_post("/v1/completions", long_stream), 120000); });
+  auto running = [&] {
+    const std::string m = raw_exchange(serve.port(), "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    return m.find("dsv3_running_requests 1") != std::string::npos;
+  };
+  const auto t0 = Clock::now();
+  while (!running() && seconds_since(t0) < 30) std::this_thread::sleep_for(50ms);
+  ASSERT_TRUE(running()) << "the stream never started";
+
+  ASSERT_EQ(::kill(serve.pid(), SIGTERM), 0);
+  int health = 0;
+  for (const auto t1 = Clock::now(); seconds_since(t1) < 10 && health != 503;) {
+    health = status_of(raw_exchange(serve.port(), "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+    if (health != 503) std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(health, 503) << "draining: /health says so";
+  EXPECT_FALSE(serve.wait_exit(300ms).has_value()) << "the first signal waits for the running stream";
+
+  ASSERT_EQ(::kill(serve.pid(), SIGINT), 0);
+  const auto status = serve.wait_exit(10s);
+  ASSERT_TRUE(status.has_value()) << "a second signal must end the process at once";
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 130) << "wait status " << *status;
+  client.join();
+  EXPECT_EQ(status_of(streamed), 200);
+  EXPECT_EQ(streamed.find("[DONE]"), std::string::npos) << "the stream was cut, not finished";
 }

@@ -70,6 +70,7 @@ TEST(OpenAIRequest, ChatBadInputs) {
       {"stop empty", with(R"("stop":"")"), 400, "stop"},
       {"stop number", with(R"("stop":[1])"), 400, "stop"},
       {"stop huge", with("\"stop\":\"" + std::string(100000, 'x') + "\""), 400, "stop"},
+      {"stop a million strings", with("\"stop\":[\"x\"" + [] { std::string more; for (int i = 1; i < 1000000; ++i) more += ",\"x\""; return more; }() + "]"), 400, "stop"},
       {"stream yes", with(R"("stream":"yes")"), 400, "stream"},
       {"seed float", with(R"("seed":1.5)"), 400, "seed"},
       {"seed string", with(R"("seed":"7")"), 400, "seed"},

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include "tokenizer/unicode.h"
 #include "tokenizer_test_util.h"
 
@@ -188,4 +190,63 @@ TEST(TokenizerBadInputs, ChatTemplate) {  // a syntax error fails at load, not a
   tok = load(small_tokenizer(), cfg);
   ASSERT_TRUE(tok.ok()) << tok.error().message();
   EXPECT_EQ(*(*tok)->apply_chat_template(Json::array(), true), "D");
+}
+
+TEST(TokenizerBadInputs, TopLevelScalar) {  // found by fuzz_tokenizer_json: `2` read an empty stack (UB)
+  for (const char* text : {"2", "2y\"", "\"x\"", "-1", "null"})
+    expect_error(Tokenizer::from_strings(text, "", "dir"), {"dir"});
+}
+
+TEST(TokenizerBadInputs, AMillionMergesLoadInBoundedTime) {
+  // A tokenizer.json may be large (the load reads at most 512 MiB and ids below 2^24): a
+  // million merges load in time linear in the file, and the merges work. The merges here: all
+  // 65,536 byte pairs, then pair + byte until there are a million.
+  // The text is written directly: an OrderedJson object of a million keys inserts in
+  // linear time per key.
+  std::string vocab = "{", merges = "[";
+  int32_t next = 0;
+  size_t count = 0;
+  auto add_token = [&](const std::string& bytes) {
+    if (next) vocab += ',';
+    vocab += Json(spelled(bytes)).dump() + ":" + std::to_string(next);
+    ++next;
+  };
+  auto add_merge = [&](const std::string& x, const std::string& y) {
+    if (count++) merges += ',';
+    merges += Json(spelled(x) + " " + spelled(y)).dump();
+  };
+  for (int b = 0; b < 256; ++b) add_token(std::string(1, static_cast<char>(b)));
+  constexpr size_t kMerges = 1'000'000;
+  for (int a = 0; a < 256; ++a)
+    for (int b = 0; b < 256; ++b) {
+      const std::string x(1, static_cast<char>(a)), y(1, static_cast<char>(b));
+      add_token(x + y);
+      add_merge(x, y);
+    }
+  for (int p = 0; p < 65536 && count < kMerges; ++p)
+    for (int c = 0; c < 256 && count < kMerges; ++c) {
+      const std::string pair{static_cast<char>(p >> 8), static_cast<char>(p & 255)}, last(1, static_cast<char>(c));
+      add_token(pair + last);
+      add_merge(pair, last);
+    }
+  vocab += "}";
+  merges += "]";
+  auto tj = small_tokenizer();
+  tj["model"]["vocab"] = OrderedJson::object();
+  tj["model"]["merges"] = OrderedJson::array();
+  tj["added_tokens"] = OrderedJson::array({{{"id", next}, {"content", "<s>"}, {"special", true}, {"normalized", false}}});
+  std::string text = tj.dump();
+  const std::string empty_vocab = "\"vocab\":{}", empty_merges = "\"merges\":[]";
+  text.replace(text.find(empty_vocab), empty_vocab.size(), "\"vocab\":" + vocab);
+  text.replace(text.find(empty_merges), empty_merges.size(), "\"merges\":" + merges);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto tok = Tokenizer::from_strings(text, small_config().dump(), "dir");
+  const auto took = std::chrono::steady_clock::now() - t0;
+  ASSERT_TRUE(tok.ok()) << tok.error().message();
+  EXPECT_EQ((*tok)->vocab_size(), next + 1);
+  // "xy" is a pair merge; "xy" + "z" is past the millionth merge, so "xyz" is two tokens.
+  EXPECT_EQ((*tok)->encode_ordinary("xy").size(), 1u);
+  EXPECT_EQ((*tok)->encode_ordinary("xyz").size(), 2u);
+  // Measured at a few seconds under ASan; a quadratic load would take hours.
+  EXPECT_LT(took, std::chrono::seconds(60)) << text.size() << " bytes";
 }
