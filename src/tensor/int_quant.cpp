@@ -8,9 +8,14 @@
 namespace dsv3 {
 namespace {
 
-// q = clamp(round_half_even(v / s), lo, hi); s > 0.
+// q = clamp(round_half_even(v / s), lo, hi); s > 0. Clamping first changes nothing (the
+// bounds are integers) and keeps |x| small for the rounding: adding and subtracting 1.5 * 2^23
+// rounds a float with |x| < 2^22 to an integer, half to even, in the default rounding mode
+// (a libm nearbyint call per value made int4 conversion 6x slower than int8).
 inline int quantize_value(float v, float s, int lo, int hi) {
-  return static_cast<int>(std::clamp(std::nearbyint(v / s), static_cast<float>(lo), static_cast<float>(hi)));
+  const float x = std::clamp(v / s, static_cast<float>(lo), static_cast<float>(hi));
+  constexpr float kMagic = 12582912.0f;
+  return static_cast<int>((x + kMagic) - kMagic);
 }
 
 double group_error(const float* x, int64_t n, float s, int lo, int hi) {

@@ -236,3 +236,14 @@ TEST(IntKernels, QuantizerErrorBounds) {
     if (bits == 4) EXPECT_LT(err, err_plain) << "the scale search must beat amax / 7";
   }
 }
+
+TEST(IntKernels, QuantizerRoundsHalfToEven) {
+  // amax 127 -> scale exactly 1: q = round_half_even(w), as docs/formats.md says.
+  const float x[16] = {127, 0.5f, 1.5f, 2.5f, -0.5f, -1.5f, -2.5f, 3.49f, 126.5f, -126.5f, 0, 0, 0, 0, 0, 0};
+  const int want[16] = {127, 0, 2, 2, 0, -2, -2, 3, 126, -126, 0, 0, 0, 0, 0, 0};
+  uint8_t q[16];
+  uint16_t s;
+  quantize_int_row(x, 16, 16, 8, q, &s);
+  EXPECT_EQ(f16_to_f32(s), 1.0f);
+  for (int i = 0; i < 16; ++i) EXPECT_EQ(static_cast<int8_t>(q[i]), want[i]) << i;
+}
