@@ -92,7 +92,10 @@ int run_perplexity(PerplexityArgs a) {
   opt.save_logits = a.save_logits;
   const int64_t windows = std::min<int64_t>(static_cast<int64_t>(tokens.size()) / ctx, a.chunks > 0 ? a.chunks : INT64_MAX);
   std::unique_ptr<ProgressReporter> progress;
-  if (windows > 0) progress = std::make_unique<ProgressReporter>("perplexity", static_cast<uint64_t>(windows) * ctx, ::isatty(2));
+  if (windows > 0) {
+    progress = std::make_unique<ProgressReporter>("perplexity", static_cast<uint64_t>(windows) * ctx, ::isatty(2));
+    progress->count_in("tokens");
+  }
   opt.on_window = [&](int64_t done, int64_t) { progress->set(static_cast<uint64_t>(done * ctx)); };
   auto r = compute_perplexity(m, tokens, opt);
   if (progress && r.ok()) progress->finish();
