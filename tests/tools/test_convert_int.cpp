@@ -135,7 +135,9 @@ TEST(ConvertInt, Int8ValuesWithinHalfAStepOfTheOriginal) {
   auto out = Checkpoint::open(t.path()).value();
   for (const auto& [name, ref] : out->tensors()) {
     EXPECT_EQ(name.find("_scale_inv"), std::string::npos) << name;
-    if (ref.dtype == DType::BF16) EXPECT_EQ(std::memcmp(ref.data, in->find(name)->data, ref.nbytes), 0) << name;
+    if (ref.dtype == DType::BF16) {
+      EXPECT_EQ(std::memcmp(ref.data, in->find(name)->data, ref.nbytes), 0) << name;
+    }
   }
 }
 
@@ -187,7 +189,9 @@ TEST(ConvertInt, ConvertedModelsRunOnEveryPathAsOnTheOracleWithMtp) {
       auto am = [&](const float* v) { return std::max_element(v, v + V) - v; };
       agree += am(want.data() + p * V) == am(ref.data() + p * V);
     }
-    if (to == ConvertTarget::Int8) EXPECT_GE(agree, static_cast<int>(prompt.size()) * 9 / 10);
+    if (to == ConvertTarget::Int8) {
+      EXPECT_GE(agree, static_cast<int>(prompt.size()) * 9 / 10);
+    }
     // The MTP layer runs on the converted weights.
     std::vector<float> hidden;
     KVCache cache = (*m)->new_cache();
