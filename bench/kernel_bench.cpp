@@ -5,7 +5,7 @@
 //                                    prefill (n = 512): GFLOP/s and the ratio to the FMA probe
 //                                    ("peak_ratio").
 //   BM_ReadBandwidth/<threads>, BM_PeakFlops/<threads>: the probes themselves.
-// Weights are random FP8 (BF16 for the head) and, for decode, rotated over enough copies that
+// Weights are random FP8 (BF16 for the head; int8 / int4 where the name says) and, for decode, rotated over enough copies that
 // every pass comes from memory, not the last-level cache (as MoE decode reads new experts).
 // The kernel path is the best this CPU has, or DSV3_ISA=scalar|avx2|avx512. FP8 products run
 // exact (f32 FMAs), or on vdpbf16ps with DSV3_MATH=bf16 (peak_ratio then against that
@@ -50,7 +50,12 @@ const Shape kShapes[] = {
     {"moonlight_shared_gate_up_2816x2048", 2816, 2048, DType::F8_E4M3},
     {"moonlight_shared_down_2048x2816", 2048, 2816, DType::F8_E4M3},
     {"moonlight_head_129280x2048_bf16", 129280, 2048, DType::BF16},
+    // The grouped integer formats (docs/formats.md), group size 64: I8 int8, U8 packed int4.
+    {"expert_gate_up_2048x7168_int8", 2048, 7168, DType::I8},
+    {"expert_gate_up_2048x7168_int4", 2048, 7168, DType::U8},
+    {"moonlight_head_129280x2048_int8", 129280, 2048, DType::I8},
 };
+constexpr int64_t kGroupSize = 64;
 
 ThreadPool& pool_of(int threads) {
   static std::map<int, std::unique_ptr<ThreadPool>> pools;
@@ -63,11 +68,13 @@ ThreadPool& pool_of(int threads) {
 struct OwnedWeight {
   std::vector<uint8_t> bytes;
   std::vector<float> scales;
+  std::vector<uint16_t> group_scales;
   LinearWeight view;
 };
 OwnedWeight make_weight(const Shape& s, uint64_t seed) {
   OwnedWeight w;
-  const size_t n = static_cast<size_t>(s.rows * s.cols) * dtype_size(s.dtype);
+  const int64_t row_bytes = s.dtype == DType::U8 ? (s.cols + 1) / 2 : s.cols * dtype_size(s.dtype);
+  const size_t n = static_cast<size_t>(s.rows * row_bytes);
   w.bytes.resize(n);
   uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
   for (size_t i = 0; i < n; i += 8) {
@@ -83,6 +90,11 @@ OwnedWeight make_weight(const Shape& s, uint64_t seed) {
     w.view.block_rows = w.view.block_cols = 128;
     w.scales.assign(static_cast<size_t>((s.rows + 127) / 128 * ((s.cols + 127) / 128)), 1.0f / 256);
     w.view.scale_inv = w.scales.data();
+  }
+  if (s.dtype == DType::I8 || s.dtype == DType::U8) {
+    w.view.group_size = kGroupSize;
+    w.group_scales.assign(static_cast<size_t>(s.rows * ((s.cols + kGroupSize - 1) / kGroupSize)), f32_to_f16(1.0f / 256));
+    w.view.group_scales = w.group_scales.data();
   }
   return w;
 }

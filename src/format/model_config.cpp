@@ -208,22 +208,37 @@ Result<ModelConfig> parse_model_config(const Json& j, const std::string& where) 
     qc.activation_scheme = q.contains("activation_scheme") ? qr.string("activation_scheme") : "dynamic";
     if (q.contains("scale_fmt") && !q.at("scale_fmt").is_null()) qc.scale_fmt = qr.string("scale_fmt");
     if (qr.error()) return *qr.error();
-    if (qc.quant_method != "fp8")
-      return Error(where + ": field 'quantization_config.quant_method': unsupported '" + json_snippet(Json(qc.quant_method), 40) + "' (fp8)");
+    if (qc.quant_method != "fp8" && qc.quant_method != "dsv3_int")
+      return Error(where + ": field 'quantization_config.quant_method': unsupported '" + json_snippet(Json(qc.quant_method), 40) + "' (fp8 or dsv3_int)");
     if (qc.fmt != "e4m3")
       return Error(where + ": field 'quantization_config.fmt': unsupported '" + json_snippet(Json(qc.fmt), 40) + "' (e4m3)");
+    if (qc.quant_method == "dsv3_int") {
+      auto g = q.find("group_size");
+      if (g == q.end()) return Error(where + ": field 'quantization_config.group_size': missing (dsv3_int needs it)");
+      auto gs = json_as_int(*g, "quantization_config.group_size");
+      if (!gs.ok()) return std::move(gs).error().context(where);
+      if (*gs < 16 || *gs > 65536 || *gs % 16 != 0)
+        return Error(where + ": field 'quantization_config.group_size': " + std::to_string(*gs) +
+                     " is not a multiple of 16 in [16, 65536]");
+      qc.group_size = *gs;
+      if (q.contains("rules") && q.at("rules").is_string()) qc.int_rules = q.at("rules").get<std::string>();
+    }
     auto bs = q.find("weight_block_size");
-    if (bs == q.end() || !bs->is_array() || bs->size() != 2)
+    if (qc.quant_method == "dsv3_int" && bs == q.end()) {
+      c.quantization_config = qc;  // no FP8 tensors left: the block size is not needed
+    } else if (bs == q.end() || !bs->is_array() || bs->size() != 2) {
       return Error(where + ": field 'quantization_config.weight_block_size': expected [rows, cols]");
-    auto r0 = json_as_int((*bs)[0], "quantization_config.weight_block_size[0]");
-    auto r1 = json_as_int((*bs)[1], "quantization_config.weight_block_size[1]");
-    if (!r0.ok()) return std::move(r0).error().context(where);
-    if (!r1.ok()) return std::move(r1).error().context(where);
-    if (*r0 < 1 || *r1 < 1 || *r0 > 65536 || *r1 > 65536)
-      return Error(where + ": field 'quantization_config.weight_block_size': sizes must be in [1, 65536]");
-    qc.block_rows = *r0;
-    qc.block_cols = *r1;
-    c.quantization_config = qc;
+    } else {
+      auto r0 = json_as_int((*bs)[0], "quantization_config.weight_block_size[0]");
+      auto r1 = json_as_int((*bs)[1], "quantization_config.weight_block_size[1]");
+      if (!r0.ok()) return std::move(r0).error().context(where);
+      if (!r1.ok()) return std::move(r1).error().context(where);
+      if (*r0 < 1 || *r1 < 1 || *r0 > 65536 || *r1 > 65536)
+        return Error(where + ": field 'quantization_config.weight_block_size': sizes must be in [1, 65536]");
+      qc.block_rows = *r0;
+      qc.block_cols = *r1;
+      c.quantization_config = qc;
+    }
   }
 
   if (j.contains("bos_token_id") && !j["bos_token_id"].is_null()) {

@@ -29,10 +29,12 @@ struct YarnRopeScaling {
 };
 
 struct QuantizationConfig {
-  std::string quant_method;  // "fp8"
+  std::string quant_method;  // "fp8", or "dsv3_int" (grouped int8 / int4, docs/formats.md)
   std::string fmt;           // "e4m3"
-  int64_t block_rows = 128;  // weight_block_size[0]
+  int64_t block_rows = 128;  // weight_block_size[0] (FP8 tensors)
   int64_t block_cols = 128;  // weight_block_size[1]
+  int64_t group_size = 0;    // dsv3_int: columns per F16 scale of the I8 / U8 (int4) tensors
+  std::string int_rules;     // dsv3_int: the convert rules that chose each tensor's format (informational)
   std::string activation_scheme;
   std::string scale_fmt;     // V3.1: "ue8m0" (activation scales; weights unaffected)
 };

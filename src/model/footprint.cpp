@@ -30,32 +30,96 @@ Stored assumed(const TensorSpec& s, const ModelConfig& c) {
 
 std::string scale_name(const std::string& weight_name) { return weight_name + "_scale_inv"; }
 
+Stored stored_as(const TensorSpec& s, MixFormat format, int64_t group_size) {
+  const uint64_t rows = static_cast<uint64_t>(s.shape[0]), cols = s.shape.size() == 2 ? static_cast<uint64_t>(s.shape[1]) : 1;
+  const uint64_t groups = (cols + static_cast<uint64_t>(group_size) - 1) / static_cast<uint64_t>(group_size);
+  Stored st{DType::BF16};
+  switch (format) {
+    case MixFormat::Bf16: st.bytes = rows * cols * 2; break;
+    case MixFormat::Fp8:
+      st.dtype = DType::F8_E4M3;
+      st.bytes = rows * cols;
+      st.scale_bytes = ((rows + 127) / 128) * ((cols + 127) / 128) * 4;
+      break;
+    case MixFormat::Int8:
+      st.dtype = DType::I8;
+      st.bytes = rows * cols;
+      st.scale_bytes = rows * groups * 2;
+      break;
+    case MixFormat::Int4:
+      st.dtype = DType::U8;
+      st.bytes = rows * ((cols + 1) / 2);
+      st.scale_bytes = rows * groups * 2;
+      break;
+  }
+  return st;
+}
+
+ModelFootprint compute(const ModelConfig& c, const Checkpoint* ck, const WeightMix* mix, int64_t group_size);
+
 }  // namespace
 
-ModelFootprint compute_footprint(const ModelConfig& c, const Checkpoint* ck) {
+ModelFootprint compute_footprint(const ModelConfig& c, const Checkpoint* ck) { return compute(c, ck, nullptr, 0); }
+
+ModelFootprint compute_footprint(const ModelConfig& c, const WeightMix& mix, int64_t group_size) {
+  return compute(c, nullptr, &mix, group_size);
+}
+
+std::vector<WeightMix> standard_mixes() {
+  const std::string head = checkpoint_name("head.weight");
+  // The output heads (lm_head, the MTP layers' shared_head.head): products, not lookups.
+  auto is_head = [head](const TensorSpec& s) {
+    return s.role == TensorRole::Embedding && (s.name == head || s.name.find("shared_head.head") != std::string::npos);
+  };
+  auto mix = [is_head](MixFormat routed, MixFormat other, MixFormat heads) {
+    return [=](const TensorSpec& s) {
+      if (s.role == TensorRole::Linear) return s.routed_expert ? routed : other;
+      if (is_head(s)) return heads;
+      return MixFormat::Bf16;
+    };
+  };
+  return {{"fp8", "as published: projections FP8 e4m3 (128x128 block scales), the rest BF16",
+           mix(MixFormat::Fp8, MixFormat::Fp8, MixFormat::Bf16)},
+          {"int8", "every projection and the heads int8", mix(MixFormat::Int8, MixFormat::Int8, MixFormat::Int8)},
+          {"int4-experts", "routed experts int4; attention, shared experts, dense layers and the heads int8",
+           mix(MixFormat::Int4, MixFormat::Int8, MixFormat::Int8)},
+          {"int4", "every projection int4, the heads int8", mix(MixFormat::Int4, MixFormat::Int4, MixFormat::Int8)}};
+}
+
+namespace {
+
+ModelFootprint compute(const ModelConfig& c, const Checkpoint* ck, const WeightMix* mix, int64_t group_size) {
   ModelFootprint f;
   f.dtypes_from_checkpoint = ck != nullptr;
+  if (mix) f.mix = mix->name;
   const std::vector<TensorSpec> specs = model_tensor_specs(c);
   const std::string embed = checkpoint_name("embed.weight"), head = checkpoint_name("head.weight");
 
   uint64_t routed_bytes = 0, mtp_routed_bytes = 0;
   for (const TensorSpec& s : specs) {
     const uint64_t n = shape_numel(s.shape);
-    Stored st = assumed(s, c);
+    Stored st = mix ? stored_as(s, mix->format(s), group_size) : assumed(s, c);
+    if (mix && s.role == TensorRole::RouterBias) st = assumed(s, c);
+    if (mix && s.shape.size() != 2 && s.role != TensorRole::RouterBias) st = stored_as(s, MixFormat::Bf16, 1);
     if (ck) {
       if (const TensorRef* t = ck->find(s.name)) {
         st = Stored{t->dtype, t->nbytes, 0};
         if (t->dtype == DType::F8_E4M3)
           if (const TensorRef* sc = ck->find(scale_name(s.name))) st.scale_bytes = sc->nbytes;
+        if (t->dtype == DType::I8 || t->dtype == DType::U8)
+          if (const TensorRef* sc = ck->find(s.name + "_scale")) st.scale_bytes = sc->nbytes;
       } else {
         ++f.tensors_missing;
       }
     }
-    st.row_bytes = s.shape.size() == 2 ? static_cast<uint64_t>(s.shape[1]) * dtype_size(st.dtype) : st.bytes;
+    // One row of a 2-D tensor with its share of the scales (embedding lookups).
+    st.row_bytes = s.shape.size() == 2 ? (st.bytes + st.scale_bytes) / static_cast<uint64_t>(s.shape[0]) : st.bytes;
     const uint64_t bytes = st.bytes + st.scale_bytes;
     if (!ck) {
       f.bytes_by_dtype[dtype_name(st.dtype)] += st.bytes;
-      if (st.scale_bytes) f.bytes_by_dtype[dtype_name(DType::F32)] += st.scale_bytes;
+      if (st.scale_bytes)
+        f.bytes_by_dtype[dtype_name(st.dtype == DType::I8 || st.dtype == DType::U8 ? DType::F16 : DType::F32)] +=
+            st.scale_bytes;
     }
     // An embedding table is read one row per token, unless it is also the (tied) head.
     const bool embedding_table = s.name == embed || s.shares_with == embed;
@@ -112,4 +176,5 @@ ModelFootprint compute_footprint(const ModelConfig& c, const Checkpoint* ck) {
   return f;
 }
 
+}  // namespace
 }  // namespace dsv3

@@ -14,8 +14,10 @@
 //     contributes one row (a lookup, not a product) unless it doubles as the tied head.
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "format/checkpoint.h"
 #include "format/model_config.h"
@@ -38,6 +40,7 @@ struct ModelFootprint {
   // (projections FP8 e4m3 + F32 block scales if quantization_config is present, else BF16;
   // router bias F32; everything else BF16).
   bool dtypes_from_checkpoint = false;
+  std::string mix;                // set when priced for a WeightMix
   uint64_t tensors_missing = 0;   // spec'd tensors absent from the checkpoint (bytes assumed)
 
   std::map<std::string, uint64_t> bytes_by_dtype;  // dtype name -> bytes (all tensors, MTP and scales incl.)
@@ -67,5 +70,21 @@ struct ModelFootprint {
 // bytes follow the stored dtype of each tensor present; parameter counts come from the
 // config alone either way.
 ModelFootprint compute_footprint(const ModelConfig& config, const Checkpoint* checkpoint);
+
+// A storage plan to price before converting: each tensor's format from its spec (name, role,
+// routed expert or not). Integer formats count their F16 group scales; FP8 its F32 128x128
+// block scales.
+enum class MixFormat { Bf16, Fp8, Int8, Int4 };
+struct TensorSpec;
+struct WeightMix {
+  std::string name;         // "int4-experts"
+  std::string description;  // one line for people
+  std::function<MixFormat(const TensorSpec&)> format;
+};
+// The mixes `inspect` prices (and docs/quality.md measures): fp8 (as published), int8,
+// int4-experts (routed experts int4, every other projection and the heads int8), int4 (all
+// projections int4, the heads int8). Embedding tables stay BF16 (one row read per token).
+std::vector<WeightMix> standard_mixes();
+ModelFootprint compute_footprint(const ModelConfig& config, const WeightMix& mix, int64_t group_size);
 
 }  // namespace dsv3

@@ -63,8 +63,8 @@ std::vector<float> to_f32(const TensorRef& t) {
 bool dtype_ok(TensorRole role, DType t) {
   switch (role) {
     case TensorRole::Linear:
-    case TensorRole::LinearBf16: return is_float_weight_dtype(t);
-    case TensorRole::Embedding: return is_float_weight_dtype(t);
+    case TensorRole::LinearBf16:
+    case TensorRole::Embedding: return is_float_weight_dtype(t) || t == DType::I8 || t == DType::U8;
     case TensorRole::Norm:
     case TensorRole::RouterBias: return t == DType::F32 || t == DType::BF16 || t == DType::F16;
   }
@@ -75,7 +75,7 @@ const char* role_dtypes(TensorRole role) {
   switch (role) {
     case TensorRole::Linear:
     case TensorRole::LinearBf16:
-    case TensorRole::Embedding: return "F8_E4M3, BF16, F16 or F32";
+    case TensorRole::Embedding: return "F8_E4M3, BF16, F16, F32, or I8 / U8 (dsv3_int int8 / int4)";
     default: return "F32, BF16 or F16";
   }
 }
@@ -136,11 +136,18 @@ LinearWeight WeightBinder::linear(const std::string& module, int64_t rows, int64
   w.cols = cols;
   const std::string wname = checkpoint_name(module + ".weight");
   const std::string sname = checkpoint_name(module + ".scale");
+  // A packed int4 tensor (U8) stores ceil(cols / 2) bytes per row.
+  const TensorRef* peek = ck_ ? ck_->find(wname) : nullptr;
+  const int64_t stored_cols = peek && peek->dtype == DType::U8 ? (cols + 1) / 2 : cols;
   const TensorRef* t =
-      lookup(wname, {rows, cols}, role, shares_with.empty() ? "" : checkpoint_name(shares_with + ".weight"));
+      lookup(wname, {rows, stored_cols}, role, shares_with.empty() ? "" : checkpoint_name(shares_with + ".weight"));
   if (!t) return w;
   w.dtype = t->dtype;
   w.data = t->data;
+  if (t->dtype == DType::I8 || t->dtype == DType::U8) {
+    bind_group_scales(wname, w);
+    return w;
+  }
   if (t->dtype != DType::F8_E4M3) {
     if (ck_->find(sname)) used_.insert(sname);
     return w;
@@ -179,6 +186,42 @@ LinearWeight WeightBinder::linear(const std::string& module, int64_t rows, int64
   }
   w.scale_inv = sc;
   return w;
+}
+
+void WeightBinder::bind_group_scales(const std::string& wname, LinearWeight& w) {
+  const std::string sname = wname + "_scale";
+  const char* kind = w.is_int4() ? "U8 (int4)" : "I8 (int8)";
+  const QuantizationConfig* q = config_.quantization_config ? &*config_.quantization_config : nullptr;
+  if (!q || q->group_size <= 0) {
+    problem(wname, "tensor '" + wname + "' is " + kind +
+            " but config.json has no quantization_config with quant_method dsv3_int and a group_size");
+    return;
+  }
+  w.group_size = q->group_size;
+  const std::vector<int64_t> sshape = {w.rows, w.groups_per_row()};
+  const TensorRef* s = ck_->find(sname);
+  if (!s) {
+    problem(sname, "tensor '" + wname + "' is " + kind + " but its scales '" + sname + "' are missing");
+    return;
+  }
+  used_.insert(sname);
+  if (s->dtype != DType::F16 || s->shape != sshape) {
+    problem(sname, "tensor '" + sname + "': " + dtype_name(s->dtype) + " " + shape_string(s->shape) +
+            ", expected F16 " + shape_string(sshape) + str_f(" (group_size %lld)", static_cast<long long>(w.group_size)));
+    return;
+  }
+  // A NaN, infinite or negative scale corrupts its whole group: a cheap scan, 1/group_size of
+  // the values.
+  const auto* sc = reinterpret_cast<const uint16_t*>(s->data);
+  for (uint64_t i = 0; i < s->numel(); ++i) {
+    const float v = f16_to_f32(sc[i]);
+    if (!std::isfinite(v) || v < 0.0f) {
+      problem(sname, "tensor '" + sname + str_f("': scale %g at index %llu is not a finite number >= 0", v,
+                                         static_cast<unsigned long long>(i)));
+      return;
+    }
+  }
+  w.group_scales = sc;
 }
 
 std::vector<float> WeightBinder::norm(const std::string& module, int64_t dim) {

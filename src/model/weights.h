@@ -164,6 +164,8 @@ class WeightBinder {
   // A small tensor (norm weight, router bias) in float32; `fallback` fills it when missing.
   std::vector<float> vector_f32(const std::string& name, int64_t dim, TensorRole role, float fallback);
   void problem(const std::string& tensor, const std::string& msg) { problems_.push_back({tensor, msg}); }
+  // I8 / U8 weights: their F16 group scales (`{weight}_scale`), checked against the config.
+  void bind_group_scales(const std::string& weight_name, LinearWeight& w);
 
   const Checkpoint* ck_;
   const ModelConfig& config_;

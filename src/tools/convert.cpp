@@ -91,7 +91,7 @@ Result<ConvertSummary> convert_checkpoint(const ConvertOptions& opt, ThreadPool&
   if (!v.valid())
     return Error("input checkpoint '" + opt.model_dir + "' is not valid: " + v.summary() +
                  " ('dsv3 inspect --model " + opt.model_dir + "' lists every defect)");
-  DSV3_ASSIGN(ConvertPlan plan, plan_conversion(config, *ck, opt.target));
+  DSV3_ASSIGN(ConvertPlan plan, plan_conversion(config, *ck, opt.target, opt.int_options));
   for (const auto& shard : ck->shards()) drop_all_mapped_pages(shard->file());
 
   const bool has_index = fs::exists(opt.model_dir + "/" + kIndex);
@@ -126,6 +126,23 @@ Result<ConvertSummary> convert_checkpoint(const ConvertOptions& opt, ThreadPool&
   }
   if (opt.target == ConvertTarget::Bf16) {
     config_json.erase("quantization_config");
+  } else if (opt.target == ConvertTarget::Int8 || opt.target == ConvertTarget::Int4) {
+    // Names the format (docs/formats.md) so that the checkpoint explains itself; each tensor's
+    // format is its stored dtype (I8 int8, U8 int4, F8_E4M3, BF16, ...).
+    OrderedJson q = {{"quant_method", "dsv3_int"},
+                     {"group_size", opt.int_options.group_size},
+                     {"scale_dtype", "float16"},
+                     {"symmetric", true},
+                     {"default", opt.target == ConvertTarget::Int8 ? "int8" : "int4"},
+                     {"rules", opt.rules_text},
+                     {"layout", "I8 [out, in] int8 | U8 [out, ceil(in/2)] int4, low nibble = even column, two's "
+                                "complement; '{weight}_scale' F16 [out, ceil(in/group_size)]; w = q * scale"}};
+    if (plan.fp8_left) {
+      q["fmt"] = "e4m3";
+      q["weight_block_size"] = {plan.block_rows, plan.block_cols};
+      q["activation_scheme"] = "dynamic";
+    }
+    config_json["quantization_config"] = q;
   } else if (!config.quantization_config) {
     config_json["quantization_config"] = {{"activation_scheme", "dynamic"},
                                           {"fmt", "e4m3"},

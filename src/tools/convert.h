@@ -1,7 +1,8 @@
 #pragma once
 // dsv3 convert: a checkpoint rewritten with FP8 projections dequantized to BF16 (what
-// DeepSeek's fp8_cast_bf16.py does) or BF16/F16/F32 projections quantized to FP8 with
-// 128x128 block scales (how the published checkpoints are made). See convert_plan.h for the
+// DeepSeek's fp8_cast_bf16.py does), BF16/F16/F32 projections quantized to FP8 with
+// 128x128 block scales (how the published checkpoints are made), or FP8/BF16 projections
+// quantized to the grouped int8 / int4 formats (docs/formats.md), per tensor by rule. See convert_plan.h for the
 // per-tensor rules and shard_stream.h for the streaming and its memory bound.
 //
 // Output directory protocol, so that an interrupted run never looks complete:
@@ -9,7 +10,7 @@
 //   2. remove stale *.dsv3-partial files and any previous config.json and index first;
 //   3. write each shard as <name>.dsv3-partial, fsync, rename;
 //   4. copy the non-weight files (tokenizer*, generation_config.json, ...), then write the
-//      index, then config.json (quantization_config removed for bf16, added for fp8), last.
+//      index, then config.json (quantization_config removed for bf16, added for fp8, dsv3_int for int8 / int4), last.
 // A directory without config.json is incomplete; a rerun starts from step 1.
 
 #include <atomic>
@@ -29,6 +30,8 @@ struct ConvertOptions {
   std::string model_dir;
   std::string out_dir;
   ConvertTarget target = ConvertTarget::Bf16;
+  IntPlanOptions int_options;   // --to int8 / int4: group size and --keep rules
+  std::string rules_text;       // the --keep text, recorded in quantization_config
   StreamOptions stream;  // chunking, fsync, cancellation, per-batch progress (input bytes)
   std::function<void(uint64_t total_input_bytes)> on_start;  // once the plan is known
 };

@@ -49,6 +49,9 @@ Result<InspectReport> inspect_model(const std::string& dir, const InspectOptions
         if (v.is_string() && r.architectures.size() < 8) r.architectures.push_back(bounded_text(v.get<std::string>()));
   }
 
+  for (int64_t group : {32, 64, 128})
+    for (const WeightMix& mix : standard_mixes()) r.mixes.emplace_back(group, compute_footprint(r.config, mix, group));
+
   r.weights_present = exists(dir + "/model.safetensors.index.json") || exists(dir + "/model.safetensors");
   if (!r.weights_present) {
     r.footprint = compute_footprint(r.config, nullptr);

@@ -40,6 +40,9 @@ struct InspectReport {
   bool weights_present = false;            // an index or model.safetensors exists
   std::string weights_error;               // the checkpoint exists but could not be opened
   ModelFootprint footprint;
+  // What the model would take in each standard mix (footprint.h standard_mixes), at group
+  // sizes 32, 64 and 128, from the config alone: to see what fits before converting.
+  std::vector<std::pair<int64_t, ModelFootprint>> mixes;
   std::vector<ShardSummary> shards;
   size_t tensor_count = 0;
   uint64_t tensor_bytes = 0;

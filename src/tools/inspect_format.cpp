@@ -9,12 +9,14 @@
 //              moe_intermediate_size, n_routed_experts, n_shared_experts, num_experts_per_tok, n_group,
 //              topk_group, scoring_func, topk_method, norm_topk_prob, routed_scaling_factor, rope_theta,
 //              rope_scaling {type, factor, ...} | null, max_position_embeddings,
-//              quantization_config {quant_method, fmt, weight_block_size} | null,
+//              quantization_config {quant_method, fmt, weight_block_size, [group_size, rules]} | null,
 //              indexer {index_n_heads, index_head_dim, index_topk, scale_fmt} (V3.2 only)},
 //   "parameters": {main, active_per_token, routed_experts, embedding, head, mtp_unique, mtp_with_shared},
 //   "bytes": {dtypes_from: "checkpoint" | "config", by_dtype {DTYPE: n}, total, main, mtp,
 //             decode_per_token, mtp_decode_per_token,
 //             kv_cache_per_token {values, f32, bf16, mtp_f32, index_keys}},
+//   "mixes": [{mix: "fp8" | "int8" | "int4-experts" | "int4", description, group_size (32, 64, 128),
+//              total, main, mtp, decode_per_token, mtp_decode_per_token}]  (from the config alone),
 //   "weights": {present, error (str | null), tensors, tensor_bytes, shards [{file, bytes, tensors}]},
 //   "validation": null | {valid, missing[], mtp_missing[], mtp_absent, unused[], problems [{tensor, message}]},
 //   "verify": null | {bytes_scanned, seconds, bad_tensors, cancelled,
@@ -106,7 +108,12 @@ std::string format_inspect_text(const InspectReport& r) {
   } else {
     line("rope", str_f("theta %g, no scaling", c.rope_theta));
   }
-  if (c.quantization_config)
+  if (c.quantization_config && c.quantization_config->quant_method == "dsv3_int")
+    line("quant", str_f("dsv3_int: int8 / int4 with an F16 scale per %lld input values%s%s (docs/formats.md)",
+                        static_cast<long long>(c.quantization_config->group_size),
+                        c.quantization_config->int_rules.empty() ? "" : ", rules ",
+                        c.quantization_config->int_rules.c_str()));
+  else if (c.quantization_config)
     line("quant", str_f("%s %s, %lldx%lld block scales", c.quantization_config->quant_method.c_str(),
                         c.quantization_config->fmt.c_str(), static_cast<long long>(c.quantization_config->block_rows),
                         static_cast<long long>(c.quantization_config->block_cols)));
@@ -131,6 +138,11 @@ std::string format_inspect_text(const InspectReport& r) {
   if (c.num_nextn_predict_layers > 0)
     o += str_f(", + %s per MTP draft token", format_bytes(f.mtp_decode_bytes_per_token).c_str());
   o += "\n";
+  o += "\nformats (what the model takes converted, from the config; group size 64; dsv3 convert --to int8|int4):\n";
+  for (const auto& [group, m] : r.mixes)
+    if (group == 64)
+      o += str_f("  %-13s %10s total, %10s read per decoded token\n", m.mix.c_str(), format_bytes(m.total_bytes).c_str(),
+                 format_bytes(m.decode_bytes_per_token).c_str());
   o += str_f("  KV cache per token: %s in BF16, %s as dsv3 keeps it (float32): %lld layers x %lld values\n",
              format_bytes(f.kv_bytes_per_token_bf16).c_str(), format_bytes(f.kv_bytes_per_token_f32).c_str(),
              static_cast<long long>(c.num_hidden_layers), static_cast<long long>(c.kv_cache_dim()));
@@ -227,11 +239,15 @@ Json inspect_to_json(const InspectReport& r) {
   } else {
     cfg["rope_scaling"] = nullptr;
   }
-  if (c.quantization_config)
+  if (c.quantization_config) {
     cfg["quantization_config"] = {{"quant_method", c.quantization_config->quant_method},
                                   {"fmt", c.quantization_config->fmt},
                                   {"weight_block_size", {c.quantization_config->block_rows, c.quantization_config->block_cols}}};
-  else
+    if (c.quantization_config->group_size > 0) {
+      cfg["quantization_config"]["group_size"] = c.quantization_config->group_size;
+      cfg["quantization_config"]["rules"] = c.quantization_config->int_rules;
+    }
+  } else
     cfg["quantization_config"] = nullptr;
 
   const ParamCounts& p = f.params;
@@ -258,8 +274,17 @@ Json inspect_to_json(const InspectReport& r) {
                   {"tensor_bytes", r.tensor_bytes},
                   {"shards", shards}};
 
+  Json mixes = Json::array();
+  for (const auto& [group, m] : r.mixes) {
+    std::string description;
+    for (const WeightMix& w : standard_mixes())
+      if (w.name == m.mix) description = w.description;
+    mixes.push_back({{"mix", m.mix}, {"description", description}, {"group_size", group}, {"total", m.total_bytes},
+                     {"main", m.main_bytes}, {"mtp", m.mtp_bytes}, {"decode_per_token", m.decode_bytes_per_token},
+                     {"mtp_decode_per_token", m.mtp_decode_bytes_per_token}});
+  }
   Json out = {{"model_dir", r.dir}, {"valid", r.ok()}, {"config", cfg}, {"parameters", params},
-              {"bytes", bytes},     {"weights", weights}};
+              {"bytes", bytes},     {"mixes", mixes},  {"weights", weights}};
   out["validation"] = nullptr;
   if (r.validation) {
     const CheckpointValidation& v = *r.validation;

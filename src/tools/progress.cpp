@@ -30,12 +30,18 @@ std::string format_bytes(uint64_t bytes) {
   return str_f(v >= 100 ? "%.0f %s" : v >= 10 ? "%.1f %s" : "%.2f %s", v, units[u]);
 }
 
-std::string format_progress(uint64_t done, uint64_t total, double elapsed) {
+namespace {
+
+// unit empty: bytes (format_bytes); else plain counts followed by the unit.
+std::string progress_text(uint64_t done, uint64_t total, double elapsed, const std::string& unit) {
+  auto amount = [&](uint64_t v) {
+    return unit.empty() ? format_bytes(v) : str_f("%llu", static_cast<unsigned long long>(v));
+  };
   const double frac = total > 0 ? std::min(1.0, static_cast<double>(done) / static_cast<double>(total)) : 1.0;
-  std::string s = format_bytes(done) + " / " + format_bytes(total) + str_f("  %3.0f%%", frac * 100.0);
+  std::string s = amount(done) + " / " + amount(total) + (unit.empty() ? "" : " " + unit) + str_f("  %3.0f%%", frac * 100.0);
   if (elapsed > 0.05 && done > 0) {
     const double rate = static_cast<double>(done) / elapsed;
-    s += "  " + format_bytes(static_cast<uint64_t>(rate)) + "/s";
+    s += "  " + (unit.empty() ? format_bytes(static_cast<uint64_t>(rate)) + "/s" : str_f("%.0f %s/s", rate, unit.c_str()));
     if (done < total) {
       const uint64_t eta = static_cast<uint64_t>(static_cast<double>(total - done) / rate + 0.5);
       s += eta >= 3600 ? str_f("  ETA %llu:%02llu:%02llu", static_cast<unsigned long long>(eta / 3600),
@@ -45,6 +51,16 @@ std::string format_progress(uint64_t done, uint64_t total, double elapsed) {
     }
   }
   return s;
+}
+
+}  // namespace
+
+std::string format_progress(uint64_t done, uint64_t total, double elapsed) {
+  return progress_text(done, total, elapsed, "");
+}
+
+std::string format_count_progress(uint64_t done, uint64_t total, double elapsed, const std::string& unit) {
+  return progress_text(done, total, elapsed, unit);
 }
 
 ProgressReporter::ProgressReporter(std::string label, uint64_t total_bytes, bool tty, FILE* out)
@@ -88,7 +104,7 @@ void ProgressReporter::tick_loop() {
 void ProgressReporter::print(bool final) {
   const double now = now_seconds();
   const uint64_t done = done_.load(std::memory_order_relaxed);
-  const std::string text = format_progress(done, total_, now - started_);
+  const std::string text = progress_text(done, total_, now - started_, unit_);
   if (tty_) {
     const double frac = total_ > 0 ? std::min(1.0, static_cast<double>(done) / static_cast<double>(total_)) : 1.0;
     const int filled = static_cast<int>(frac * kBarWidth);

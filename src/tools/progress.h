@@ -16,6 +16,8 @@ namespace dsv3 {
 
 // "1.23 GB / 4.56 GB  27%  812 MB/s  ETA 0:04" (the ETA is omitted until the rate is known).
 std::string format_progress(uint64_t done, uint64_t total, double elapsed_seconds);
+// The same for a count of things ("1200 / 10240 tokens  12%  85 tokens/s  ETA 1:44").
+std::string format_count_progress(uint64_t done, uint64_t total, double elapsed_seconds, const std::string& unit);
 // Human-readable byte count with SI units (B, kB, MB, GB, TB), 3 significant digits.
 std::string format_bytes(uint64_t bytes);
 
@@ -23,6 +25,8 @@ class ProgressReporter {
  public:
   // `label` prefixes every line ("convert"); `tty` selects the redrawn bar.
   ProgressReporter(std::string label, uint64_t total_bytes, bool tty, FILE* out = stderr);
+  // Counts `unit`s ("tokens") instead of bytes.
+  void count_in(std::string unit) { unit_ = std::move(unit); }
   ~ProgressReporter();  // stops the ticker (without a final line unless finish() was called)
   ProgressReporter(const ProgressReporter&) = delete;
   ProgressReporter& operator=(const ProgressReporter&) = delete;
@@ -37,6 +41,7 @@ class ProgressReporter {
   void print(bool final);
 
   std::string label_;
+  std::string unit_;  // empty: bytes
   uint64_t total_;
   bool tty_;
   FILE* out_;

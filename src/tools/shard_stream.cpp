@@ -8,6 +8,7 @@
 #include "format/safetensors.h"
 #include "tensor/dtype.h"
 #include "tensor/fp8_quant.h"
+#include "tensor/int_quant.h"
 #include "tools/page_release.h"
 #include "tools/partial_file.h"
 
@@ -103,11 +104,35 @@ void quant_rows(const PlannedTensor& t, int64_t r0, int64_t r1, Slot& slot, std:
   }
 }
 
+// QuantInt: rows [r0, r1) as float32 (FP8 dequantized exactly as the oracle does:
+// e4m3 * scale_inv), then each row quantized in groups into the output rows and its scales.
+void quant_int_rows(const PlannedTensor& t, int64_t r0, int64_t r1, Slot& slot, std::vector<uint16_t>& scales) {
+  const int64_t cols = t.source->shape[1];
+  const int64_t groups = (cols + t.group_size - 1) / t.group_size;
+  const int64_t out_row = t.bits == 8 ? cols : (cols + 1) / 2;
+  slot.stage.resize(static_cast<size_t>((r1 - r0) * cols));
+  if (t.source->dtype == DType::F8_E4M3) {
+    const int64_t scale_cols = (cols + t.block_cols - 1) / t.block_cols;
+    const auto* sc = reinterpret_cast<const float*>(t.source_scales->data);
+    for (int64_t r = r0; r < r1; ++r) {
+      const uint8_t* q = t.source->data + r * cols;
+      const float* srow = sc + (r / t.block_rows) * scale_cols;
+      float* out = slot.stage.data() + (r - r0) * cols;
+      for (int64_t c = 0; c < cols; ++c) out[c] = e4m3_to_f32(q[c]) * srow[c / t.block_cols];
+    }
+  } else {
+    to_float_rows(*t.source, r0, r1, cols, slot.stage.data());
+  }
+  for (int64_t r = r0; r < r1; ++r)
+    quantize_int_row(slot.stage.data() + (r - r0) * cols, cols, t.group_size, t.bits,
+                     slot.out.data() + (r - r0) * out_row, scales.data() + r * groups);
+}
+
 std::vector<Item> plan_items(const PlannedShard& shard, uint64_t chunk) {
   std::vector<Item> items;
   for (size_t i = 0; i < shard.tensors.size(); ++i) {
     const PlannedTensor& t = shard.tensors[i];
-    if (t.op == TensorOp::Copy || t.op == TensorOp::WriteScales) {
+    if (t.op == TensorOp::Copy || t.op == TensorOp::WriteScales || t.op == TensorOp::WriteGroupScales) {
       const uint64_t n = t.out_bytes();
       for (uint64_t b = 0; b < n; b += chunk) {
         Item it;
@@ -123,6 +148,8 @@ std::vector<Item> plan_items(const PlannedShard& shard, uint64_t chunk) {
     int64_t step;
     if (t.op == TensorOp::DequantFp8) {
       step = std::max<int64_t>(1, static_cast<int64_t>(chunk / static_cast<uint64_t>(cols * 2)));
+    } else if (t.op == TensorOp::QuantInt) {  // sized by the float staging buffer
+      step = std::max<int64_t>(1, static_cast<int64_t>(chunk / static_cast<uint64_t>(t.source->shape[1] * 4)));
     } else {  // QuantFp8: whole bands of block rows, sized by the float staging buffer
       const uint64_t band_bytes = static_cast<uint64_t>(t.block_rows * cols) * 4;
       step = std::max<int64_t>(1, static_cast<int64_t>(chunk / band_bytes)) * t.block_rows;
@@ -163,6 +190,12 @@ Status write_planned_shard(const PlannedShard& shard, const Checkpoint& ck, cons
       scales[t.name].assign(static_cast<size_t>(((t.shape[0] + t.block_rows - 1) / t.block_rows) *
                                                 ((t.shape[1] + t.block_cols - 1) / t.block_cols)), 0.0f);
 
+  std::map<std::string, std::vector<uint16_t>> group_scales;
+  for (const PlannedTensor& t : shard.tensors)
+    if (t.op == TensorOp::QuantInt)
+      group_scales[t.name].assign(
+          static_cast<size_t>(t.shape[0] * ((t.source->shape[1] + t.group_size - 1) / t.group_size)), 0);
+
   std::vector<TensorToWrite> list;
   for (const PlannedTensor& t : shard.tensors) list.push_back({t.name, t.dtype, t.shape});
   std::vector<uint64_t> offsets;
@@ -189,11 +222,14 @@ Status write_planned_shard(const PlannedShard& shard, const Checkpoint& ck, cons
       const PlannedTensor& t = shard.tensors[it.tensor];
       if (it.compute) {
         DSV3_TRY(file.write(set[k].out.data(), set[k].out.size()));
-        const uint64_t row_bytes = static_cast<uint64_t>(t.shape[1]) * dtype_size(t.source->dtype);
+        const uint64_t row_bytes = static_cast<uint64_t>(t.source->shape[1]) * dtype_size(t.source->dtype);
         drop_mapped_pages(source_file(*t.source), t.source->data + it.row0 * row_bytes,
                           static_cast<uint64_t>(it.row1 - it.row0) * row_bytes);
       } else if (t.op == TensorOp::WriteScales) {
         const auto& s = scales.at(*t.source->name);
+        DSV3_TRY(file.write(reinterpret_cast<const uint8_t*>(s.data()) + it.byte0, it.byte1 - it.byte0));
+      } else if (t.op == TensorOp::WriteGroupScales) {
+        const auto& s = group_scales.at(*t.source->name);
         DSV3_TRY(file.write(reinterpret_cast<const uint8_t*>(s.data()) + it.byte0, it.byte1 - it.byte0));
       } else {
         DSV3_TRY(file.write(t.source->data + it.byte0, it.byte1 - it.byte0));
@@ -221,6 +257,7 @@ Status write_planned_shard(const PlannedShard& shard, const Checkpoint& ck, cons
       Slot& slot = set[static_cast<size_t>(k)];
       slot.out.resize(static_cast<size_t>(it.row1 - it.row0) * static_cast<size_t>(t.shape[1]) * dtype_size(t.dtype));
       if (t.op == TensorOp::DequantFp8) dequant_rows(t, it.row0, it.row1, slot.out.data());
+      else if (t.op == TensorOp::QuantInt) quant_int_rows(t, it.row0, it.row1, slot, group_scales.at(t.name));
       else quant_rows(t, it.row0, it.row1, slot, scales.at(t.name));
     });
     // The previous batch must be written out before this one is (file order) and before its

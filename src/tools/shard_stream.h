@@ -7,7 +7,8 @@
 //
 // Memory bound: 2 batches x batch_items x 2 x chunk_bytes of buffers (each slot: an output
 // buffer and a float staging buffer), the 8 MiB direct-I/O buffer, and the FP8 scales of the
-// tensors quantized in the shard (1/16384 of their values, as F32). Neither a shard nor a
+// tensors quantized in the shard (1/16384 of their values, as F32), and the F16 group scales
+// of the int8 / int4 tensors of the shard (2 / group_size bytes per value). Neither a shard nor a
 // tensor is ever held whole. stream_buffer_bound() computes it.
 
 #include <atomic>

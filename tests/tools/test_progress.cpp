@@ -19,6 +19,7 @@ TEST(Progress, Formats) {
   // 7999 GB left at 1 GB/s.
   EXPECT_NE(format_progress(1'000'000'000, 8'000'000'000'000, 1.0).find("ETA 2:13:19"), std::string::npos);
   EXPECT_EQ(format_progress(5, 5, 1.0), "5 B / 5 B  100%  5 B/s");
+  EXPECT_EQ(format_count_progress(256, 1024, 2.0, "tokens"), "256 / 1024 tokens   25%  128 tokens/s  ETA 0:06");
 }
 
 TEST(Progress, PlainLinesEveryTenPercent) {

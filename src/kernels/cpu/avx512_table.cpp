@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <utility>
 
 #include "base/result.h"
@@ -27,8 +28,10 @@ DSV3_TARGET_BEGIN(DSV3_ISA_AVX512)
 namespace dsv3::kernels::cpu {
 namespace {
 #include "kernels/cpu/vec_avx512.inl"
+#include "kernels/cpu/simd_int_decode.inl"
 #include "kernels/cpu/simd_weights.inl"
 #include "kernels/cpu/simd_matmul_fp8.inl"
+#include "kernels/cpu/simd_matmul_int.inl"
 #include "kernels/cpu/simd_matmul_rows.inl"
 #include "kernels/cpu/simd_matmul_transposed.inl"
 #include "kernels/cpu/simd_elementwise.inl"

@@ -67,6 +67,22 @@ struct WeightDecode {
         }
         break;
       }
+      case DType::I8:
+      case DType::U8: {
+        // Group by group (simd_int_decode.inl); an int4 segment starting on an odd column
+        // takes that one value alone, then whole vectors from even columns.
+        const uint16_t* scales = w.row_group_scales(r);
+        const int64_t G = w.group_size;
+        while (k < k1) {
+          const int64_t g = k / G, group_end = std::min((g + 1) * G, k1);
+          const float s = IntDecode<V>::scale(scales[g]);
+          if (w.is_int4() && (k & 1)) out[k - k0] = static_cast<float>(int4_at(row, k)) * s, ++k;
+          for (; k + L <= group_end; k += L) V::store(out + (k - k0), V::mul(IntDecode<V>::load(w, row, k), V::set1(s)));
+          for (; k < group_end; ++k)
+            out[k - k0] = static_cast<float>(w.is_int4() ? int4_at(row, k) : static_cast<int8_t>(row[k])) * s;
+        }
+        break;
+      }
       case DType::BF16:
         for (; k + L <= k1; k += L) V::store(out + (k - k0), load<DType::BF16>(row, k, V::zero()));
         break;
