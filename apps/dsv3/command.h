@@ -21,6 +21,13 @@ using CommandFactory = Command (*)(CLI::App& root);
 // Adds a factory to the registry main() builds the command line from (sorted by name).
 bool register_command(const char* name, CommandFactory factory);
 
+}  // namespace dsv3::cli
+namespace dsv3 { class Communicator; }
+namespace dsv3::cli {
+
+// The ranks of this run (world size 1 without mpirun); commands run on rank 0.
+Communicator& world();
+
 // Prints "dsv3 <command>: error: <message>" to stderr and returns exit code 1.
 int fail(const std::string& command, const std::string& message);
 
