@@ -16,6 +16,10 @@
 #include <fstream>
 #include <thread>
 
+#include <httplib.h>
+
+#include <nlohmann/json.hpp>
+
 #include "format/safetensors.h"
 #include "model/golden.h"
 #include "test_util.h"
@@ -42,7 +46,7 @@ test::RunResult run_shell(const std::string& cmd) {
 }
 
 // `dsv3 <args>` in one process (ranks 1) or under mpirun.
-test::RunResult dsv3(int ranks, const std::string& args) {
+test::RunResult run_dsv3_ranks(int ranks, const std::string& args) {
   return run_shell((ranks > 1 ? mpirun(ranks) : std::string()) + DSV3_BIN + " " + args);
 }
 
@@ -65,32 +69,36 @@ void check_parity(const std::string& dir, bool mtp, const std::vector<int>& worl
   test::TempDir t;
   const std::string base = t / "base.safetensors";
   const std::string flags = " --model " + dir + " -t 1 --tokens " + tokens;
-  auto r = dsv3(1, "logits" + flags + " --out " + base + (mtp ? " --mtp" : ""));
+  auto r = run_dsv3_ranks(1, "logits" + flags + " --out " + base + (mtp ? " --mtp" : ""));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto logits = read_tensor(base, "logits");
   const std::string gen = "generate" + flags + " -n 12 --temperature 0 --ids --ignore-eos";
-  auto greedy = dsv3(1, gen);
+  auto greedy = run_dsv3_ranks(1, gen);
   ASSERT_EQ(greedy.exit_code, 0) << greedy.err;
   for (int w : worlds) {
     SCOPED_TRACE("W=" + std::to_string(w));
     const std::string out = t / ("w" + std::to_string(w) + ".safetensors");
-    r = dsv3(w, "logits" + flags + " --out " + out + (mtp ? " --mtp" : ""));
+    r = run_dsv3_ranks(w, "logits" + flags + " --out " + out + (mtp ? " --mtp" : ""));
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_LE(test::max_abs_diff(read_tensor(out, "logits"), logits).max_abs, 1e-4);
-    if (mtp) EXPECT_LE(test::max_abs_diff(read_tensor(out, "mtp_logits"), read_tensor(base, "mtp_logits")).max_abs, 1e-4);
-    r = dsv3(w, gen);
+    if (mtp) {
+      EXPECT_LE(test::max_abs_diff(read_tensor(out, "mtp_logits"), read_tensor(base, "mtp_logits")).max_abs, 1e-4);
+    }
+    r = run_dsv3_ranks(w, gen);
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(r.out, greedy.out);
     if (mtp) {  // speculative decoding: MTP passes and rolled-back caches on every rank
-      r = dsv3(w, gen + " --mtp --draft-policy always");
+      r = run_dsv3_ranks(w, gen + " --mtp --draft-policy always");
       ASSERT_EQ(r.exit_code, 0) << r.err;
       EXPECT_EQ(r.out, greedy.out);
     }
   }
 }
 
-#define REQUIRE_MPIRUN() \
-  if (!mpirun_available()) GTEST_SKIP() << "mpirun not installed (openmpi-bin)"
+#define REQUIRE_MPIRUN()   \
+  do {                                                                          \
+    if (!mpirun_available()) GTEST_SKIP() << "mpirun not installed (openmpi-bin)"; \
+  } while (0)
 
 TEST(Distributed, TinyV3MatchesOneProcess) {
   REQUIRE_MPIRUN();
@@ -108,7 +116,7 @@ TEST(Distributed, TinyV2MatchesOneProcess) {
 TEST(Distributed, UnevenRandomV3MatchesOneProcess) {
   REQUIRE_MPIRUN();
   test::TempDir t;
-  auto r = dsv3(1, "make-random --config " + test::fixtures() + "/tiny-v3/config.json --out " + t.path() +
+  auto r = run_dsv3_ranks(1, "make-random --config " + test::fixtures() + "/tiny-v3/config.json --out " + t.path() +
                        " --seed 7 --set num_attention_heads=6 --set n_routed_experts=10 --set n_group=2 --set topk_group=1"
                        " --set vocab_size=1003 --set moe_intermediate_size=192 --set intermediate_size=384");
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -118,7 +126,7 @@ TEST(Distributed, UnevenRandomV3MatchesOneProcess) {
 TEST(Distributed, RefusesASplitThatCannotBeDone) {
   REQUIRE_MPIRUN();
   // tiny-v3 has 4 heads: 5 ranks would leave one without.
-  auto r = dsv3(5, "logits --model " + test::fixtures() + "/tiny-v3 -t 1 --tokens 1,2 --out /dev/null");
+  auto r = run_dsv3_ranks(5, "logits --model " + test::fixtures() + "/tiny-v3 -t 1 --tokens 1,2 --out /dev/null");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("num_attention_heads is 4, which cannot be split over 5 ranks"), std::string::npos) << r.err;
 }
@@ -210,3 +218,98 @@ TEST(Distributed, RanksWithDifferentCheckpointsRefuseNamingTheRank) {
 }
 
 }  // namespace
+
+namespace {
+
+// A server started in the background (`launcher` empty: one process), stopped on destruction.
+class Server {
+ public:
+  Server(const std::string& launcher, const std::string& args, const std::string& log) {
+    pid_ = fork();
+    if (pid_ == 0) {
+      setpgid(0, 0);
+      std::freopen("/dev/null", "w", stdout);
+      std::freopen(log.c_str(), "w", stderr);
+      const std::string cmd = "exec " + launcher + DSV3_BIN + " " + args;
+      execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    for (int i = 0; i < 600 && port_ == 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      const std::string text = test::read_file(log);
+      const size_t at = text.find("http://127.0.0.1:");
+      if (at != std::string::npos && text.find("ready:") != std::string::npos)
+        port_ = std::stoi(text.substr(at + std::strlen("http://127.0.0.1:")));
+    }
+  }
+  ~Server() {
+    kill(-pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+  int port() const { return port_; }
+
+ private:
+  pid_t pid_ = 0;
+  int port_ = 0;
+};
+
+// Each prompt's completion, all sent at once (8 clients), then all again (prefix cache hits).
+std::vector<std::string> complete_all(int port, const std::vector<std::string>& prompts) {
+  std::vector<std::string> texts(prompts.size() * 2);
+  for (int round = 0; round < 2; ++round) {
+    std::vector<std::thread> clients;
+    for (size_t i = 0; i < prompts.size(); ++i)
+      clients.emplace_back([&, i, round] {
+        httplib::Client client("127.0.0.1", port);
+        client.set_read_timeout(300);
+        const std::string body = R"({"model":"model","prompt":")" + prompts[i] +
+                                 R"(","max_tokens":12,"temperature":0,"ignore_eos":true})";
+        auto res = client.Post("/v1/completions", body, "application/json");
+        std::string& text = texts[round * prompts.size() + i];
+        if (!res) {
+          text = "<no response>";
+          return;
+        }
+        const auto json = nlohmann::json::parse(res->body, nullptr, false);
+        text = std::to_string(res->status) + " " +
+               (json.contains("choices") ? json["choices"][0].value("text", "<no text>") : res->body);
+      });
+    for (auto& c : clients) c.join();
+  }
+  return texts;
+}
+
+}  // namespace
+
+// The server under mpirun -np 2 answers 8 concurrent clients with one process's tokens
+// (continuous batching, chunked prefill and the prefix cache on every rank).
+TEST(Distributed, ServerAnswersAsOneProcess) {
+  REQUIRE_MPIRUN();
+  test::TempDir t;
+  auto r = run_dsv3_ranks(1, "make-random --config " + std::string(DSV3_SOURCE_DIR) + "/tests/data/small-chat-config.json --out " +
+                       (t / "model") + " --seed 7 --tokenizer " + test::v3_tokenizer_dir());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::vector<std::string> prompts = {"The cat",        "Once upon a time", "1 2 3 4",     "Hello, world",
+                                            "A long prompt that is cut into chunks by the step budget", "x", "Why", "The dog"};
+  const std::string args = "serve --model " + (t / "model") +
+                           " --port 0 --ctx 512 -t 1 --max-step-tokens 16 --prefix-cache-mb 16";
+  std::vector<std::string> one, two;
+  {
+    Server s("", args, t / "one.log");
+    ASSERT_NE(s.port(), 0) << test::read_file(t / "one.log");
+    one = complete_all(s.port(), prompts);
+  }
+  {
+    Server s(mpirun(2), args, t / "two.log");
+    ASSERT_NE(s.port(), 0) << test::read_file(t / "two.log");
+    two = complete_all(s.port(), prompts);
+    // The second round started from cached prefixes: copies of caches on rank 1 too.
+    auto metrics = httplib::Client("127.0.0.1", s.port()).Get("/metrics");
+    ASSERT_TRUE(metrics);
+    EXPECT_EQ(metrics->body.find("dsv3_prefix_cache_hits_total 0\n"), std::string::npos) << metrics->body;
+  }
+  for (size_t i = 0; i < one.size(); ++i) {
+    EXPECT_EQ(one[i].substr(0, 4), "200 ") << one[i];
+    EXPECT_EQ(two[i], one[i]) << "request " << i;
+  }
+}
