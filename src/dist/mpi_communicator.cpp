@@ -5,6 +5,7 @@
 #include <mpi.h>
 
 #include <climits>
+#include <optional>
 #include <thread>
 
 #include "dist/communicator.h"
@@ -48,6 +49,8 @@ class MpiCommunicator final : public Communicator {
     // spinning for a while (the next step of a generation comes within milliseconds), then
     // sleeping between polls, up to 2 ms, instead of holding a core while the server is idle.
     uint64_t length = rank_ == root ? msg->size() : 0;
+    // Counted with its wait: on a follower, the time rank 0 spends between steps.
+    std::optional<CollectiveTimer> timer(std::in_place, stats_, rank_ == root ? sizeof(length) : 0);
     MPI_Request request;
     MPI_Ibcast(&length, 1, MPI_UINT64_T, root, MPI_COMM_WORLD, &request);
     if (idle && rank_ != root) {
@@ -61,6 +64,7 @@ class MpiCommunicator final : public Communicator {
     } else {
       MPI_Wait(&request, MPI_STATUS_IGNORE);
     }
+    timer.reset();
     if (rank_ != root) msg->resize(length);
     broadcast(msg->data(), length, root);
   }
