@@ -5,6 +5,9 @@
 #include <cstring>
 #include <utility>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include "tensor/shape.h"
 
 namespace dsv3 {
@@ -222,6 +225,15 @@ struct BindContext {
   SliceStore& store;
 };
 
+// Drops the pages wholly inside [p, p + bytes) of a read-only file mapping from the resident set
+// (they are read again from the file if touched).
+void release_pages(const void* p, uint64_t bytes) {
+  const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  const uint64_t begin = (reinterpret_cast<uint64_t>(p) + page - 1) / page * page;
+  const uint64_t end = (reinterpret_cast<uint64_t>(p) + bytes) / page * page;
+  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
 // A ColumnParallelLinear's share: rows [rows.begin, rows.end) of the stored weight, a view.
 LinearWeight row_share(const LinearWeight& full, Range rows) {
   if (rows.begin == 0 && rows.end == full.rows) return full;
@@ -245,6 +257,18 @@ LinearWeight column_share(const LinearWeight& full, Range cols, SliceStore& stor
   if (!full.data || (full.is_fp8() && !full.scale_inv)) return w;  // a defect the binder reports
   const int64_t rows = full.rows, n = cols.size();
   const bool fp8_blocks = full.is_fp8() && cols.begin % full.block_cols == 0;
+  if (store.plan_only) {
+    w.data = nullptr;
+    if (full.is_fp8() && !fp8_blocks) w.dtype = DType::F32;
+    store.bytes += w.bytes();
+    return w;
+  }
+  // The stored tensor is not used past this copy: its pages leave this rank's resident set
+  // (those wholly inside it; an edge page may hold a neighbour this rank reads).
+  struct ReleaseAfterCopy {
+    const LinearWeight& full;
+    ~ReleaseAfterCopy() { release_pages(full.row_ptr(0), static_cast<uint64_t>(full.rows) * full.cols * dtype_size(full.dtype)); }
+  } release{full};
   if (full.is_fp8() && !fp8_blocks) {
     float* out = store.allocate(static_cast<size_t>(rows * n));
     for (int64_t r = 0; r < rows; ++r)
@@ -366,8 +390,10 @@ float* SliceStore::allocate(size_t floats) {
   return buffers.back().get();
 }
 
-ModelWeights bind_model_weights(WeightBinder& b, const ModelConfig& c, bool with_mtp, const Partition* partition) {
+ModelWeights bind_model_weights(WeightBinder& b, const ModelConfig& c, bool with_mtp, const Partition* partition,
+                                bool plan_only) {
   ModelWeights w;
+  w.slices.plan_only = plan_only;
   const Partition whole = whole_model(c);
   BindContext x{b, c, partition ? *partition : whole, w.slices};
   w.embed = bind_vocab_rows(x, "embed", "");
@@ -380,6 +406,32 @@ ModelWeights bind_model_weights(WeightBinder& b, const ModelConfig& c, bool with
     b.set_mtp(false);
   }
   return w;
+}
+
+void for_each_linear(const ModelWeights& w, const std::function<void(const LinearWeight&)>& fn) {
+  std::set<std::pair<const void*, int64_t>> seen;  // (tensor, first row): shared views once
+  auto visit = [&](const LinearWeight& l) {
+    if (l.rows == 0 || l.cols == 0) return;
+    if (l.data && !seen.insert({l.data, l.first_row}).second) return;
+    fn(l);
+  };
+  auto mlp = [&](const MlpWeights& m) { visit(m.w1), visit(m.w2), visit(m.w3); };
+  auto block = [&](const BlockWeights& b) {
+    for (const LinearWeight* l : {&b.attn.wq, &b.attn.wq_a, &b.attn.wq_b, &b.attn.wkv_a, &b.attn.wkv_b, &b.attn.wo}) visit(*l);
+    if (const MoeWeights* moe = std::get_if<MoeWeights>(&b.ffn)) {
+      visit(moe->gate.weight);
+      for (const MlpWeights& e : moe->experts) mlp(e);
+      if (moe->shared_experts) mlp(*moe->shared_experts);
+    } else {
+      mlp(std::get<MlpWeights>(b.ffn));
+    }
+  };
+  visit(w.embed);
+  for (const BlockWeights& b : w.layers) block(b);
+  visit(w.head);
+  for (const MtpWeights& m : w.mtp) {
+    visit(m.embed), visit(m.eh_proj), block(m.block), visit(m.shared_head.head);
+  }
 }
 
 std::vector<TensorSpec> model_tensor_specs(const ModelConfig& config) {

@@ -8,6 +8,7 @@
 //   - listing (no checkpoint): the tensor specs `inspect` counts parameters from.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <set>
@@ -103,6 +104,8 @@ struct MtpWeights {
 struct SliceStore {
   std::vector<std::unique_ptr<float[]>> buffers;
   uint64_t bytes = 0;
+  // Planning only (inspect --ranks): slices get their shape and dtype but no data, and no copy.
+  bool plan_only = false;
   float* allocate(size_t floats);
 };
 
@@ -177,7 +180,11 @@ class WeightBinder {
 // bound (partition.h): the other ranks' routed experts are not looked up at all, split
 // tensors are views of (or, by columns, copies of) this rank's part.
 ModelWeights bind_model_weights(WeightBinder& binder, const ModelConfig& config, bool with_mtp,
-                                const Partition* partition = nullptr);
+                                const Partition* partition = nullptr, bool plan_only = false);
+
+// Calls fn(weight) for every linear weight (and embedding) the model holds, once per tensor
+// (a tied head, the MTP layer's shared embedding and head are visited once).
+void for_each_linear(const ModelWeights& weights, const std::function<void(const LinearWeight&)>& fn);
 
 // Tensor specs of the whole checkpoint the config describes (main model and MTP layers).
 std::vector<TensorSpec> model_tensor_specs(const ModelConfig& config);
