@@ -24,6 +24,7 @@ Result<std::vector<RankShare>> plan_ranks(const std::string& dir, int world, boo
     DSV3_TRY_CTX(binder.finish(), dir);
     for_each_linear(w, [&](const LinearWeight& l) { share.weight_bytes += l.bytes(); });
     share.copied_bytes = w.slices.bytes;
+    if (!config.tie_word_embeddings) share.embedding_bytes = w.embed.bytes();
     auto norms = [&](const BlockWeights& b) {
       share.norm_bytes += 4 * (b.attn_norm.size() + b.ffn_norm.size() + b.attn.q_norm.size() + b.attn.kv_norm.size());
       if (const MoeWeights* moe = std::get_if<MoeWeights>(&b.ffn)) share.norm_bytes += 4 * moe->gate.bias.size();
@@ -44,9 +45,10 @@ std::string format_rank_plan(const std::vector<RankShare>& plan) {
                         plan.size());
   for (const RankShare& r : plan) {
     const Partition& p = r.partition;
-    s += str_f("rank %d: %.3f GB of weights (%.3f GB copied column slices), heads [%lld, %lld), experts [%lld, %lld), "
-               "vocabulary [%lld, %lld)\n",
-               r.rank, (r.weight_bytes + r.norm_bytes) / 1e9, r.copied_bytes / 1e9, static_cast<long long>(p.heads.begin),
+    s += str_f("rank %d: %.3f GB of weights (%.3f GB copied column slices, %.3f GB embedding rows read a token at a "
+               "time), resident %.3f GB; heads [%lld, %lld), experts [%lld, %lld), vocabulary [%lld, %lld)\n",
+               r.rank, (r.weight_bytes + r.norm_bytes) / 1e9, r.copied_bytes / 1e9, r.embedding_bytes / 1e9,
+               resident_weight_bytes(r) / 1e9, static_cast<long long>(p.heads.begin),
                static_cast<long long>(p.heads.end), static_cast<long long>(p.experts.begin),
                static_cast<long long>(p.experts.end), static_cast<long long>(p.vocab.begin),
                static_cast<long long>(p.vocab.end));

@@ -313,3 +313,15 @@ TEST(Distributed, ServerAnswersAsOneProcess) {
     EXPECT_EQ(two[i], one[i]) << "request " << i;
   }
 }
+
+TEST(Distributed, InspectRanksListsEachRanksShare) {
+  auto r = run_dsv3_ranks(1, "inspect --model " + test::fixtures() + "/tiny-v3 --ranks 2");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("split over 2 ranks"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("heads [0, 2), experts [0, 8), vocabulary [0, 512)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("heads [2, 4), experts [8, 16), vocabulary [512, 1024)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("files: model-00001-of-00002.safetensors model-00002-of-00002.safetensors"), std::string::npos);
+  r = run_dsv3_ranks(1, "inspect --model " + test::fixtures() + "/tiny-v3 --ranks 5");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("num_attention_heads is 4, which cannot be split over 5 ranks"), std::string::npos) << r.err;
+}
