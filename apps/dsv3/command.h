@@ -9,6 +9,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "dist/communicator.h"
+
 namespace dsv3::cli {
 
 struct Command {
@@ -20,10 +22,6 @@ using CommandFactory = Command (*)(CLI::App& root);
 
 // Adds a factory to the registry main() builds the command line from (sorted by name).
 bool register_command(const char* name, CommandFactory factory);
-
-}  // namespace dsv3::cli
-namespace dsv3 { class Communicator; }
-namespace dsv3::cli {
 
 // The ranks of this run (world size 1 without mpirun); commands run on rank 0.
 Communicator& world();

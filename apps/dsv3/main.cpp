@@ -1,5 +1,6 @@
 // dsv3: the command-line front end. Thin: parsing and printing only; the engine is in src/.
 
+#include <csignal>
 #include <cstdio>
 #include <map>
 #include <vector>
@@ -50,6 +51,10 @@ int main(int argc, char** argv) {
   std::unique_ptr<dsv3::Communicator> comm = std::move(world).value();
   g_world = comm.get();
   if (!comm->is_leader()) {
+    // Stopping is rank 0's to decide (a server drains first); the others quit when it says so,
+    // or when mpirun ends the job.
+    std::signal(SIGINT, SIG_IGN);
+    std::signal(SIGTERM, SIG_IGN);
     dsv3::install_sigbus_reporter();
     if (dsv3::Status st = dsv3::Model::follow(*comm); !st.ok()) {
       std::fprintf(stderr, "dsv3 (rank %d): error: %s\n", comm->rank(), st.error().message().c_str());
