@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <memory>
+#include <vector>
 
 #include "command.h"
 #include "common.h"
@@ -17,6 +18,9 @@ struct BenchArgs {
   double probe_gb = 1.0;
   bool mtp = false;
   int draft_tokens = 1;
+  bool sweep = false;
+  std::vector<int64_t> sweep_prompts{16, 128, 512, 2048};
+  std::vector<int> sweep_batches{1, 2, 4, 8, 16};
 };
 
 int run_bench_command(const BenchArgs& a) {
@@ -25,6 +29,10 @@ int run_bench_command(const BenchArgs& a) {
   BenchOptions o = a.o;
   o.draft_tokens = a.mtp ? a.draft_tokens : 0;
   o.probe_bytes = static_cast<size_t>(a.probe_gb * (1 << 30));
+  if (a.sweep) {
+    o.sweep_prompt_tokens = a.sweep_prompts;
+    o.sweep_batches = a.sweep_batches;
+  }
   auto rep = run_bench(**model, o);
   if (!rep.ok()) return fail("bench", rep.error().message());
   if (a.json) std::printf("%s\n", rep->to_json().dump(2).c_str());
@@ -49,6 +57,18 @@ Command add_bench(CLI::App& root) {
   app->add_option("--draft-tokens", args->draft_tokens, "Drafts per sequence and step (with --mtp)")
       ->check(CLI::Range(1, 8))
       ->needs(mtp);
+  CLI::Option* sweep = app->add_flag(
+      "--sweep", args->sweep,
+      "Also prefill at several prompt lengths and decode at several batch sizes (each --repeat times, -n steps), "
+      "each next to the measured peak of the matmul math (--math) and the bandwidth ceiling");
+  app->add_option("--sweep-prompts", args->sweep_prompts, "Prompt lengths of --sweep (default 16,128,512,2048)")
+      ->delimiter(',')
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 24))
+      ->needs(sweep);
+  app->add_option("--sweep-batches", args->sweep_batches, "Batch sizes of --sweep (default 1,2,4,8,16)")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 4096))
+      ->needs(sweep);
   app->add_flag("--json", args->json, "Print the report as JSON");
   return {app, [args] { return run_bench_command(*args); }};
 }

@@ -123,7 +123,7 @@ class FollowerCaches {
   void clear() { caches_.clear(); }
 
   // First the copies (their sources must still be here), then the frees, as rank 0 did them.
-  Status apply(const StepMessage& m, int64_t row_dim) {
+  Status apply(const StepMessage& m, int64_t row_dim, int64_t index_key_dim) {
     for (const StepSegment& s : m.segments) {
       const CacheRef& ref = s.cache;
       if (!ref.origin_source) continue;
@@ -131,7 +131,7 @@ class FollowerCaches {
       if (src == caches_.end())
         return error_f("rank %d: cache %llu is a copy of cache %llu, which this rank does not have", rank_,
                        static_cast<unsigned long long>(ref.id), static_cast<unsigned long long>(ref.origin_source));
-      KVCache copy(ref.n_layers, row_dim);
+      KVCache copy(ref.n_layers, row_dim, index_key_dim);
       copy.assign_prefix(src->second, ref.origin_rows);
       caches_.insert_or_assign(ref.id, std::move(copy));
     }
@@ -140,8 +140,8 @@ class FollowerCaches {
   }
 
   // The cache `ref` names, with rank 0's length (rows past it dropped: rejected drafts).
-  Result<KVCache*> get(const CacheRef& ref, int64_t row_dim) {
-    auto it = caches_.try_emplace(ref.id, ref.n_layers, row_dim).first;
+  Result<KVCache*> get(const CacheRef& ref, int64_t row_dim, int64_t index_key_dim) {
+    auto it = caches_.try_emplace(ref.id, ref.n_layers, row_dim, index_key_dim).first;
     KVCache& c = it->second;
     if (c.length() < ref.length || c.n_layers() != ref.n_layers)
       return error_f("rank %d: cache %llu has %lld rows in %lld layers, rank 0's %lld rows in %lld layers", rank_,
@@ -160,13 +160,14 @@ class FollowerCaches {
 // Runs one step message on a follower.
 Status follow_step(const Model& model, const StepMessage& m, FollowerCaches& caches) {
   const int64_t row_dim = model.config().kv_cache_dim(), D = model.config().hidden_size;
-  DSV3_TRY(caches.apply(m, row_dim));
+  const int64_t index_key_dim = model.config().index_key_dim();
+  DSV3_TRY(caches.apply(m, row_dim, index_key_dim));
   ForwardOutput out;
   switch (m.kind) {
     case StepKind::Forward: {
       std::vector<SequenceInput> inputs;
       for (const StepSegment& s : m.segments) {
-        DSV3_ASSIGN(KVCache * cache, caches.get(s.cache, row_dim));
+        DSV3_ASSIGN(KVCache * cache, caches.get(s.cache, row_dim, index_key_dim));
         inputs.push_back({cache, s.tokens, static_cast<Logits>(s.logits)});
       }
       return model.forward(inputs, &out, m.want_hidden);
@@ -175,7 +176,7 @@ Status follow_step(const Model& model, const StepMessage& m, FollowerCaches& cac
       std::vector<Model::MtpInput> inputs;
       int64_t row = 0;
       for (const StepSegment& s : m.segments) {
-        DSV3_ASSIGN(KVCache * cache, caches.get(s.cache, row_dim));
+        DSV3_ASSIGN(KVCache * cache, caches.get(s.cache, row_dim, index_key_dim));
         inputs.push_back({cache, s.first_position, s.tokens, m.hidden.data() + row * D, static_cast<Logits>(s.logits)});
         row += static_cast<int64_t>(s.tokens.size());
       }
@@ -183,7 +184,7 @@ Status follow_step(const Model& model, const StepMessage& m, FollowerCaches& cac
     }
     case StepKind::MtpForward: {
       if (m.segments.size() != 1) return Error("MTP pass message without its one sequence");
-      DSV3_ASSIGN(KVCache * cache, caches.get(m.segments[0].cache, row_dim));
+      DSV3_ASSIGN(KVCache * cache, caches.get(m.segments[0].cache, row_dim, index_key_dim));
       return model.mtp_forward(m.hidden.data(), m.segments[0].tokens, cache, nullptr);
     }
     case StepKind::Stats: model.gather_comm_stats(); return {};

@@ -103,7 +103,7 @@ Result<TokenBatch> Model::assemble_batch(std::span<const SequenceInput> batch) c
 // A cache as the other ranks must find it before a step (and, when its rows were copied from
 // another cache since the last step, where from).
 static CacheRef cache_ref(KVCache* cache) {
-  const KVCache::Origin origin = cache->take_origin();
+  const CacheIdentity::Origin origin = cache->take_origin();
   return {cache->id(), cache->n_layers(), cache->length(), origin.source, origin.rows};
 }
 

@@ -22,6 +22,10 @@ Partition whole_model(const ModelConfig& c) {
 
 Result<Partition> make_partition(const ModelConfig& c, int rank, int world) {
   if (world == 1) return whole_model(c);
+  if (c.has_indexer())
+    return error_f("config.json: DeepSeek-V3.2 sparse attention (index_topk) cannot be split across ranks yet; run it "
+                   "in one process (%d ranks asked)",
+                   world);
   const int64_t block = c.quantization_config ? c.quantization_config->block_cols : 128;
   auto check = [&](const char* field, int64_t n) -> Status {
     if (n > 0 && n < world)
