@@ -4,8 +4,8 @@
 set -euo pipefail
 
 # nodejs and npm bundle the chat page (web/) at build time, from the npm registry; liblzma
-# decompresses the built-in default model (assets/default-model).
-build_pkgs=(g++ cmake ninja-build pkg-config nlohmann-json3-dev libcli11-dev libboost-dev libcpp-httplib-dev libicu-dev libedit-dev liblzma-dev nodejs npm)
+# decompresses the built-in default model (assets/default-model); Open MPI runs dsv3 across machines.
+build_pkgs=(g++ cmake ninja-build pkg-config nlohmann-json3-dev libcli11-dev libboost-dev libcpp-httplib-dev libicu-dev libedit-dev liblzma-dev libopenmpi-dev openmpi-bin nodejs npm)
 # chromium: the chat page's browser tests (tests/web); clang + its runtime: the libFuzzer harnesses (fuzz/).
 test_pkgs=(googletest libgtest-dev libbenchmark-dev chromium clang libclang-rt-dev)
 

@@ -11,6 +11,7 @@
 
 #include "command.h"
 #include "tools/inspect.h"
+#include "tools/rank_plan.h"
 #include "tools/progress.h"
 
 namespace dsv3::cli {
@@ -21,6 +22,7 @@ struct InspectArgs {
   bool json = false;
   bool verify = false;
   int threads = 0;
+  int ranks = 0;
 };
 
 std::atomic<bool> g_interrupted{false};
@@ -48,6 +50,11 @@ int run_inspect(const InspectArgs& a) {
   if (!report.ok()) return fail("inspect", report.error().message());
   if (a.json) std::printf("%s\n", inspect_to_json(*report).dump(2).c_str());
   else std::fputs(format_inspect_text(*report).c_str(), stdout);
+  if (a.ranks > 0 && report->ok()) {
+    auto plan = plan_ranks(a.model, a.ranks, /*with_mtp=*/true);
+    if (!plan.ok()) return fail("inspect", plan.error().message());
+    std::fputs(("\n" + format_rank_plan(*plan)).c_str(), a.json ? stderr : stdout);
+  }
   if (g_interrupted.load()) return 130;
   return report->ok() ? 0 : 1;
 }
@@ -69,6 +76,10 @@ Command add_inspect(CLI::App& root) {
   app->add_flag("--verify", args->verify,
                 "Also scan every value of every tensor for NaN/Inf (FP8: bytes 0x7F/0xFF), in parallel, with progress "
                 "on stderr; reports each tensor that has any (all tensors with --json)");
+  app->add_option("--ranks", args->ranks,
+                  "Also print, for the model split over this many ranks (mpirun -np N), each rank's weight bytes "
+                  "and the shard files it reads")
+      ->check(CLI::Range(1, 4096));
   app->add_option("-t,--threads", args->threads, "Worker threads for --verify (default: one per core)")
       ->check(CLI::Range(0, 4096));
   return {app, [args] { return run_inspect(*args); }};

@@ -9,6 +9,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "dist/communicator.h"
+
 namespace dsv3::cli {
 
 struct Command {
@@ -20,6 +22,9 @@ using CommandFactory = Command (*)(CLI::App& root);
 
 // Adds a factory to the registry main() builds the command line from (sorted by name).
 bool register_command(const char* name, CommandFactory factory);
+
+// The ranks of this run (world size 1 without mpirun); commands run on rank 0.
+Communicator& world();
 
 // Prints "dsv3 <command>: error: <message>" to stderr and returns exit code 1.
 int fail(const std::string& command, const std::string& message);

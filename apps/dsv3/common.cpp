@@ -8,6 +8,8 @@
 #include <limits>
 #include <random>
 
+#include "command.h"
+#include "dist/communicator.h"
 #include "kernels/amx.h"
 #include "kernels/dispatch.h"
 #include "kernels/matmul_math.h"
@@ -156,6 +158,7 @@ Result<std::unique_ptr<Model>> load_model(const ModelArgs& args, bool load_mtp) 
   opt.load_mtp = load_mtp;
   opt.attention = args.attention == "naive" ? AttentionImpl::Naive : AttentionImpl::Absorbed;
   opt.max_context = args.ctx;
+  opt.comm = &world();
   return Model::load(dir, opt);
 }
 

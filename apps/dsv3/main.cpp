@@ -1,5 +1,6 @@
 // dsv3: the command-line front end. Thin: parsing and printing only; the engine is in src/.
 
+#include <csignal>
 #include <cstdio>
 #include <map>
 #include <vector>
@@ -7,6 +8,8 @@
 #include "base/mapped_file.h"
 #include "base/result.h"
 #include "command.h"
+#include "dist/communicator.h"
+#include "model/model.h"
 
 namespace dsv3::cli {
 
@@ -20,6 +23,13 @@ bool register_command(const char* name, CommandFactory factory) {
   return true;
 }
 
+static Communicator* g_world = nullptr;
+
+Communicator& world() {
+  static LocalCommunicator one;
+  return g_world ? *g_world : one;
+}
+
 int fail(const std::string& command, const std::string& message) {
   std::fprintf(stderr, "dsv3 %s: error: %s\n", command.c_str(), message.c_str());
   return 1;
@@ -27,7 +37,37 @@ int fail(const std::string& command, const std::string& message) {
 
 }  // namespace dsv3::cli
 
+// Rank 0 runs the command; under mpirun the other ranks follow its model calls
+// (Model::follow) until it quits.
+static int run_command(int argc, char** argv);
+
 int main(int argc, char** argv) {
+  using namespace dsv3::cli;
+  auto world = dsv3::open_world(&argc, &argv);
+  if (!world.ok()) {
+    std::fprintf(stderr, "dsv3: error: %s\n", world.error().message().c_str());
+    return 1;
+  }
+  std::unique_ptr<dsv3::Communicator> comm = std::move(world).value();
+  g_world = comm.get();
+  if (!comm->is_leader()) {
+    // Stopping is rank 0's to decide (a server drains first); the others quit when it says so,
+    // or when mpirun ends the job.
+    std::signal(SIGINT, SIG_IGN);
+    std::signal(SIGTERM, SIG_IGN);
+    dsv3::install_sigbus_reporter();
+    if (dsv3::Status st = dsv3::Model::follow(*comm); !st.ok()) {
+      std::fprintf(stderr, "dsv3 (rank %d): error: %s\n", comm->rank(), st.error().message().c_str());
+      comm->abort(1);
+    }
+    return 0;
+  }
+  const int code = run_command(argc, argv);
+  dsv3::Model::quit_followers(*comm);
+  return code;
+}
+
+static int run_command(int argc, char** argv) {
   using namespace dsv3::cli;
   CLI::App app{"dsv3: inference engine for the DeepSeek-V3 model family (V3, V3-Base, R1, V3.1, V2, V2-Lite)", "dsv3"};
   app.set_version_flag("--version", std::string("dsv3 ") + DSV3_VERSION);

@@ -21,12 +21,16 @@ void block_forward(const ForwardContext& ctx, const BlockWeights& w, const Token
   // x = x + self.attn(self.attn_norm(x), ...)
   kernels::rms_norm(ctx.pool, x, w.attn_norm.data(), N, D, eps, normed.data());
   mla_forward(ctx, w.attn, batch, cache_layer, normed.data(), delta.data());
+  ctx.comm.all_reduce_sum(delta.data(), N * D);  // model.py: all_reduce in wo (RowParallelLinear)
   for (int64_t i = 0; i < N * D; ++i) x[i] += delta[i];
 
   // x = x + self.ffn(self.ffn_norm(x))
   kernels::rms_norm(ctx.pool, x, w.ffn_norm.data(), N, D, eps, normed.data());
-  if (const MoeWeights* moe = std::get_if<MoeWeights>(&w.ffn)) moe_forward(ctx.pool, c, *moe, normed.data(), N, delta.data(), ctx.experts_read);
+  if (const MoeWeights* moe = std::get_if<MoeWeights>(&w.ffn))
+    moe_forward(ctx.pool, c, *moe, normed.data(), N, delta.data(), ctx.experts_read, ctx.partition.experts);
   else mlp_forward(ctx.pool, std::get<MlpWeights>(w.ffn), normed.data(), N, delta.data());
+  // model.py: all_reduce of the routed experts' sum and in the (shared) MLP's w2, here one for both
+  ctx.comm.all_reduce_sum(delta.data(), N * D);
   for (int64_t i = 0; i < N * D; ++i) x[i] += delta[i];
 }
 

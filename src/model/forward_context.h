@@ -1,13 +1,15 @@
 #pragma once
 // What every layer's forward needs besides its weights: the thread pool, the config, the
-// rope tables, the attention form, and the batch layout.
+// rope tables, this rank's share and its communicator, the attention form, and the batch layout.
 
 #include <cstdint>
 #include <vector>
 
 #include "base/thread_pool.h"
+#include "dist/communicator.h"
 #include "format/model_config.h"
 #include "model/kv_cache.h"
+#include "model/partition.h"
 #include "model/rope.h"
 
 namespace dsv3 {
@@ -41,6 +43,8 @@ struct ForwardContext {
   ThreadPool& pool;
   const ModelConfig& config;
   const Rope& rope;
+  const Partition& partition;  // this rank's heads, experts, vocabulary and FFN columns
+  Communicator& comm;          // the all-reduces after attention and the FFN (world size 1: none)
   AttentionImpl attention = AttentionImpl::Absorbed;
   int64_t* experts_read = nullptr;  // when set: routed experts run, summed over the MoE layers
   // V3.2 models: attend to the indexer's choice (false: every earlier token, as V3 does,

@@ -17,7 +17,7 @@ namespace {
 
 // MLA's sizes under the short names this file uses.
 struct MlaDims {
-  int64_t H;     // num_attention_heads
+  int64_t H;     // this rank's heads (model.py n_local_heads): num_attention_heads / world size
   int64_t nope;  // qk_nope_head_dim
   int64_t rope;  // qk_rope_head_dim
   int64_t vdim;  // v_head_dim
@@ -25,9 +25,10 @@ struct MlaDims {
   int64_t R;     // kv_lora_rank
   int64_t row;   // R + rope: a row of wkv_a's output and of the cache
 };
-MlaDims mla_dims(const ModelConfig& c) {
+MlaDims mla_dims(const ForwardContext& ctx) {
+  const ModelConfig& c = ctx.config;
   const int64_t nope = c.qk_nope_head_dim, rope = c.qk_rope_head_dim, R = c.kv_lora_rank;
-  return {c.num_attention_heads, nope, rope, c.v_head_dim, nope + rope, R, R + rope};
+  return {ctx.partition.heads.size(), nope, rope, c.v_head_dim, nope + rope, R, R + rope};
 }
 
 // Head h's rows of wkv_b [H * (nope + v), R], model.py's wkv_b.view(H, -1, R)[h]: the first
@@ -48,7 +49,7 @@ void attend_absorbed(const ForwardContext& ctx, const MlaWeights& w, const Token
                      const float* q, float* o, const IndexSelection* selection) {
   const ModelConfig& c = ctx.config;
   ThreadPool& pool = ctx.pool;
-  const MlaDims d = mla_dims(c);
+  const MlaDims d = mla_dims(ctx);
   const auto [H, nope, rope, vdim, qk, R, row] = d;
   const int64_t N = batch.n_tokens();
 
@@ -100,7 +101,7 @@ void attend_naive(const ForwardContext& ctx, const MlaWeights& w, const TokenBat
                   const float* q, float* o) {
   const ModelConfig& c = ctx.config;
   ThreadPool& pool = ctx.pool;
-  const auto [H, nope, rope, vdim, qk, R, row] = mla_dims(c);
+  const auto [H, nope, rope, vdim, qk, R, row] = mla_dims(ctx);
   for (const auto& seg : batch.segments) {
     const int64_t len = batch.positions[seg.offset] + seg.count;
     const float* cache = seg.cache->layer(cache_layer);
@@ -139,7 +140,7 @@ void mla_forward(const ForwardContext& ctx, const MlaWeights& w, const TokenBatc
                  const float* x, float* out) {
   const ModelConfig& c = ctx.config;
   ThreadPool& pool = ctx.pool;
-  const auto [H, nope, rope, vdim, qk, R, row] = mla_dims(c);
+  const auto [H, nope, rope, vdim, qk, R, row] = mla_dims(ctx);
   const int64_t N = batch.n_tokens();
   const float eps = static_cast<float>(c.rms_norm_eps);
 
@@ -191,6 +192,7 @@ void mla_forward(const ForwardContext& ctx, const MlaWeights& w, const TokenBatc
   else attend_naive(ctx, w, batch, cache_layer, q.data(), o.data());
 
   // x = self.wo(x.flatten(2))                                               [N, dim]
+  // (RowParallelLinear: this rank's heads' part of the sum; Block all-reduces it.)
   kernels::matmul(pool, w.wo, o.data(), N, out);
 }
 

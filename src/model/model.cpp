@@ -10,28 +10,51 @@
 #include "model/block.h"
 #include "model/embedding.h"
 #include "model/mtp.h"
+#include "model/step_message.h"
 
 namespace dsv3 {
 
 Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const ModelOptions& options) {
+  if (!options.comm || options.comm->size() == 1) {
+    LocalCommunicator local;
+    return load_local(dir, options, local);
+  }
+  // Rank 0 asks the other ranks (in Model::follow) to load the same directory with the same options.
+  StepMessage load;
+  load.kind = StepKind::Load;
+  load.dir = dir;
+  load.threads = options.threads;
+  load.load_mtp = options.load_mtp;
+  load.attention = static_cast<uint8_t>(options.attention);
+  load.max_context = options.max_context;
+  std::vector<uint8_t> bytes = encode_step(load);
+  options.comm->broadcast_message(&bytes, 0, /*idle=*/false);
+  return load_share(dir, options, *options.comm);
+}
+
+Result<std::unique_ptr<Model>> Model::load_local(const std::string& dir, const ModelOptions& options,
+                                                 Communicator& comm) {
   auto m = std::unique_ptr<Model>(new Model());
   DSV3_ASSIGN(m->config_, load_model_config(dir));
+  DSV3_ASSIGN(m->partition_, make_partition(m->config_, comm.rank(), comm.size()));
+  if (m->partition_.split()) m->comm_ = &comm;
   DSV3_ASSIGN(m->checkpoint_, Checkpoint::open(dir));
   const ModelConfig& c = m->config_;
   if (options.load_mtp && c.num_nextn_predict_layers == 0)
     return Error(dir + "/config.json: num_nextn_predict_layers is 0: this checkpoint has no MTP module");
   WeightBinder binder(m->checkpoint_.get(), c);
-  m->weights_ = bind_model_weights(binder, c, options.load_mtp);
+  m->weights_ = bind_model_weights(binder, c, options.load_mtp, &m->partition_);
   auto bound = binder.finish();
   if (!bound.ok()) return std::move(bound).error().context(dir);
-  // Tensors nobody asked for (MTP layers when not needed, unknown names): ignored.
+  // Tensors nobody asked for (MTP layers when not needed, other ranks' experts, unknown names): ignored.
   size_t unused = 0;
   for (const auto& [name, t] : m->checkpoint_->tensors())
     if (!binder.used().count(name)) {
       ++unused;
       DSV3_LOG_DEBUG("unused tensor '%s'", name.c_str());
     }
-  if (unused) DSV3_LOG_INFO("%zu tensors in the checkpoint are not used by this command (e.g. MTP layers)", unused);
+  if (unused && !m->partition_.split())
+    DSV3_LOG_INFO("%zu tensors in the checkpoint are not used by this command (e.g. MTP layers)", unused);
   m->pool_ = std::make_unique<ThreadPool>(options.threads);
   m->rope_ = std::make_unique<Rope>(c);
   m->attention_ = options.attention;
@@ -43,6 +66,13 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const ModelOp
     m->max_context_ = c.max_position_embeddings;
   }
   MemoryStats mem = memory_stats();
+  if (m->partition_.split())
+    DSV3_LOG_INFO("rank %d of %d: heads [%lld, %lld), experts [%lld, %lld), vocabulary [%lld, %lld); %.1f MB of "
+                  "column slices copied",
+                  comm.rank(), comm.size(), static_cast<long long>(m->partition_.heads.begin),
+                  static_cast<long long>(m->partition_.heads.end), static_cast<long long>(m->partition_.experts.begin),
+                  static_cast<long long>(m->partition_.experts.end), static_cast<long long>(m->partition_.vocab.begin),
+                  static_cast<long long>(m->partition_.vocab.end), m->weights_.slices.bytes / 1e6);
   DSV3_LOG_INFO("loaded %s: %zu tensors in %zu shard(s), %.2f GB mapped (%.1f MB copied); resident %.1f MB "
                 "(file pages %.1f MB, anonymous %.1f MB)",
                 dir.c_str(), m->checkpoint_->tensors().size(), m->checkpoint_->shards().size(),
@@ -70,8 +100,29 @@ Result<TokenBatch> Model::assemble_batch(std::span<const SequenceInput> batch) c
   return tb;
 }
 
+// A cache as the other ranks must find it before a step (and, when its rows were copied from
+// another cache since the last step, where from).
+static CacheRef cache_ref(KVCache* cache) {
+  const CacheIdentity::Origin origin = cache->take_origin();
+  return {cache->id(), cache->n_layers(), cache->length(), origin.source, origin.rows};
+}
+
+void Model::broadcast_step(StepMessage& message) const {
+  message.released = CacheJournal::instance().take_released();
+  std::vector<uint8_t> bytes = encode_step(message);
+  comm_->broadcast_message(&bytes, 0, /*idle=*/false);
+}
+
 Status Model::forward(std::span<const SequenceInput> batch, ForwardOutput* out, bool want_hidden) const {
   DSV3_ASSIGN(const TokenBatch tb, assemble_batch(batch));
+  if (leads_ranks()) {
+    StepMessage step;
+    step.kind = StepKind::Forward;
+    step.want_hidden = want_hidden;
+    for (const SequenceInput& s : batch)
+      step.segments.push_back({cache_ref(s.cache), 0, {s.tokens.begin(), s.tokens.end()}, static_cast<uint8_t>(s.logits)});
+    broadcast_step(step);
+  }
   const ModelConfig& c = config_;
   const int64_t N = tb.n_tokens(), D = c.hidden_size;
   ForwardContext ctx = context();
@@ -80,7 +131,8 @@ Status Model::forward(std::span<const SequenceInput> batch, ForwardOutput* out, 
 
   // h = self.embed(tokens)                                              [N, dim]
   std::vector<float> h(static_cast<size_t>(N * D));
-  embed_forward(weights_.embed, tb.tokens, h.data());
+  embed_forward(weights_.embed, tb.tokens, h.data(), partition_.vocab);
+  comm_->all_reduce_sum(h.data(), N * D);
   // for layer in self.layers: h = layer(h, ...)
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) block_forward(ctx, weights_.layers[l], tb, l, h.data());
   for (const auto& seg : tb.segments) seg.cache->advance(seg.count);
@@ -115,8 +167,30 @@ void Model::head_rows(const LinearWeight& head, const TokenBatch& tb, std::span<
   }
   std::vector<float> head_in(rows.size() * D);
   for (size_t r = 0; r < rows.size(); ++r) std::memcpy(head_in.data() + r * D, h + rows[r] * D, sizeof(float) * D);
-  out->logits.resize(rows.size() * config_.vocab_size);
-  kernels::matmul(*pool_, head, head_in.data(), static_cast<int64_t>(rows.size()), out->logits.data());
+  const int64_t n_rows = static_cast<int64_t>(rows.size()), V = config_.vocab_size;
+  if (!partition_.split()) {
+    out->logits.resize(rows.size() * V);
+    kernels::matmul(*pool_, head, head_in.data(), n_rows, out->logits.data());
+    return;
+  }
+  // The head is split by vocabulary (ColumnParallelLinear): each rank's [rows, its vocabulary]
+  // goes to rank 0 (model.py all-gathers; only rank 0 samples), which lays them side by side.
+  std::vector<float> local(static_cast<size_t>(n_rows * partition_.vocab.size()));
+  kernels::matmul(*pool_, head, head_in.data(), n_rows, local.data());
+  std::vector<size_t> counts;
+  for (int r = 0; r < partition_.world; ++r)
+    counts.push_back(static_cast<size_t>(n_rows * split_range(V, partition_.world, r).size()) * sizeof(float));
+  std::vector<float> gathered(comm_->is_leader() ? static_cast<size_t>(n_rows * V) : 0);
+  comm_->gather(local.data(), counts, gathered.data(), 0);
+  if (!comm_->is_leader()) return;
+  out->logits.resize(static_cast<size_t>(n_rows * V));
+  const float* block = gathered.data();
+  for (int r = 0; r < partition_.world; ++r) {
+    const Range part = split_range(V, partition_.world, r);
+    for (int64_t i = 0; i < n_rows; ++i)
+      std::memcpy(out->logits.data() + i * V + part.begin, block + i * part.size(), sizeof(float) * part.size());
+    block += n_rows * part.size();
+  }
 }
 
 Status Model::mtp_forward(const float* hidden, std::span<const int32_t> next_tokens, KVCache* mtp_cache,
@@ -126,10 +200,24 @@ Status Model::mtp_forward(const float* hidden, std::span<const int32_t> next_tok
   const SequenceInput in{mtp_cache, next_tokens, Logits::All};
   auto tb = assemble_batch({&in, 1});
   if (!tb.ok()) return std::move(tb).error().context("MTP module");
-  const int64_t N = tb->n_tokens();
-  std::vector<float> h(static_cast<size_t>(N * config_.hidden_size));
+  const int64_t N = tb->n_tokens(), D = config_.hidden_size;
+  if (leads_ranks()) {
+    StepMessage step;
+    step.kind = StepKind::MtpForward;
+    step.segments.push_back({cache_ref(mtp_cache), 0, {next_tokens.begin(), next_tokens.end()}, 0});
+    step.hidden.assign(hidden, hidden + N * D);
+    broadcast_step(step);
+  }
+  std::vector<float> h(static_cast<size_t>(N * D));
   mtp_block_forward(context(), weights_.mtp[0], *tb, /*cache_layer=*/0, hidden, h.data());
-  mtp_head_forward(context(), weights_.mtp[0], h.data(), N, logits);
+  // logits = shared_head.head(shared_head.norm(h))                        [N, vocab]
+  std::vector<float> normed(h.size());
+  kernels::rms_norm(*pool_, h.data(), weights_.mtp[0].shared_head.norm.data(), N, D,
+                    static_cast<float>(config_.rms_norm_eps), normed.data());
+  ForwardOutput out;
+  const Logits all = Logits::All;
+  head_rows(weights_.mtp[0].shared_head.head, *tb, {&all, 1}, normed.data(), &out);
+  if (logits) std::memcpy(logits, out.logits.data(), out.logits.size() * sizeof(float));
   mtp_cache->advance(N);
   return {};
 }
@@ -158,6 +246,15 @@ Status Model::mtp_step(std::span<const MtpInput> batch, ForwardOutput* out) cons
     tb.tokens.insert(tb.tokens.end(), in.tokens.begin(), in.tokens.end());
     hidden.insert(hidden.end(), in.hidden, in.hidden + n * D);
     wanted.push_back(in.logits);
+  }
+  if (leads_ranks()) {
+    StepMessage step;
+    step.kind = StepKind::MtpStep;
+    for (const MtpInput& in : batch)
+      step.segments.push_back(
+          {cache_ref(in.cache), in.first_position, {in.tokens.begin(), in.tokens.end()}, static_cast<uint8_t>(in.logits)});
+    step.hidden = hidden;
+    broadcast_step(step);
   }
   std::vector<float> h(hidden.size());
   ForwardContext ctx = context();

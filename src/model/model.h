@@ -11,9 +11,11 @@
 #include "base/result.h"
 #include "base/thread_pool.h"
 #include "format/checkpoint.h"
+#include "dist/communicator.h"
 #include "format/model_config.h"
 #include "model/forward_context.h"
 #include "model/kv_cache.h"
+#include "model/partition.h"
 #include "model/rope.h"
 #include "model/weights.h"
 
@@ -24,6 +26,10 @@ struct ModelOptions {
   bool load_mtp = false;           // bind the MTP layers (error if the checkpoint has none)
   AttentionImpl attention = AttentionImpl::Absorbed;
   int64_t max_context = 0;         // 0: max_position_embeddings from config.json
+  // The ranks to split the model across (partition.h); null or world size 1: this process holds
+  // it all. On rank 0 the model leads: each call is broadcast to the other ranks, which run
+  // Model::follow. Must outlive the model.
+  Communicator* comm = nullptr;
 };
 
 // Which rows of logits a sequence of a forward step wants.
@@ -49,7 +55,16 @@ struct ForwardOutput {
 
 class Model {
  public:
+  // On rank 0 of several (options.comm), also makes the other ranks load their share; every
+  // rank's failure, or a difference between ranks' builds or checkpoints, is an error here.
   static Result<std::unique_ptr<Model>> load(const std::string& dir, const ModelOptions& options);
+  ~Model();
+
+  // A rank other than 0: loads, runs and unloads models as rank 0's messages say, until rank 0
+  // quits (Model::quit_followers). Errors when a message cannot be followed.
+  static Status follow(Communicator& comm);
+  // Rank 0: tells the other ranks to exit follow() (the end of the command).
+  static void quit_followers(Communicator& comm);
 
   const ModelConfig& config() const { return config_; }
   const ModelWeights& weights() const { return weights_; }
@@ -58,6 +73,12 @@ class Model {
   int64_t max_context() const { return max_context_; }
   int64_t vocab_size() const { return config_.vocab_size; }
   void set_attention(AttentionImpl impl) { attention_ = impl; }
+  const Partition& partition() const { return partition_; }
+  Communicator& comm() const { return *comm_; }
+  // Rank 0 of a model split across ranks: it broadcasts every call.
+  bool leads_ranks() const { return partition_.split() && comm_->is_leader(); }
+  // Every rank's collective counters, gathered on rank 0 ([world]; world size 1: this one's).
+  std::vector<CommStats> gather_comm_stats() const;
   // V3.2 models: false runs dense MLA without the indexer (a benchmark's baseline).
   void set_sparse_attention(bool sparse) { sparse_attention_ = sparse; }
   // When set, every indexer appends its choices to `trace` (tests; nullptr stops).
@@ -105,11 +126,18 @@ class Model {
   // max_context()), makes room in their caches and lays them out as one batch.
   Result<TokenBatch> assemble_batch(std::span<const SequenceInput> batch) const;
   ForwardContext context() const {
-    ForwardContext ctx{*pool_, config_, *rope_, attention_};
+    ForwardContext ctx{*pool_, config_, *rope_, partition_, *comm_, attention_};
     ctx.sparse_attention = sparse_attention_;
     ctx.indexer_trace = indexer_trace_;
     return ctx;
   }
+  // Loads this rank's share (partition_) on every rank, then checks all ranks together.
+  static Result<std::unique_ptr<Model>> load_share(const std::string& dir, const ModelOptions& options,
+                                                   Communicator& comm);
+  static Result<std::unique_ptr<Model>> load_local(const std::string& dir, const ModelOptions& options,
+                                                   Communicator& comm);
+  // Rank 0: sends a step's message to the other ranks.
+  void broadcast_step(struct StepMessage& message) const;
   // out->logits and first_row: head(h) for the rows each segment of `tb` wants.
   void head_rows(const LinearWeight& head, const TokenBatch& tb, std::span<const Logits> wanted, const float* h,
                  ForwardOutput* out) const;
@@ -123,6 +151,9 @@ class Model {
   bool sparse_attention_ = true;
   IndexerTrace* indexer_trace_ = nullptr;
   int64_t max_context_ = 0;
+  LocalCommunicator local_comm_;
+  Communicator* comm_ = &local_comm_;
+  Partition partition_;
 };
 
 }  // namespace dsv3

@@ -35,17 +35,22 @@ struct ExpertGroups {
   int64_t k = 0;               // K, entries per token
 };
 
-ExpertGroups group_by_expert(const Routing& routing, int64_t n_experts, int64_t experts_per_token) {
+// Only the entries of this rank's experts `local` are grouped (model.py: the loop over
+// range(experts_start_idx, experts_end_idx)); the others' counts stay 0.
+ExpertGroups group_by_expert(const Routing& routing, int64_t n_experts, int64_t experts_per_token, Range local) {
   const int64_t E = n_experts, entries = static_cast<int64_t>(routing.indices.size());
   ExpertGroups g;
   g.k = experts_per_token;
   g.count.assign(static_cast<size_t>(E), 0);
   g.first.assign(static_cast<size_t>(E + 1), 0);
-  for (int64_t i = 0; i < entries; ++i) ++g.count[routing.indices[i]];
+  int64_t local_entries = 0;
+  for (int64_t i = 0; i < entries; ++i)
+    if (local.contains(routing.indices[i])) ++g.count[routing.indices[i]], ++local_entries;
   for (int64_t e = 0; e < E; ++e) g.first[e + 1] = g.first[e] + g.count[e];
-  g.entry.resize(static_cast<size_t>(entries));
+  g.entry.resize(static_cast<size_t>(local_entries));
   std::vector<int64_t> next(g.first.begin(), g.first.end() - 1);
-  for (int64_t i = 0; i < entries; ++i) g.entry[next[routing.indices[i]]++] = i;
+  for (int64_t i = 0; i < entries; ++i)
+    if (local.contains(routing.indices[i])) g.entry[next[routing.indices[i]]++] = i;
   return g;
 }
 
@@ -68,7 +73,8 @@ struct ExpertOutputs {
 ExpertOutputs run_experts(ThreadPool& pool, const MoeWeights& w, const float* x, int64_t n, int64_t D,
                           const ExpertGroups& g, SharedHidden& shared) {
   const int64_t E = static_cast<int64_t>(w.experts.size()), K = g.k, rows = static_cast<int64_t>(g.entry.size());
-  const int64_t inter = w.experts.empty() ? 0 : w.experts[0].w1.rows;
+  int64_t inter = 0;  // moe_intermediate_size (of an expert this rank holds)
+  for (int64_t e = 0; e < E && inter == 0; ++e) inter = g.count[e] > 0 ? w.experts[e].w1.rows : 0;
   const int64_t shared_inter = w.shared_experts ? w.shared_experts->w1.rows : 0;
 
   // x[idx] of each expert: x itself when the expert has every token in order (a decode of
@@ -198,7 +204,7 @@ Routing route(const ModelConfig& c, const GateWeights& gate, const float* gate_l
 }
 
 void moe_forward(ThreadPool& pool, const ModelConfig& c, const MoeWeights& w, const float* x, int64_t n, float* out,
-                 int64_t* experts_read) {
+                 int64_t* experts_read, Range local_experts) {
   const int64_t E = c.n_routed_experts, D = c.hidden_size;
   const int64_t shared_inter = w.shared_experts ? w.shared_experts->w1.rows : 0;
   // Three parallel regions per layer, whatever the number of experts: (1) the gate's linear
@@ -222,7 +228,8 @@ void moe_forward(ThreadPool& pool, const ModelConfig& c, const MoeWeights& w, co
   // weights, indices = self.gate(x)
   const Routing routing = route(c, w.gate, gate_logits.data(), n);
   // counts = bincount(indices); idx, top = where(indices == i) for every expert i
-  const ExpertGroups groups = group_by_expert(routing, E, c.num_experts_per_tok);
+  if (local_experts.size() == 0) local_experts = {0, E};
+  const ExpertGroups groups = group_by_expert(routing, E, c.num_experts_per_tok, local_experts);
   if (experts_read) *experts_read += std::count_if(groups.count.begin(), groups.count.end(), [](int64_t m) { return m > 0; });
   // expert(x[idx]) for every expert with tokens; z = self.shared_experts(x)
   const ExpertOutputs y = run_experts(pool, w, x, n, D, groups, shared);

@@ -7,6 +7,7 @@
 
 #include "base/thread_pool.h"
 #include "format/model_config.h"
+#include "model/partition.h"
 #include "model/weights.h"
 
 namespace dsv3 {
@@ -24,8 +25,10 @@ Routing route(const ModelConfig& config, const GateWeights& gate, const float* g
 
 // out[n, dim] = MoE(x[n, dim]): the chosen experts' outputs weighted, plus the shared experts'.
 // `experts_read` (optional) grows by the number of routed experts the step ran: their weights
-// are what a step reads beyond the layer's fixed part.
+// are what a step reads beyond the layer's fixed part. Split across ranks, only the experts in
+// `local_experts` run (empty: all) and the shared experts are this rank's columns: `out` is this
+// rank's part of the sum, which the caller all-reduces.
 void moe_forward(ThreadPool& pool, const ModelConfig& config, const MoeWeights& w, const float* x, int64_t n,
-                 float* out, int64_t* experts_read = nullptr);
+                 float* out, int64_t* experts_read = nullptr, Range local_experts = {});
 
 }  // namespace dsv3

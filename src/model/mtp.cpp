@@ -15,22 +15,14 @@ void mtp_block_forward(const ForwardContext& ctx, const MtpWeights& w, const Tok
 
   // h = eh_proj(cat(enorm(embed(t[j+1])), hnorm(hidden[j])))             [N, 2D] -> [N, D]
   std::vector<float> e(static_cast<size_t>(N * D)), cat(static_cast<size_t>(N * 2 * D));
-  embed_forward(w.embed, batch.tokens, e.data());
+  embed_forward(w.embed, batch.tokens, e.data(), ctx.partition.vocab);
+  ctx.comm.all_reduce_sum(e.data(), N * D);
   kernels::rms_norm(ctx.pool, e.data(), w.enorm.data(), N, D, eps, cat.data(), D, 2 * D);
   kernels::rms_norm(ctx.pool, hidden, w.hnorm.data(), N, D, eps, cat.data() + D, D, 2 * D);
   kernels::matmul(ctx.pool, w.eh_proj, cat.data(), N, h);
 
   // h = Block(h), in the MTP layer's cache layer
   block_forward(ctx, w.block, batch, cache_layer, h);
-}
-
-void mtp_head_forward(const ForwardContext& ctx, const MtpWeights& w, const float* h, int64_t n, float* logits) {
-  // logits = shared_head.head(shared_head.norm(h))                        [n, vocab]
-  const int64_t D = ctx.config.hidden_size;
-  std::vector<float> normed(static_cast<size_t>(n * D));
-  kernels::rms_norm(ctx.pool, h, w.shared_head.norm.data(), n, D, static_cast<float>(ctx.config.rms_norm_eps),
-                    normed.data());
-  kernels::matmul(ctx.pool, w.shared_head.head, normed.data(), n, logits);
 }
 
 }  // namespace dsv3

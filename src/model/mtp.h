@@ -16,7 +16,4 @@ namespace dsv3 {
 void mtp_block_forward(const ForwardContext& ctx, const MtpWeights& w, const TokenBatch& batch, int64_t cache_layer,
                        const float* hidden, float* h);
 
-// logits[n, vocab] = shared_head.head(shared_head.norm(h[n, dim])).
-void mtp_head_forward(const ForwardContext& ctx, const MtpWeights& w, const float* h, int64_t n, float* logits);
-
 }  // namespace dsv3

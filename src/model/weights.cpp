@@ -5,6 +5,9 @@
 #include <cstring>
 #include <utility>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include "tensor/shape.h"
 
 namespace dsv3 {
@@ -264,28 +267,113 @@ Status WeightBinder::finish() const {
 namespace {
 
 // Binding order is walk order: the order in which missing tensors are reported.
-MlpWeights bind_mlp(WeightBinder& b, const std::string& module, int64_t dim, int64_t inter) {
+// What the walk binds with: the binder, the config, this rank's share and where copied
+// column slices live.
+struct BindContext {
+  WeightBinder& b;
+  const ModelConfig& c;
+  const Partition& part;
+  SliceStore& store;
+};
+
+// Drops the pages wholly inside [p, p + bytes) of a read-only file mapping from the resident set
+// (they are read again from the file if touched).
+void release_pages(const void* p, uint64_t bytes) {
+  const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  const uint64_t begin = (reinterpret_cast<uint64_t>(p) + page - 1) / page * page;
+  const uint64_t end = (reinterpret_cast<uint64_t>(p) + bytes) / page * page;
+  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
+// A ColumnParallelLinear's share: rows [rows.begin, rows.end) of the stored weight, a view.
+LinearWeight row_share(const LinearWeight& full, Range rows) {
+  if (rows.begin == 0 && rows.end == full.rows) return full;
+  if (!full.data) {
+    LinearWeight w = full;
+    w.rows = rows.size();
+    return w;
+  }
+  return full.row_band(rows.begin, rows.size());
+}
+
+// A RowParallelLinear's share: columns [cols.begin, cols.end) of every row, copied out of the
+// mapping (kernels read rows of `cols` contiguous elements), reading only those bytes. FP8 stays
+// FP8 with its scale columns when the slice starts on a block boundary; otherwise (a small model
+// whose heads are narrower than a block) it is dequantized to F32, exactly.
+LinearWeight column_share(const LinearWeight& full, Range cols, SliceStore& store) {
+  if (cols.begin == 0 && cols.end == full.cols) return full;
+  LinearWeight w = full;
+  w.cols = cols.size();
+  w.first_row = 0;
+  if (!full.data || (full.is_fp8() && !full.scale_inv)) return w;  // a defect the binder reports
+  const int64_t rows = full.rows, n = cols.size();
+  const bool fp8_blocks = full.is_fp8() && cols.begin % full.block_cols == 0;
+  if (store.plan_only) {
+    w.data = nullptr;
+    if (full.is_fp8() && !fp8_blocks) w.dtype = DType::F32;
+    store.bytes += w.bytes();
+    return w;
+  }
+  // The stored tensor is not used past this copy: its pages leave this rank's resident set
+  // (those wholly inside it; an edge page may hold a neighbour this rank reads).
+  struct ReleaseAfterCopy {
+    const LinearWeight& full;
+    ~ReleaseAfterCopy() { release_pages(full.row_ptr(0), static_cast<uint64_t>(full.rows) * full.cols * dtype_size(full.dtype)); }
+  } release{full};
+  if (full.is_fp8() && !fp8_blocks) {
+    float* out = store.allocate(static_cast<size_t>(rows * n));
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t k = 0; k < n; ++k) out[r * n + k] = full.at(r, cols.begin + k);
+    w.dtype = DType::F32;
+    w.data = out;
+    w.scale_inv = nullptr;
+    w.block_rows = w.block_cols = 0;
+    return w;
+  }
+  const size_t elem = dtype_size(full.dtype), row_bytes = static_cast<size_t>(n) * elem;
+  auto* out = reinterpret_cast<uint8_t*>(store.allocate((rows * row_bytes + 3) / 4));
+  for (int64_t r = 0; r < rows; ++r) std::memcpy(out + r * row_bytes, full.row_ptr(r) + cols.begin * elem, row_bytes);
+  w.data = out;
+  if (fp8_blocks) {
+    // Scale columns of the blocks the slice covers, for every block row.
+    const int64_t c0 = cols.begin / full.block_cols, sc = w.scale_cols(), block_rows = (rows + full.block_rows - 1) / full.block_rows;
+    float* scales = store.allocate(static_cast<size_t>(block_rows * sc));
+    for (int64_t br = 0; br < block_rows; ++br)
+      std::memcpy(scales + br * sc, full.row_scales(br * full.block_rows) + c0, sizeof(float) * sc);
+    w.scale_inv = scales;
+  }
+  return w;
+}
+
+// model.py MLP (or Expert) on this rank: w1, w3 ColumnParallel, w2 RowParallel over `inter`.
+// An expert (the whole of `inter`) is not split.
+MlpWeights bind_mlp(BindContext& x, const std::string& module, int64_t dim, int64_t inter, Range share) {
   MlpWeights m;
-  m.w1 = b.linear(module + ".w1", inter, dim);
-  m.w3 = b.linear(module + ".w3", inter, dim);
-  m.w2 = b.linear(module + ".w2", dim, inter);
+  m.w1 = row_share(x.b.linear(module + ".w1", inter, dim), share);
+  m.w3 = row_share(x.b.linear(module + ".w3", inter, dim), share);
+  m.w2 = column_share(x.b.linear(module + ".w2", dim, inter), share, x.store);
   return m;
 }
 
-MlaWeights bind_mla(WeightBinder& b, const ModelConfig& c, const std::string& attn) {
+MlaWeights bind_mla(BindContext& x, const std::string& attn) {
+  const ModelConfig& c = x.c;
+  WeightBinder& b = x.b;
   const int64_t dim = c.hidden_size, heads = c.num_attention_heads;
+  const Range h = x.part.heads;
+  auto head_rows = [&](int64_t per_head) { return Range{h.begin * per_head, h.end * per_head}; };
   MlaWeights a;
   if (c.has_q_lora()) {
     a.wq_a = b.linear(attn + ".wq_a", c.q_lora_rank, dim);
     a.q_norm = b.norm(attn + ".q_norm", c.q_lora_rank);
-    a.wq_b = b.linear(attn + ".wq_b", heads * c.qk_head_dim(), c.q_lora_rank);
+    a.wq_b = row_share(b.linear(attn + ".wq_b", heads * c.qk_head_dim(), c.q_lora_rank), head_rows(c.qk_head_dim()));
   } else {
-    a.wq = b.linear(attn + ".wq", heads * c.qk_head_dim(), dim);
+    a.wq = row_share(b.linear(attn + ".wq", heads * c.qk_head_dim(), dim), head_rows(c.qk_head_dim()));
   }
   a.wkv_a = b.linear(attn + ".wkv_a", c.kv_lora_rank + c.qk_rope_head_dim, dim);
   a.kv_norm = b.norm(attn + ".kv_norm", c.kv_lora_rank);
-  a.wkv_b = b.linear(attn + ".wkv_b", heads * (c.qk_nope_head_dim + c.v_head_dim), c.kv_lora_rank);
-  a.wo = b.linear(attn + ".wo", dim, heads * c.v_head_dim);
+  const int64_t kv_per_head = c.qk_nope_head_dim + c.v_head_dim;
+  a.wkv_b = row_share(b.linear(attn + ".wkv_b", heads * kv_per_head, c.kv_lora_rank), head_rows(kv_per_head));
+  a.wo = column_share(b.linear(attn + ".wo", dim, heads * c.v_head_dim), head_rows(c.v_head_dim), x.store);
   if (c.has_indexer()) {
     const std::string ix = attn + ".indexer";
     a.indexer.wq_b = b.linear(ix + ".wq_b", c.index_n_heads * c.index_head_dim, c.q_lora_rank);
@@ -297,60 +385,112 @@ MlaWeights bind_mla(WeightBinder& b, const ModelConfig& c, const std::string& at
   return a;
 }
 
-MoeWeights bind_moe(WeightBinder& b, const ModelConfig& c, const std::string& ffn) {
+MoeWeights bind_moe(BindContext& x, const std::string& ffn) {
+  const ModelConfig& c = x.c;
+  WeightBinder& b = x.b;
   const int64_t dim = c.hidden_size;
   MoeWeights m;
   m.gate.weight = b.linear(ffn + ".gate", c.n_routed_experts, dim, TensorRole::LinearBf16);
   if (c.has_router_bias()) m.gate.bias = b.bias(ffn + ".gate", c.n_routed_experts);
+  // Routed experts: only this rank's are bound (the others' tensors are never looked up, so
+  // their pages are never touched); the list keeps global indices.
   b.set_routed_expert(true);
-  for (int64_t e = 0; e < c.n_routed_experts; ++e)
-    m.experts.push_back(bind_mlp(b, ffn + ".experts." + std::to_string(e), dim, c.moe_intermediate_size));
+  m.experts.resize(static_cast<size_t>(c.n_routed_experts));
+  for (int64_t e = x.part.experts.begin; e < x.part.experts.end; ++e)
+    m.experts[e] = bind_mlp(x, ffn + ".experts." + std::to_string(e), dim, c.moe_intermediate_size,
+                            {0, c.moe_intermediate_size});
   b.set_routed_expert(false);
   if (c.n_shared_experts > 0)
-    m.shared_experts = bind_mlp(b, ffn + ".shared_experts", dim, c.moe_intermediate_size * c.n_shared_experts);
+    m.shared_experts =
+        bind_mlp(x, ffn + ".shared_experts", dim, c.moe_intermediate_size * c.n_shared_experts, x.part.shared_inter);
   return m;
 }
 
-BlockWeights bind_block(WeightBinder& b, const ModelConfig& c, int64_t i) {
+BlockWeights bind_block(BindContext& x, int64_t i) {
+  const ModelConfig& c = x.c;
+  WeightBinder& b = x.b;
   const std::string layer = "layers." + std::to_string(i);
   BlockWeights l;
   l.attn_norm = b.norm(layer + ".attn_norm", c.hidden_size);
   l.ffn_norm = b.norm(layer + ".ffn_norm", c.hidden_size);
-  l.attn = bind_mla(b, c, layer + ".attn");
-  if (c.is_moe_layer(i)) l.ffn = bind_moe(b, c, layer + ".ffn");
-  else l.ffn = bind_mlp(b, layer + ".ffn", c.hidden_size, c.intermediate_size);
+  l.attn = bind_mla(x, layer + ".attn");
+  if (c.is_moe_layer(i)) l.ffn = bind_moe(x, layer + ".ffn");
+  else l.ffn = bind_mlp(x, layer + ".ffn", c.hidden_size, c.intermediate_size, x.part.dense_inter);
   return l;
 }
 
-MtpWeights bind_mtp(WeightBinder& b, const ModelConfig& c, int64_t i) {
+// ParallelEmbedding / the vocabulary-parallel head: this rank's rows of a [vocab, dim] table.
+LinearWeight bind_vocab_rows(BindContext& x, const std::string& module, const std::string& shares_with) {
+  return row_share(x.b.linear(module, x.c.vocab_size, x.c.hidden_size, TensorRole::Embedding, shares_with),
+                   x.part.vocab);
+}
+
+MtpWeights bind_mtp(BindContext& x, int64_t i) {
+  const ModelConfig& c = x.c;
+  WeightBinder& b = x.b;
   const std::string layer = "layers." + std::to_string(i);
   const int64_t dim = c.hidden_size;
   MtpWeights m;
-  m.embed = b.linear(layer + ".embed", c.vocab_size, dim, TensorRole::Embedding, /*shares_with=*/"embed");
+  m.embed = bind_vocab_rows(x, layer + ".embed", /*shares_with=*/"embed");
   m.enorm = b.norm(layer + ".enorm", dim);
   m.hnorm = b.norm(layer + ".hnorm", dim);
   m.eh_proj = b.linear(layer + ".eh_proj", dim, 2 * dim, TensorRole::LinearBf16);
-  m.block = bind_block(b, c, i);
+  m.block = bind_block(x, i);
   m.shared_head.norm = b.norm(layer + ".shared_head.norm", dim);
-  m.shared_head.head = b.linear(layer + ".shared_head.head", c.vocab_size, dim, TensorRole::Embedding,
-                                /*shares_with=*/c.tie_word_embeddings ? "embed" : "head");
+  m.shared_head.head = bind_vocab_rows(x, layer + ".shared_head.head", /*shares_with=*/c.tie_word_embeddings ? "embed" : "head");
   return m;
 }
 
 }  // namespace
 
-ModelWeights bind_model_weights(WeightBinder& b, const ModelConfig& c, bool with_mtp) {
+float* SliceStore::allocate(size_t floats) {
+  buffers.push_back(std::make_unique<float[]>(std::max<size_t>(floats, 1)));
+  bytes += floats * sizeof(float);
+  return buffers.back().get();
+}
+
+ModelWeights bind_model_weights(WeightBinder& b, const ModelConfig& c, bool with_mtp, const Partition* partition,
+                                bool plan_only) {
   ModelWeights w;
-  w.embed = b.linear("embed", c.vocab_size, c.hidden_size, TensorRole::Embedding);
-  for (int64_t i = 0; i < c.num_hidden_layers; ++i) w.layers.push_back(bind_block(b, c, i));
+  w.slices.plan_only = plan_only;
+  const Partition whole = whole_model(c);
+  BindContext x{b, c, partition ? *partition : whole, w.slices};
+  w.embed = bind_vocab_rows(x, "embed", "");
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) w.layers.push_back(bind_block(x, i));
   w.norm = b.norm("norm", c.hidden_size);
-  w.head = c.tie_word_embeddings ? w.embed : b.linear("head", c.vocab_size, c.hidden_size, TensorRole::Embedding);
+  w.head = c.tie_word_embeddings ? w.embed : bind_vocab_rows(x, "head", "");
   if (with_mtp) {
     b.set_mtp(true);
-    for (int64_t k = 0; k < c.num_nextn_predict_layers; ++k) w.mtp.push_back(bind_mtp(b, c, c.num_hidden_layers + k));
+    for (int64_t k = 0; k < c.num_nextn_predict_layers; ++k) w.mtp.push_back(bind_mtp(x, c.num_hidden_layers + k));
     b.set_mtp(false);
   }
   return w;
+}
+
+void for_each_linear(const ModelWeights& w, const std::function<void(const LinearWeight&)>& fn) {
+  std::set<std::pair<const void*, int64_t>> seen;  // (tensor, first row): shared views once
+  auto visit = [&](const LinearWeight& l) {
+    if (l.rows == 0 || l.cols == 0) return;
+    if (l.data && !seen.insert({l.data, l.first_row}).second) return;
+    fn(l);
+  };
+  auto mlp = [&](const MlpWeights& m) { visit(m.w1), visit(m.w2), visit(m.w3); };
+  auto block = [&](const BlockWeights& b) {
+    for (const LinearWeight* l : {&b.attn.wq, &b.attn.wq_a, &b.attn.wq_b, &b.attn.wkv_a, &b.attn.wkv_b, &b.attn.wo}) visit(*l);
+    if (const MoeWeights* moe = std::get_if<MoeWeights>(&b.ffn)) {
+      visit(moe->gate.weight);
+      for (const MlpWeights& e : moe->experts) mlp(e);
+      if (moe->shared_experts) mlp(*moe->shared_experts);
+    } else {
+      mlp(std::get<MlpWeights>(b.ffn));
+    }
+  };
+  visit(w.embed);
+  for (const BlockWeights& b : w.layers) block(b);
+  visit(w.head);
+  for (const MtpWeights& m : w.mtp) {
+    visit(m.embed), visit(m.eh_proj), block(m.block), visit(m.shared_head.head);
+  }
 }
 
 std::vector<TensorSpec> model_tensor_specs(const ModelConfig& config) {

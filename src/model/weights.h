@@ -8,6 +8,8 @@
 //   - listing (no checkpoint): the tensor specs `inspect` counts parameters from.
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -18,6 +20,7 @@
 #include "base/result.h"
 #include "format/checkpoint.h"
 #include "format/model_config.h"
+#include "model/partition.h"
 #include "tensor/linear_weight.h"
 
 namespace dsv3 {
@@ -107,12 +110,23 @@ struct MtpWeights {
   } shared_head;
 };
 
+// Copies of column slices: a RowParallelLinear's share (wo, w2 split across ranks) is not a
+// band of rows of the stored tensor, so it is copied out of the mapping at load.
+struct SliceStore {
+  std::vector<std::unique_ptr<float[]>> buffers;
+  uint64_t bytes = 0;
+  // Planning only (inspect --ranks): slices get their shape and dtype but no data, and no copy.
+  bool plan_only = false;
+  float* allocate(size_t floats);
+};
+
 struct ModelWeights {  // model.py Transformer
   LinearWeight embed;                // model.embed_tokens [vocab, dim]
   std::vector<BlockWeights> layers;  // model.layers.{i}
   std::vector<float> norm;           // model.norm [dim]
   LinearWeight head;                 // lm_head [vocab, dim]; embed itself when tie_word_embeddings
   std::vector<MtpWeights> mtp;       // empty unless requested and present
+  SliceStore slices;                 // column slices of this rank's share (split across ranks)
 };
 
 // The checkpoint's name of a model.py parameter, as DeepSeek's inference/convert.py renames
@@ -178,8 +192,15 @@ class WeightBinder {
 };
 
 // Walks the architecture, binding (or listing) every tensor. MTP layers are included when
-// `with_mtp` (and the config declares them).
-ModelWeights bind_model_weights(WeightBinder& binder, const ModelConfig& config, bool with_mtp);
+// `with_mtp` (and the config declares them). With a `partition`, only that rank's share is
+// bound (partition.h): the other ranks' routed experts are not looked up at all, split
+// tensors are views of (or, by columns, copies of) this rank's part.
+ModelWeights bind_model_weights(WeightBinder& binder, const ModelConfig& config, bool with_mtp,
+                                const Partition* partition = nullptr, bool plan_only = false);
+
+// Calls fn(weight) for every linear weight (and embedding) the model holds, once per tensor
+// (a tied head, the MTP layer's shared embedding and head are visited once).
+void for_each_linear(const ModelWeights& weights, const std::function<void(const LinearWeight&)>& fn);
 
 // Tensor specs of the whole checkpoint the config describes (main model and MTP layers).
 std::vector<TensorSpec> model_tensor_specs(const ModelConfig& config);

@@ -241,13 +241,26 @@ Result<BenchReport> run_bench(const Model& model, const BenchOptions& o) {
     double secs = std::chrono::duration<double>(Clock::now() - t0).count();
     prefill.push_back(static_cast<double>(o.prompt_tokens) / secs);
     if (o.decode_tokens == 0) continue;
+    const bool last = r == o.repeats - 1;
+    const std::vector<CommStats> comm_before = last ? model.gather_comm_stats() : std::vector<CommStats>{};
     auto t1 = Clock::now();
     for (int64_t i = 0; i < o.decode_tokens; ++i) {
       int32_t next[1] = {argmax(out.logits.data(), c.vocab_size)};
       SequenceInput one{&cache, next, Logits::Last};
       DSV3_TRY(model.forward({&one, 1}, &out));
     }
-    decode.push_back(static_cast<double>(o.decode_tokens) / std::chrono::duration<double>(Clock::now() - t1).count());
+    const double decode_seconds = std::chrono::duration<double>(Clock::now() - t1).count();
+    decode.push_back(static_cast<double>(o.decode_tokens) / decode_seconds);
+    if (last && model.partition().split()) {
+      const std::vector<CommStats> comm_after = model.gather_comm_stats();
+      const double n = static_cast<double>(o.decode_tokens);
+      for (size_t k = 0; k < comm_after.size(); ++k) {
+        const double comm = comm_after[k].seconds - comm_before[k].seconds;
+        rep.ranks.push_back({static_cast<int>(k), (decode_seconds - comm) / n, comm / n,
+                             static_cast<double>(comm_after[k].bytes_sent - comm_before[k].bytes_sent) / n,
+                             static_cast<double>(comm_after[k].collectives - comm_before[k].collectives) / n});
+      }
+    }
   }
   rep.prefill_tokens_per_s = spread(prefill);
   rep.decode_tokens_per_s = spread(decode);
@@ -329,7 +342,15 @@ Json BenchReport::batch_sweep_json() const {
 }
 
 Json BenchReport::to_json() const {
-  return Json{{"model", model},
+  Json rank_costs = Json::array();
+  for (const RankDecodeCost& r : ranks)
+    rank_costs.push_back({{"rank", r.rank},
+                          {"compute_seconds_per_token", r.compute_seconds_per_token},
+                          {"comm_seconds_per_token", r.comm_seconds_per_token},
+                          {"bytes_sent_per_token", r.bytes_sent_per_token},
+                          {"collectives_per_token", r.collectives_per_token}});
+  return Json{{"ranks", rank_costs},
+              {"model", model},
               {"cpu", cpu},
               {"kernels", isa},
               {"math", math},
@@ -392,6 +413,10 @@ std::string BenchReport::to_text() const {
                decode_bytes_per_token / 1e6, decode_bytes_per_s / 1e9, read_bandwidth_bytes_per_s / 1e9,
                100 * bandwidth_ratio());
   }
+  for (const RankDecodeCost& r : ranks)
+    s += str_f("rank %d:   per decoded token: compute %.2f ms, communication %.2f ms, %.1f KB sent, %.0f collectives\n",
+               r.rank, r.compute_seconds_per_token * 1e3, r.comm_seconds_per_token * 1e3, r.bytes_sent_per_token / 1e3,
+               r.collectives_per_token);
   if (batch > 1 && decode_tokens > 0)
     s += str_f("batched:  %d sequences decoded together: %.2f tok/s aggregate median (min %.2f, max %.2f), %.2fx one sequence\n",
                batch, batch_decode_tokens_per_s.median, batch_decode_tokens_per_s.min, batch_decode_tokens_per_s.max,

@@ -49,6 +49,16 @@ struct SpeculativeBench {
   double predicted_speedup(double acceptance) const;
 };
 
+// One rank's share of a decoded token's time when the model is split across ranks (measured
+// over the last run's single-sequence decode).
+struct RankDecodeCost {
+  int rank = 0;
+  double compute_seconds_per_token = 0;  // wall time outside collectives
+  double comm_seconds_per_token = 0;     // inside collectives, waiting for peers included
+  double bytes_sent_per_token = 0;       // payload this rank contributed
+  double collectives_per_token = 0;
+};
+
 // One prefill length of a sweep: tokens per second, the FLOP rate and its share of the peak
 // of the matmul math in use.
 struct PrefillPoint {
@@ -88,6 +98,7 @@ struct BenchReport {
   std::vector<BatchPoint> batch_sweep;
   uint64_t resident_bytes_after_load = 0, file_bytes = 0;
   std::optional<SpeculativeBench> speculative;
+  std::vector<RankDecodeCost> ranks;  // split across ranks: each rank's decode costs
 
   double bandwidth_ratio() const { return read_bandwidth_bytes_per_s > 0 ? decode_bytes_per_s / read_bandwidth_bytes_per_s : 0; }
   double flops_ratio() const { return peak_flops_per_s > 0 ? prefill_flops_per_s / peak_flops_per_s : 0; }

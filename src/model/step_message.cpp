@@ -1,0 +1,93 @@
+#include "model/step_message.h"
+
+#include <cstring>
+#include <type_traits>
+
+namespace dsv3 {
+namespace {
+
+class Writer {
+ public:
+  template <typename T>
+  void put(const T& v) {
+    static_assert(std::is_trivially_copyable_v<T>);
+    const auto* p = reinterpret_cast<const uint8_t*>(&v);
+    out.insert(out.end(), p, p + sizeof(T));
+  }
+  template <typename T>
+  void put_array(const std::vector<T>& v) {
+    put<uint64_t>(v.size());
+    const auto* p = reinterpret_cast<const uint8_t*>(v.data());
+    out.insert(out.end(), p, p + v.size() * sizeof(T));
+  }
+  std::vector<uint8_t> out;
+};
+
+class Reader {
+ public:
+  explicit Reader(std::span<const uint8_t> in) : in_(in) {}
+  template <typename T>
+  bool get(T* v) {
+    if (in_.size() - pos_ < sizeof(T)) return false;
+    std::memcpy(v, in_.data() + pos_, sizeof(T));
+    pos_ += sizeof(T);
+    return true;
+  }
+  template <typename T>
+  bool get_array(std::vector<T>* v) {
+    uint64_t n = 0;
+    if (!get(&n) || n > (in_.size() - pos_) / sizeof(T)) return false;
+    v->resize(n);
+    std::memcpy(v->data(), in_.data() + pos_, n * sizeof(T));
+    pos_ += n * sizeof(T);
+    return true;
+  }
+  bool done() const { return pos_ == in_.size(); }
+
+ private:
+  std::span<const uint8_t> in_;
+  size_t pos_ = 0;
+};
+
+}  // namespace
+
+std::vector<uint8_t> encode_step(const StepMessage& m) {
+  Writer w;
+  w.put(m.kind);
+  w.put_array(m.released);
+  w.put<uint64_t>(m.segments.size());
+  for (const StepSegment& s : m.segments) {
+    w.put(s.cache);
+    w.put(s.first_position);
+    w.put_array(s.tokens);
+    w.put(s.logits);
+  }
+  w.put_array(m.hidden);
+  w.put(m.want_hidden);
+  w.put_array(std::vector<char>(m.dir.begin(), m.dir.end()));
+  w.put(m.threads);
+  w.put(m.load_mtp);
+  w.put(m.attention);
+  w.put(m.max_context);
+  return std::move(w.out);
+}
+
+Result<StepMessage> decode_step(std::span<const uint8_t> bytes) {
+  Reader r(bytes);
+  StepMessage m;
+  uint64_t segments = 0;
+  bool ok = r.get(&m.kind) && r.get_array(&m.released) && r.get(&segments) && segments <= bytes.size();
+  for (uint64_t i = 0; ok && i < segments; ++i) {
+    StepSegment& s = m.segments.emplace_back();
+    ok = r.get(&s.cache) && r.get(&s.first_position) && r.get_array(&s.tokens) && r.get(&s.logits);
+  }
+  std::vector<char> dir;
+  ok = ok && r.get_array(&m.hidden) && r.get(&m.want_hidden) && r.get_array(&dir) && r.get(&m.threads) &&
+       r.get(&m.load_mtp) && r.get(&m.attention) && r.get(&m.max_context) && r.done();
+  if (!ok || m.kind > StepKind::Quit)
+    return error_f("malformed step message from rank 0 (%zu bytes): are all ranks the same dsv3 build?", bytes.size());
+  m.dir.assign(dir.begin(), dir.end());
+  return m;
+}
+
+}  // namespace dsv3
