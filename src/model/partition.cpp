@@ -26,6 +26,12 @@ Result<Partition> make_partition(const ModelConfig& c, int rank, int world) {
     return error_f("config.json: DeepSeek-V3.2 sparse attention (index_topk) cannot be split across ranks yet; run it "
                    "in one process (%d ranks asked)",
                    world);
+  // Column slices of grouped int weights (packed int4, per-group scales) are not written yet:
+  // refuse rather than slice them as if they were FP8 blocks.
+  if (c.quantization_config && c.quantization_config->quant_method == "dsv3_int")
+    return error_f("config.json: quantization_config.quant_method \"dsv3_int\" (int8 / int4 weights) cannot be split "
+                   "across ranks yet; run it in one process, or split the FP8 or BF16 checkpoint (%d ranks asked)",
+                   world);
   const int64_t block = c.quantization_config ? c.quantization_config->block_cols : 128;
   auto check = [&](const char* field, int64_t n) -> Status {
     if (n > 0 && n < world)
