@@ -4,7 +4,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps test-deps build run test test-asan clean
+.PHONY: all deps test-deps build run test test-asan test-json-100 clean
 
 all: build
 
@@ -27,11 +27,16 @@ test: test-deps build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 	$(MAKE) test-asan
 
-ASAN_TESTS = test_base test_format test_kernels test_kernels_model test_model test_tokenizer test_runtime test_server
+ASAN_TESTS = test_base test_format test_kernels test_kernels_model test_model test_tokenizer test_runtime test_server test_grammar
 test-asan: test-deps
 	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDSV3_SANITIZE=ON -DDSV3_BUILD_BENCH=OFF
 	cmake --build $(ASAN_BUILD) -j $(JOBS) --target $(ASAN_TESTS)
 	set -e; for t in $(ASAN_TESTS); do echo "== $$t (ASan + UBSan)"; $(ASAN_BUILD)/tests/$$t --gtest_brief=1; done
+
+# Structured output at the issue's size: 100 of 100 outputs per format validated with ajv
+# (make test runs 10 of each).
+test-json-100: test-deps build
+	DSV3_JSON_SAMPLES=100 tests/server/js/run.sh $(BUILD)/dsv3
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

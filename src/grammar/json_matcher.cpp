@@ -1,5 +1,7 @@
 #include "grammar/json_matcher.h"
 
+#include <algorithm>
+
 namespace dsv3::grammar {
 namespace {
 
@@ -446,6 +448,125 @@ bool is_complete(const MatchState& state) {
     begin = end;
   }
   return false;
+}
+
+namespace {
+
+uint64_t min_value(const Schema& s, int node) { return s.min_value_bytes[static_cast<size_t>(node)]; }
+
+// Bytes that close object frame `f` (its phase and the properties given so far).
+uint64_t object_completion(const Schema& s, const Frame& f) {
+  const SchemaNode& n = s.nodes[static_cast<size_t>(f.node)];
+  uint64_t bytes = 1;  // '}'
+  uint64_t missing = 0;
+  for (size_t i = 0; i < n.properties.size(); ++i)
+    if ((n.required_mask >> i & 1) && !(f.bits >> i & 1)) {
+      bytes += n.properties[i].key.size() + 3 + min_value(s, n.properties[i].node);
+      ++missing;
+    }
+  switch (f.phase) {
+    case kObjOpen:
+      return bytes + (missing ? missing - 1 : 0);
+    case kObjValueDone:
+      return bytes + missing;  // a comma before each
+    case kObjKeyDone:
+      return bytes + missing + 1 + min_value(s, f.aux);  // ':' and the value
+    case kObjComma: {
+      if (missing) return bytes + missing - 1;
+      // A key must follow: the cheapest one allowed.
+      uint64_t key = kUnbounded;
+      if (n.additional != kNoNode) key = 3 + min_value(s, n.additional);  // "":v
+      for (size_t i = 0; i < n.properties.size(); ++i)
+        if (!(f.bits >> i & 1)) key = std::min<uint64_t>(key, n.properties[i].key.size() + 3 + min_value(s, n.properties[i].node));
+      return bytes + key;
+    }
+  }
+  return kUnbounded;
+}
+
+// Bytes that finish a string or key body's partial character or escape.
+uint64_t partial_character(const Frame& f) {
+  if (f.phase == kStrEscape) return 1;
+  return f.utf8_left;  // continuation bytes or hex digits
+}
+
+// The shortest completion of a key being written and of the object around it: for each
+// property the key may still become (and for "any other key" when the object allows one), the
+// rest of the key, ':', that property's shortest value, and the object's rest with it given.
+uint64_t key_and_object_completion(const Schema& s, const Frame& key, const Frame& obj) {
+  const SchemaNode& n = s.nodes[static_cast<size_t>(obj.node)];
+  Frame after = obj;
+  after.phase = kObjValueDone;
+  uint64_t best = kUnbounded;
+  if (key.aux) best = partial_character(key) + 2 + min_value(s, n.additional) + object_completion(s, after);
+  for (uint64_t b = key.bits; b; b &= b - 1) {
+    const int i = __builtin_ctzll(b);
+    const SchemaProperty& prop = n.properties[static_cast<size_t>(i)];
+    if (obj.bits >> i & 1) continue;  // given already: closing on it is refused
+    Frame given = after;
+    given.bits |= uint64_t{1} << i;
+    best = std::min<uint64_t>(best, prop.key.size() - key.count + 2 + min_value(s, prop.node) + object_completion(s, given));
+  }
+  return best;
+}
+
+uint64_t thread_completion(const Schema& s, const Frame* begin, const Frame* end) {
+  uint64_t bytes = 0;
+  // Innermost first. A key is settled together with its object (the next frame down).
+  const Frame* open_key = nullptr;
+  for (const Frame* p = end; p != begin;) {
+    const Frame& f = *--p;
+    const SchemaNode& n = s.nodes[static_cast<size_t>(f.node)];
+    switch (f.kind) {
+      case FrameKind::Value:
+        bytes += min_value(s, f.node);
+        break;
+      case FrameKind::String:
+        bytes += partial_character(f) + static_cast<uint64_t>(std::max<int64_t>(0, n.min_length - f.count)) + 1;
+        break;
+      case FrameKind::Key:
+        open_key = &f;
+        break;
+      case FrameKind::Object:
+        bytes += open_key ? key_and_object_completion(s, *open_key, f) : object_completion(s, f);
+        open_key = nullptr;
+        break;
+      case FrameKind::Array: {
+        const uint64_t have = f.count, need = static_cast<uint64_t>(n.min_items);
+        const uint64_t item = min_value(s, n.items);
+        uint64_t more = need > have ? need - have : 0;
+        if (f.phase == kArrComma) more = std::max<uint64_t>(more, 1);
+        bytes += 1 + more * item + (f.phase == kArrOpen ? (more ? more - 1 : 0) : f.phase == kArrComma ? more - 1 : more);
+        break;
+      }
+      case FrameKind::Number:
+        bytes += number_accepting(f) ? 0 : 1;
+        break;
+      case FrameKind::Literal: {
+        uint64_t best = kUnbounded;
+        for (uint64_t b = f.bits; b; b &= b - 1) {
+          const std::string& t = s.literal_sets[static_cast<size_t>(f.aux)][static_cast<size_t>(__builtin_ctzll(b))];
+          best = std::min<uint64_t>(best, t.size() - f.count);
+        }
+        bytes += best;
+        break;
+      }
+    }
+    if (bytes >= kUnbounded) return kUnbounded;
+  }
+  return bytes;
+}
+
+}  // namespace
+
+uint32_t completion_bytes(const Schema& schema, const MatchState& state) {
+  uint64_t best = kUnbounded;
+  uint32_t begin = 0;
+  for (uint32_t end : state.ends) {
+    best = std::min(best, thread_completion(schema, state.frames.data() + begin, state.frames.data() + end));
+    begin = end;
+  }
+  return static_cast<uint32_t>(best);
 }
 
 bool JsonMatcher::advance(std::string_view bytes) {

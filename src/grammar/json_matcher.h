@@ -63,6 +63,10 @@ MatchState initial_state(const Schema& schema);
 bool advance_state(const Schema& schema, const MatchState& in, uint8_t byte, MatchState& out);
 // The text so far is a whole value of the schema (generation may end here).
 bool is_complete(const MatchState& state);
+// Bytes of the shortest text that makes the text so far a whole value (0 when it is one), so
+// that generation can be steered to finish within a token budget: every byte of such a
+// completion is one token of a byte-level vocabulary. kUnbounded when there is none.
+uint32_t completion_bytes(const Schema& schema, const MatchState& state);
 
 // A sequence's matcher: the state, advanced by whole strings.
 class JsonMatcher {

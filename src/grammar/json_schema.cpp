@@ -1,5 +1,6 @@
 #include "grammar/json_schema.h"
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -15,11 +16,49 @@ constexpr size_t kMaxEnumValues = 64;
 const std::set<std::string> kAnnotations = {"title", "description", "$schema", "$id", "$comment",
                                             "examples", "default", "strict"};
 
+uint32_t add_capped(uint64_t a) { return static_cast<uint32_t>(std::min<uint64_t>(a, kUnbounded)); }
+
+// Shortest value of each node, by fixed-point iteration (schemas may recurse through $ref):
+// every pass can only lower a bound, and a pass that changes nothing ends it.
+void compute_min_value_bytes(Schema& s) {
+  std::vector<uint32_t>& m = s.min_value_bytes;
+  m.assign(s.nodes.size(), kUnbounded);
+  for (size_t pass = 0; pass <= s.nodes.size() + 1; ++pass) {
+    bool changed = false;
+    for (size_t i = 0; i < s.nodes.size(); ++i) {
+      const SchemaNode& n = s.nodes[i];
+      uint64_t best = kUnbounded;
+      if (!n.any_of.empty()) {
+        for (int alt : n.any_of) best = std::min<uint64_t>(best, m[static_cast<size_t>(alt)]);
+      } else if (n.literal_set >= 0) {
+        for (const std::string& t : s.literal_sets[static_cast<size_t>(n.literal_set)]) best = std::min<uint64_t>(best, t.size());
+      } else {
+        if (n.types & (kNumber | kInteger)) best = 1;  // 0
+        if (n.types & (kNull | kBoolean)) best = std::min<uint64_t>(best, 4);  // null, true
+        if (n.types & kString) best = std::min<uint64_t>(best, 2 + std::min<uint64_t>(static_cast<uint64_t>(n.min_length), kUnbounded));
+        if (n.types & kArray) {
+          const uint64_t items = std::min<uint64_t>(static_cast<uint64_t>(n.min_items), 1u << 20);
+          best = std::min<uint64_t>(best, 2 + items * m[static_cast<size_t>(n.items)] + (items ? items - 1 : 0));
+        }
+        if (n.types & kObject) {
+          uint64_t bytes = 2, count = 0;
+          for (const SchemaProperty& p : n.properties)
+            if (p.required) bytes += p.key.size() + 3 + m[static_cast<size_t>(p.node)], ++count;
+          best = std::min<uint64_t>(best, bytes + (count ? count - 1 : 0));
+        }
+      }
+      if (add_capped(best) < m[i]) m[i] = add_capped(best), changed = true;
+    }
+    if (!changed) break;
+  }
+}
+
 Schema base_schema() {
   Schema s;
   s.nodes.push_back(SchemaNode{});  // kAnyNode
   s.literal_sets.push_back({"true", "false"});
   s.literal_sets.push_back({"null"});
+  compute_min_value_bytes(s);
   return s;
 }
 
@@ -39,6 +78,9 @@ class Compiler {
       if (it == ref_nodes_.end()) return error_f("%s: $ref target '%s' not found", root_path_.c_str(), target.c_str());
       schema_.nodes[static_cast<size_t>(node)].any_of = {it->second};
     }
+    compute_min_value_bytes(schema_);
+    if (schema_.min_value_bytes[static_cast<size_t>(schema_.root)] >= kUnbounded)
+      return error_f("%s: admits no finite value (a required property recurses)", root_path_.c_str());
     return std::move(schema_);
   }
 
@@ -267,6 +309,7 @@ Schema any_json_object_schema() {
   object.types = kObject;
   s.nodes.push_back(object);
   s.root = 1;
+  compute_min_value_bytes(s);
   return s;
 }
 

@@ -67,7 +67,12 @@ struct Schema {
   std::vector<SchemaNode> nodes;
   std::vector<std::vector<std::string>> literal_sets;
   int root = kAnyNode;
+  // Bytes of the shortest value each node admits (kUnbounded: none is finite, e.g. a required
+  // property that recurses), for finishing within a token budget.
+  std::vector<uint32_t> min_value_bytes;
 };
+
+constexpr uint32_t kUnbounded = 1u << 30;
 
 // Compiles `schema`; errors read "<path>: <what>", the path in JSON-pointer-like dots from
 // `path` (e.g. "response_format.json_schema.schema.properties.age: unsupported keyword 'minimum'").

@@ -21,9 +21,14 @@ struct JsonGrammar {
   std::vector<int32_t> end_tokens;  // allowed once the output is complete
 };
 
+// With a token budget (the request's max_tokens), the mask also keeps the output finishable:
+// only tokens after which the shortest completion, one byte per token, and the end token fit
+// in the tokens left. A budget too small for the shortest value from the start cannot be kept;
+// the output is then cut at the budget like any other.
 class TokenConstraint {
  public:
-  explicit TokenConstraint(std::shared_ptr<const JsonGrammar> grammar);
+  // max_tokens <= 0: no budget.
+  TokenConstraint(std::shared_ptr<const JsonGrammar> grammar, int64_t max_tokens);
   // The tokens allowed next (computed once per position).
   const TokenMask& allowed();
   // Feeds a generated token. Error when the mask did not allow it.
@@ -36,6 +41,7 @@ class TokenConstraint {
   MaskComputer computer_;
   TokenMask mask_;
   bool mask_valid_ = false;
+  int64_t tokens_left_ = -1;  // -1: no budget
 };
 
 }  // namespace dsv3::grammar

@@ -55,7 +55,8 @@ TokenVocabulary::TokenVocabulary(std::vector<std::string> token_bytes) : bytes_(
   non_plain_ = TokenTrie(std::move(non_plain));
 }
 
-void MaskComputer::walk(const Schema& schema, const TokenTrie& trie, const MatchState& state, TokenMask& mask) {
+void MaskComputer::walk(const Schema& schema, const TokenTrie& trie, const MatchState& state, TokenMask& mask,
+                        int64_t completion_limit) {
   const auto& nodes = trie.nodes();
   if (levels_.size() < trie.max_depth() + 1) levels_.resize(trie.max_depth() + 1);
   levels_[0] = state;
@@ -67,18 +68,25 @@ void MaskComputer::walk(const Schema& schema, const TokenTrie& trie, const Match
       i = n.subtree_end;
       continue;
     }
-    for (uint32_t k = n.ids_begin; k < n.ids_end; ++k) mask.set(trie.ids()[k]);
+    if (n.ids_begin < n.ids_end &&
+        (completion_limit < 0 || completion_bytes(schema, levels_[n.depth]) <= completion_limit))
+      for (uint32_t k = n.ids_begin; k < n.ids_end; ++k) mask.set(trie.ids()[k]);
     ++i;
   }
 }
 
 void MaskComputer::compute(const Schema& schema, const TokenVocabulary& vocab, const MatchState& state,
-                           TokenMask& mask) {
+                           TokenMask& mask, int64_t completion_limit) {
   mask.reset(vocab.size());
-  // One thread at a character boundary of a string whose characters are free.
-  if (state.threads() == 1) {
+  // One thread at a character boundary of a string whose characters are free. A plain token
+  // leaves the string open at a character boundary, so the shortest completion after it is no
+  // longer than now: it fits any limit the current state fits.
+  if (state.threads() == 1 && (completion_limit < 0 || completion_bytes(schema, state) <= completion_limit)) {
     const Frame& top = state.frames.back();
-    const bool free_string = top.kind == FrameKind::String || (top.kind == FrameKind::Key && top.aux == 1);
+    // (A key that may still become a listed property is not free: leaving that property's name
+    // can lengthen the shortest completion.)
+    const bool free_string =
+        top.kind == FrameKind::String || (top.kind == FrameKind::Key && top.aux == 1 && top.bits == 0);
     if (free_string && top.phase == 0 && top.utf8_left == 0) {
       uint64_t room = ~uint64_t{0};
       const SchemaNode& n = schema.nodes[static_cast<size_t>(top.node)];
@@ -86,13 +94,13 @@ void MaskComputer::compute(const Schema& schema, const TokenVocabulary& vocab, c
       const auto& chars = vocab.plain_chars();
       const size_t fit = static_cast<size_t>(std::upper_bound(chars.begin(), chars.end(), room) - chars.begin());
       for (size_t k = 0; k < fit; ++k) mask.set(vocab.plain_tokens()[k]);
-      walk(schema, vocab.non_plain_tokens(), state, mask);
+      walk(schema, vocab.non_plain_tokens(), state, mask, completion_limit);
       // Plain tokens longer than the room left are refused by the length limit alone, and a
       // walk over them is not needed: they are not in the non-plain trie and stay unset.
       return;
     }
   }
-  walk(schema, vocab.all_tokens(), state, mask);
+  walk(schema, vocab.all_tokens(), state, mask, completion_limit);
 }
 
 }  // namespace dsv3::grammar

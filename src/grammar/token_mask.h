@@ -51,10 +51,14 @@ class TokenVocabulary {
 class MaskComputer {
  public:
   // mask = the tokens whose bytes `state` accepts (mask is reset to the vocabulary's size).
-  void compute(const Schema& schema, const TokenVocabulary& vocab, const MatchState& state, TokenMask& mask);
+  // With `completion_limit` >= 0, only those after which the value can be completed in at most
+  // that many bytes (completion_bytes()).
+  void compute(const Schema& schema, const TokenVocabulary& vocab, const MatchState& state, TokenMask& mask,
+               int64_t completion_limit = -1);
 
  private:
-  void walk(const Schema& schema, const TokenTrie& trie, const MatchState& state, TokenMask& mask);
+  void walk(const Schema& schema, const TokenTrie& trie, const MatchState& state, TokenMask& mask,
+            int64_t completion_limit);
   std::vector<MatchState> levels_;
 };
 

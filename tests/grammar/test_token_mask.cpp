@@ -63,7 +63,7 @@ TEST(TokenMask, EndTokensOnlyOnceComplete) {
   auto schema = std::make_shared<Schema>(any_json_object_schema());
   auto vocab = std::shared_ptr<const TokenVocabulary>(&v3_vocabulary(), [](const TokenVocabulary*) {});
   auto grammar = std::make_shared<JsonGrammar>(JsonGrammar{schema, vocab, {1}});
-  TokenConstraint c(grammar);
+  TokenConstraint c(grammar, 0);
   EXPECT_FALSE(c.allowed().test(1));
   EXPECT_FALSE(c.accept(1).ok());
   const int32_t open = [&] {
@@ -75,6 +75,56 @@ TEST(TokenMask, EndTokensOnlyOnceComplete) {
   EXPECT_TRUE(c.complete());
   EXPECT_EQ(c.allowed().count(), 1);  // nothing follows a whole object but the end
   EXPECT_TRUE(c.allowed().test(1));
+}
+
+}  // namespace
+}  // namespace dsv3::grammar
+
+namespace dsv3::grammar {
+namespace {
+
+// Random walks through the mask (every allowed token equally likely, as a random-weight model
+// at a high temperature would draw): with a budget of max_tokens, every output ends with the
+// end token within the budget, as a complete value.
+TEST(TokenMask, RandomOutputsFinishWithinTheirBudget) {
+  auto vocab = std::shared_ptr<const TokenVocabulary>(&v3_vocabulary(), [](const TokenVocabulary*) {});
+  const char* schemas[] = {
+      R"({"type": "object"})",
+      R"({"type": "object", "properties": {"name": {"type": "string"}, "tags": {"type": "array", "items":
+         {"type": "string"}}, "n": {"type": "number"}, "child": {"type": "object", "properties": {"ok":
+         {"type": "boolean"}}, "required": ["ok"]}}, "required": ["name", "tags", "child"], "additionalProperties": false})",
+      R"({"type": "array", "items": {"anyOf": [{"type": "integer"}, {"type": "object", "properties": {"k":
+         {"enum": ["x", "yy"]}}, "required": ["k"], "additionalProperties": false}]}, "minItems": 2})"};
+  uint64_t rng = 12345;
+  for (const char* text : schemas) {
+    auto compiled = compile_json_schema(Json::parse(text));
+    ASSERT_TRUE(compiled.ok()) << compiled.error().message();
+    auto schema = std::make_shared<Schema>(std::move(compiled).value());
+    auto grammar = std::make_shared<JsonGrammar>(JsonGrammar{schema, vocab, {1}});
+    for (int64_t budget : {48, 96}) {  // the second schema's shortest value is 41 bytes
+      for (int run = 0; run < 10; ++run) {
+        TokenConstraint c(grammar, budget);
+        std::string out;
+        bool ended = false;
+        for (int64_t t = 0; t < budget && !ended; ++t) {
+          const TokenMask& m = c.allowed();
+          const int64_t n = m.count();
+          ASSERT_GT(n, 0) << out;
+          rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+          int64_t pick = static_cast<int64_t>((rng >> 33) % static_cast<uint64_t>(n));
+          int32_t token = -1;
+          for (int32_t id = 0; id < vocab->size() && token < 0; ++id)
+            if (m.test(id) && pick-- == 0) token = id;
+          ASSERT_TRUE(c.accept(token).ok());
+          if (token == 1) ended = true;
+          else out += vocab->bytes(token);
+        }
+        EXPECT_TRUE(ended) << "schema " << text << ", budget " << budget << ": " << out;
+        JsonMatcher check(*schema);
+        EXPECT_TRUE(check.advance(out) && check.complete()) << out;
+      }
+    }
+  }
 }
 
 }  // namespace
