@@ -9,7 +9,9 @@ import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import Ajv from 'ajv';
 
-const client = new OpenAI({ baseURL: `${process.env.DSV3_URL}/v1`, apiKey: process.env.DSV3_API_KEY, maxRetries: 0,
+// Retries: node runs the test files side by side, and n = 10 choices next to the other files'
+// requests can fill the server's queue (429 with Retry-After), which a client retries.
+const client = new OpenAI({ baseURL: `${process.env.DSV3_URL}/v1`, apiKey: process.env.DSV3_API_KEY, maxRetries: 5,
                             timeout: 300_000 });
 const samples = Number(process.env.DSV3_JSON_SAMPLES || 10);
 const perRequest = Math.min(samples, 10);  // n choices per request, generated as one batch
@@ -53,6 +55,7 @@ async function outputs(params, total) {
   for (let seed = 0; all.length < total; seed += 1) {
     const n = Math.min(perRequest, total - all.length);
     const r = await client.chat.completions.create({ ...params, n, seed });
+    assert.ok(Array.isArray(r.choices), `no choices: ${JSON.stringify(r)}`);
     for (const c of r.choices) all.push({ text: c.message.content, finish: c.finish_reason });
   }
   return all;
