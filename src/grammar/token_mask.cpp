@@ -81,7 +81,9 @@ void MaskComputer::compute(const Schema& schema, const TokenVocabulary& vocab, c
   // One thread at a character boundary of a string whose characters are free. A plain token
   // leaves the string open at a character boundary, so the shortest completion after it is no
   // longer than now: it fits any limit the current state fits.
-  if (state.threads() == 1 && (completion_limit < 0 || completion_bytes(schema, state) <= completion_limit)) {
+  // (A finished value is one thread of no frames: nothing but the end may follow.)
+  if (state.threads() == 1 && !state.frames.empty() &&
+      (completion_limit < 0 || completion_bytes(schema, state) <= completion_limit)) {
     const Frame& top = state.frames.back();
     // (A key that may still become a listed property is not free: leaving that property's name
     // can lengthen the shortest completion.)
