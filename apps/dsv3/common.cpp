@@ -84,8 +84,8 @@ Result<std::shared_ptr<const grammar::JsonGrammar>> json_grammar(const JsonOutpu
     if (!text.ok()) return std::move(text).error();
     auto json = parse_json(*text, args.json_schema);
     if (!json.ok()) return std::move(json).error();
-    auto compiled = grammar::compile_json_schema(*json, args.json_schema);
-    if (!compiled.ok()) return std::move(compiled).error();
+    auto compiled = grammar::compile_json_schema(*json, "schema");
+    if (!compiled.ok()) return std::move(compiled).error().context(args.json_schema);
     schema = std::make_shared<grammar::Schema>(std::move(compiled).value());
   }
   std::vector<int32_t> ends;
