@@ -7,7 +7,9 @@
 //   BM_ReadBandwidth/<threads>, BM_PeakFlops/<threads>: the probes themselves.
 // Weights are random FP8 (BF16 for the head) and, for decode, rotated over enough copies that
 // every pass comes from memory, not the last-level cache (as MoE decode reads new experts).
-// The kernel path is the best this CPU has, or DSV3_ISA=scalar|avx2|avx512.
+// The kernel path is the best this CPU has, or DSV3_ISA=scalar|avx2|avx512. FP8 products run
+// exact (f32 FMAs), or on vdpbf16ps with DSV3_MATH=bf16 (peak_ratio then against that
+// instruction's probe, BM_PeakBf16Dot).
 
 #include <benchmark/benchmark.h>
 
@@ -22,6 +24,7 @@
 #include <vector>
 
 #include "kernels/ops.h"
+#include "kernels/matmul_math.h"
 #include "kernels/probe.h"
 
 using namespace dsv3;
@@ -95,7 +98,10 @@ double peak_flops(int threads) {
   static std::map<int, double> cache;
   auto it = cache.find(threads);
   if (it != cache.end()) return it->second;
-  return cache[threads] = kernels::measure_peak_flops(pool_of(threads), kernels::active_isa()).best_flops_per_s;
+  // The peak of the instructions the FP8 products run on: f32 FMAs, or vdpbf16ps (DSV3_MATH=bf16).
+  const bool bf16 = kernels::matmul_math() == kernels::MatmulMath::Bf16;
+  return cache[threads] = bf16 ? kernels::measure_peak_bf16_dot_flops(pool_of(threads)).best_flops_per_s
+                               : kernels::measure_peak_flops(pool_of(threads), kernels::active_isa()).best_flops_per_s;
 }
 
 // The weights of the shape being benchmarked (one set alive at a time: the head is 1.8 GB).
@@ -179,6 +185,15 @@ void BM_ReadBandwidth(benchmark::State& state) {
   state.counters["median_GB/s"] = p.median_bytes_per_s * 1e-9;
 }
 
+void BM_PeakBf16Dot(benchmark::State& state) {
+  const int threads = static_cast<int>(state.range(0));
+  kernels::FlopsProbe p;
+  for (auto _ : state) p = kernels::measure_peak_bf16_dot_flops(pool_of(threads));
+  state.counters["best_GFLOP/s"] = p.best_flops_per_s * 1e-9;
+  state.counters["median_GFLOP/s"] = p.median_flops_per_s * 1e-9;
+  state.SetLabel("vdpbf16ps");
+}
+
 void BM_PeakFlops(benchmark::State& state) {
   const int threads = static_cast<int>(state.range(0));
   kernels::FlopsProbe p;
@@ -199,6 +214,8 @@ void register_benchmarks() {
   for (int64_t threads : thread_counts()) {
     benchmark::RegisterBenchmark("BM_ReadBandwidth", BM_ReadBandwidth)->Arg(threads)->Iterations(1)->UseRealTime();
     benchmark::RegisterBenchmark("BM_PeakFlops", BM_PeakFlops)->Arg(threads)->Iterations(1)->UseRealTime();
+    if (kernels::matmul_math_supported(kernels::MatmulMath::Bf16))
+      benchmark::RegisterBenchmark("BM_PeakBf16Dot", BM_PeakBf16Dot)->Arg(threads)->Iterations(1)->UseRealTime();
   }
   for (int64_t threads : thread_counts())
     for (int64_t batched : {0, 1})
@@ -222,6 +239,10 @@ void register_benchmarks() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (Status st = kernels::set_matmul_math_from_env(); !st.ok()) {
+    std::fprintf(stderr, "%s\n", st.error().message().c_str());
+    return 2;
+  }
   if (Status st = kernels::select_isa_from_env(); !st.ok()) {
     std::fprintf(stderr, "%s\n", st.error().message().c_str());
     return 2;

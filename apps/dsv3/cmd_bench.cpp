@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <memory>
+#include <vector>
 
 #include "command.h"
 #include "common.h"
@@ -22,6 +23,9 @@ struct BenchArgs {
   bool json_mask = false;
   JsonOutputArgs json_output;
   std::string tokenizer;
+  bool sweep = false;
+  std::vector<int64_t> sweep_prompts{16, 128, 512, 2048};
+  std::vector<int> sweep_batches{1, 2, 4, 8, 16};
 };
 
 // A schema of the kind agents send: nested objects, an array, enum, anyOf, every scalar type.
@@ -84,6 +88,10 @@ int run_bench_command(const BenchArgs& a) {
   BenchOptions o = a.o;
   o.draft_tokens = a.mtp ? a.draft_tokens : 0;
   o.probe_bytes = static_cast<size_t>(a.probe_gb * (1 << 30));
+  if (a.sweep) {
+    o.sweep_prompt_tokens = a.sweep_prompts;
+    o.sweep_batches = a.sweep_batches;
+  }
   auto rep = run_bench(**model, o);
   if (!rep.ok()) return fail("bench", rep.error().message());
   if (a.json) std::printf("%s\n", rep->to_json().dump(2).c_str());
@@ -109,6 +117,18 @@ Command add_bench(CLI::App& root) {
   app->add_option("--draft-tokens", args->draft_tokens, "Drafts per sequence and step (with --mtp)")
       ->check(CLI::Range(1, 8))
       ->needs(mtp);
+  CLI::Option* sweep = app->add_flag(
+      "--sweep", args->sweep,
+      "Also prefill at several prompt lengths and decode at several batch sizes (each --repeat times, -n steps), "
+      "each next to the measured peak of the matmul math (--math) and the bandwidth ceiling");
+  app->add_option("--sweep-prompts", args->sweep_prompts, "Prompt lengths of --sweep (default 16,128,512,2048)")
+      ->delimiter(',')
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 24))
+      ->needs(sweep);
+  app->add_option("--sweep-batches", args->sweep_batches, "Batch sizes of --sweep (default 1,2,4,8,16)")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 4096))
+      ->needs(sweep);
   app->add_flag("--json", args->json, "Print the report as JSON");
   app->add_flag("--json-mask", args->json_mask,
                 "Also time constrained decoding's token mask per token (random outputs of --json-schema FILE, "

@@ -55,7 +55,7 @@ int run_chat(const ChatArgs& a) {
   const std::string tok_dir = a.tokenizer.empty() ? *dir : a.tokenizer;
   auto tok = load_tokenizer(*dir, a.tokenizer);
   if (!tok.ok()) return fail("chat", tok.error().message());
-  if (!(*tok)->chat_template()) return fail("chat", tok_dir + "/tokenizer_config.json has no chat_template");
+  if (!(*tok)->has_chat_format()) return fail("chat", tok_dir + "/tokenizer_config.json has no chat_template");
   ModelArgs margs = a.model;
   margs.model = *dir;
   auto model = load_model(margs, a.speculative.mtp);

@@ -112,7 +112,7 @@ int run_text(const GenerateArgs& a) {
   const Tokenizer& tokenizer = **tok;
   if (Status st = check_tokenizer_fits(tokenizer, **model, a.tokenizer.empty() ? *dir : a.tokenizer); !st.ok())
     return fail("generate", st.error().message());
-  if (!a.raw && !tokenizer.chat_template())
+  if (!a.raw && !tokenizer.has_chat_format())
     return fail("generate", "tokenizer_config.json has no chat_template: --raw sends the prompts as written");
 
   EngineOptions eo;

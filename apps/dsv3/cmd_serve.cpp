@@ -126,7 +126,7 @@ int run_serve(const ServeArgs& a) {
   margs.model = *dir;
   auto tokenizer = Tokenizer::load(a.tokenizer.empty() ? *dir : a.tokenizer);
   if (!tokenizer.ok()) return fail("serve", tokenizer.error().message());
-  if (!(*tokenizer)->chat_template())  // refused at startup, not at the first request
+  if (!(*tokenizer)->has_chat_format())  // refused at startup, not at the first request
     return fail("serve", "tokenizer_config.json has no chat_template: /v1/chat/completions could not work "
                          "(point --tokenizer at a directory whose tokenizer_config.json has one)");
   auto model = load_model(margs, a.speculative.mtp);

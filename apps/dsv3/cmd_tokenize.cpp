@@ -64,10 +64,10 @@ int run(const Options& o) {
       return fail_tokenize(o.chat + ": expected a JSON array of messages or an object with \"messages\"");
     }
     if (!messages.is_array()) return fail_tokenize(o.chat + ": \"messages\" must be an array");
-    if (!t.chat_template()) return fail_tokenize(o.model + "/tokenizer_config.json has no chat_template");
+    if (!t.has_chat_format()) return fail_tokenize(o.model + "/tokenizer_config.json has no chat_template");
     if (!extra.contains("bos_token")) extra["bos_token"] = t.bos_token();
     if (!extra.contains("eos_token")) extra["eos_token"] = t.eos_token();
-    auto rendered = t.chat_template()->render(messages, add_generation_prompt, extra);
+    auto rendered = t.apply_chat_template(messages, add_generation_prompt, extra);
     if (!rendered.ok()) return fail_tokenize(o.chat + ": " + rendered.error().message());
     OrderedJson out;
     out["text"] = *rendered;

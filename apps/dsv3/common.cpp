@@ -11,6 +11,7 @@
 #include "base/mapped_file.h"
 #include "kernels/amx.h"
 #include "kernels/dispatch.h"
+#include "kernels/matmul_math.h"
 #include "server/json_vocabulary.h"
 #include "tools/default_model.h"
 
@@ -21,6 +22,12 @@ void add_model_options(CLI::App* app, ModelArgs& args) {
   app->add_option("-t,--threads", args.threads, "Worker threads (default: one per available core)")->check(CLI::Range(0, 4096));
   app->add_option("--kernels", args.kernels, "Kernel path: scalar, avx2 or avx512 (default: the best this CPU supports)")
       ->check(CLI::IsMember({"scalar", "avx2", "avx512"}));
+  app->add_option("--math", args.math,
+                  "How FP8 weights are multiplied: exact (float32 FMAs, the default, held to DeepSeek's float32 "
+                  "goldens) or bf16 (AVX512-BF16 dot products, activations rounded to bf16: ~2x the multiply-adds "
+                  "per instruction for prompt processing; logits move by less than DeepSeek's own bfloat16 run moves "
+                  "them). Also DSV3_MATH")
+      ->check(CLI::IsMember({"exact", "bf16"}));
   app->add_option("--attention", args.attention, "MLA form: absorbed (latent cache, default) or naive")
       ->check(CLI::IsMember({"absorbed", "naive"}));
   app->add_option("--ctx", args.ctx, "Context limit in tokens (default: max_position_embeddings; serve: 16384)")
@@ -162,6 +169,11 @@ Result<std::string> resolve_model_dir(const std::string& model) {
 Result<std::unique_ptr<Model>> load_model(const ModelArgs& args, bool load_mtp) {
   DSV3_TRY(kernels::select_isa_from_env());
   DSV3_TRY(kernels::set_amx_mode_from_env());
+  DSV3_TRY(kernels::set_matmul_math_from_env());
+  if (!args.math.empty()) {
+    DSV3_ASSIGN(kernels::MatmulMath math, kernels::parse_matmul_math(args.math));
+    DSV3_TRY(kernels::set_matmul_math(math).context("--math"));
+  }
   if (!args.kernels.empty()) {
     DSV3_ASSIGN(kernels::Isa isa, kernels::parse_isa(args.kernels));
     DSV3_TRY(kernels::select_isa(isa));

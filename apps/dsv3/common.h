@@ -20,10 +20,11 @@ struct ModelArgs {
   int threads = 0;
   std::string kernels;           // scalar | avx2 | avx512 (default: best for this CPU)
   std::string attention = "absorbed";
+  std::string math;              // exact | bf16 (default: exact, or DSV3_MATH)
   int64_t ctx = 0;               // context limit (0: the model's max_position_embeddings)
 };
 
-// Adds --model, --threads, --kernels, --attention, --ctx to a subcommand.
+// Adds --model, --threads, --kernels, --math, --attention, --ctx to a subcommand.
 void add_model_options(CLI::App* app, ModelArgs& args);
 
 // Selects kernels, resolves the default model and loads it.

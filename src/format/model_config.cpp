@@ -108,9 +108,9 @@ Result<ModelConfig> parse_model_config(const Json& j, const std::string& where) 
   FieldReader r(j, where + ": ");
   c.model_type = r.string("model_type");
   if (r.error()) return *r.error();
-  if (c.model_type != "deepseek_v3" && c.model_type != "deepseek_v2")
+  if (c.model_type != "deepseek_v3" && c.model_type != "deepseek_v2" && c.model_type != "deepseek_v32")
     return Error(where + ": unsupported architecture: model_type '" + json_snippet(j["model_type"], 40) +
-                 "' (supported: deepseek_v3, deepseek_v2)");
+                 "' (supported: deepseek_v3, deepseek_v2, deepseek_v32)");
 
   c.vocab_size = r.integer("vocab_size", 1, int64_t(1) << 24);
   c.hidden_size = r.integer("hidden_size", 1, kMaxDim);
@@ -159,6 +159,12 @@ Result<ModelConfig> parse_model_config(const Json& j, const std::string& where) 
       c.topk_group = r.integer_or("topk_group", 1, 1, kMaxCount);
     }
   }
+  if (c.model_type == "deepseek_v32") {
+    c.index_n_heads = r.integer("index_n_heads", 1, kMaxCount);
+    c.index_head_dim = r.integer("index_head_dim", 1, kMaxDim);
+    c.index_topk = r.integer("index_topk", 1, int64_t(1) << 31);
+  }
+  if (r.has("scale_fmt")) c.scale_fmt = r.string("scale_fmt");
   if (r.error()) return *r.error();
 
   // rope_scaling (or the newer spelling rope_parameters); "type" or "rope_type".
@@ -262,6 +268,19 @@ Result<ModelConfig> parse_model_config(const Json& j, const std::string& where) 
     if (c.n_group > 1 && c.has_router_bias() && per_group < 2)
       return bad("n_group", "noaux_tc scores groups by their top-2 experts: need at least 2 experts per group");
     if (!(c.routed_scaling_factor > 0)) return bad("routed_scaling_factor", "must be > 0");
+  }
+  if (c.scale_fmt.empty() && c.quantization_config) c.scale_fmt = c.quantization_config->scale_fmt;
+  if (!c.scale_fmt.empty() && c.scale_fmt != "ue8m0")
+    return bad("scale_fmt", "unsupported '" + json_snippet(Json(c.scale_fmt), 40) + "' (ue8m0, or null)");
+  if (c.has_indexer()) {
+    // The indexer quantizes each key and each query head as one 128-value FP8 block with one
+    // scale (kernel.py act_quant and fp8_index), after a Hadamard rotation of the whole head.
+    if (c.index_head_dim != 128)
+      return bad("index_head_dim", str_f("%lld is not supported: the indexer keeps one FP8 scale per 128-value key (128)",
+                                         static_cast<long long>(c.index_head_dim)));
+    if (c.index_head_dim < c.qk_rope_head_dim)
+      return bad("index_head_dim", "is smaller than qk_rope_head_dim (the indexer ropes its first qk_rope_head_dim values)");
+    if (!c.has_q_lora()) return bad("q_lora_rank", "deepseek_v32's indexer reads the query latent: q_lora_rank must be set");
   }
   for (int64_t e : c.eos_token_ids)
     if (e < 0 || e >= c.vocab_size) return bad("eos_token_id", "outside [0, vocab_size)");

@@ -38,7 +38,7 @@ struct QuantizationConfig {
 };
 
 struct ModelConfig {
-  std::string model_type;  // deepseek_v2 | deepseek_v3
+  std::string model_type;  // deepseek_v2 | deepseek_v3 | deepseek_v32
   int64_t vocab_size = 0;
   int64_t hidden_size = 0;
   int64_t intermediate_size = 0;      // dense layers
@@ -70,6 +70,16 @@ struct ModelConfig {
   std::optional<int64_t> bos_token_id;
   std::vector<int64_t> eos_token_ids;  // int or list in the file
   std::optional<QuantizationConfig> quantization_config;
+  // DeepSeek-V3.2 sparse attention (model_type deepseek_v32): the lightning indexer of every
+  // layer scores all earlier tokens with index_n_heads heads of index_head_dim, and each
+  // query attends to the index_topk best. 0 when the model has no indexer.
+  int64_t index_n_heads = 0;
+  int64_t index_head_dim = 0;
+  int64_t index_topk = 0;
+  // The indexer's FP8 activation scales: "ue8m0" rounds them up to a power of two, "" keeps
+  // amax / 448. Top-level scale_fmt, else quantization_config.scale_fmt (where published
+  // V3.1 / V3.2 configs carry it).
+  std::string scale_fmt;
 
   // Derived values.
   int64_t qk_head_dim() const { return qk_nope_head_dim + qk_rope_head_dim; }
@@ -84,6 +94,10 @@ struct ModelConfig {
   double softmax_scale() const;
   // Latent KV cache values per token per layer.
   int64_t kv_cache_dim() const { return kv_lora_rank + qk_rope_head_dim; }
+  bool has_indexer() const { return index_topk > 0; }
+  // The indexer's key cache per token per layer: index_head_dim e4m3 bytes (0 without one);
+  // each such row has one float32 scale besides.
+  int64_t index_key_dim() const { return has_indexer() ? index_head_dim : 0; }
 };
 
 // Parses and validates config.json contents; errors name the field ("config.json: field

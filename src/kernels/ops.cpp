@@ -7,6 +7,7 @@
 
 #include "kernels/amx.h"
 #include "kernels/dispatch.h"
+#include "kernels/matmul_math.h"
 #include "kernels/scratch.h"
 
 namespace dsv3::kernels {
@@ -27,14 +28,14 @@ int64_t chunk_size(int64_t total, int threads, int64_t min_chunk, int64_t align)
 void matmul(ThreadPool& pool, const LinearWeight& w, const float* x, int64_t n, int64_t ldx, float* y, int64_t ldy) {
   if (n <= 0 || w.rows <= 0) return;
   if (amx_handles(w)) return amx_matmul(pool, w, x, n, ldx, y, ldy);  // opt-in, see amx.h
-  const KernelTable& k = active_table();
+  const MatmulRowsFn rows = matmul_rows_for(active_table(), w);  // the table's, or bf16 (matmul_math.h)
   // Rows in multiples of 16 so that SIMD kernels see whole row groups; small tensors stay
   // in one task.
   int64_t chunk = chunk_size(w.rows, pool.size(), 16, 16);
   int64_t tasks = (w.rows + chunk - 1) / chunk;
   pool.parallel_for(tasks, [&](int64_t task) {
     int64_t r0 = task * chunk, r1 = std::min(w.rows, r0 + chunk);
-    k.matmul_rows(w, x, n, ldx, y + r0, ldy, r0, r1);
+    rows(w, x, n, ldx, y + r0, ldy, r0, r1);
   });
 }
 
@@ -91,7 +92,7 @@ void matmul_batch(ThreadPool& pool, std::span<const MatmulJob> jobs) {
     const Task& t = list[i];
     const MatmulJob& job = jobs[t.job];
     if (job.transposed) k.matmul_t_cols(job.w, job.x, job.n, job.ldx, job.y + t.begin, job.ldy, t.begin, t.end);
-    else k.matmul_rows(job.w, job.x, job.n, job.ldx, job.y + t.begin, job.ldy, t.begin, t.end);
+    else matmul_rows_for(k, job.w)(job.w, job.x, job.n, job.ldx, job.y + t.begin, job.ldy, t.begin, t.end);
   });
 }
 

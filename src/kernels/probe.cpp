@@ -8,7 +8,9 @@
 #include <vector>
 
 #include "base/result.h"
+#include "kernels/cpu/bf16_dot.h"
 #include "kernels/cpu/tables.h"
+#include "kernels/matmul_math.h"
 
 namespace dsv3::kernels {
 namespace {
@@ -84,15 +86,33 @@ BandwidthProbe measure_read_bandwidth(ThreadPool& pool, size_t bytes, int passes
   return r;
 }
 
+namespace {
+FlopsProbe measure_burst(ThreadPool& pool, double (*burst)(int64_t, float*), double seconds, int passes);
+}  // namespace
+
 FlopsProbe measure_peak_flops(ThreadPool& pool, Isa isa, double seconds, int passes) {
-  const cpu::ProbeKernels& k = probes_for(isa);
+  FlopsProbe r = measure_burst(pool, probes_for(isa).fma_burst, seconds, passes);
+  r.isa = isa;
+  return r;
+}
+
+FlopsProbe measure_peak_bf16_dot_flops(ThreadPool& pool, double seconds, int passes) {
+  DSV3_CHECK(matmul_math_supported(MatmulMath::Bf16), "bf16 dot probe: this CPU lacks AVX512-BF16");
+  FlopsProbe r = measure_burst(pool, &cpu::bf16_dot_burst, seconds, passes);
+  r.isa = Isa::Avx512;
+  return r;
+}
+
+namespace {
+// Runs `burst` (independent chains in registers; returns the FLOPs done) on every thread.
+FlopsProbe measure_burst(ThreadPool& pool, double (*burst)(int64_t, float*), double seconds, int passes) {
   const int threads = pool.size();
   // Calibrate the iteration count on one thread so that a pass lasts about `seconds`.
   float sink = 0;
   int64_t iterations = 1 << 14;
   for (;;) {
     const auto t0 = Clock::now();
-    k.fma_burst(iterations, &sink);
+    burst(iterations, &sink);
     const double s = seconds_since(t0);
     if (s >= seconds / 4 || iterations > (int64_t{1} << 40)) {
       iterations = static_cast<int64_t>(static_cast<double>(iterations) * seconds / std::max(s, 1e-9));
@@ -105,7 +125,7 @@ FlopsProbe measure_peak_flops(ThreadPool& pool, Isa isa, double seconds, int pas
   std::vector<double> rates;
   for (int pass = 0; pass <= passes; ++pass) {
     const auto t0 = Clock::now();
-    pool.run_on_all([&](int t) { flops[t] = k.fma_burst(iterations, &sinks[t]); });
+    pool.run_on_all([&](int t) { flops[t] = burst(iterations, &sinks[t]); });
     const double s = seconds_since(t0);
     double total = 0;
     for (double f : flops) total += f;
@@ -115,8 +135,8 @@ FlopsProbe measure_peak_flops(ThreadPool& pool, Isa isa, double seconds, int pas
   r.best_flops_per_s = *std::max_element(rates.begin(), rates.end());
   r.median_flops_per_s = median(rates);
   r.threads = threads;
-  r.isa = isa;
   return r;
 }
+}  // namespace
 
 }  // namespace dsv3::kernels

@@ -34,5 +34,8 @@ struct FlopsProbe {
 // register-only FMA chains for about `seconds` per pass, `passes` passes. Isa::Scalar
 // measures scalar multiply-adds.
 FlopsProbe measure_peak_flops(ThreadPool& pool, Isa isa, double seconds = 0.1, int passes = 5);
+// Peak rate of AVX512-BF16's vdpbf16ps (the MatmulMath::Bf16 kernels), counted the same way:
+// 2 FLOPs per multiply-add, 32 multiply-adds per instruction. The CPU must have avx512_bf16.
+FlopsProbe measure_peak_bf16_dot_flops(ThreadPool& pool, double seconds = 0.1, int passes = 5);
 
 }  // namespace dsv3::kernels

@@ -103,6 +103,12 @@ ModelFootprint compute_footprint(const ModelConfig& c, const Checkpoint* ck) {
   f.kv_bytes_per_token_f32 = static_cast<uint64_t>(f.kv_values_per_token) * 4;
   f.kv_bytes_per_token_bf16 = static_cast<uint64_t>(f.kv_values_per_token) * 2;
   f.mtp_kv_bytes_per_token_f32 = static_cast<uint64_t>(c.num_nextn_predict_layers * c.kv_cache_dim()) * 4;
+  if (c.has_indexer()) {
+    f.index_key_bytes_per_token = static_cast<uint64_t>(c.num_hidden_layers * (c.index_key_dim() + 4));
+    f.kv_bytes_per_token_f32 += f.index_key_bytes_per_token;
+    f.kv_bytes_per_token_bf16 += f.index_key_bytes_per_token;
+    f.mtp_kv_bytes_per_token_f32 += static_cast<uint64_t>(c.num_nextn_predict_layers * (c.index_key_dim() + 4));
+  }
   return f;
 }
 

@@ -57,6 +57,10 @@ struct ModelFootprint {
   uint64_t kv_bytes_per_token_f32 = 0;      // dsv3's cache (float32)
   uint64_t kv_bytes_per_token_bf16 = 0;     // the same cache in BF16 (the reference's dtype)
   uint64_t mtp_kv_bytes_per_token_f32 = 0;  // the MTP layers' own caches (float32)
+  // V3.2: the indexer's keys, num_hidden_layers x (index_head_dim FP8 bytes + a float32
+  // scale) per token; included in both kv_bytes_per_token figures (the reference keeps them
+  // in FP8 too).
+  uint64_t index_key_bytes_per_token = 0;
 };
 
 // Computes the footprint of the model `config` describes. With `checkpoint` (may be null),

@@ -31,12 +31,22 @@ struct TokenBatch {
   int64_t n_tokens() const { return static_cast<int64_t>(positions.size()); }
 };
 
+// What the V3.2 indexers chose, for tests and tools: per layer of the cache, one row per
+// token of each forward step (in batch order), the selected positions in ascending order.
+struct IndexerTrace {
+  std::vector<std::vector<std::vector<int32_t>>> layers;
+};
+
 struct ForwardContext {
   ThreadPool& pool;
   const ModelConfig& config;
   const Rope& rope;
   AttentionImpl attention = AttentionImpl::Absorbed;
   int64_t* experts_read = nullptr;  // when set: routed experts run, summed over the MoE layers
+  // V3.2 models: attend to the indexer's choice (false: every earlier token, as V3 does,
+  // with no indexer run; a benchmark's dense baseline, not the model's own math).
+  bool sparse_attention = true;
+  IndexerTrace* indexer_trace = nullptr;  // when set: every indexer's choice is appended
 };
 
 }  // namespace dsv3

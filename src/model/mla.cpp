@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "kernels/ops.h"
+#include "model/indexer.h"
+#include "model/sparse_attention.h"
 
 namespace dsv3 {
 namespace {
@@ -41,8 +43,9 @@ LinearWeight wkv_b_values(const MlaWeights& w, const MlaDims& d, int64_t h) {
 // model.py's attn_impl "absorb" (its default): wkv_b is folded into the query and applied
 // after the weighted sum, so that scores and sum run on the compressed cache itself.
 //   q: [N, H, nope + rope] (q_nope | rotated q_pe)  ->  o: [N, H, v]
+// With a `selection` (V3.2), each token attends to its selected positions only.
 void attend_absorbed(const ForwardContext& ctx, const MlaWeights& w, const TokenBatch& batch, int64_t cache_layer,
-                     const float* q, float* o) {
+                     const float* q, float* o, const IndexSelection* selection) {
   const ModelConfig& c = ctx.config;
   ThreadPool& pool = ctx.pool;
   const MlaDims d = mla_dims(c);
@@ -64,20 +67,24 @@ void attend_absorbed(const ForwardContext& ctx, const MlaWeights& w, const Token
   // scores = (q_nope . kv_cache + q_pe . pe_cache) * softmax_scale, softmax over the
   // positions each token sees, x = einsum("bsht,btc->bshc", scores, kv_cache)   [N, H, R]
   std::vector<float> o_lat(static_cast<size_t>(N * H * R));
-  std::vector<kernels::MlaAttentionArgs> sequences;
-  for (const auto& seg : batch.segments) {
-    kernels::MlaAttentionArgs& a = sequences.emplace_back();
-    a.n_tokens = seg.count;
-    a.n_heads = H;
-    a.kv_lora_rank = R;
-    a.rope_dim = rope;
-    a.q = q_abs.data() + seg.offset * H * row;
-    a.cache = seg.cache->layer(cache_layer);
-    a.first_pos = batch.positions[seg.offset];
-    a.scale = static_cast<float>(c.softmax_scale());
-    a.out = o_lat.data() + seg.offset * H * R;
+  if (selection) {
+    sparse_mla_attention(ctx, batch, cache_layer, q_abs.data(), *selection, o_lat.data());
+  } else {
+    std::vector<kernels::MlaAttentionArgs> sequences;
+    for (const auto& seg : batch.segments) {
+      kernels::MlaAttentionArgs& a = sequences.emplace_back();
+      a.n_tokens = seg.count;
+      a.n_heads = H;
+      a.kv_lora_rank = R;
+      a.rope_dim = rope;
+      a.q = q_abs.data() + seg.offset * H * row;
+      a.cache = seg.cache->layer(cache_layer);
+      a.first_pos = batch.positions[seg.offset];
+      a.scale = static_cast<float>(c.softmax_scale());
+      a.out = o_lat.data() + seg.offset * H * R;
+    }
+    kernels::mla_attention(pool, sequences);  // every sequence in one parallel region
   }
-  kernels::mla_attention(pool, sequences);  // every sequence in one parallel region
 
   // x = einsum("bshc,hdc->bshd", x, wkv_b[:, -v:])                           [N, H, v]
   for (int64_t h = 0; h < H; ++h)
@@ -171,9 +178,16 @@ void mla_forward(const ForwardContext& ctx, const MlaWeights& w, const TokenBatc
     }
   }
 
+  // V3.2: topk_indices = self.indexer(x, qr, ...), from the q latent after q_norm.
+  IndexSelection selection;
+  const bool sparse = c.has_indexer() && ctx.sparse_attention;
+  if (sparse) indexer_forward(ctx, w.indexer, batch, cache_layer, x, q_a.data(), &selection);
+
   // Attention of every head over the positions each token sees              [N, H, v]
+  // (sparse attention always takes the absorbed form, which reads the selected cache rows)
   std::vector<float> o(static_cast<size_t>(N * H * vdim));
-  if (ctx.attention == AttentionImpl::Absorbed) attend_absorbed(ctx, w, batch, cache_layer, q.data(), o.data());
+  if (sparse) attend_absorbed(ctx, w, batch, cache_layer, q.data(), o.data(), &selection);
+  else if (ctx.attention == AttentionImpl::Absorbed) attend_absorbed(ctx, w, batch, cache_layer, q.data(), o.data(), nullptr);
   else attend_naive(ctx, w, batch, cache_layer, q.data(), o.data());
 
   // x = self.wo(x.flatten(2))                                               [N, dim]

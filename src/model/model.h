@@ -58,12 +58,16 @@ class Model {
   int64_t max_context() const { return max_context_; }
   int64_t vocab_size() const { return config_.vocab_size; }
   void set_attention(AttentionImpl impl) { attention_ = impl; }
+  // V3.2 models: false runs dense MLA without the indexer (a benchmark's baseline).
+  void set_sparse_attention(bool sparse) { sparse_attention_ = sparse; }
+  // When set, every indexer appends its choices to `trace` (tests; nullptr stops).
+  void set_indexer_trace(IndexerTrace* trace) { indexer_trace_ = trace; }
 
   // A sequence's cache: a layer per block, plus one for the MTP layer when `with_mtp` (the
   // engine's speculative decoding keeps both in one cache, so that they grow, roll back and
   // are reused as a prompt prefix together).
   KVCache new_cache(bool with_mtp = false) const {
-    return KVCache(config_.num_hidden_layers + (with_mtp ? 1 : 0), config_.kv_cache_dim());
+    return KVCache(config_.num_hidden_layers + (with_mtp ? 1 : 0), config_.kv_cache_dim(), config_.index_key_dim());
   }
 
   // Runs one step over a batch of sequences; each cache advances by its tokens. Errors for
@@ -75,7 +79,7 @@ class Model {
   // before next_tokens[i]) and the embedding of next_tokens[i]; the MTP layer runs at the
   // next positions of its own cache. Validated as forward() validates its batch.
   bool has_mtp() const { return !weights_.mtp.empty(); }
-  KVCache new_mtp_cache() const { return KVCache(1, config_.kv_cache_dim()); }
+  KVCache new_mtp_cache() const { return KVCache(1, config_.kv_cache_dim(), config_.index_key_dim()); }
   Status mtp_forward(const float* hidden, std::span<const int32_t> next_tokens, KVCache* mtp_cache,
                      float* logits) const;
 
@@ -100,7 +104,12 @@ class Model {
   // Checks a step's sequences (token ids in the vocabulary, none empty, none past
   // max_context()), makes room in their caches and lays them out as one batch.
   Result<TokenBatch> assemble_batch(std::span<const SequenceInput> batch) const;
-  ForwardContext context() const { return {*pool_, config_, *rope_, attention_}; }
+  ForwardContext context() const {
+    ForwardContext ctx{*pool_, config_, *rope_, attention_};
+    ctx.sparse_attention = sparse_attention_;
+    ctx.indexer_trace = indexer_trace_;
+    return ctx;
+  }
   // out->logits and first_row: head(h) for the rows each segment of `tb` wants.
   void head_rows(const LinearWeight& head, const TokenBatch& tb, std::span<const Logits> wanted, const float* h,
                  ForwardOutput* out) const;
@@ -111,6 +120,8 @@ class Model {
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<Rope> rope_;
   AttentionImpl attention_ = AttentionImpl::Absorbed;
+  bool sparse_attention_ = true;
+  IndexerTrace* indexer_trace_ = nullptr;
   int64_t max_context_ = 0;
 };
 

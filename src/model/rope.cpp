@@ -65,4 +65,18 @@ void Rope::apply(float* x, int64_t count, int64_t stride, int64_t position) cons
   }
 }
 
+void Rope::apply_half_split(float* x, int64_t count, int64_t stride, int64_t position) const {
+  const int64_t half = dim_ / 2;
+  std::vector<float> c(static_cast<size_t>(half)), s(static_cast<size_t>(half));
+  angles(position, c.data(), s.data());
+  for (int64_t k = 0; k < count; ++k) {
+    float* v = x + k * stride;
+    for (int64_t j = 0; j < half; ++j) {
+      float re = v[j], im = v[j + half];
+      v[j] = re * c[j] - im * s[j];
+      v[j + half] = re * s[j] + im * c[j];
+    }
+  }
+}
+
 }  // namespace dsv3

@@ -20,6 +20,9 @@ class Rope {
   void angles(int64_t position, float* cos_out, float* sin_out) const;
   // Rotates `count` rope slices of `dim` values, `stride` floats apart, all at `position`.
   void apply(float* x, int64_t count, int64_t stride, int64_t position) const;
+  // The same rotation with half-split pairs: elements j and j + dim/2 form the complex number
+  // rotated by t * f_j (DeepSeek-V3.2's indexer; MLA itself stays interleaved).
+  void apply_half_split(float* x, int64_t count, int64_t stride, int64_t position) const;
 
  private:
   int64_t dim_;

@@ -84,6 +84,9 @@ const char* role_dtypes(TensorRole role) {
 
 std::string checkpoint_name(std::string_view model_name) {
   std::string out;
+  // convert.py maps the indexer's module names to themselves; only its string replacement of
+  // weight_scale_inv by scale applies there.
+  bool in_indexer = false;
   for (size_t begin = 0; begin <= model_name.size();) {
     const size_t end = std::min(model_name.find('.', begin), model_name.size());
     const std::string_view component = model_name.substr(begin, end - begin);
@@ -93,7 +96,8 @@ std::string checkpoint_name(std::string_view model_name) {
       out = component == "head" ? "lm_head" : "model." + std::string(checkpoint_component(component));
     } else {
       out += '.';
-      out += checkpoint_component(component);
+      out += in_indexer && component != "scale" ? component : checkpoint_component(component);
+      in_indexer = in_indexer || component == "indexer";
     }
     begin = end + 1;
   }
@@ -185,6 +189,10 @@ std::vector<float> WeightBinder::bias(const std::string& module, int64_t dim) {
   return vector_f32(checkpoint_name(module + ".bias"), dim, TensorRole::RouterBias, 0.0f);
 }
 
+std::vector<float> WeightBinder::layer_norm_bias(const std::string& module, int64_t dim) {
+  return vector_f32(checkpoint_name(module + ".bias"), dim, TensorRole::Norm, 0.0f);
+}
+
 std::vector<float> WeightBinder::vector_f32(const std::string& name, int64_t dim, TensorRole role, float fallback) {
   const TensorRef* t = lookup(name, {dim}, role);
   if (!t) return std::vector<float>(static_cast<size_t>(dim), fallback);
@@ -235,6 +243,14 @@ MlaWeights bind_mla(WeightBinder& b, const ModelConfig& c, const std::string& at
   a.kv_norm = b.norm(attn + ".kv_norm", c.kv_lora_rank);
   a.wkv_b = b.linear(attn + ".wkv_b", heads * (c.qk_nope_head_dim + c.v_head_dim), c.kv_lora_rank);
   a.wo = b.linear(attn + ".wo", dim, heads * c.v_head_dim);
+  if (c.has_indexer()) {
+    const std::string ix = attn + ".indexer";
+    a.indexer.wq_b = b.linear(ix + ".wq_b", c.index_n_heads * c.index_head_dim, c.q_lora_rank);
+    a.indexer.wk = b.linear(ix + ".wk", c.index_head_dim, dim);
+    a.indexer.k_norm = b.norm(ix + ".k_norm", c.index_head_dim);
+    a.indexer.k_norm_bias = b.layer_norm_bias(ix + ".k_norm", c.index_head_dim);
+    a.indexer.weights_proj = b.linear(ix + ".weights_proj", c.index_n_heads, dim, TensorRole::LinearBf16);
+  }
   return a;
 }
 

@@ -52,6 +52,16 @@ struct MlpWeights {  // model.py MLP and Expert: w2(silu(w1(x)) * w3(x))
   LinearWeight w3;  // up_proj   [inter, dim]
 };
 
+// DeepSeek-V3.2's lightning indexer (model.py Indexer; checkpoint: self_attn.indexer, names
+// kept as they are). Empty (rows 0) in models without one.
+struct IndexerWeights {
+  LinearWeight wq_b;                // wq_b [index_n_heads * index_head_dim, q_lora_rank]
+  LinearWeight wk;                  // wk [index_head_dim, dim]
+  std::vector<float> k_norm;        // k_norm.weight [index_head_dim] (a LayerNorm)
+  std::vector<float> k_norm_bias;   // k_norm.bias [index_head_dim]
+  LinearWeight weights_proj;        // weights_proj [index_n_heads, dim]
+};
+
 struct MlaWeights {  // model.py MLA; checkpoint: self_attn
   LinearWeight wq;             // q_proj [n_heads * qk_head_dim, dim], when q_lora_rank is 0
   LinearWeight wq_a;           // q_a_proj [q_lora_rank, dim]
@@ -61,6 +71,7 @@ struct MlaWeights {  // model.py MLA; checkpoint: self_attn
   std::vector<float> kv_norm;  // kv_a_layernorm [kv_lora_rank]
   LinearWeight wkv_b;          // kv_b_proj [n_heads * (qk_nope_head_dim + v_head_dim), kv_lora_rank]
   LinearWeight wo;             // o_proj [dim, n_heads * v_head_dim]
+  IndexerWeights indexer;      // indexer (deepseek_v32 only)
 };
 
 struct GateWeights {  // model.py Gate; checkpoint: mlp.gate
@@ -108,7 +119,8 @@ struct ModelWeights {  // model.py Transformer
 // them the other way: "layers.3.attn.wq_a.weight" -> "model.layers.3.self_attn.q_a_proj.weight",
 // "layers.3.ffn.gate.bias" -> "model.layers.3.mlp.gate.e_score_correction_bias",
 // "head.weight" -> "lm_head.weight". A component that convert.py does not rename (layers,
-// experts, the MTP layer's enorm, ...) keeps its spelling.
+// experts, the MTP layer's enorm, ...) keeps its spelling, and so does everything under a
+// V3.2 indexer ("layers.3.attn.indexer.wq_b.weight" -> "model.layers.3.self_attn.indexer.wq_b.weight").
 std::string checkpoint_name(std::string_view model_name);
 
 // One defect found while binding: the tensor it concerns and a message naming expected vs actual.
@@ -132,6 +144,8 @@ class WeightBinder {
   std::vector<float> norm(const std::string& module, int64_t dim);
   // A Gate's bias in float32 (all zeros when missing, which is reported).
   std::vector<float> bias(const std::string& module, int64_t dim);
+  // A LayerNorm's bias in float32 (all zeros when missing, which is reported).
+  std::vector<float> layer_norm_bias(const std::string& module, int64_t dim);
   void set_mtp(bool mtp) { mtp_ = mtp; }
   void set_routed_expert(bool routed) { routed_expert_ = routed; }
 

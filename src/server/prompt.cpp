@@ -67,7 +67,7 @@ size_t rfind_markup(const std::string& text, const Spans& data, const std::strin
 
 std::optional<ApiError> build_chat_prompt(const Tokenizer& tok, const ChatRequest& req, ChatPrompt* out,
                                           int64_t context) {
-  if (!tok.chat_template()) return invalid_request("this model has no chat template; use /v1/completions", "messages");
+  if (!tok.has_chat_format()) return invalid_request("this model has no chat template; use /v1/completions", "messages");
   ChatTemplate::Limits limits;
   if (context > 0)
     if (auto e = check_cost(tok, req, context, &limits)) return e;

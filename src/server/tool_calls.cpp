@@ -14,6 +14,9 @@ const std::string kCallBegin = "<｜tool▁call▁begin｜>";
 const std::string kCallEnd = "<｜tool▁call▁end｜>";
 const std::string kSep = "<｜tool▁sep｜>";
 const char* const kSpace = " \t\r\n";
+const std::string kDsmlBegin = "<｜DSML｜function_calls>";
+const std::string kDsmlBeginLine = "\n\n" + kDsmlBegin;  // as the encoder writes it after content
+const std::string kDsmlEnd = "</｜DSML｜function_calls>";
 
 std::string trim(const std::string& s) {
   const size_t b = s.find_first_not_of(kSpace);
@@ -59,7 +62,79 @@ bool may_become(const std::string& s, const std::string& marker) {
   return s.size() < marker.size() && marker.compare(0, s.size(), s) == 0;
 }
 
+// Python's json.dumps(s, ensure_ascii=False) of a string.
+std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      default:
+        if (c < 0x20) out += str_f("\\u%04x", c);
+        else out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
+bool take(const std::string& s, size_t& i, const std::string& token) {
+  if (s.compare(i, token.size(), token) != 0) return false;
+  i += token.size();
+  return true;
+}
+
 }  // namespace
+
+bool parse_dsml_block(const std::string& body, std::vector<ParsedToolCall>* out) {
+  const std::string invoke = "<｜DSML｜invoke name=\"", invoke_end = "</｜DSML｜invoke>";
+  const std::string param = "<｜DSML｜parameter name=\"", param_end = "</｜DSML｜parameter>";
+  std::vector<ParsedToolCall> calls;
+  size_t i = 0;
+  // ("\n" invoke)* "\n"
+  while (take(body, i, "\n")) {
+    if (i == body.size()) break;
+    if (!take(body, i, invoke)) return false;
+    const size_t name_end = body.find("\">\n", i);
+    if (name_end == std::string::npos) return false;
+    ParsedToolCall call;
+    call.name = body.substr(i, name_end - i);
+    i = name_end + 3;
+    if (!is_name(call.name)) return false;
+    std::vector<std::string> keys;
+    call.arguments = "{";
+    // (parameter "\n")*
+    while (take(body, i, param)) {
+      const size_t key_end = body.find("\" string=\"", i);
+      if (key_end == std::string::npos) return false;
+      std::string key = body.substr(i, key_end - i);
+      i = key_end + 10;
+      bool is_string;
+      if (take(body, i, "true\">")) is_string = true;
+      else if (take(body, i, "false\">")) is_string = false;
+      else return false;
+      const size_t value_end = body.find(param_end, i);
+      if (value_end == std::string::npos) return false;
+      const std::string value = body.substr(i, value_end - i);
+      i = value_end + param_end.size();
+      if (!take(body, i, "\n")) return false;
+      if (std::find(keys.begin(), keys.end(), key) != keys.end()) return false;
+      if (!is_string && !Json::accept(value)) return false;
+      call.arguments += (keys.empty() ? "" : ", ") + json_string(key) + ": " + (is_string ? json_string(value) : value);
+      keys.push_back(std::move(key));
+    }
+    call.arguments += "}";
+    if (!take(body, i, invoke_end) || !is_json_object(call.arguments)) return false;
+    calls.push_back(std::move(call));
+  }
+  if (i != body.size() || calls.empty()) return false;
+  *out = std::move(calls);
+  return true;
+}
 
 const std::vector<std::string>& tool_call_markers() {
   static const std::vector<std::string> markers = {kCallsBegin, kCallsEnd, kCallBegin, kCallEnd, kSep};
@@ -79,7 +154,35 @@ bool parse_tool_call_body(const std::string& body, ParsedToolCall* out) {
 ToolCallDelta ToolCallParser::route(bool final) {
   ToolCallDelta out;
   for (;;) {
+    if (in_dsml_) {
+      // A DSML block: its calls once it closes; text if it is malformed or never closes.
+      const size_t end = held_.find(kDsmlEnd);
+      if (end == std::string::npos) {
+        if (!final) return out;
+        out.content += kDsmlBeginLine + held_;
+        held_.clear();
+        in_dsml_ = false;
+        return out;
+      }
+      std::vector<ParsedToolCall> calls;
+      if (parse_dsml_block(held_.substr(0, end), &calls))
+        for (auto& c : calls) out.calls.push_back(std::move(c));
+      else
+        out.content += kDsmlBeginLine + held_.substr(0, end + kDsmlEnd.size());
+      held_.erase(0, end + kDsmlEnd.size());
+      in_dsml_ = false;
+      continue;
+    }
     if (!in_calls_) {
+      // A DSML block (V3.2) opens; the blank line the encoder writes before it is markup.
+      if (const size_t d = held_.find(kDsmlBegin); d != std::string::npos &&
+                                                   d < std::min(held_.find(kCallsBegin), held_.find(kCallBegin))) {
+        const bool blank = d >= 2 && held_.compare(d - 2, 2, "\n\n") == 0;
+        out.content += held_.substr(0, blank ? d - 2 : d);
+        held_.erase(0, d + kDsmlBegin.size());
+        in_dsml_ = true;
+        continue;
+      }
       // Content until a calls block (or, as V3.1 sometimes writes, a bare call) begins.
       const size_t block = held_.find(kCallsBegin), call = held_.find(kCallBegin);
       const size_t p = std::min(block, call);
@@ -89,8 +192,9 @@ ToolCallDelta ToolCallParser::route(bool final) {
         in_calls_ = true;
         continue;
       }
-      const size_t keep =
-          final ? 0 : std::max(partial_suffix_match(held_, kCallsBegin), partial_suffix_match(held_, kCallBegin));
+      const size_t keep = final ? 0
+                                : std::max({partial_suffix_match(held_, kCallsBegin), partial_suffix_match(held_, kCallBegin),
+                                            partial_suffix_match(held_, kDsmlBeginLine), partial_suffix_match(held_, kDsmlBegin)});
       out.content += held_.substr(0, held_.size() - keep);
       held_.erase(0, held_.size() - keep);
       return out;

@@ -4,6 +4,12 @@
 // Two formats, both between <｜tool▁calls▁begin｜> and <｜tool▁calls▁end｜>:
 //   V3 / R1:  <｜tool▁call▁begin｜>function<｜tool▁sep｜>NAME\n```json\n{ARGS}\n```<｜tool▁call▁end｜>
 //   V3.1:     <｜tool▁call▁begin｜>NAME<｜tool▁sep｜>{ARGS}<｜tool▁call▁end｜>
+//   V3.2 (DSML, encoding_dsv32.py):  \n\n<｜DSML｜function_calls>\n<｜DSML｜invoke name="NAME">\n
+//             <｜DSML｜parameter name="K" string="true|false">VALUE</｜DSML｜parameter>\n ...
+//             </｜DSML｜invoke>\n ... </｜DSML｜function_calls>
+//             (string="true": VALUE is the string itself; "false": VALUE is JSON); the calls of
+//             a DSML block are emitted when the block closes, their arguments a JSON object
+//             written as DeepSeek's decoder writes it.
 // Several calls may follow each other (whitespace between them is dropped). A call is
 // emitted once its <｜tool▁call▁end｜> arrives, with its whole arguments. Text that does not
 // make a well-formed call (no separator, no name, arguments that are not a JSON object, an
@@ -32,12 +38,18 @@ class ToolCallParser {
  private:
   ToolCallDelta route(bool final);
   bool in_calls_ = false;
+  bool in_dsml_ = false;  // inside a DSML block (held_ starts after its opening tag)
   std::string held_;
 };
 
 // One call's text between <｜tool▁call▁begin｜> and <｜tool▁call▁end｜>, in either format;
 // false when it is not a well-formed call.
 bool parse_tool_call_body(const std::string& body, ParsedToolCall* out);
+
+// The calls of one DSML block, given the text between <｜DSML｜function_calls> and
+// </｜DSML｜function_calls>; false when it is not well formed (no call, a duplicate
+// parameter, a parameter that is not JSON where string="false", ...).
+bool parse_dsml_block(const std::string& body, std::vector<ParsedToolCall>* out);
 
 // The five markers of the formats (special tokens in DeepSeek's tokenizers).
 const std::vector<std::string>& tool_call_markers();

@@ -1,6 +1,7 @@
 #include "tokenizer/tokenizer.h"
 
 #include "tokenizer/chat_template.h"
+#include "tokenizer/dsv32_encoding.h"
 #include "tokenizer/unicode.h"
 
 namespace dsv3 {
@@ -144,19 +145,57 @@ Result<std::string> apply_template(const ChatTemplate* t, const J& messages, boo
 
 }  // namespace
 
+// The V3.2 encoder for a chat request: tools (from `vars`) on the system message, thinking
+// mode when vars["thinking"] is true.
+template <typename J>
+Result<ChatTemplate::Rendered> encode_v32(const J& messages, const J& vars) {
+  Dsv32EncodeOptions o;
+  o.thinking = vars.is_object() && vars.contains("thinking") && vars.at("thinking").is_boolean() &&
+               vars.at("thinking").template get<bool>();
+  if (vars.is_object() && vars.contains("tools") && vars.at("tools").is_array() && !vars.at("tools").empty()) {
+    J with_tools = messages;
+    if (!with_tools.empty() && with_tools[0].is_object() && with_tools[0].value("role", std::string()) == "system") {
+      with_tools[0]["tools"] = vars.at("tools");
+    } else {
+      J system = J::object();
+      system["role"] = "system";
+      system["content"] = "";
+      system["tools"] = vars.at("tools");
+      with_tools.insert(with_tools.begin(), system);
+    }
+    return encode_dsv32(with_tools, o);
+  }
+  return encode_dsv32(messages, o);
+}
+
 Result<std::string> Tokenizer::apply_chat_template(const Json& messages, bool add_generation_prompt,
                                                    const Json& extra) const {
+  if (uses_dsv32_encoding()) {
+    DSV3_ASSIGN(auto r, encode_v32(messages, extra));
+    return std::move(r.text);
+  }
   return apply_template(chat_template_.get(), messages, add_generation_prompt, extra, bos_token_, eos_token_);
 }
 
 Result<std::string> Tokenizer::apply_chat_template(const OrderedJson& messages, bool add_generation_prompt,
                                                    const OrderedJson& extra) const {
+  if (uses_dsv32_encoding()) {
+    DSV3_ASSIGN(auto r, encode_v32(messages, extra));
+    return std::move(r.text);
+  }
   return apply_template(chat_template_.get(), messages, add_generation_prompt, extra, bos_token_, eos_token_);
 }
 
 Result<ChatTemplate::Rendered> Tokenizer::apply_chat_template_marked(const Json& messages, bool add_generation_prompt,
                                                                      const Json& extra, const Json& data,
                                                                      const ChatTemplate::Limits& limits) const {
+  if (uses_dsv32_encoding()) {
+    Json vars = data.is_object() ? data : Json::object();
+    if (extra.is_object()) vars.update(extra);
+    DSV3_ASSIGN(auto r, encode_v32(messages, vars));
+    if (r.text.size() > limits.max_output_bytes) return ChatTemplate::Rendered{{}, {}, /*over_output_limit=*/true};
+    return r;
+  }
   if (!chat_template_) return Error("the tokenizer has no chat_template (tokenizer_config.json)");
   if (!extra.is_null() && !extra.is_object()) return Error("chat template: extra variables must be a JSON object");
   Json vars = extra.is_object() ? extra : Json::object();

@@ -85,6 +85,14 @@ class Tokenizer {
 
   // Null when tokenizer_config.json has no chat_template.
   const ChatTemplate* chat_template() const { return chat_template_.get(); }
+  // DeepSeek-V3.2 ships no chat template: its prompts come from its encoder (dsv32_encoding.h).
+  // load() turns this on when the directory's config.json says model_type deepseek_v32 and
+  // tokenizer_config.json has no chat_template. The apply_chat_template functions then encode
+  // with it: thinking mode when the variable "thinking" is true, request tools from "tools".
+  void use_dsv32_encoding() { dsv32_encoding_ = true; }
+  bool uses_dsv32_encoding() const { return dsv32_encoding_ && !chat_template_; }
+  // A chat template or the V3.2 encoder: chat messages can become a prompt.
+  bool has_chat_format() const { return chat_template_ != nullptr || dsv32_encoding_; }
   // Renders the chat template with bos_token/eos_token filled in from the config (entries of
   // `extra` win). Error when there is no template or rendering fails.
   Result<std::string> apply_chat_template(const Json& messages, bool add_generation_prompt,
@@ -125,6 +133,7 @@ class Tokenizer {
   bool add_bos_token_ = false;
   size_t max_token_bytes_ = 0;
   std::unique_ptr<ChatTemplate> chat_template_;
+  bool dsv32_encoding_ = false;
 };
 
 }  // namespace dsv3

@@ -276,6 +276,14 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::load(const std::string& dir) {
   DSV3_ASSIGN(std::string config_text, read_text_file(dir + "/tokenizer_config.json", kMaxConfigBytes));
   if (config_text.empty()) return Error(dir + "/tokenizer_config.json: empty file");
   DSV3_ASSIGN(auto tok, from_strings(json_text, config_text, dir));
+  if (!tok->chat_template()) {
+    // DeepSeek-V3.2 (no chat template): its own encoder, when the model's config.json says so.
+    auto model_config = read_text_file(dir + "/config.json", kMaxConfigBytes);
+    if (model_config.ok()) {
+      auto j = parse_json(*model_config, dir + "/config.json");
+      if (j.ok() && j->is_object() && j->value("model_type", std::string()) == "deepseek_v32") tok->use_dsv32_encoding();
+    }
+  }
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   DSV3_LOG_INFO("tokenizer: %d ids, %zu added tokens, loaded in %.1f ms", tok->vocab_size(), tok->added_.size(), ms);
   return tok;

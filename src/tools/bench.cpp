@@ -6,6 +6,7 @@
 #include "base/cpu_features.h"
 #include "base/memory_stats.h"
 #include "kernels/dispatch.h"
+#include "kernels/matmul_math.h"
 #include "kernels/probe.h"
 #include "model/footprint.h"
 #include "runtime/sampler.h"
@@ -115,6 +116,55 @@ Result<SpeculativeBench> bench_speculative(const Model& model, const std::vector
   return r;
 }
 
+// `batch` sequences, each after its own short prompt (a slice of `prompt`), decoded together:
+// one forward per step with one new token per sequence. Per repeat the aggregate tokens per
+// second; the bytes a step must read and its FLOPs, as means over the steps.
+struct BatchedRun {
+  std::vector<double> tokens_per_s;
+  double bytes_per_step = 0, flops_per_step = 0;
+};
+
+Result<BatchedRun> run_batched(const Model& model, const std::vector<int32_t>& prompt, int batch, int64_t steps,
+                               int repeats) {
+  const ModelConfig& c = model.config();
+  const ModelFootprint fp = compute_footprint(c, &model.checkpoint());
+  const int64_t short_prompt = std::min<int64_t>(static_cast<int64_t>(prompt.size()), 16);
+  BatchedRun run;
+  double bytes = 0, flops = 0;
+  int64_t counted = 0;
+  for (int r = 0; r < repeats; ++r) {
+    std::vector<KVCache> caches;
+    for (int b = 0; b < batch; ++b) caches.push_back(model.new_cache());
+    std::vector<SequenceInput> in(static_cast<size_t>(batch));
+    std::vector<std::vector<int32_t>> tokens(static_cast<size_t>(batch));
+    for (int b = 0; b < batch; ++b) {
+      for (int64_t i = 0; i < short_prompt; ++i) tokens[b].push_back(prompt[(b * 7 + i) % prompt.size()]);
+      in[b] = SequenceInput{&caches[b], tokens[b], Logits::Last};
+    }
+    ForwardOutput out;
+    DSV3_TRY(model.forward(in, &out));
+    auto t0 = Clock::now();
+    for (int64_t i = 0; i < steps; ++i) {
+      for (int b = 0; b < batch; ++b) {
+        tokens[b] = {argmax(out.logits.data() + out.first_row[b] * c.vocab_size, c.vocab_size)};
+        in[b] = SequenceInput{&caches[b], tokens[b], Logits::Last};
+      }
+      DSV3_TRY(model.forward(in, &out));
+      bytes += static_cast<double>(fp.decode_fixed_bytes) +
+               static_cast<double>(out.experts_read) * static_cast<double>(fp.routed_expert_bytes);
+      flops += batch * forward_flops(c, short_prompt + i, 1);
+      ++counted;
+    }
+    run.tokens_per_s.push_back(static_cast<double>(steps * batch) /
+                               std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  if (counted > 0) {
+    run.bytes_per_step = bytes / static_cast<double>(counted);
+    run.flops_per_step = flops / static_cast<double>(counted);
+  }
+  return run;
+}
+
 }  // namespace
 
 double SpeculativeBench::predicted_speedup(double acceptance) const {
@@ -149,6 +199,14 @@ double forward_flops(const ModelConfig& c, int64_t start, int64_t n) {
 
 Result<BenchReport> run_bench(const Model& model, const BenchOptions& o) {
   if (o.prompt_tokens < 1 || o.decode_tokens < 0 || o.repeats < 1) return Error("bench needs -p >= 1, -n >= 0, --repeat >= 1");
+  int64_t longest_prompt = o.prompt_tokens;
+  for (int64_t p : o.sweep_prompt_tokens) {
+    if (p < 1) return Error("bench --sweep: prompt lengths must be >= 1");
+    longest_prompt = std::max(longest_prompt, p);
+  }
+  if (longest_prompt > model.max_context())
+    return error_f("bench --sweep: a prompt of %lld tokens exceeds the context limit %lld (--ctx)",
+                   static_cast<long long>(longest_prompt), static_cast<long long>(model.max_context()));
   if (o.prompt_tokens + o.decode_tokens > model.max_context())
     return error_f("-p + -n (%lld) exceeds the context limit %lld", static_cast<long long>(o.prompt_tokens + o.decode_tokens),
                    static_cast<long long>(model.max_context()));
@@ -157,6 +215,7 @@ Result<BenchReport> run_bench(const Model& model, const BenchOptions& o) {
   rep.model = model.checkpoint().dir();
   rep.cpu = cpu_features().model_name;
   rep.isa = kernels::isa_name(kernels::active_isa());
+  rep.math = kernels::matmul_math_name(kernels::matmul_math());
   rep.threads = model.pool().size();
   rep.prompt_tokens = o.prompt_tokens;
   rep.decode_tokens = o.decode_tokens;
@@ -166,7 +225,7 @@ Result<BenchReport> run_bench(const Model& model, const BenchOptions& o) {
   rep.decode_bytes_per_token = compute_footprint(c, &model.checkpoint()).decode_bytes_per_token;
 
   // A fixed pseudo-random prompt (ids spread over the vocabulary).
-  std::vector<int32_t> prompt(static_cast<size_t>(o.prompt_tokens));
+  std::vector<int32_t> prompt(static_cast<size_t>(longest_prompt));
   uint64_t x = 12345;
   for (auto& t : prompt) {
     x = x * 6364136223846793005ull + 1442695040888963407ull;
@@ -176,7 +235,7 @@ Result<BenchReport> run_bench(const Model& model, const BenchOptions& o) {
   for (int r = 0; r < o.repeats; ++r) {
     KVCache cache = model.new_cache();
     ForwardOutput out;
-    SequenceInput in{&cache, prompt, Logits::Last};
+    SequenceInput in{&cache, std::span<const int32_t>(prompt).first(static_cast<size_t>(o.prompt_tokens)), Logits::Last};
     auto t0 = Clock::now();
     DSV3_TRY(model.forward({&in, 1}, &out));
     double secs = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -194,33 +253,34 @@ Result<BenchReport> run_bench(const Model& model, const BenchOptions& o) {
   rep.decode_tokens_per_s = spread(decode);
   rep.batch = o.batch;
   if (o.batch > 1 && o.decode_tokens > 0) {
-    // `batch` sequences, each after its own short prompt (a slice of the one above), decoded
-    // together: one forward per step with one new token per sequence.
-    const int64_t short_prompt = std::min<int64_t>(o.prompt_tokens, 16);
-    std::vector<double> batched;
+    DSV3_ASSIGN(BatchedRun run, run_batched(model, prompt, o.batch, o.decode_tokens, o.repeats));
+    rep.batch_decode_tokens_per_s = spread(run.tokens_per_s);
+  }
+  for (int64_t length : o.sweep_prompt_tokens) {
+    PrefillPoint point;
+    point.tokens = length;
+    std::vector<double> rates;
     for (int r = 0; r < o.repeats; ++r) {
-      std::vector<KVCache> caches;
-      for (int b = 0; b < o.batch; ++b) caches.push_back(model.new_cache());
-      std::vector<SequenceInput> in(static_cast<size_t>(o.batch));
-      std::vector<std::vector<int32_t>> tokens(static_cast<size_t>(o.batch));
-      for (int b = 0; b < o.batch; ++b) {
-        for (int64_t i = 0; i < short_prompt; ++i) tokens[b].push_back(prompt[(b * 7 + i) % prompt.size()]);
-        in[b] = SequenceInput{&caches[b], tokens[b], Logits::Last};
-      }
+      KVCache cache = model.new_cache();
       ForwardOutput out;
-      DSV3_TRY(model.forward(in, &out));
+      SequenceInput in{&cache, std::span<const int32_t>(prompt).first(static_cast<size_t>(length)), Logits::Last};
       auto t0 = Clock::now();
-      for (int64_t i = 0; i < o.decode_tokens; ++i) {
-        for (int b = 0; b < o.batch; ++b) {
-          tokens[b] = {argmax(out.logits.data() + out.first_row[b] * c.vocab_size, c.vocab_size)};
-          in[b] = SequenceInput{&caches[b], tokens[b], Logits::Last};
-        }
-        DSV3_TRY(model.forward(in, &out));
-      }
-      batched.push_back(static_cast<double>(o.decode_tokens * o.batch) /
-                        std::chrono::duration<double>(Clock::now() - t0).count());
+      DSV3_TRY(model.forward({&in, 1}, &out));
+      rates.push_back(static_cast<double>(length) / std::chrono::duration<double>(Clock::now() - t0).count());
     }
-    rep.batch_decode_tokens_per_s = spread(batched);
+    point.tokens_per_s = spread(rates);
+    point.flops_per_s = point.tokens_per_s.median * forward_flops(c, 0, length) / static_cast<double>(length);
+    rep.prefill_sweep.push_back(point);
+  }
+  for (int b : o.sweep_batches) {
+    if (b < 1 || o.decode_tokens < 1) return Error("bench --sweep: batches must be >= 1, and -n >= 1");
+    DSV3_ASSIGN(BatchedRun run, run_batched(model, prompt, b, o.decode_tokens, o.repeats));
+    BatchPoint point;
+    point.batch = b;
+    point.tokens_per_s = spread(run.tokens_per_s);
+    point.bytes_per_step = run.bytes_per_step;
+    point.flops_per_step = run.flops_per_step;
+    rep.batch_sweep.push_back(point);
   }
   if (o.draft_tokens > 0 && o.decode_tokens > 0) {
     if (!model.has_mtp()) return Error("bench --mtp needs the model loaded with its MTP module");
@@ -231,15 +291,48 @@ Result<BenchReport> run_bench(const Model& model, const BenchOptions& o) {
   rep.prefill_flops_per_s = rep.prefill_tokens_per_s.median * rep.prefill_flops_per_token;
   if (o.probes) {
     rep.read_bandwidth_bytes_per_s = kernels::measure_read_bandwidth(model.pool(), o.probe_bytes).best_bytes_per_s;
-    rep.peak_flops_per_s = kernels::measure_peak_flops(model.pool(), kernels::active_isa()).best_flops_per_s;
+    rep.peak_fma_flops_per_s = kernels::measure_peak_flops(model.pool(), kernels::active_isa()).best_flops_per_s;
+    if (kernels::matmul_math_supported(kernels::MatmulMath::Bf16))
+      rep.peak_bf16_dot_flops_per_s = kernels::measure_peak_bf16_dot_flops(model.pool()).best_flops_per_s;
+    rep.peak_flops_per_s = kernels::matmul_math() == kernels::MatmulMath::Bf16 ? rep.peak_bf16_dot_flops_per_s
+                                                                                 : rep.peak_fma_flops_per_s;
+  }
+  for (PrefillPoint& p : rep.prefill_sweep)
+    p.peak_ratio = rep.peak_flops_per_s > 0 ? p.flops_per_s / rep.peak_flops_per_s : 0;
+  for (BatchPoint& p : rep.batch_sweep) {
+    p.bandwidth_ceiling = p.bytes_per_step > 0 ? p.batch * rep.read_bandwidth_bytes_per_s / p.bytes_per_step : 0;
+    p.flops_ceiling = p.flops_per_step > 0 ? p.batch * rep.peak_flops_per_s / p.flops_per_step : 0;
   }
   return rep;
+}
+
+Json BenchReport::prefill_sweep_json() const {
+  Json a = Json::array();
+  for (const PrefillPoint& p : prefill_sweep)
+    a.push_back(Json{{"prompt_tokens", p.tokens},
+                     {"tokens_per_s", spread_json(p.tokens_per_s)},
+                     {"flops_per_s", p.flops_per_s},
+                     {"peak_ratio", p.peak_ratio}});
+  return a;
+}
+
+Json BenchReport::batch_sweep_json() const {
+  Json a = Json::array();
+  for (const BatchPoint& p : batch_sweep)
+    a.push_back(Json{{"batch", p.batch},
+                     {"tokens_per_s", spread_json(p.tokens_per_s)},
+                     {"bytes_per_step", p.bytes_per_step},
+                     {"flops_per_step", p.flops_per_step},
+                     {"bandwidth_ceiling_tokens_per_s", p.bandwidth_ceiling},
+                     {"flops_ceiling_tokens_per_s", p.flops_ceiling}});
+  return a;
 }
 
 Json BenchReport::to_json() const {
   return Json{{"model", model},
               {"cpu", cpu},
               {"kernels", isa},
+              {"math", math},
               {"threads", threads},
               {"prompt_tokens", prompt_tokens},
               {"decode_tokens", decode_tokens},
@@ -255,6 +348,10 @@ Json BenchReport::to_json() const {
               {"prefill_flops_per_token", prefill_flops_per_token},
               {"prefill_flops_per_s", prefill_flops_per_s},
               {"peak_flops_per_s", peak_flops_per_s},
+              {"peak_fma_flops_per_s", peak_fma_flops_per_s},
+              {"peak_bf16_dot_flops_per_s", peak_bf16_dot_flops_per_s},
+              {"prefill_sweep", prefill_sweep_json()},
+              {"batch_sweep", batch_sweep_json()},
               {"prefill_peak_ratio", flops_ratio()},
               {"resident_bytes_after_load", resident_bytes_after_load},
               {"checkpoint_file_bytes", file_bytes},
@@ -278,12 +375,16 @@ std::string BenchReport::to_text() const {
   std::string s;
   s += str_f("model:    %s (%.2f GB of files, %.0f MB resident after load)\n", model.c_str(), file_bytes / 1e9,
              resident_bytes_after_load / 1e6);
-  s += str_f("machine:  %s, kernels %s, %d threads\n", cpu.c_str(), isa.c_str(), threads);
+  s += str_f("machine:  %s, kernels %s, matmul math %s, %d threads\n", cpu.c_str(), isa.c_str(), math.c_str(), threads);
+  s += str_f("peaks:    f32 FMA %.1f GFLOP/s", peak_fma_flops_per_s / 1e9);
+  if (peak_bf16_dot_flops_per_s > 0) s += str_f(", bf16 dot (vdpbf16ps) %.1f GFLOP/s", peak_bf16_dot_flops_per_s / 1e9);
+  s += str_f("; read bandwidth %.2f GB/s\n", read_bandwidth_bytes_per_s / 1e9);
   s += str_f("prefill:  %lld tokens: %.1f tok/s median (min %.1f, max %.1f) over %d runs\n",
              static_cast<long long>(prompt_tokens), prefill_tokens_per_s.median, prefill_tokens_per_s.min,
              prefill_tokens_per_s.max, repeats);
-  s += str_f("          %.2f GFLOP/token -> %.1f GFLOP/s; kernel peak %.1f GFLOP/s: %.0f%% of peak\n",
-             prefill_flops_per_token / 1e9, prefill_flops_per_s / 1e9, peak_flops_per_s / 1e9, 100 * flops_ratio());
+  s += str_f("          %.2f GFLOP/token -> %.1f GFLOP/s; %s peak %.1f GFLOP/s: %.0f%% of peak\n",
+             prefill_flops_per_token / 1e9, prefill_flops_per_s / 1e9, math == "bf16" ? "bf16 dot" : "f32 FMA",
+             peak_flops_per_s / 1e9, 100 * flops_ratio());
   if (decode_tokens > 0) {
     s += str_f("decode:   %lld tokens: %.2f tok/s median (min %.2f, max %.2f)\n", static_cast<long long>(decode_tokens),
                decode_tokens_per_s.median, decode_tokens_per_s.min, decode_tokens_per_s.max);
@@ -295,6 +396,17 @@ std::string BenchReport::to_text() const {
     s += str_f("batched:  %d sequences decoded together: %.2f tok/s aggregate median (min %.2f, max %.2f), %.2fx one sequence\n",
                batch, batch_decode_tokens_per_s.median, batch_decode_tokens_per_s.min, batch_decode_tokens_per_s.max,
                decode_tokens_per_s.median > 0 ? batch_decode_tokens_per_s.median / decode_tokens_per_s.median : 0.0);
+  for (const PrefillPoint& p : prefill_sweep)
+    s += str_f("sweep:    prefill %5lld tokens: %8.1f tok/s median (min %.1f, max %.1f), %.1f GFLOP/s, %.0f%% of peak\n",
+               static_cast<long long>(p.tokens), p.tokens_per_s.median, p.tokens_per_s.min, p.tokens_per_s.max,
+               p.flops_per_s / 1e9, 100 * p.peak_ratio);
+  for (const BatchPoint& p : batch_sweep)
+    s += str_f("sweep:    decode batch %2d: %7.2f tok/s aggregate median (min %.2f, max %.2f); ceilings: bandwidth "
+               "%.1f tok/s (%.0f MB/step), FLOPs %.1f tok/s: %.0f%% / %.0f%%\n",
+               p.batch, p.tokens_per_s.median, p.tokens_per_s.min, p.tokens_per_s.max, p.bandwidth_ceiling,
+               p.bytes_per_step / 1e6, p.flops_ceiling,
+               p.bandwidth_ceiling > 0 ? 100 * p.tokens_per_s.median / p.bandwidth_ceiling : 0.0,
+               p.flops_ceiling > 0 ? 100 * p.tokens_per_s.median / p.flops_ceiling : 0.0);
   if (speculative) {
     const SpeculativeBench& m = *speculative;
     s += str_f("mtp:      %d draft(s) per sequence, batch %d: a draft + verify step takes %.2fx a plain step "

@@ -23,6 +23,10 @@ struct BenchOptions {
   size_t probe_bytes = size_t(1) << 30;  // bandwidth probe buffer
   bool probes = true;
   int draft_tokens = 0;  // > 0 (--mtp): also time draft + verify steps against plain ones
+  // --sweep: prefill at each of these lengths and batched decode at each of these batches,
+  // each next to the machine's ceilings.
+  std::vector<int64_t> sweep_prompt_tokens;
+  std::vector<int> sweep_batches;
 };
 
 struct Spread {
@@ -45,8 +49,27 @@ struct SpeculativeBench {
   double predicted_speedup(double acceptance) const;
 };
 
+// One prefill length of a sweep: tokens per second, the FLOP rate and its share of the peak
+// of the matmul math in use.
+struct PrefillPoint {
+  int64_t tokens = 0;
+  Spread tokens_per_s;
+  double flops_per_s = 0, peak_ratio = 0;
+};
+
+// One batch of a sweep: `batch` sequences decoded together after short prompts. Each step
+// must read the fixed weights once and every routed expert any of its tokens chose once
+// (bytes_per_step, the mean); at the probe's bandwidth that allows bandwidth_ceiling tokens
+// per second, and the step's FLOPs at the math's peak allow flops_ceiling.
+struct BatchPoint {
+  int batch = 0;
+  Spread tokens_per_s;  // aggregate over the sequences
+  double bytes_per_step = 0, flops_per_step = 0;
+  double bandwidth_ceiling = 0, flops_ceiling = 0;  // tokens per second
+};
+
 struct BenchReport {
-  std::string model, cpu, isa;
+  std::string model, cpu, isa, math;
   int threads = 0;
   int64_t prompt_tokens = 0, decode_tokens = 0;
   int repeats = 0;
@@ -58,13 +81,19 @@ struct BenchReport {
   double read_bandwidth_bytes_per_s = 0;     // probe (best pass)
   double prefill_flops_per_token = 0;        // matmul + attention FLOPs per prompt token (average)
   double prefill_flops_per_s = 0;            // at the median prefill speed
-  double peak_flops_per_s = 0;               // probe of the active kernel path
+  double peak_flops_per_s = 0;               // probe of the matmul math in use (f32 FMA or bf16 dot)
+  double peak_fma_flops_per_s = 0;           // probe of the active kernel path's f32 FMAs
+  double peak_bf16_dot_flops_per_s = 0;      // probe of vdpbf16ps (0 where the CPU lacks it)
+  std::vector<PrefillPoint> prefill_sweep;
+  std::vector<BatchPoint> batch_sweep;
   uint64_t resident_bytes_after_load = 0, file_bytes = 0;
   std::optional<SpeculativeBench> speculative;
 
   double bandwidth_ratio() const { return read_bandwidth_bytes_per_s > 0 ? decode_bytes_per_s / read_bandwidth_bytes_per_s : 0; }
   double flops_ratio() const { return peak_flops_per_s > 0 ? prefill_flops_per_s / peak_flops_per_s : 0; }
   Json to_json() const;
+  Json prefill_sweep_json() const;
+  Json batch_sweep_json() const;
   std::string to_text() const;
 };
 

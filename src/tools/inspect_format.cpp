@@ -9,11 +9,12 @@
 //              moe_intermediate_size, n_routed_experts, n_shared_experts, num_experts_per_tok, n_group,
 //              topk_group, scoring_func, topk_method, norm_topk_prob, routed_scaling_factor, rope_theta,
 //              rope_scaling {type, factor, ...} | null, max_position_embeddings,
-//              quantization_config {quant_method, fmt, weight_block_size} | null},
+//              quantization_config {quant_method, fmt, weight_block_size} | null,
+//              indexer {index_n_heads, index_head_dim, index_topk, scale_fmt} (V3.2 only)},
 //   "parameters": {main, active_per_token, routed_experts, embedding, head, mtp_unique, mtp_with_shared},
 //   "bytes": {dtypes_from: "checkpoint" | "config", by_dtype {DTYPE: n}, total, main, mtp,
 //             decode_per_token, mtp_decode_per_token,
-//             kv_cache_per_token {values, f32, bf16, mtp_f32}},
+//             kv_cache_per_token {values, f32, bf16, mtp_f32, index_keys}},
 //   "weights": {present, error (str | null), tensors, tensor_bytes, shards [{file, bytes, tensors}]},
 //   "validation": null | {valid, missing[], mtp_missing[], mtp_absent, unused[], problems [{tensor, message}]},
 //   "verify": null | {bytes_scanned, seconds, bad_tensors, cancelled,
@@ -80,6 +81,10 @@ std::string format_inspect_text(const InspectReport& r) {
                         str_f(", kv_lora_rank %lld, qk_nope %lld + qk_rope %lld, v %lld",
                               static_cast<long long>(c.kv_lora_rank), static_cast<long long>(c.qk_nope_head_dim),
                               static_cast<long long>(c.qk_rope_head_dim), static_cast<long long>(c.v_head_dim)));
+  if (c.has_indexer())
+    line("sparse", str_f("DeepSeek Sparse Attention: indexer of %lld heads x %lld, top %lld tokens per query%s",
+                         static_cast<long long>(c.index_n_heads), static_cast<long long>(c.index_head_dim),
+                         static_cast<long long>(c.index_topk), c.scale_fmt.empty() ? "" : (", scales " + c.scale_fmt).c_str()));
   if (c.n_routed_experts > 0) {
     line("experts", str_f("%lld routed (%lld per token), %lld shared, moe_intermediate %lld; dense intermediate %lld",
                           static_cast<long long>(c.n_routed_experts), static_cast<long long>(c.num_experts_per_tok),
@@ -129,6 +134,11 @@ std::string format_inspect_text(const InspectReport& r) {
   o += str_f("  KV cache per token: %s in BF16, %s as dsv3 keeps it (float32): %lld layers x %lld values\n",
              format_bytes(f.kv_bytes_per_token_bf16).c_str(), format_bytes(f.kv_bytes_per_token_f32).c_str(),
              static_cast<long long>(c.num_hidden_layers), static_cast<long long>(c.kv_cache_dim()));
+  if (c.has_indexer())
+    o += str_f("    of which the sparse-attention indexer's keys: %s (%lld layers x %lld FP8 bytes + a float32 scale);"
+               " each query attends to %lld tokens\n",
+               format_bytes(f.index_key_bytes_per_token).c_str(), static_cast<long long>(c.num_hidden_layers),
+               static_cast<long long>(c.index_key_dim()), static_cast<long long>(c.index_topk));
 
   o += "\nweights\n";
   if (!r.weights_present) {
@@ -206,6 +216,9 @@ Json inspect_to_json(const InspectReport& r) {
               {"routed_scaling_factor", c.routed_scaling_factor},
               {"rope_theta", c.rope_theta},
               {"max_position_embeddings", c.max_position_embeddings}};
+  if (c.has_indexer())
+    cfg["indexer"] = {{"index_n_heads", c.index_n_heads}, {"index_head_dim", c.index_head_dim},
+                      {"index_topk", c.index_topk}, {"scale_fmt", c.scale_fmt.empty() ? Json(nullptr) : Json(c.scale_fmt)}};
   if (c.rope_scaling) {
     const YarnRopeScaling& y = *c.rope_scaling;
     cfg["rope_scaling"] = {{"type", "yarn"}, {"factor", y.factor}, {"original_max_position_embeddings", y.original_max_position_embeddings},
@@ -236,7 +249,7 @@ Json inspect_to_json(const InspectReport& r) {
                 {"mtp_decode_per_token", f.mtp_decode_bytes_per_token},
                 {"kv_cache_per_token",
                  {{"values", f.kv_values_per_token}, {"f32", f.kv_bytes_per_token_f32}, {"bf16", f.kv_bytes_per_token_bf16},
-                  {"mtp_f32", f.mtp_kv_bytes_per_token_f32}}}};
+                  {"mtp_f32", f.mtp_kv_bytes_per_token_f32}, {"index_keys", f.index_key_bytes_per_token}}}};
   Json shards = Json::array();
   for (const ShardSummary& s : r.shards) shards.push_back({{"file", s.file}, {"bytes", s.bytes}, {"tensors", s.tensors}});
   Json weights = {{"present", r.weights_present},

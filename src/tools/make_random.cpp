@@ -122,7 +122,10 @@ RandomTensor random_plan_for(const TensorSpec& spec) {
       // The input embedding is N(0, 1) as in the reference harness; an output head is a matrix.
       p.kind = p.seed_name.find("embed_tokens") != std::string::npos ? RandomKind::Embedding : RandomKind::Matrix;
       break;
-    case TensorRole::Norm: p.kind = RandomKind::Norm; break;
+    case TensorRole::Norm:
+      // A LayerNorm's bias (V3.2's indexer k_norm) is centred on 0, its weight on 1.
+      p.kind = spec.name.ends_with(".bias") ? RandomKind::Bias : RandomKind::Norm;
+      break;
     case TensorRole::RouterBias: p.kind = RandomKind::Bias; break;
   }
   return p;

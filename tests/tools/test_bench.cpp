@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include "base/json.h"
+#include "format/checkpoint.h"
+#include "kernels/matmul_math.h"
 #include "model/footprint.h"
 #include "test_util.h"
 #include "tools/bench.h"
@@ -80,6 +82,52 @@ TEST(Bench, CommandReportsEveryFigure) {
   auto too_long = test::run_dsv3("bench --model " + test::fixtures() + "/tiny-v3 --ctx 64 -p 100 -n 1 --probe-gb 0.02");
   EXPECT_EQ(too_long.exit_code, 1);
   EXPECT_NE(too_long.err.find("context"), std::string::npos) << too_long.err;
+}
+
+// bench --sweep: a point per prompt length and per batch, each with its ceilings; the
+// matmul math named, and its peak the one the ratios use.
+TEST(Bench, SweepReportsEachPointAgainstItsCeilings) {
+  const bool bf16 = kernels::matmul_math_supported(kernels::MatmulMath::Bf16);
+  auto r = test::run_dsv3("bench --model " + test::fixtures() + "/tiny-v3 -p 8 -n 3 --repeat 1 -t 2 --probe-gb 0.02 " +
+                          "--sweep --sweep-prompts 8,20 --sweep-batches 1,3 --json" + (bf16 ? " --math bf16" : ""));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = parse_json(r.out, "bench output");
+  ASSERT_TRUE(j.ok()) << r.out;
+  EXPECT_EQ((*j)["math"].get<std::string>(), bf16 ? "bf16" : "exact");
+  EXPECT_GT((*j)["peak_fma_flops_per_s"].get<double>(), 0);
+  EXPECT_EQ((*j)["peak_flops_per_s"].get<double>(),
+            (*j)[bf16 ? "peak_bf16_dot_flops_per_s" : "peak_fma_flops_per_s"].get<double>());
+  const Json& prefill = (*j)["prefill_sweep"];
+  ASSERT_EQ(prefill.size(), 2u);
+  EXPECT_EQ(prefill[1]["prompt_tokens"].get<int64_t>(), 20);
+  for (const Json& p : prefill) {
+    EXPECT_GT(p["tokens_per_s"]["median"].get<double>(), 0);
+    EXPECT_NEAR(p["peak_ratio"].get<double>(), p["flops_per_s"].get<double>() / (*j)["peak_flops_per_s"].get<double>(), 1e-9);
+  }
+  const Json& batches = (*j)["batch_sweep"];
+  ASSERT_EQ(batches.size(), 2u);
+  EXPECT_EQ(batches[1]["batch"].get<int>(), 3);
+  // One sequence reads the fixed weights and its own experts: the footprint's bytes per token.
+  auto config = load_model_config(test::fixtures() + "/tiny-v3");
+  ASSERT_TRUE(config.ok());
+  auto checkpoint = Checkpoint::open(test::fixtures() + "/tiny-v3");
+  ASSERT_TRUE(checkpoint.ok());
+  const ModelFootprint f = compute_footprint(*config, checkpoint->get());
+  EXPECT_NEAR(batches[0]["bytes_per_step"].get<double>(), static_cast<double>(f.decode_bytes_per_token),
+              0.01 * static_cast<double>(f.decode_bytes_per_token));
+  EXPECT_GT(batches[1]["bytes_per_step"].get<double>(), batches[0]["bytes_per_step"].get<double>());
+  for (const Json& b : batches) {
+    EXPECT_GT(b["tokens_per_s"]["median"].get<double>(), 0);
+    EXPECT_GT(b["bandwidth_ceiling_tokens_per_s"].get<double>(), 0);
+    EXPECT_GT(b["flops_ceiling_tokens_per_s"].get<double>(), 0);
+  }
+  auto text = test::run_dsv3("bench --model " + test::fixtures() + "/tiny-v3 -p 4 -n 2 --repeat 1 --probe-gb 0.02 --sweep " +
+                             "--sweep-prompts 4 --sweep-batches 2");
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find("matmul math exact"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("decode batch  2"), std::string::npos) << text.out;
+  EXPECT_EQ(test::run_dsv3("bench --model " + test::fixtures() + "/tiny-v3 --math int3").exit_code, 2);
+  EXPECT_EQ(test::run_dsv3("bench --model " + test::fixtures() + "/tiny-v3 --sweep-batches 2").exit_code, 2);  // needs --sweep
 }
 
 // bench --mtp: the draft + verify step against the plain one, with the bytes model's figures
