@@ -9,7 +9,7 @@ FUZZ_SMOKE_SECONDS ?= 3
 SOAK_SECONDS ?= 600
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps test-deps build run test test-asan fuzz-build fuzz fuzz-smoke test-tsan soak clean
+.PHONY: all deps test-deps build run test test-asan test-json-100 fuzz-build fuzz fuzz-smoke test-tsan soak clean
 
 all: build
 
@@ -35,7 +35,7 @@ test: test-deps build
 	$(MAKE) test-tsan
 	$(MAKE) fuzz-smoke
 
-ASAN_TESTS = test_base test_format test_kernels test_kernels_model test_model test_tokenizer test_runtime test_server
+ASAN_TESTS = test_base test_format test_kernels test_kernels_model test_model test_tokenizer test_runtime test_server test_grammar
 test-asan: test-deps
 	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDSV3_SANITIZE=ON -DDSV3_BUILD_BENCH=OFF
 	cmake --build $(ASAN_BUILD) -j $(JOBS) --target $(ASAN_TESTS)
@@ -71,6 +71,11 @@ test-tsan: test-deps
 # 10 minutes against dsv3 serve (scripts/soak.py says what it sends and what passes).
 soak: build
 	scripts/soak.py --dsv3 $(BUILD)/dsv3 --seconds $(SOAK_SECONDS)
+
+# Structured output at the issue's size: 100 of 100 outputs per format validated with ajv
+# (make test runs 10 of each).
+test-json-100: test-deps build
+	DSV3_JSON_SAMPLES=100 tests/server/js/run.sh $(BUILD)/dsv3
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) $(TSAN_BUILD)

@@ -31,7 +31,7 @@ inline std::vector<int32_t> reference_generate(const Model& model, const std::ve
     EXPECT_TRUE(token.ok());
     if (!token.ok()) break;
     out.push_back(*token);
-    sampler.accept(*token);
+    EXPECT_TRUE(sampler.accept(*token).ok());
     if (std::find(stop_tokens.begin(), stop_tokens.end(), *token) != stop_tokens.end()) break;
     next = {*token};
   }

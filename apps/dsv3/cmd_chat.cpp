@@ -37,6 +37,7 @@ struct ChatArgs {
   ModelArgs model;
   SpeculativeArgs speculative;
   SamplingArgs sampling;
+  JsonOutputArgs json;
   int64_t max_new_tokens = 1024;
   std::string system;
   std::string tokenizer;
@@ -81,6 +82,9 @@ int run_chat(const ChatArgs& a) {
   const uint64_t seed = seed_or_random(a.sampling);
   uint64_t turn = 0;
   params.sampling = sampling_params(a.sampling, seed);
+  auto grammar = json_grammar(a.json, tokenizer);
+  if (!grammar.ok()) return fail("chat", grammar.error().message());
+  params.sampling.grammar = *grammar;  // every answer a JSON value of the schema
   if (tokenizer.eos_id()) params.stop_tokens.push_back(*tokenizer.eos_id());
   const bool tty = ::isatty(0);
   if (tty) std::printf("Chatting with %s. /clear forgets the conversation, /exit quits.\n", dir->c_str());
@@ -205,6 +209,7 @@ Command add_chat(CLI::App& root) {
   add_model_options(app, args->model);
   add_speculative_options(app, args->speculative);
   add_sampling_options(app, args->sampling, "Random seed; answer k of a session draws from seed + k (default: random)");
+  add_json_output_options(app, args->json);
   app->add_option("-n,--max-new-tokens", args->max_new_tokens, "Longest answer in tokens")->check(CLI::Range(int64_t(1), int64_t(1) << 31));
   app->add_option("--system", args->system, "System prompt");
   add_tokenizer_option(app, args->tokenizer);

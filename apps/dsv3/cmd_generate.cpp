@@ -25,6 +25,7 @@ struct GenerateArgs {
   bool raw = false;
   int64_t max_new_tokens = 200;
   SamplingArgs sampling;
+  JsonOutputArgs json;
   bool ids = false;
   bool ignore_eos = false;
   std::string tokenizer;
@@ -119,6 +120,8 @@ int run_text(const GenerateArgs& a) {
   eo.max_batch = static_cast<int>(std::min<size_t>(prompts.size(), 256));
   eo.max_queue = static_cast<int>(prompts.size());
   eo.max_step_tokens = 512;
+  auto grammar = json_grammar(a.json, tokenizer);
+  if (!grammar.ok()) return fail("generate", grammar.error().message());
   Engine engine(**model, eo);
   const uint64_t seed = seed_or_random(a.sampling);
   std::vector<std::shared_ptr<RequestHandle>> handles;
@@ -141,6 +144,7 @@ int run_text(const GenerateArgs& a) {
     // Every prompt draws from the same seed: a line's completion does not depend on its place
     // in the file (-p with the same seed gives the same text).
     rp.sampling = sampling_params(a.sampling, seed);
+    rp.sampling.grammar = *grammar;
     if (!a.ignore_eos && tokenizer.eos_id()) rp.stop_tokens.push_back(*tokenizer.eos_id());
     SubmitResult sr = engine.submit(std::move(ids), rp);
     if (sr.status != SubmitStatus::Ok) return fail("generate", str_f("prompt %zu: %s", i + 1, sr.message.c_str()));
@@ -161,7 +165,11 @@ int run_text(const GenerateArgs& a) {
   return 0;
 }
 
-int run_generate(const GenerateArgs& a) { return a.tokens.empty() ? run_text(a) : run_ids(a); }
+int run_generate(const GenerateArgs& a) {
+  if (!a.tokens.empty() && (a.json.json || !a.json.json_schema.empty()))
+    return fail("generate", "--json and --json-schema need text prompts (-p or --input-file), not --tokens");
+  return a.tokens.empty() ? run_text(a) : run_ids(a);
+}
 
 Command add_generate(CLI::App& root) {
   auto args = std::make_shared<GenerateArgs>();
@@ -180,6 +188,7 @@ Command add_generate(CLI::App& root) {
   app->add_option("-n,--max-new-tokens", args->max_new_tokens, "Tokens to generate at most per prompt")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 31));
   add_sampling_options(app, args->sampling, "Random seed (same seed, same tokens; default: random)");
+  add_json_output_options(app, args->json);
   app->add_flag("--ids", args->ids, "With --tokens: print only the generated ids, space-separated, on one line")
       ->needs(tokens);
   app->add_flag("--ignore-eos", args->ignore_eos, "Keep generating past the end-of-sequence token");

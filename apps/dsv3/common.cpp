@@ -8,11 +8,13 @@
 #include <limits>
 #include <random>
 
+#include "base/mapped_file.h"
 #include "command.h"
 #include "dist/communicator.h"
 #include "kernels/amx.h"
 #include "kernels/dispatch.h"
 #include "kernels/matmul_math.h"
+#include "server/json_vocabulary.h"
 #include "tools/default_model.h"
 
 namespace dsv3::cli {
@@ -73,6 +75,32 @@ SamplingParams sampling_params(const SamplingArgs& args, uint64_t seed) {
   p.top_k = args.top_k;
   p.seed = seed;
   return p;
+}
+
+void add_json_output_options(CLI::App* app, JsonOutputArgs& args) {
+  CLI::Option* schema = app->add_option("--json-schema", args.json_schema,
+                                        "Answer with JSON matching this JSON Schema file (constrained decoding)");
+  app->add_flag("--json", args.json, "Answer with a JSON object (constrained decoding)")->excludes(schema);
+}
+
+Result<std::shared_ptr<const grammar::JsonGrammar>> json_grammar(const JsonOutputArgs& args, const Tokenizer& tokenizer) {
+  if (args.json_schema.empty() && !args.json) return std::shared_ptr<const grammar::JsonGrammar>();
+  std::shared_ptr<const grammar::Schema> schema;
+  if (args.json) {
+    schema = std::make_shared<grammar::Schema>(grammar::any_json_object_schema());
+  } else {
+    auto text = read_text_file(args.json_schema, 16u << 20);
+    if (!text.ok()) return std::move(text).error();
+    auto json = parse_json(*text, args.json_schema);
+    if (!json.ok()) return std::move(json).error();
+    auto compiled = grammar::compile_json_schema(*json, "schema");
+    if (!compiled.ok()) return std::move(compiled).error().context(args.json_schema);
+    schema = std::make_shared<grammar::Schema>(std::move(compiled).value());
+  }
+  std::vector<int32_t> ends;
+  if (tokenizer.eos_id()) ends.push_back(*tokenizer.eos_id());
+  return std::shared_ptr<const grammar::JsonGrammar>(std::make_shared<grammar::JsonGrammar>(
+      grammar::JsonGrammar{schema, server::json_token_vocabulary(tokenizer), ends}));
 }
 
 uint64_t seed_or_random(const SamplingArgs& args) {

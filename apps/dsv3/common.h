@@ -62,6 +62,17 @@ SamplingParams sampling_params(const SamplingArgs& args, uint64_t seed);
 // --seed, or a random one when none was given.
 uint64_t seed_or_random(const SamplingArgs& args);
 
+// --json-schema FILE / --json: constrained decoding, the answer a JSON value of the schema in
+// FILE (the subset docs/server.md lists) or any JSON object.
+struct JsonOutputArgs {
+  std::string json_schema;
+  bool json = false;
+};
+void add_json_output_options(CLI::App* app, JsonOutputArgs& args);
+// The grammar the args ask for (null for free text), ending on the tokenizer's EOS. Error names
+// the schema file and the keyword's path.
+Result<std::shared_ptr<const grammar::JsonGrammar>> json_grammar(const JsonOutputArgs& args, const Tokenizer& tokenizer);
+
 // --mtp, --draft-tokens, --draft-policy: speculative decoding with the checkpoint's MTP module.
 struct SpeculativeArgs {
   bool mtp = false;

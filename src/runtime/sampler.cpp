@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 
 #include "kernels/ops.h"
@@ -174,20 +175,37 @@ class Restriction {
 
 }  // namespace
 
-Sampler::Sampler(const SamplingParams& params) : params_(params), rng_(params.seed) {}
+Sampler::Sampler(const SamplingParams& params, int64_t max_tokens) : params_(params), rng_(params.seed) {
+  if (params_.grammar) constraint_ = std::make_unique<grammar::TokenConstraint>(params_.grammar, max_tokens);
+}
 
-const float* Sampler::process(const float* logits, int64_t vocab, std::vector<float>& scratch) const {
+const float* Sampler::process(const float* logits, int64_t vocab, std::vector<float>& scratch) {
   if (!params_.has_logit_processing()) return logits;
   scratch.assign(logits, logits + vocab);
   for (const auto& [id, bias] : params_.logit_bias)
     if (id >= 0 && id < vocab) scratch[id] += bias;  // (requests are checked against the vocabulary before)
   for (const auto& [id, count] : counts_)
     scratch[id] -= params_.presence_penalty + params_.frequency_penalty * static_cast<float>(count);
+  if (constraint_) {
+    // -inf wherever the mask is clear, 64 ids at a time (ids past the tokenizer's vocabulary,
+    // which the model's head may have, are never allowed).
+    const std::vector<uint64_t>& words = constraint_->allowed().words;
+    constexpr float kMasked = -std::numeric_limits<float>::infinity();
+    for (int64_t w = 0; w * 64 < vocab; ++w) {
+      const uint64_t bits = w < static_cast<int64_t>(words.size()) ? words[static_cast<size_t>(w)] : 0;
+      const int64_t end = std::min<int64_t>(vocab, (w + 1) * 64);
+      if (bits == ~uint64_t{0}) continue;
+      for (int64_t i = w * 64; i < end; ++i)
+        if (!(bits >> (i & 63) & 1)) scratch[static_cast<size_t>(i)] = kMasked;
+    }
+  }
   return scratch.data();
 }
 
-void Sampler::accept(int32_t token) {
+Status Sampler::accept(int32_t token) {
   if (params_.presence_penalty != 0.0f || params_.frequency_penalty != 0.0f) ++counts_[token];
+  if (constraint_) return constraint_->accept(token);
+  return {};
 }
 
 int32_t argmax(const float* logits, int64_t n) {

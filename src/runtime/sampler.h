@@ -5,12 +5,14 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <utility>
 #include <vector>
 
 #include "base/random.h"
 #include "base/result.h"
+#include "grammar/token_constraint.h"
 
 namespace dsv3 {
 
@@ -24,8 +26,11 @@ struct SamplingParams {
   // OpenAI penalties over the tokens drawn so far: logit -= presence * [count > 0]
   // + frequency * count.
   float presence_penalty = 0.0f, frequency_penalty = 0.0f;
+  // Constrained decoding: only tokens that keep the output valid JSON for this grammar's
+  // schema (OpenAI response_format), and the end tokens once the value is complete.
+  std::shared_ptr<const grammar::JsonGrammar> grammar;
   bool has_logit_processing() const {
-    return !logit_bias.empty() || presence_penalty != 0.0f || frequency_penalty != 0.0f;
+    return !logit_bias.empty() || presence_penalty != 0.0f || frequency_penalty != 0.0f || grammar;
   }
 };
 
@@ -44,12 +49,14 @@ Status validate_sampling(const SamplingParams& params);
 // draws do not depend on which other sequences share a batch, nor on the thread.
 class Sampler {
  public:
-  explicit Sampler(const SamplingParams& params);
+  // max_tokens: the sequence's token budget, which a grammar's output is steered to fit
+  // (0: none).
+  explicit Sampler(const SamplingParams& params, int64_t max_tokens = 0);
   // The logits the draw uses (what other engines call logits processors): the model's, with
   // logit_bias added and the presence/frequency penalties for the tokens accepted so far
-  // subtracted. Returns `logits` itself when nothing changes them, else `scratch`, filled.
-  // A constrained-decoding mask (-inf on the tokens a grammar forbids) belongs here too.
-  const float* process(const float* logits, int64_t vocab, std::vector<float>& scratch) const;
+  // subtracted, and -inf on the tokens a grammar forbids at this position. Returns `logits`
+  // itself when nothing changes them, else `scratch`, filled.
+  const float* process(const float* logits, int64_t vocab, std::vector<float>& scratch);
   // Draws a token from (processed) logits. Error if they hold NaN/Inf or every token is
   // masked (-inf).
   Result<int32_t> sample(const float* logits, int64_t vocab);
@@ -63,14 +70,17 @@ class Sampler {
     bool accepted = false;
   };
   Result<Verdict> verify(const float* logits, int64_t vocab, int32_t draft);
-  // Counts a generated token, for the penalties of the next draws.
-  void accept(int32_t token);
+  // Counts a generated token, for the penalties of the next draws, and advances the grammar.
+  // Error when the grammar does not allow the token (a draw from process()'s logits never
+  // chooses one).
+  Status accept(int32_t token);
   const SamplingParams& params() const { return params_; }
 
  private:
   SamplingParams params_;
   Xoshiro256 rng_;
   std::map<int32_t, int> counts_;  // generated tokens, when a penalty is set
+  std::unique_ptr<grammar::TokenConstraint> constraint_;  // with params.grammar
 };
 
 // The tokens a draw with these params can return, ascending: at temperature 0 the argmax;

@@ -37,7 +37,7 @@ struct Sequence {
 
   Sequence(std::shared_ptr<RequestHandle> h, RequestParams p, std::vector<int32_t> tokens, KVCache c)
       : handle(std::move(h)), params(std::move(p)), prompt(std::move(tokens)), cache(std::move(c)),
-        sampler(params.sampling) {}
+        sampler(params.sampling, params.max_new_tokens) {}
 
   bool prefill_done() const { return prefilled == static_cast<int64_t>(prompt.size()); }
   // The prompt and what was generated after it: the tokens the cache's rows stand for

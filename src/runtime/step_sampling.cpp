@@ -71,7 +71,10 @@ std::vector<StepOutput> sample_step(ThreadPool& pool, const StepPlan& plan, cons
         o.error = token.error().message();
         return;
       }
-      s.sampler.accept(*token);
+      if (auto accepted = s.sampler.accept(*token); !accepted.ok()) {
+        o.error = accepted.error().message();
+        return;
+      }
       o.tokens.push_back(token_output(*token, row, vocab, s.params, logp));
       if (!go_on) break;
       ++o.drafts_accepted;

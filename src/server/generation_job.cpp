@@ -208,7 +208,10 @@ std::optional<ApiError> start_generation(Engine& engine, const Tokenizer& tokeni
     return e;
   // All choices are queued together or none is: a refused request holds no place in the queue.
   std::vector<Submission> submissions;
-  for (const PlannedChoice& planned : plan) submissions.push_back({request.prompts[planned.prompt_index], planned.params});
+  for (PlannedChoice& planned : plan) {
+    planned.params.sampling.grammar = request.grammar;
+    submissions.push_back({request.prompts[planned.prompt_index], planned.params});
+  }
   std::vector<std::shared_ptr<RequestHandle>> handles;
   const SubmitResult sr = engine.submit_all(std::move(submissions), &handles);
   if (auto e = submit_error(sr, request.prompt_param, plan.empty() ? SamplingParams{} : plan[sr.index].params.sampling))

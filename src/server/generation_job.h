@@ -86,6 +86,8 @@ struct PreparedGeneration {
   bool reasoning = false;        // split <think> blocks into reasoning_content (chat)
   bool opens_reasoning = false;  // the prompt ends inside an open <think> block
   bool tool_calls = false;       // parse tool-call markup into tool_calls (chat with tools)
+  // Constrained decoding (response_format): every choice's output is a value of its schema.
+  std::shared_ptr<const grammar::JsonGrammar> grammar = {};
   const char* prompt_param;      // "messages" or "prompt": the parameter errors about the prompt name
   std::vector<std::string> echo_texts = {};  // completions' echo: each prompt as given
 };

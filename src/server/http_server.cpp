@@ -11,6 +11,7 @@
 #include "base/memory_stats.h"
 #include "server/generation_job.h"
 #include "server/http_transport.h"
+#include "server/json_vocabulary.h"
 #include "server/metrics.h"
 #include "server/prompt.h"
 #include "server/web_page.h"
@@ -167,6 +168,7 @@ void OpenAIServer::start() { http_->start(); }
 void OpenAIServer::set_ready(Engine* engine, const Tokenizer* tokenizer, ServedModel model) {
   engine_ = engine;
   tokenizer_ = tokenizer;
+  json_vocabulary_ = json_token_vocabulary(*tokenizer);
   model_ = std::move(model);
   started_ = static_cast<int64_t>(std::time(nullptr));
   ready_ = true;  // publishes the fields above to the threads that see it set
@@ -356,6 +358,11 @@ void OpenAIServer::handle_chat(const http::Request& req, http::Response& res) {
                        .opens_reasoning = prompt.opens_reasoning,
                        .tool_calls = !cr.tools.is_null() && cr.tool_choice != "none",
                        .prompt_param = "messages"};
+  if (cr.response_schema) {
+    std::vector<int32_t> ends;
+    if (tokenizer_->eos_id()) ends.push_back(*tokenizer_->eos_id());
+    p.grammar = std::make_shared<grammar::JsonGrammar>(grammar::JsonGrammar{cr.response_schema, json_vocabulary_, ends});
+  }
   run_generation(*engine_, *tokenizer_, model_, p, res);
 }
 

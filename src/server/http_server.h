@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "grammar/token_mask.h"
 #include "runtime/engine.h"
 #include "server/openai_request.h"
 #include "tokenizer/tokenizer.h"
@@ -85,6 +86,8 @@ class OpenAIServer {
   std::atomic<bool> ready_{false};
   Engine* engine_ = nullptr;
   const Tokenizer* tokenizer_ = nullptr;
+  // The vocabulary's token bytes in the trie constrained decoding walks (response_format).
+  std::shared_ptr<const grammar::TokenVocabulary> json_vocabulary_;
   ServedModel model_;
   int64_t started_ = 0;  // Unix time of set_ready(): the model's "created"
   std::mutex metrics_mu_;

@@ -174,7 +174,8 @@ std::optional<ApiError> parse_generation(const Json& body, const ServedModel& mo
   }
   if (present(body, "presence_penalty")) TRY_API(get_float(body, "presence_penalty", -2.0, 2.0, &g->presence_penalty));
   if (present(body, "frequency_penalty")) TRY_API(get_float(body, "frequency_penalty", -2.0, 2.0, &g->frequency_penalty));
-  if (present(body, "response_format")) {
+  // Chat's response_format (JSON output) is parse_response_format's; completions take text only.
+  if (present(body, "response_format") && !chat) {
     const Json& rf = body.at("response_format");
     if (!rf.is_object() || !rf.contains("type") || !rf.at("type").is_string())
       return invalid_request("'response_format' must be an object with a 'type'", "response_format");
@@ -273,6 +274,43 @@ std::optional<ApiError> parse_template_kwargs(const Json& v, Json* out) {
   return std::nullopt;
 }
 
+namespace {
+
+// response_format as OpenAI defines it: {"type": "text"}, {"type": "json_object"} (any JSON
+// object), or {"type": "json_schema", "json_schema": {"name", "schema", "strict", ...}}. A schema
+// the matcher cannot enforce is refused, the message naming the keyword's path.
+std::optional<ApiError> parse_response_format(const Json& rf, std::shared_ptr<const grammar::Schema>* out) {
+  const char* param = "response_format";
+  if (!rf.is_object() || !rf.contains("type") || !rf.at("type").is_string())
+    return invalid_request("'response_format' must be an object with a 'type'", param);
+  const std::string type = rf.at("type").get<std::string>();
+  if (type == "text") return std::nullopt;
+  if (type == "json_object") {
+    *out = std::make_shared<grammar::Schema>(grammar::any_json_object_schema());
+    return std::nullopt;
+  }
+  if (type != "json_schema")
+    return invalid_request("'response_format.type' must be \"text\", \"json_object\" or \"json_schema\"", param);
+  if (!present(rf, "json_schema") || !rf.at("json_schema").is_object())
+    return invalid_request("'response_format.json_schema' must be an object", param);
+  const Json& js = rf.at("json_schema");
+  if (!present(js, "name") || !js.at("name").is_string())
+    return invalid_request("'response_format.json_schema.name' must be a string", param);
+  if (present(js, "strict") && !js.at("strict").is_boolean())
+    return invalid_request("'response_format.json_schema.strict' must be true or false", param);
+  // Without a schema any JSON value passes (OpenAI requires one in strict mode only).
+  if (!present(js, "schema")) {
+    *out = std::make_shared<grammar::Schema>(grammar::any_json_schema());
+    return std::nullopt;
+  }
+  auto schema = grammar::compile_json_schema(js.at("schema"), "response_format.json_schema.schema");
+  if (!schema.ok()) return invalid_request(bounded_text(schema.error().message(), 300), param);
+  *out = std::make_shared<grammar::Schema>(std::move(schema).value());
+  return std::nullopt;
+}
+
+}  // namespace
+
 std::optional<ApiError> parse_chat_request(const Json& body, const ServedModel& model, ChatRequest* out) {
   if (!body.is_object()) return invalid_request("the request body must be a JSON object", std::nullopt);
   TRY_API(parse_model(body, model, &out->model));
@@ -336,6 +374,7 @@ std::optional<ApiError> parse_chat_request(const Json& body, const ServedModel& 
     TRY_API(check_tool_choice(body.at("tool_choice"), out->tools));
     out->tool_choice = body.at("tool_choice");
   }
+  if (present(body, "response_format")) TRY_API(parse_response_format(body.at("response_format"), &out->response_schema));
   return parse_generation(body, model, /*chat=*/true, &out->gen);
 }
 

@@ -5,12 +5,14 @@
 // refuse fractions and out-of-range values.
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "base/json.h"
+#include "grammar/json_schema.h"
 #include "server/api_error.h"
 
 namespace dsv3::server {
@@ -52,6 +54,9 @@ struct ChatRequest {
   Json template_kwargs = Json::object();
   // The last message is from the assistant: continue it (prefill) instead of opening a new turn.
   bool continue_final_message = false;
+  // response_format json_object or json_schema: the output must be a value of this schema
+  // (null: free text).
+  std::shared_ptr<const grammar::Schema> response_schema;
   GenerationRequest gen;
 };
 

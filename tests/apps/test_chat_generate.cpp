@@ -224,3 +224,39 @@ TEST(GenerateCommand, ByteOrderMarkSeedsAndTokenizer) {
   EXPECT_EQ(tiny.exit_code, 1);
   EXPECT_NE(tiny.err.find("vocab_size is 1024"), std::string::npos) << tiny.err;
 }
+
+// --json-schema: every completion parses as JSON (nlohmann's parser, not the matcher) with the
+// schema's properties and types, sampled at temperature 1 from random weights that know no
+// JSON; a schema the matcher cannot enforce is refused with the file and the keyword's path.
+TEST(GenerateCommand, JsonSchemaOutputs) {
+  const std::string dir = test::small_chat_model_dir();
+  test::TempDir t;
+  test::write_file(t / "schema.json", R"({"type": "object", "properties": {"name": {"type": "string", "maxLength": 12},
+      "age": {"type": "integer"}, "pets": {"type": "array", "items": {"enum": ["cat", "dog"]}, "maxItems": 3}},
+      "required": ["name", "age", "pets"], "additionalProperties": false})");
+  test::write_file(t / "prompts.txt", "Describe a person.\nWho are you?\nName someone.\nTell me more.\n");
+  auto r = run_dsv3("generate --model " + dir + " --input-file " + (t / "prompts.txt") + " --json-schema " +
+                    (t / "schema.json") + " -n 80 --temperature 1 --seed 3 -t 2");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  int outputs = 0;
+  for (size_t at = r.out.find("Completion: "); at != std::string::npos; at = r.out.find("Completion: ", at + 1)) {
+    // Up to the next prompt's block (the JSON may hold blank lines of its own).
+    size_t end = r.out.find("\n\nPrompt: ", at);
+    if (end == std::string::npos) end = r.out.size() - 2;
+    const std::string text = r.out.substr(at + 12, end - at - 12);
+    const Json v = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+    ASSERT_TRUE(v.is_object()) << text;
+    EXPECT_EQ(v.size(), 3u) << text;
+    ASSERT_TRUE(v.contains("name") && v["name"].is_string()) << text;
+    EXPECT_LE(v["name"].get<std::string>().size(), 12u * 4) << text;
+    EXPECT_TRUE(v.contains("age") && v["age"].is_number_integer()) << text;
+    ASSERT_TRUE(v.contains("pets") && v["pets"].is_array() && v["pets"].size() <= 3) << text;
+    for (const Json& p : v["pets"]) EXPECT_TRUE(p == "cat" || p == "dog") << text;
+    ++outputs;
+  }
+  EXPECT_EQ(outputs, 4) << r.out;
+  test::write_file(t / "bad.json", R"({"type": "object", "properties": {"a": {"pattern": "x+"}}})");
+  auto bad = run_dsv3("generate --model " + dir + " -p x --json-schema " + (t / "bad.json"));
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.err.find("bad.json: schema.properties.a: unsupported keyword 'pattern'"), std::string::npos) << bad.err;
+}

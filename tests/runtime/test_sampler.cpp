@@ -228,7 +228,7 @@ TEST(Sampler, ProcessAppliesBiasAndPenaltiesOfAcceptedTokens) {
   std::vector<float> scratch;
   Sampler plain(params(0.0f, 1.0f, 0, 1));
   EXPECT_EQ(plain.process(logits.data(), 4, scratch), logits.data());
-  plain.accept(3);
+  ASSERT_TRUE(plain.accept(3).ok());
   EXPECT_EQ(plain.process(logits.data(), 4, scratch), logits.data()) << "no penalty: accepting changes nothing";
 
   SamplingParams p = params(0.0f, 1.0f, 0, 1);
@@ -239,9 +239,9 @@ TEST(Sampler, ProcessAppliesBiasAndPenaltiesOfAcceptedTokens) {
   const float* row = s.process(logits.data(), 4, scratch);
   EXPECT_EQ(row, scratch.data());
   EXPECT_EQ(std::vector<float>(row, row + 4), (std::vector<float>{11.0f, 2.0f, 2.5f, 4.0f}));
-  s.accept(1);
-  s.accept(1);
-  s.accept(3);
+  ASSERT_TRUE(s.accept(1).ok());
+  ASSERT_TRUE(s.accept(1).ok());
+  ASSERT_TRUE(s.accept(3).ok());
   row = s.process(logits.data(), 4, scratch);
   // token 1: 2 - (0.25 + 2 * 1); token 3: 4 - (0.25 + 1 * 1)
   EXPECT_EQ(std::vector<float>(row, row + 4), (std::vector<float>{11.0f, -0.25f, 2.5f, 2.75f}));

@@ -7,7 +7,7 @@ root="$(cd "$here/../../.." && pwd)"
 dsv3="${1:?usage: run.sh path/to/dsv3}"
 
 # The client library, pinned by package-lock.json.
-if [[ ! -d "$here/node_modules/openai" ]]; then
+if [[ ! -d "$here/node_modules/openai" || ! -d "$here/node_modules/ajv" ]]; then
   (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
