@@ -64,7 +64,7 @@ TEST(Partition, SplitsThatCannotBeDoneCorrectlyAreRefused) {
   const std::vector<Case> cases = {
       {{{"num_attention_heads", 4}}, 5, "num_attention_heads is 4, which cannot be split over 5 ranks"},
       {{{"n_routed_experts", 2}, {"num_experts_per_tok", 2}, {"n_group", 1}, {"topk_group", 1}}, 3, "n_routed_experts is 2"},
-      {{{"index_n_heads", 64}, {"index_head_dim", 128}, {"index_topk", 2048}}, 2, "DeepSeek-V3.2 sparse attention"},
+      {{{"model_type", "deepseek_v32"}, {"index_n_heads", 64}, {"index_head_dim", 128}, {"index_topk", 2048}}, 2, "DeepSeek-V3.2 sparse attention"},
       {{{"quantization_config", {{"quant_method", "dsv3_int"}, {"fmt", "e4m3"}, {"group_size", 64}}}}, 2, "dsv3_int"},
   };
   for (const Case& k : cases) {
