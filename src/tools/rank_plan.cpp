@@ -1,8 +1,5 @@
 #include "tools/rank_plan.h"
 
-#include <algorithm>
-#include <set>
-
 #include "format/checkpoint.h"
 #include "format/model_config.h"
 #include "model/weights.h"
@@ -12,15 +9,20 @@ namespace dsv3 {
 Result<std::vector<RankShare>> plan_ranks(const std::string& dir, int world, bool with_mtp) {
   if (world < 1) return Error("--ranks must be at least 1");
   DSV3_ASSIGN(const ModelConfig config, load_model_config(dir));
-  DSV3_ASSIGN(auto checkpoint, Checkpoint::open(dir));
+  // The whole checkpoint checked once; then each rank binds as its load does, opening only the
+  // shards it asks for, which are then the files it needs (by construction, not a second rule).
+  DSV3_ASSIGN(auto whole, Checkpoint::open(dir));
+  whole.reset();
   with_mtp = with_mtp && config.num_nextn_predict_layers > 0;
   std::vector<RankShare> plan;
   for (int r = 0; r < world; ++r) {
     RankShare share;
     share.rank = r;
     DSV3_ASSIGN(share.partition, make_partition(config, r, world));
+    DSV3_ASSIGN(auto checkpoint, Checkpoint::open(dir, ShardOpening::OnFirstUse));
     WeightBinder binder(checkpoint.get(), config);
     const ModelWeights w = bind_model_weights(binder, config, with_mtp, &share.partition, /*plan_only=*/true);
+    DSV3_TRY(checkpoint->shard_error());
     DSV3_TRY_CTX(binder.finish(), dir);
     for_each_linear(w, [&](const LinearWeight& l) { share.weight_bytes += l.bytes(); });
     share.copied_bytes = w.slices.bytes;
@@ -31,10 +33,7 @@ Result<std::vector<RankShare>> plan_ranks(const std::string& dir, int world, boo
     };
     for (const BlockWeights& b : w.layers) norms(b);
     for (const MtpWeights& m : w.mtp) norms(m.block);
-    std::set<int> shards;
-    for (const std::string& name : binder.used()) shards.insert(checkpoint->find(name)->shard);
-    for (int s : shards) share.shard_files.push_back(checkpoint->shards()[s]->path());
-    std::sort(share.shard_files.begin(), share.shard_files.end());
+    share.shard_files = checkpoint->opened_shard_paths();
     plan.push_back(std::move(share));
   }
   return plan;
