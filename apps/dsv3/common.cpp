@@ -11,9 +11,7 @@
 #include "base/mapped_file.h"
 #include "command.h"
 #include "dist/communicator.h"
-#include "kernels/amx.h"
-#include "kernels/dispatch.h"
-#include "kernels/matmul_math.h"
+#include "kernels/kernel_choice.h"
 #include "server/json_vocabulary.h"
 #include "tools/default_model.h"
 
@@ -169,19 +167,16 @@ Result<std::string> resolve_model_dir(const std::string& model) {
 }
 
 Result<std::unique_ptr<Model>> load_model(const ModelArgs& args, bool load_mtp) {
-  DSV3_TRY(kernels::select_isa_from_env());
-  DSV3_TRY(kernels::set_amx_mode_from_env());
-  DSV3_TRY(kernels::set_matmul_math_from_env());
+  ModelOptions opt;
+  // The environment's choices, then the flags over them; Model::load applies them on every rank.
+  DSV3_ASSIGN(opt.kernels, kernels::kernel_choice_from_env());
   if (!args.math.empty()) {
-    DSV3_ASSIGN(kernels::MatmulMath math, kernels::parse_matmul_math(args.math));
-    DSV3_TRY(kernels::set_matmul_math(math).context("--math"));
+    DSV3_ASSIGN(opt.kernels.math, kernels::parse_matmul_math(args.math).context("--math"));
   }
   if (!args.kernels.empty()) {
-    DSV3_ASSIGN(kernels::Isa isa, kernels::parse_isa(args.kernels));
-    DSV3_TRY(kernels::select_isa(isa));
+    DSV3_ASSIGN(opt.kernels.isa, kernels::parse_isa(args.kernels).context("--kernels"));
   }
   DSV3_ASSIGN(std::string dir, resolve_model_dir(args.model));
-  ModelOptions opt;
   opt.threads = args.threads;
   opt.load_mtp = load_mtp;
   opt.attention = args.attention == "naive" ? AttentionImpl::Naive : AttentionImpl::Absorbed;

@@ -14,9 +14,10 @@
 namespace dsv3 {
 namespace {
 
-// What must be the same on every rank: the build, config.json, the checkpoint's index.
+// What must be the same on every rank: config.json, the checkpoint's index. (The build was
+// compared at start, dist/build_identity.h.)
 struct Fingerprint {
-  std::array<char, 96> build{};
+  std::array<char, 256> dir{};         // where this rank read them
   uint64_t config_hash = 0, index_hash = 0;
   uint8_t loaded = 0;                  // the rank's load succeeded
   std::array<char, 400> error{};       // else why
@@ -44,8 +45,7 @@ void copy_text(const std::string& text, char* out, size_t size) {
 
 Fingerprint fingerprint(const std::string& dir) {
   Fingerprint f;
-  // This file's compile time and the compiler: two ranks that differ here run different builds.
-  copy_text(std::string("built ") + __DATE__ + " " + __TIME__ + " by gcc " + __VERSION__, f.build.data(), f.build.size());
+  copy_text(dir, f.dir.data(), f.dir.size());
   f.config_hash = file_hash(dir + "/config.json");
   f.index_hash = file_hash(dir + "/model.safetensors.index.json");
   return f;
@@ -71,7 +71,8 @@ void Model::quit_followers(Communicator& comm) {
 
 Result<std::unique_ptr<Model>> Model::load_share(const std::string& dir, const ModelOptions& options,
                                                  Communicator& comm) {
-  Result<std::unique_ptr<Model>> model = load_local(dir, options, comm);
+  Status kernels = kernels::apply_kernel_choice(options.kernels);
+  Result<std::unique_ptr<Model>> model = kernels.ok() ? load_local(dir, options, comm) : Result<std::unique_ptr<Model>>(std::move(kernels).error());
   // Every rank learns every rank's outcome, so that all of them fail together (none is left
   // waiting for a step that never comes).
   Fingerprint mine = fingerprint(dir);
@@ -81,17 +82,14 @@ Result<std::unique_ptr<Model>> Model::load_share(const std::string& dir, const M
   comm.all_gather(&mine, sizeof(mine), all.data());
   for (int r = 1; r < comm.size(); ++r) {
     const Fingerprint& f = all[r];
-    if (std::strcmp(f.build.data(), all[0].build.data()) != 0)
-      return error_f("rank %d runs a different dsv3 build than rank 0 (%s, rank 0: %s): install the same build on "
-                     "every machine",
-                     r, f.build.data(), all[0].build.data());
     if (f.config_hash != all[0].config_hash)
-      return error_f("rank %d: %s/config.json differs from rank 0's: every machine needs the same checkpoint", r,
-                     dir.c_str());
-    if (f.index_hash != all[0].index_hash)
-      return error_f("rank %d: %s/model.safetensors.index.json differs from rank 0's: every machine needs the same "
+      return error_f("rank %d: %s/config.json differs from rank 0's (%s/config.json): every machine needs the same "
                      "checkpoint",
-                     r, dir.c_str());
+                     r, f.dir.data(), all[0].dir.data());
+    if (f.index_hash != all[0].index_hash)
+      return error_f("rank %d: %s/model.safetensors.index.json differs from rank 0's (%s): every machine needs the "
+                     "same checkpoint",
+                     r, f.dir.data(), all[0].dir.data());
   }
   for (int r = 0; r < comm.size(); ++r)
     if (!all[r].loaded) return error_f("rank %d: %s", r, all[r].error.data());
@@ -194,7 +192,7 @@ Status follow_step(const Model& model, const StepMessage& m, FollowerCaches& cac
 
 }  // namespace
 
-Status Model::follow(Communicator& comm) {
+Status Model::follow(Communicator& comm, const std::string& own_dir) {
   std::unique_ptr<Model> model;
   FollowerCaches caches(comm.rank());
   for (;;) {
@@ -204,15 +202,11 @@ Status Model::follow(Communicator& comm) {
     switch (m.kind) {
       case StepKind::Quit: return {};
       case StepKind::Load: {
-        ModelOptions options;
-        options.threads = m.threads;
-        options.load_mtp = m.load_mtp;
-        options.attention = static_cast<AttentionImpl>(m.attention);
-        options.max_context = m.max_context;
+        ModelOptions options = load_options(m);
         options.comm = &comm;
         model.reset();
         caches.clear();
-        auto loaded = load_share(m.dir, options, comm);
+        auto loaded = load_share(own_dir.empty() ? m.dir : own_dir, options, comm);
         // A failed load is rank 0's error to report (it knows every rank's); wait for what comes next.
         if (loaded.ok()) model = std::move(loaded).value();
         break;

@@ -16,18 +16,12 @@ namespace dsv3 {
 
 Result<std::unique_ptr<Model>> Model::load(const std::string& dir, const ModelOptions& options) {
   if (!options.comm || options.comm->size() == 1) {
+    DSV3_TRY(kernels::apply_kernel_choice(options.kernels));
     LocalCommunicator local;
     return load_local(dir, options, local);
   }
   // Rank 0 asks the other ranks (in Model::follow) to load the same directory with the same options.
-  StepMessage load;
-  load.kind = StepKind::Load;
-  load.dir = dir;
-  load.threads = options.threads;
-  load.load_mtp = options.load_mtp;
-  load.attention = static_cast<uint8_t>(options.attention);
-  load.max_context = options.max_context;
-  std::vector<uint8_t> bytes = encode_step(load);
+  std::vector<uint8_t> bytes = encode_step(load_step(dir, options));
   options.comm->broadcast_message(&bytes, 0, /*idle=*/false);
   return load_share(dir, options, *options.comm);
 }
@@ -38,12 +32,17 @@ Result<std::unique_ptr<Model>> Model::load_local(const std::string& dir, const M
   DSV3_ASSIGN(m->config_, load_model_config(dir));
   DSV3_ASSIGN(m->partition_, make_partition(m->config_, comm.rank(), comm.size()));
   if (m->partition_.split()) m->comm_ = &comm;
-  DSV3_ASSIGN(m->checkpoint_, Checkpoint::open(dir));
+  // A rank of a split model maps only the shards holding tensors it binds: its replicated part
+  // and its slices (inspect --ranks lists them), so a machine needs only those files.
+  DSV3_ASSIGN(m->checkpoint_,
+              Checkpoint::open(dir, m->partition_.split() ? ShardOpening::OnFirstUse : ShardOpening::All));
   const ModelConfig& c = m->config_;
   if (options.load_mtp && c.num_nextn_predict_layers == 0)
     return Error(dir + "/config.json: num_nextn_predict_layers is 0: this checkpoint has no MTP module");
   WeightBinder binder(m->checkpoint_.get(), c);
   m->weights_ = bind_model_weights(binder, c, options.load_mtp, &m->partition_);
+  // A shard that could not be opened shows in the binder as missing tensors: say why instead.
+  DSV3_TRY(m->checkpoint_->shard_error());
   auto bound = binder.finish();
   if (!bound.ok()) return std::move(bound).error().context(dir);
   // Tensors nobody asked for (MTP layers when not needed, other ranks' experts, unknown names): ignored.
@@ -68,11 +67,12 @@ Result<std::unique_ptr<Model>> Model::load_local(const std::string& dir, const M
   MemoryStats mem = memory_stats();
   if (m->partition_.split())
     DSV3_LOG_INFO("rank %d of %d: heads [%lld, %lld), experts [%lld, %lld), vocabulary [%lld, %lld); %.1f MB of "
-                  "column slices copied",
+                  "column slices copied; %s",
                   comm.rank(), comm.size(), static_cast<long long>(m->partition_.heads.begin),
                   static_cast<long long>(m->partition_.heads.end), static_cast<long long>(m->partition_.experts.begin),
                   static_cast<long long>(m->partition_.experts.end), static_cast<long long>(m->partition_.vocab.begin),
-                  static_cast<long long>(m->partition_.vocab.end), m->weights_.slices.bytes / 1e6);
+                  static_cast<long long>(m->partition_.vocab.end), m->weights_.slices.bytes / 1e6,
+                  kernels::active_kernels_summary().c_str());
   DSV3_LOG_INFO("loaded %s: %zu tensors in %zu shard(s), %.2f GB mapped (%.1f MB copied); resident %.1f MB "
                 "(file pages %.1f MB, anonymous %.1f MB)",
                 dir.c_str(), m->checkpoint_->tensors().size(), m->checkpoint_->shards().size(),

@@ -13,6 +13,7 @@
 #include "format/checkpoint.h"
 #include "dist/communicator.h"
 #include "format/model_config.h"
+#include "kernels/kernel_choice.h"
 #include "model/forward_context.h"
 #include "model/kv_cache.h"
 #include "model/partition.h"
@@ -26,6 +27,9 @@ struct ModelOptions {
   bool load_mtp = false;           // bind the MTP layers (error if the checkpoint has none)
   AttentionImpl attention = AttentionImpl::Absorbed;
   int64_t max_context = 0;         // 0: max_position_embeddings from config.json
+  // Kernel path, FP8 math and AMX mode the run asked for: Model::load applies them (on every
+  // rank) before loading; unset fields keep this process's defaults.
+  kernels::KernelChoice kernels;
   // The ranks to split the model across (partition.h); null or world size 1: this process holds
   // it all. On rank 0 the model leads: each call is broadcast to the other ranks, which run
   // Model::follow. Must outlive the model.
@@ -61,8 +65,10 @@ class Model {
   ~Model();
 
   // A rank other than 0: loads, runs and unloads models as rank 0's messages say, until rank 0
-  // quits (Model::quit_followers). Errors when a message cannot be followed.
-  static Status follow(Communicator& comm);
+  // quits (Model::quit_followers). Errors when a message cannot be followed. A load reads
+  // `own_dir` when given (this rank's own --model: its machine keeps the checkpoint elsewhere),
+  // else the directory rank 0 names; every other option is rank 0's.
+  static Status follow(Communicator& comm, const std::string& own_dir = "");
   // Rank 0: tells the other ranks to exit follow() (the end of the command).
   static void quit_followers(Communicator& comm);
 

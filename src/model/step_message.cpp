@@ -3,6 +3,8 @@
 #include <cstring>
 #include <type_traits>
 
+#include "model/model.h"
+
 namespace dsv3 {
 namespace {
 
@@ -69,6 +71,9 @@ std::vector<uint8_t> encode_step(const StepMessage& m) {
   w.put(m.load_mtp);
   w.put(m.attention);
   w.put(m.max_context);
+  w.put(m.isa);
+  w.put(m.math);
+  w.put(m.amx);
   return std::move(w.out);
 }
 
@@ -83,11 +88,52 @@ Result<StepMessage> decode_step(std::span<const uint8_t> bytes) {
   }
   std::vector<char> dir;
   ok = ok && r.get_array(&m.hidden) && r.get(&m.want_hidden) && r.get_array(&dir) && r.get(&m.threads) &&
-       r.get(&m.load_mtp) && r.get(&m.attention) && r.get(&m.max_context) && r.done();
+       r.get(&m.load_mtp) && r.get(&m.attention) && r.get(&m.max_context) && r.get(&m.isa) && r.get(&m.math) && r.get(&m.amx) && r.done();
   if (!ok || m.kind > StepKind::Quit)
     return error_f("malformed step message from rank 0 (%zu bytes): are all ranks the same dsv3 build?", bytes.size());
   m.dir.assign(dir.begin(), dir.end());
   return m;
+}
+
+namespace {
+
+template <typename T>
+int8_t optional_code(const std::optional<T>& v) {
+  return v ? static_cast<int8_t>(*v) : int8_t{-1};
+}
+
+template <typename T>
+std::optional<T> from_code(int8_t code) {
+  if (code < 0) return std::nullopt;
+  return static_cast<T>(code);
+}
+
+}  // namespace
+
+StepMessage load_step(const std::string& dir, const ModelOptions& options) {
+  StepMessage load;
+  load.kind = StepKind::Load;
+  load.dir = dir;
+  load.threads = options.threads;
+  load.load_mtp = options.load_mtp;
+  load.attention = static_cast<uint8_t>(options.attention);
+  load.max_context = options.max_context;
+  load.isa = optional_code(options.kernels.isa);
+  load.math = optional_code(options.kernels.math);
+  load.amx = optional_code(options.kernels.amx);
+  return load;
+}
+
+ModelOptions load_options(const StepMessage& load) {
+  ModelOptions options;
+  options.threads = load.threads;
+  options.load_mtp = load.load_mtp;
+  options.attention = static_cast<AttentionImpl>(load.attention);
+  options.max_context = load.max_context;
+  options.kernels.isa = from_code<kernels::Isa>(load.isa);
+  options.kernels.math = from_code<kernels::MatmulMath>(load.math);
+  options.kernels.amx = from_code<kernels::AmxMode>(load.amx);
+  return options;
 }
 
 }  // namespace dsv3

@@ -43,7 +43,14 @@ struct StepMessage {
   bool load_mtp = false;
   uint8_t attention = 0;            // forward_context.h AttentionImpl
   int64_t max_context = 0;
+  int8_t isa = -1, math = -1, amx = -1;  // kernels::KernelChoice; -1: unset
 };
+
+// The load step for `dir` with rank 0's `options` (every per-run option a rank needs), and the
+// options a follower loads with (their communicator left null).
+struct ModelOptions;
+StepMessage load_step(const std::string& dir, const ModelOptions& options);
+ModelOptions load_options(const StepMessage& load);
 
 std::vector<uint8_t> encode_step(const StepMessage& m);
 Result<StepMessage> decode_step(std::span<const uint8_t> bytes);

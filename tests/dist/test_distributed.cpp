@@ -14,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include <httplib.h>
@@ -215,6 +216,118 @@ TEST(Distributed, RanksWithDifferentCheckpointsRefuseNamingTheRank) {
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("rank 1: "), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("model-00002-of-00002.safetensors"), std::string::npos) << r.err;
+}
+
+// The shard files `inspect --ranks` lists for each rank (its "  files: a b c" lines).
+std::vector<std::vector<std::string>> files_per_rank(const std::string& inspect_out) {
+  std::vector<std::vector<std::string>> files;
+  std::istringstream lines(inspect_out);
+  for (std::string line; std::getline(lines, line);) {
+    const std::string tag = "  files:";
+    if (line.rfind(tag, 0) != 0) continue;
+    std::istringstream names(line.substr(tag.size()));
+    files.emplace_back();
+    for (std::string f; names >> f;) files.back().push_back(f);
+  }
+  return files;
+}
+
+// "mpirun ... -np 1 dsv3 ARGS --model DIR0 : -np 1 dsv3 ARGS --model DIR1 : ...": each rank
+// names its own directory (MPMD), as machines that keep the checkpoint in different places.
+std::string mpmd(const std::vector<std::string>& dirs, const std::string& args) {
+  std::string cmd = "mpirun --oversubscribe --allow-run-as-root --bind-to none --mca btl tcp,self ";
+  for (size_t r = 0; r < dirs.size(); ++r)
+    cmd += (r ? " : " : "") + std::string("-np 1 ") + DSV3_BIN + " " + args + " --model " + dirs[r];
+  return cmd;
+}
+
+// Each rank's directory holds only what `inspect --ranks 2` lists for it, plus config.json and
+// the index: the split run reads nothing else, and gives the one process's logits (MTP's too).
+TEST(Distributed, EachRankNeedsOnlyTheFilesInspectLists) {
+  REQUIRE_MPIRUN();
+  test::TempDir t;
+  const std::string whole = t / "whole";
+  // Small shards, so that other ranks' experts sit in files a rank does not need.
+  auto r = run_dsv3_ranks(1, "make-random --config " + test::fixtures() + "/tiny-v3/config.json --out " + whole +
+                                 " --seed 3 --shard-size 0.0003");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = run_dsv3_ranks(1, "inspect --model " + whole + " --ranks 2");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto files = files_per_rank(r.out);
+  ASSERT_EQ(files.size(), 2u) << r.out;
+  size_t shards = 0;
+  for (const auto& e : std::filesystem::directory_iterator(whole)) shards += e.path().extension() == ".safetensors";
+  std::vector<std::string> dirs;
+  for (int rank = 0; rank < 2; ++rank) {
+    SCOPED_TRACE("rank " + std::to_string(rank));
+    EXPECT_GT(files[rank].size(), 0u);
+    EXPECT_LT(files[rank].size(), shards) << "every shard is needed: the test shows nothing";
+    const std::string dir = t / ("rank" + std::to_string(rank));
+    std::filesystem::create_directory(dir);
+    for (const std::string f : {"config.json", "model.safetensors.index.json"})
+      std::filesystem::copy_file(whole + "/" + f, dir + "/" + f);
+    for (const std::string& f : files[rank]) std::filesystem::copy_file(whole + "/" + f, dir + "/" + f);
+    dirs.push_back(dir);
+  }
+  const std::string args = "logits -t 1 --mtp --tokens 1,17,923,5,77,300,2,41";
+  r = run_shell(std::string(DSV3_BIN) + " " + args + " --model " + whole + " --out " + (t / "one.safetensors"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = run_shell(mpmd(dirs, args + " --out " + (t / "two.safetensors")));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* name : {"logits", "mtp_logits"})
+    EXPECT_LE(test::max_abs_diff(read_tensor(t / "two.safetensors", name), read_tensor(t / "one.safetensors", name)).max_abs,
+              1e-4)
+        << name;
+
+  // A rank without one of its files stops the run, naming the rank and the file.
+  const std::string lost = files[1].back();
+  std::filesystem::remove(dirs[1] + "/" + lost);
+  r = run_shell(mpmd(dirs, args + " --out /dev/null"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("rank 1: "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(lost), std::string::npos) << r.err;
+}
+
+// --kernels and --math on rank 0's command line, DSV3_AMX in rank 0's environment only: every
+// rank runs them (each rank's load line says what it runs).
+TEST(Distributed, FollowersRunRankZerosKernelChoices) {
+  REQUIRE_MPIRUN();
+  const std::string tiny = test::fixtures() + "/tiny-v3";
+  // bf16 math where this CPU has it (AVX512-BF16), else only the path and AMX are checked.
+  const bool bf16 = run_dsv3_ranks(1, "logits --model " + tiny + " -t 1 --math bf16 --tokens 1,2 --out /dev/null").exit_code == 0;
+  const std::string args = "logits -t 1 --tokens 1,2,3 --out /dev/null --kernels scalar" + std::string(bf16 ? " --math bf16" : "");
+  auto r = run_shell("DSV3_LOG=info mpirun --oversubscribe --allow-run-as-root --bind-to none --mca btl tcp,self -np 1 env "
+                     "DSV3_AMX=emulated " + std::string(DSV3_BIN) + " " + args + " --model " + tiny + " : -np 1 " +
+                     DSV3_BIN + " logits --model " + tiny);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string want = std::string("kernels scalar, math ") + (bf16 ? "bf16" : "exact") + ", AMX emulated";
+  for (int rank = 0; rank < 2; ++rank) {
+    const std::string tag = "rank " + std::to_string(rank) + " of 2:";
+    const size_t at = r.err.find(tag);
+    ASSERT_NE(at, std::string::npos) << r.err;
+    const std::string line = r.err.substr(at, r.err.find('\n', at) - at);
+    EXPECT_NE(line.find(want), std::string::npos) << line;
+  }
+}
+
+// A rank whose executable differs (here: one more byte at its end, which still runs) refuses at
+// start, before any model is read, naming the rank and both builds.
+TEST(Distributed, RanksOfDifferentBuildsRefuseAtStart) {
+  REQUIRE_MPIRUN();
+  test::TempDir t;
+  const std::string other = t / "dsv3";
+  std::filesystem::copy_file(DSV3_BIN, other);
+  std::filesystem::permissions(other, std::filesystem::perms::owner_all);
+  std::ofstream(other, std::ios::app | std::ios::binary) << '\0';
+  const std::string args = " logits --model " + test::fixtures() + "/tiny-v3 -t 1 --tokens 1,2 --out /dev/null";
+  const std::string common = "mpirun --oversubscribe --allow-run-as-root --bind-to none --mca btl tcp,self ";
+  auto r = run_shell(common + "-np 1 " + DSV3_BIN + args + " : -np 1 " + other + args);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("rank 1 (on "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("runs a different dsv3 build than rank 0"), std::string::npos) << r.err;
+  // The same executable everywhere passes the check.
+  r = run_shell(common + "-np 2 " + other + args);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
 }
 
 }  // namespace
