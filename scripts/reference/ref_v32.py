@@ -95,22 +95,7 @@ MAP = {"embed_tokens": "embed", "input_layernorm": "attn_norm", "post_attention_
 
 
 def load_float(ckpt):
-    raw = {}
-    index = json.load(open(os.path.join(ckpt, "model.safetensors.index.json")))
-    for f in sorted(set(index["weight_map"].values())):
-        raw.update(st.read(os.path.join(ckpt, f)))
-    out = {}
-    for name, (dt, a) in raw.items():
-        if name.endswith("weight_scale_inv"):
-            continue
-        if dt == "F8_E4M3":
-            w = st.dequant_fp8_block(a, raw[name + "_scale_inv"][1])
-        elif dt == "BF16":
-            w = st.bf16_to_f32(a)
-        else:
-            w = a.astype(np.float32)
-        out[name] = torch.from_numpy(np.array(w, np.float32))
-    return out
+    return {name: torch.from_numpy(w) for name, w in st.read_checkpoint_f32(ckpt).items()}
 
 
 def scale_fmt_of(cfg):
