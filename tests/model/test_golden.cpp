@@ -76,13 +76,6 @@ class GoldenParity : public testing::TestWithParam<Param> {
   Golden golden;
 };
 
-int32_t argmax(const float* v, int64_t n) {
-  int64_t best = 0;
-  for (int64_t i = 1; i < n; ++i)
-    if (v[i] > v[best]) best = i;
-  return static_cast<int32_t>(best);
-}
-
 }  // namespace
 
 TEST_P(GoldenParity, PrefillLogitsEveryPosition) {
@@ -117,7 +110,7 @@ TEST_P(GoldenParity, GreedyDecodeWithCache) {
     ASSERT_TRUE(model->forward({&in, 1}, &out).ok());
     std::vector<int32_t> got;
     for (int step = 0; step < 12; ++step) {
-      int32_t t = argmax(out.logits.data(), V);
+      int32_t t = test::argmax(out.logits.data(), V);
       got.push_back(t);
       std::vector<int32_t> one = {t};
       SequenceInput next{&cache, one, Logits::Last};

@@ -26,13 +26,6 @@ constexpr double kTol = 1e-3;
 const std::string kModel = test::fixtures() + "/tiny-v32";
 const std::string kGolden = test::fixtures() + "/golden/tiny-v32";
 
-int32_t argmax(const float* v, int64_t n) {
-  int64_t best = 0;
-  for (int64_t i = 1; i < n; ++i)
-    if (v[i] > v[best]) best = i;
-  return static_cast<int32_t>(best);
-}
-
 class SparseParity : public testing::TestWithParam<kernels::Isa> {
  protected:
   void SetUp() override {
@@ -154,7 +147,7 @@ TEST_P(SparseParity, GreedyDecodeAndItsSelections) {
     std::vector<int32_t> got;
     const auto& steps = golden.meta["greedy_selected"][i];
     for (size_t step = 0; step < 12; ++step) {
-      int32_t t = argmax(out.logits.data(), V);
+      int32_t t = test::argmax(out.logits.data(), V);
       got.push_back(t);
       std::vector<int32_t> one = {t};
       SequenceInput next{&cache, one, Logits::Last};
