@@ -32,8 +32,9 @@ TEST(Amx, HardwareModeRefusedWithoutAmx) {
 }
 
 TEST_F(EmulatedAmx, MatchesOracleWithinBf16Rounding) {
-  // Rounding x to bf16 moves each product by at most 2^-8 relative (half an ulp of an 8-bit significand); the f32 sums add the
-  // usual depth * 2^-24 (depth: K products in sequence plus one fold per scale block).
+  // Rounding x to bf16 moves each product by at most 2^-8 relative (half an ulp of an 8-bit
+  // significand); the f32 sums add the usual depth * 2^-24 (depth: K products in sequence
+  // plus one fold per scale block).
   struct Case {
     DType dtype;
     int64_t full_rows, first_row, rows, cols;
