@@ -52,10 +52,8 @@ fuzz: fuzz-build
 	scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 # In make test: the seeds and regression inputs, then a few seconds of fuzzing, per harness.
-# fuzz_http is left to make fuzz until its open finding is fixed (docs/reliability.md: after
-# ~400 hostile connections the /health probe got no answer within 10 s).
 FUZZ_SMOKE_HARNESSES = fuzz_safetensors_header fuzz_checkpoint_index fuzz_model_config fuzz_tokenizer_json fuzz_bpe \
-  fuzz_chat_template fuzz_openai_request
+  fuzz_chat_template fuzz_openai_request fuzz_http
 fuzz-smoke: fuzz-build
 	scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SMOKE_SECONDS) $(FUZZ_SMOKE_HARNESSES)
 

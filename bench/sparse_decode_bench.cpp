@@ -7,7 +7,7 @@
 // cost does not depend on the cached values, and a 32K prefill would take hours here); each
 // step decodes one token at position `context` and is then rolled back, so every step sees
 // the same context. Prints one line per context: median seconds per token (tok/s) of each,
-// and the cache bytes per token.
+// the sparse step's indexer time and the rest, and the cache bytes per token.
 
 #include <algorithm>
 #include <chrono>
@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "model/indexer.h"
 #include "model/model.h"
 #include "tensor/dtype.h"
 
@@ -87,17 +88,21 @@ int main(int argc, char** argv) {
               static_cast<unsigned long long>(probe.row_bytes()),
               static_cast<unsigned long long>(probe.row_bytes() - probe.index_row_bytes() * probe.n_layers()),
               static_cast<unsigned long long>(probe.index_row_bytes() * probe.n_layers()));
-  std::printf("%8s  %14s  %14s  %8s\n", "context", "dense s/token", "sparse s/token", "speedup");
+  // "indexer" is the part of the sparse step spent in the indexer (all layers), "rest" the
+  // sparse step without it: past index_topk, the rest stays flat and only the indexer grows.
+  std::printf("%8s  %14s  %14s  %8s  %9s  %9s\n", "context", "dense s/token", "sparse s/token", "speedup", "indexer",
+              "rest");
   for (int64_t ctx : contexts) {
     KVCache cache = model.new_cache();
     fill_random(cache, ctx, c);
-    std::vector<double> dense, sparse;
+    std::vector<double> dense, sparse, indexer;
     const std::vector<int32_t> token = {17};
     for (int s = 0; s < 2 * steps + 2; ++s) {
       const bool use_sparse = s % 2 == 1;
       model.set_sparse_attention(use_sparse);
       SequenceInput in{&cache, token, Logits::Last};
       ForwardOutput out;
+      const int64_t indexer_ns0 = indexer_detail::elapsed_ns();
       const auto t0 = std::chrono::steady_clock::now();
       Status st = model.forward({&in, 1}, &out);
       const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -107,9 +112,11 @@ int main(int argc, char** argv) {
       }
       cache.truncate(ctx);
       if (s >= 2) (use_sparse ? sparse : dense).push_back(sec);  // the first pair warms up
+      if (s >= 2 && use_sparse) indexer.push_back(1e-9 * static_cast<double>(indexer_detail::elapsed_ns() - indexer_ns0));
     }
-    const double d = median(dense), sp = median(sparse);
-    std::printf("%8lld  %8.4f (%4.1f)  %8.4f (%4.1f)  %7.2fx\n", static_cast<long long>(ctx), d, 1.0 / d, sp, 1.0 / sp, d / sp);
+    const double d = median(dense), sp = median(sparse), ix = median(indexer);
+    std::printf("%8lld  %8.4f (%4.1f)  %8.4f (%4.1f)  %7.2fx  %9.4f  %9.4f\n", static_cast<long long>(ctx), d, 1.0 / d, sp,
+                1.0 / sp, d / sp, ix, sp - ix);
     std::fflush(stdout);
   }
   return 0;

@@ -92,4 +92,13 @@ inline std::string join_ids(const std::vector<int32_t>& ids, const char* sep = "
   return s;
 }
 
+// The first index of the largest value, as the reference's torch.argmax picks it: the greedy
+// token of a logits row, computed here rather than by the engine's sampler.
+inline int32_t argmax(const float* row, int64_t n) {
+  int64_t best = 0;
+  for (int64_t i = 1; i < n; ++i)
+    if (row[i] > row[best]) best = i;
+  return static_cast<int32_t>(best);
+}
+
 }  // namespace dsv3::test

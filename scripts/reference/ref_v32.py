@@ -24,6 +24,7 @@ import json, os, sys, types
 import numpy as np
 import torch
 import st
+from reference_names import load_float, reference_name
 import kernels_cpu
 
 torch.float8_e4m3fn = torch.float64
@@ -88,31 +89,6 @@ def _indexer_forward_fixed(self, *args):
 
 M.Indexer.forward = _indexer_forward_fixed
 
-MAP = {"embed_tokens": "embed", "input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm",
-       "q_proj": "wq", "q_a_proj": "wq_a", "q_a_layernorm": "q_norm", "q_b_proj": "wq_b",
-       "kv_a_proj_with_mqa": "wkv_a", "kv_a_layernorm": "kv_norm", "kv_b_proj": "wkv_b", "o_proj": "wo",
-       "gate": "gate", "gate_proj": "w1", "down_proj": "w2", "up_proj": "w3", "norm": "norm", "lm_head": "head"}
-
-
-def load_float(ckpt):
-    raw = {}
-    index = json.load(open(os.path.join(ckpt, "model.safetensors.index.json")))
-    for f in sorted(set(index["weight_map"].values())):
-        raw.update(st.read(os.path.join(ckpt, f)))
-    out = {}
-    for name, (dt, a) in raw.items():
-        if name.endswith("weight_scale_inv"):
-            continue
-        if dt == "F8_E4M3":
-            w = st.dequant_fp8_block(a, raw[name + "_scale_inv"][1])
-        elif dt == "BF16":
-            w = st.bf16_to_f32(a)
-        else:
-            w = a.astype(np.float32)
-        out[name] = torch.from_numpy(np.array(w, np.float32))
-    return out
-
-
 def scale_fmt_of(cfg):
     return cfg.get("scale_fmt") or (cfg.get("quantization_config") or {}).get("scale_fmt")
 
@@ -152,11 +128,7 @@ def build(ckpt):
         parts = n.split(".")
         if parts[0] == "layers" and int(parts[1]) >= args.n_layers:
             continue                                  # MTP layers: not used by these goldens
-        n = n.replace("self_attn", "attn").replace("mlp", "ffn").replace("e_score_correction_bias", "bias")
-        key = n.split(".")[-2]
-        if key in MAP and ".indexer." not in n:
-            n = n.replace(key, MAP[key])
-        sd[n] = w
+        sd[reference_name(n)] = w
     model = model.float()
     model.load_state_dict(sd, strict=True)
     return cfg, args, model

@@ -7,6 +7,8 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <numeric>
 
@@ -137,8 +139,23 @@ void score_keys(const uint8_t* keys, const float* kscale, int64_t D, int64_t IH,
 
 }  // namespace
 
+namespace {
+std::atomic<int64_t> g_indexer_ns{0};
+
+// Adds the time from its construction to its end to g_indexer_ns.
+struct IndexerTimer {
+  std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
+  ~IndexerTimer() {
+    g_indexer_ns += std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
+  }
+};
+}  // namespace
+
+int64_t indexer_detail::elapsed_ns() { return g_indexer_ns.load(); }
+
 void indexer_forward(const ForwardContext& ctx, const IndexerWeights& w, const TokenBatch& batch,
                      int64_t cache_layer, const float* x, const float* qr, IndexSelection* out) {
+  const IndexerTimer timer;
   const ModelConfig& c = ctx.config;
   ThreadPool& pool = ctx.pool;
   const int64_t N = batch.n_tokens(), IH = c.index_n_heads, D = c.index_head_dim;

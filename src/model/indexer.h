@@ -45,6 +45,9 @@ void hadamard(float* x, int64_t n, float scale);
 // kernel.py act_quant of one 128-value block: e4m3 codes and the scale (amax / 448, at least
 // 1e-4 / 448; rounded up to a power of two when ue8m0).
 float quantize_block(const float* x, int64_t n, bool ue8m0, uint8_t* codes);
+// Wall time spent in indexer_forward by this process so far (every layer, every call), for
+// the sparse-decode benchmark's split of a step into the indexer and the rest.
+int64_t elapsed_ns();
 }  // namespace indexer_detail
 
 }  // namespace dsv3

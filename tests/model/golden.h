@@ -4,11 +4,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "base/json.h"
 #include "format/safetensors.h"
+#include "model/model.h"
 #include "test_util.h"
 
 namespace dsv3::test {
@@ -56,6 +58,31 @@ inline Diff max_abs_diff(const std::vector<float>& a, const std::vector<float>& 
     }
   }
   return d;
+}
+
+// Greedy decoding with the cache, as the reference's greedy() does it: the prompt in one
+// forward, then `steps` tokens (test::argmax of the last logits), each fed back. `before` and
+// `after` run around each token's forward (step 0 is the first token fed back), e.g. to trace
+// it. A failed forward is a test failure and ends the decoding early.
+inline std::vector<int32_t> greedy_decode(Model& model, const std::vector<int32_t>& prompt, int steps,
+                                          const std::function<void(int step)>& before = {},
+                                          const std::function<void(int step)>& after = {}) {
+  KVCache cache = model.new_cache();
+  ForwardOutput out;
+  SequenceInput in{&cache, prompt, Logits::Last};
+  std::vector<int32_t> got;
+  Status st = model.forward({&in, 1}, &out);
+  EXPECT_TRUE(st.ok()) << st.error().message();
+  for (int step = 0; step < steps && st.ok(); ++step) {
+    got.push_back(argmax(out.logits.data(), model.vocab_size()));
+    const std::vector<int32_t> one = {got.back()};
+    SequenceInput next{&cache, one, Logits::Last};
+    if (before) before(step);
+    st = model.forward({&next, 1}, &out);
+    EXPECT_TRUE(st.ok()) << st.error().message();
+    if (after) after(step);
+  }
+  return got;
 }
 
 }  // namespace dsv3::test

@@ -76,13 +76,6 @@ class GoldenParity : public testing::TestWithParam<Param> {
   Golden golden;
 };
 
-int32_t argmax(const float* v, int64_t n) {
-  int64_t best = 0;
-  for (int64_t i = 1; i < n; ++i)
-    if (v[i] > v[best]) best = i;
-  return static_cast<int32_t>(best);
-}
-
 }  // namespace
 
 TEST_P(GoldenParity, PrefillLogitsEveryPosition) {
@@ -109,22 +102,8 @@ TEST_P(GoldenParity, NaiveAttentionMatchesToo) {
 
 TEST_P(GoldenParity, GreedyDecodeWithCache) {
   auto prompts = golden.prompts();
-  const int64_t V = model->vocab_size();
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    KVCache cache = model->new_cache();
-    ForwardOutput out;
-    SequenceInput in{&cache, prompts[i], Logits::Last};
-    ASSERT_TRUE(model->forward({&in, 1}, &out).ok());
-    std::vector<int32_t> got;
-    for (int step = 0; step < 12; ++step) {
-      int32_t t = argmax(out.logits.data(), V);
-      got.push_back(t);
-      std::vector<int32_t> one = {t};
-      SequenceInput next{&cache, one, Logits::Last};
-      ASSERT_TRUE(model->forward({&next, 1}, &out).ok());
-    }
-    EXPECT_EQ(got, golden.greedy(i)) << "prompt " << i;
-  }
+  for (size_t i = 0; i < prompts.size(); ++i)
+    EXPECT_EQ(test::greedy_decode(*model, prompts[i], 12), golden.greedy(i)) << "prompt " << i;
 }
 
 TEST_P(GoldenParity, DecodeMatchesPrefillAtEveryPosition) {

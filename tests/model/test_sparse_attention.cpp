@@ -26,13 +26,6 @@ constexpr double kTol = 1e-3;
 const std::string kModel = test::fixtures() + "/tiny-v32";
 const std::string kGolden = test::fixtures() + "/golden/tiny-v32";
 
-int32_t argmax(const float* v, int64_t n) {
-  int64_t best = 0;
-  for (int64_t i = 1; i < n; ++i)
-    if (v[i] > v[best]) best = i;
-  return static_cast<int32_t>(best);
-}
-
 class SparseParity : public testing::TestWithParam<kernels::Isa> {
  protected:
   void SetUp() override {
@@ -145,27 +138,22 @@ TEST_P(SparseParity, SelectedPositionsEqualTheReference) {
 
 TEST_P(SparseParity, GreedyDecodeAndItsSelections) {
   auto prompts = golden.prompts();
-  const int64_t V = model->vocab_size();
   for (size_t i = 0; i < prompts.size(); ++i) {
-    KVCache cache = model->new_cache();
-    ForwardOutput out;
-    SequenceInput in{&cache, prompts[i], Logits::Last};
-    ASSERT_TRUE(model->forward({&in, 1}, &out).ok());
-    std::vector<int32_t> got;
     const auto& steps = golden.meta["greedy_selected"][i];
-    for (size_t step = 0; step < 12; ++step) {
-      int32_t t = argmax(out.logits.data(), V);
-      got.push_back(t);
-      std::vector<int32_t> one = {t};
-      SequenceInput next{&cache, one, Logits::Last};
-      IndexerTrace trace;
-      model->set_indexer_trace(&trace);
-      ASSERT_TRUE(model->forward({&next, 1}, &out).ok());
-      model->set_indexer_trace(nullptr);
-      for (size_t l = 0; l < trace.layers.size(); ++l)
-        EXPECT_EQ(trace.layers[l][0], steps[step][l].get<std::vector<int32_t>>())
-            << "prompt " << i << " step " << step << " layer " << l;
-    }
+    IndexerTrace trace;
+    auto got = test::greedy_decode(
+        *model, prompts[i], 12,
+        [&](int) {
+          trace = IndexerTrace{};
+          model->set_indexer_trace(&trace);
+        },
+        [&](int step) {
+          model->set_indexer_trace(nullptr);
+          EXPECT_EQ(trace.layers.size(), steps[step].size()) << "prompt " << i << " step " << step;
+          for (size_t l = 0; l < trace.layers.size(); ++l)
+            EXPECT_EQ(trace.layers[l][0], steps[step][l].get<std::vector<int32_t>>())
+                << "prompt " << i << " step " << step << " layer " << l;
+        });
     EXPECT_EQ(got, golden.greedy(i)) << "prompt " << i;
   }
 }

@@ -380,3 +380,49 @@ TEST(HttpHostile, FirstSignalDrainsSecondExitsAtOnce) {
   EXPECT_EQ(status_of(streamed), 200);
   EXPECT_EQ(streamed.find("[DONE]"), std::string::npos) << "the stream was cut, not finished";
 }
+
+TEST(HttpHostile, AFailureAfterTheStreamStartedEndsItWithAnErrorEvent) {
+  // BAD_INPUTS H43: once the 200 and the first events are sent, a failure of the generation
+  // can no longer change the status. It must reach the client as an error event, then
+  // `data: [DONE]`, never as a stream that just stops. The failure here is real: the engine
+  // shuts down without a drain while the stream runs, which fails the running request
+  // ("the server shut down before this request finished").
+  TestServer s;
+  const std::string body = Json{{"prompt", "Once upon a time"}, {"max_tokens", 500}, {"ignore_eos", true},
+                                {"stream", true}}.dump();
+  const int fd = test::connect_loopback(s.port());
+  ASSERT_GE(fd, 0);
+  timeval tv{30, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  const std::string request = raw_post("/v1/completions", body);
+  ASSERT_EQ(::send(fd, request.data(), request.size(), MSG_NOSIGNAL), static_cast<ssize_t>(request.size()));
+  std::string got;
+  char buf[4096];
+  auto read_more = [&] {
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n > 0) got.append(buf, static_cast<size_t>(n));
+    return n > 0;
+  };
+  // Two token events: the stream has started and the engine is generating.
+  auto events = [&] {
+    size_t n = 0;
+    for (size_t p = got.find("\"text\""); p != std::string::npos; p = got.find("\"text\"", p + 1)) ++n;
+    return n;
+  };
+  while (events() < 2 && read_more()) {
+  }
+  ASSERT_GE(events(), 2u) << got.substr(0, 500);
+  EXPECT_EQ(status_of(got), 200);
+
+  s.engine().shutdown(std::chrono::milliseconds(0));
+  while (got.find("data: [DONE]") == std::string::npos && read_more()) {
+  }
+  ::close(fd);
+  const size_t error_at = got.find("data: {\"error\"");
+  ASSERT_NE(error_at, std::string::npos) << got.substr(got.size() > 800 ? got.size() - 800 : 0);
+  EXPECT_NE(got.find("shut down", error_at), std::string::npos);
+  EXPECT_NE(got.find("\"server_error\"", error_at), std::string::npos);
+  const size_t done_at = got.find("data: [DONE]");
+  ASSERT_NE(done_at, std::string::npos) << "the stream ends properly after the error";
+  EXPECT_GT(done_at, error_at);
+}

@@ -57,13 +57,6 @@ double nll(const float* row, int64_t vocab, int32_t target) {
   return mx + std::log(sum) - row[target];
 }
 
-int32_t argmax(const float* row, int64_t vocab) {
-  int64_t best = 0;
-  for (int64_t v = 1; v < vocab; ++v)
-    if (row[v] > row[best]) best = v;
-  return static_cast<int32_t>(best);
-}
-
 // `dsv3 generate` on the installed model from `prompt` (token ids), greedy, at most `n`
 // tokens, with `flags`: the ids it printed, and its stderr (the report line).
 struct Generated {
@@ -123,7 +116,7 @@ TEST(DefaultModel, HeldOutPerplexityMatchesTorch) {
   int64_t hits = 0;
   for (int64_t j = 0; j + 2 < n; ++j) {
     mtp_sum += nll(mtp_logits.data() + j * V, V, tokens[j + 2]);
-    hits += argmax(mtp_logits.data() + j * V, V) == argmax(out.logits.data() + (j + 1) * V, V);
+    hits += test::argmax(mtp_logits.data() + j * V, V) == test::argmax(out.logits.data() + (j + 1) * V, V);
   }
   const double mtp_ppl = std::exp(mtp_sum / static_cast<double>(n - 2));
   const double torch_mtp_ppl = slice["mtp_perplexity"].get<double>();
@@ -176,7 +169,7 @@ TEST(DefaultModel, MtpGreedyAcceptanceMatchesTorch) {
     ASSERT_TRUE(model->mtp_forward(out.hidden.data(), next, &mtp_cache, mtp_logits.data()).ok());
     for (int64_t p = P + 1; p < n; ++p) {  // generated tokens after the first
       ++proposed;
-      kept += argmax(mtp_logits.data() + (p - 2) * V, V) == seq[p];
+      kept += test::argmax(mtp_logits.data() + (p - 2) * V, V) == seq[p];
     }
     // The engine drafts only at some of these positions: with one draft per step, a kept
     // draft's step also yields the token after it, which gets no draft of its own, and no
@@ -185,7 +178,7 @@ TEST(DefaultModel, MtpGreedyAcceptanceMatchesTorch) {
     int64_t engine_kept = 0, engine_proposed = 0;
     for (int64_t p = P + 1; p + 1 < n;) {  // the step that feeds seq[p-1] and drafts seq[p]
       ++engine_proposed;
-      const bool hit = argmax(mtp_logits.data() + (p - 2) * V, V) == seq[p];
+      const bool hit = test::argmax(mtp_logits.data() + (p - 2) * V, V) == seq[p];
       engine_kept += hit;
       p += hit ? 2 : 1;
     }

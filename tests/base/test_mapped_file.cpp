@@ -1,0 +1,54 @@
+// BAD_INPUTS F11: a weight file changed under a running process. The weights are mapped, not
+// copied, so a shard truncated after loading makes the next read of a lost page raise SIGBUS;
+// the process must then end with a message naming the file, not a bare "Bus error".
+
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "base/mapped_file.h"
+
+namespace {
+
+std::string temp_file(const std::string& name, size_t bytes) {
+  const std::string path = (std::filesystem::temp_directory_path() / (name + "-" + std::to_string(::getpid()))).string();
+  std::ofstream(path, std::ios::binary) << std::string(bytes, 'w');
+  return path;
+}
+
+}  // namespace
+
+TEST(MappedFileDeathTest, ATruncatedFileEndsTheProcessNamingIt) {
+  const std::string path = temp_file("dsv3-sigbus-shard.safetensors", 1 << 20);
+  EXPECT_EXIT(
+      {
+        dsv3::install_sigbus_reporter();
+        auto file = dsv3::MappedFile::open(path);
+        if (!file.ok()) std::_Exit(3);
+        if (::truncate(path.c_str(), 0) != 0) std::_Exit(4);
+        // The last page is gone from the file: reading it faults.
+        volatile uint8_t byte = (*file)->data()[(*file)->size() - 1];
+        (void)byte;
+        std::_Exit(5);  // not reached
+      },
+      testing::ExitedWithCode(1), "bus error reading a memory-mapped file '" + path + "'.*truncated");
+  std::remove(path.c_str());
+}
+
+TEST(MappedFile, AFileReplacedByRenameLeavesTheMappingIntact) {
+  // The other way a checkpoint changes: a new file renamed over the old one (what downloaders
+  // and converters do). The mapping keeps the old file's pages: no effect on the process.
+  const std::string path = temp_file("dsv3-renamed-shard.safetensors", 1 << 16);
+  auto file = dsv3::MappedFile::open(path);
+  ASSERT_TRUE(file.ok()) << file.error().message();
+  const std::string replacement = temp_file("dsv3-replacement.safetensors", 10);
+  ASSERT_EQ(std::rename(replacement.c_str(), path.c_str()), 0);
+  EXPECT_EQ((*file)->size(), 1u << 16);
+  EXPECT_EQ((*file)->data()[(1 << 16) - 1], 'w');
+  std::remove(path.c_str());
+}
