@@ -58,17 +58,24 @@ void build_group_map(Q8Layout& l, int64_t K, int64_t group, int lanes, bool int4
   l.blocks = (K + l.block_cols - 1) / l.block_cols;
   l.first_group.resize(static_cast<size_t>(l.blocks));
   l.lane_group.resize(static_cast<size_t>(l.blocks * lanes));
-  l.lane_group_abs.resize(static_cast<size_t>(l.blocks * lanes));
   for (int64_t b = 0; b < l.blocks; ++b) {
     const int64_t c0 = b * l.block_cols;
     l.first_group[b] = static_cast<int32_t>(c0 / group);
     for (int j = 0; j < lanes; ++j) {
-      const int64_t g = (c0 + l.cols_per_lane * j) / group;
-      l.lane_group_abs[b * lanes + j] = static_cast<int32_t>(g);
-      l.lane_group[b * lanes + j] = static_cast<int32_t>(g - c0 / group);
+      l.lane_group[b * lanes + j] = static_cast<int32_t>((c0 + l.cols_per_lane * j) / group - c0 / group);
     }
   }
   l.one_group_per_block = group % l.block_cols == 0;
+}
+
+// out[i] = offset * the sum of q[i * kPerLane .. (i + 1) * kPerLane).
+template <int kPerLane>
+void lane_offsets(const int8_t* q, int64_t lanes, int32_t offset, int32_t* out) {
+  for (int64_t i = 0; i < lanes; ++i) {
+    int32_t sum = 0;
+    for (int k = 0; k < kPerLane; ++k) sum += q[i * kPerLane + k];
+    out[i] = offset * sum;
+  }
 }
 
 // Quantizes and lays out n tokens (the group map already built for these shapes).
@@ -96,15 +103,16 @@ void build(Q8Layout& l, const float* x, int64_t n, int64_t ldx) {
     } else {
       std::memcpy(dst, q.data(), static_cast<size_t>(k_pad));
     }
+    // Lane i holds columns [i * per_lane, (i + 1) * per_lane): whole lanes per group.
     float* ls = l.lane_scales.data() + t * l.blocks * lanes;
-    int32_t* lo = l.lane_offsets.data() + t * l.blocks * lanes;
-    const int32_t offset = l.int4 ? -8 : -128;
-    for (int64_t i = 0; i < l.blocks * lanes; ++i) {
-      ls[i] = s[static_cast<size_t>(l.lane_group_abs[i])];
-      int32_t sum = 0;
-      for (int64_t c = i * per_lane; c < (i + 1) * per_lane; ++c) sum += q[static_cast<size_t>(c)];
-      lo[i] = offset * sum;
+    const int64_t lanes_per_group = l.group / per_lane;
+    for (int64_t g = 0; g < groups; ++g) {
+      const int64_t i0 = g * lanes_per_group, i1 = std::min(l.blocks * lanes, i0 + lanes_per_group);
+      std::fill(ls + i0, ls + i1, s[static_cast<size_t>(g)]);
     }
+    int32_t* lo = l.lane_offsets.data() + t * l.blocks * lanes;
+    if (l.int4) lane_offsets<8>(q.data(), l.blocks * lanes, -8, lo);
+    else lane_offsets<4>(q.data(), l.blocks * lanes, -128, lo);
   }
 }
 

@@ -44,7 +44,6 @@ struct Q8Layout {
   // Per block: the first group the block touches, and per lane its group minus that one
   // (0 .. lanes - 1: a block spans at most 8 groups of 16 columns).
   std::vector<int32_t> first_group, lane_group;
-  std::vector<int32_t> lane_group_abs;  // per block and lane: the lane's group
 
   const int8_t* q_of(int64_t t, int64_t b) const { return q.data() + (t * blocks + b) * block_cols; }
   const float* scales_of(int64_t t, int64_t b) const { return lane_scales.data() + (t * blocks + b) * lanes; }
