@@ -68,6 +68,11 @@ void build_group_map(Q8Layout& l, int64_t K, int64_t group, int lanes, bool int4
   l.one_group_per_block = group % l.block_cols == 0;
 }
 
+template <class T>
+void grow(std::vector<T>& v, int64_t n) {
+  if (v.size() < static_cast<size_t>(n)) v.resize(static_cast<size_t>(n));
+}
+
 // out[i] = offset * the sum of q[i * kPerLane .. (i + 1) * kPerLane).
 template <int kPerLane>
 void lane_offsets(const int8_t* q, int64_t lanes, int32_t offset, int32_t* out) {
@@ -83,9 +88,10 @@ void build(Q8Layout& l, const float* x, int64_t n, int64_t ldx) {
   const int64_t K = l.K, lanes = l.lanes, k_pad = l.blocks * l.block_cols, per_lane = l.cols_per_lane;
   const int64_t groups = (k_pad + l.group - 1) / l.group, vec_bytes = 4 * lanes;
   l.n = n;
-  l.q.resize(static_cast<size_t>(n * k_pad));
-  l.lane_scales.resize(static_cast<size_t>(n * l.blocks * lanes));
-  l.lane_offsets.resize(static_cast<size_t>(n * l.blocks * lanes));
+  // Grown, never shrunk: a product of many tokens after one of few would zero the new tail.
+  grow(l.q, n * k_pad);
+  grow(l.lane_scales, n * l.blocks * lanes);
+  grow(l.lane_offsets, n * l.blocks * lanes);
   thread_local std::vector<int8_t> q;
   thread_local std::vector<float> s;
   q.resize(static_cast<size_t>(k_pad));
@@ -124,7 +130,7 @@ const Q8Layout& q8_layout(const float* x, int64_t n, int64_t ldx, int64_t K, int
   if (!same_shapes(layout, K, group, lanes, int4)) build_group_map(layout, K, group, lanes, int4);
   else if (same_activations(layout, copy, x, n, ldx)) return layout;
   build(layout, x, n, ldx);
-  copy.resize(static_cast<size_t>(n * K));
+  grow(copy, n * K);
   for (int64_t t = 0; t < n; ++t) std::memcpy(copy.data() + t * K, x + t * ldx, sizeof(float) * K);
   return layout;
 }
