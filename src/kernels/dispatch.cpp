@@ -53,7 +53,7 @@ const KernelTable& table_for(Isa isa) {
   DSV3_CHECK(supported(isa), "kernel path %s not supported by this CPU", isa_name(isa));
   switch (isa) {
     case Isa::Avx2: return cpu::avx2_table();
-    case Isa::Avx512: return cpu::avx512_table();
+    case Isa::Avx512: return cpu_features().avx512_vnni ? cpu::avx512_vnni_table() : cpu::avx512_table();
     default: return ref::table();
   }
 }

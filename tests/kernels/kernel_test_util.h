@@ -97,6 +97,8 @@ inline std::vector<NamedTable> fast_tables() {
     out.push_back({"avx512_emulated", &kernels::cpu::avx512_emulated_table()});
   }
   if (cpu_features().has_avx512_path()) out.push_back({"avx512", &kernels::cpu::avx512_table()});
+  if (cpu_features().has_avx512_path() && cpu_features().avx512_vnni)
+    out.push_back({"avx512_vnni", &kernels::cpu::avx512_vnni_table()});
   return out;
 }
 

@@ -1,13 +1,16 @@
 // The grouped integer formats (I8 int8, U8 packed int4, F16 scale per group) on every fast
-// table against the scalar oracle (LinearWeight::at, double accumulation), with the same
-// tolerance argument as the other formats (kernel_test_util.h); exact decoding of every
-// stored byte; batch invariance between the fused (decode) and tiled (prefill) paths; and the
-// quantizer's error bounds.
+// table against the scalar oracle (activations quantized per group to int8, exact integer
+// sums per group, double accumulation: kernels/q8_activations.h), with the same tolerance
+// argument as the other formats (kernel_test_util.h); the oracle itself against the float
+// product within the activation quantization's bound; the activation quantizer's rounding;
+// exact decoding of every stored byte; batch invariance between decode and prefill; the
+// VNNI and non-VNNI AVX-512 products bit for bit; and the weight quantizer's error bounds.
 
 #include <cmath>
 #include <random>
 
 #include "kernel_test_util.h"
+#include "kernels/q8_activations.h"
 #include "tensor/int_quant.h"
 
 using namespace dsv3;
@@ -52,13 +55,20 @@ void check_rows(const LinearWeight& w, int64_t n, uint32_t seed) {
   auto x = random_activations(n * w.cols, seed);
   std::vector<float> want(static_cast<size_t>(n * w.rows));
   oracle().matmul_rows(w, x.data(), n, w.cols, want.data(), w.rows, 0, w.rows);
+  // The fast paths round the products of the quantized values: sum |w * q * s| bounds them.
   std::vector<double> tol(want.size());
-  for (int64_t t = 0; t < n; ++t)
+  const int64_t groups = (w.cols + w.group_size - 1) / w.group_size;
+  std::vector<int8_t> q(static_cast<size_t>(w.cols));
+  std::vector<float> xs(static_cast<size_t>(groups));
+  for (int64_t t = 0; t < n; ++t) {
+    kernels::quantize_q8_row(x.data() + t * w.cols, w.cols, w.group_size, q.data(), xs.data());
     for (int64_t r = 0; r < w.rows; ++r) {
       double s = 0;
-      for (int64_t c = 0; c < w.cols; ++c) s += std::fabs(static_cast<double>(w.at(r, c)) * x[t * w.cols + c]);
-      tol[t * w.rows + r] = tolerance((w.cols + 7) / 8 + 4, s);
+      for (int64_t c = 0; c < w.cols; ++c) s += std::fabs(static_cast<double>(w.at(r, c)) * q[c] * xs[c / w.group_size]);
+      // Per lane one fma per block of >= 32 columns, the scale products, the hsum tree.
+      tol[t * w.rows + r] = tolerance((w.cols + 31) / 32 + 8, s);
     }
+  }
   for (const auto& [name, table] : fast_tables()) {
     std::vector<float> got(want.size(), NAN);
     table->matmul_rows(w, x.data(), n, w.cols, got.data(), w.rows, 0, w.rows);
@@ -92,7 +102,8 @@ TEST(IntKernels, OracleDecodesTheDocumentedLayout) {
 }
 
 TEST(IntKernels, DecodeIsExactForEveryByte) {
-  // Rows holding every byte value; x one-hot at column c: y[r] = w[r][c] * 1 exactly.
+  // Rows holding every byte value; x one-hot at column c with the value 127 (quantized to
+  // q = 127, scale exactly 1): y[r] = w[r][c] * 127, rounded once.
   for (int bits : {8, 4}) {
     const int64_t cols = bits == 8 ? 256 : 512, rows = 3;
     IntWeight tw = make_int_weight(bits, rows, cols, 32, 5);
@@ -103,10 +114,11 @@ TEST(IntKernels, DecodeIsExactForEveryByte) {
     for (const auto& [name, table] : fast_tables())
       for (int64_t c = 0; c < cols; ++c) {
         std::fill(x.begin(), x.end(), 0.0f);
-        x[static_cast<size_t>(c)] = 1.0f;
+        x[static_cast<size_t>(c)] = 127.0f;
         table->matmul_rows(w, x.data(), 1, cols, got.data(), rows, 0, rows);
         for (int64_t r = 0; r < rows; ++r)
-          ASSERT_EQ(got[static_cast<size_t>(r)], w.at(r, c)) << name << " bits " << bits << " row " << r << " col " << c;
+          ASSERT_EQ(got[static_cast<size_t>(r)], static_cast<float>(127.0 * w.at(r, c)))
+              << name << " bits " << bits << " row " << r << " col " << c;
       }
   }
 }
@@ -120,7 +132,7 @@ TEST(IntKernels, MatmulRowsShapesGroupsTokenCounts) {
   const Shape shapes[] = {{1, 1}, {7, 7}, {5, 33}, {13, 64}, {9, 129}, {24, 576}, {5, 2051}, {29, 1100}};
   uint32_t seed = 1;
   for (int bits : {8, 4})
-    for (int64_t group : {16, 32, 64, 128})
+    for (int64_t group : {16, 32, 48, 64, 128, 192})  // 48, 192: groups straddling the blocks
       for (const Shape& s : shapes)
         for (int64_t n : {1, 2, 3, 5, 8, 9, 37}) {
           IntWeight tw = make_int_weight(bits, s.rows, s.cols, group, seed++);
@@ -170,8 +182,8 @@ TEST(IntKernels, MatmulTransposedColumnRanges) {
 }
 
 TEST(IntKernels, SameBitsWhateverTheBatch) {
-  // Token t's row of a product with n tokens (fused up to 8, tiled above) equals the product
-  // with token t alone, bit for bit.
+  // Token t's row of a product with n tokens (4 at a time, rows in bands above 4) equals the
+  // product with token t alone, bit for bit.
   uint32_t seed = 1300;
   for (int bits : {8, 4})
     for (int64_t cols : {64, 1100, 2051}) {
@@ -246,4 +258,90 @@ TEST(IntKernels, QuantizerRoundsHalfToEven) {
   quantize_int_row(x, 16, 16, 8, q, &s);
   EXPECT_EQ(f16_to_f32(s), 1.0f);
   for (int i = 0; i < 16; ++i) EXPECT_EQ(static_cast<int8_t>(q[i]), want[i]) << i;
+}
+
+TEST(IntKernels, ActivationQuantizerRoundsHalfToEvenPerGroup) {
+  // Group 0: amax 127 -> s = 1, q = round_half_even(x). Group 1: amax 2 -> s = 2 / 127, each
+  // q within half a step. Group 2: zeros -> s = 0. Group 3: an infinity -> s = NaN, q = 0.
+  float x[64] = {127, 0.5f, 1.5f, 2.5f, -0.5f, -1.5f, -2.5f, 3.49f, 126.5f, -126.5f, -127, 0, 0, 0, 0, 0,
+                 2, -2, 1, 0.3f, -0.7f, 1e-7f};
+  x[48] = INFINITY;
+  x[49] = 1;
+  const int want0[11] = {127, 0, 2, 2, 0, -2, -2, 3, 126, -126, -127};
+  int8_t q[64];
+  float s[4];
+  kernels::quantize_q8_row(x, 64, 16, q, s);
+  EXPECT_EQ(s[0], 1.0f);
+  for (int i = 0; i < 11; ++i) EXPECT_EQ(q[i], want0[i]) << i;
+  EXPECT_EQ(s[1], 2.0f / 127);
+  for (int i = 16; i < 32; ++i) {
+    EXPECT_LE(std::fabs(q[i] * static_cast<double>(s[1]) - x[i]), 0.5 * s[1] * (1 + 1e-6)) << i;
+    EXPECT_LE(std::abs(q[i]), 127);
+  }
+  EXPECT_EQ(q[16], 127);
+  EXPECT_EQ(q[17], -127);
+  EXPECT_EQ(s[2], 0.0f);
+  for (int i = 32; i < 48; ++i) EXPECT_EQ(q[i], 0);
+  EXPECT_TRUE(std::isnan(s[3]));
+  for (int i = 48; i < 64; ++i) EXPECT_EQ(q[i], 0);
+}
+
+TEST(IntKernels, NonFiniteActivationsGiveNaN) {
+  IntWeight tw = make_int_weight(8, 3, 100, 32, 77);
+  auto x = random_activations(100, 78);
+  x[40] = NAN;
+  std::vector<float> y(3);
+  for (const auto& [name, table] : fast_tables()) {
+    table->matmul_rows(tw.view, x.data(), 1, 100, y.data(), 3, 0, 3);
+    for (float v : y) EXPECT_TRUE(std::isnan(v)) << name;
+  }
+}
+
+TEST(IntKernels, OracleWithinTheActivationQuantizationBoundOfTheFloatProduct) {
+  // Independent of the oracle's own code: |y_q8 - sum w * x| <= sum_c |w_c| * s_g / 2 (each
+  // activation moves by at most half its group's step), plus float rounding.
+  uint32_t seed = 2000;
+  for (int bits : {8, 4})
+    for (int64_t group : {16, 64, 128}) {
+      IntWeight tw = make_int_weight(bits, 17, 777, group, seed++);
+      const LinearWeight& w = tw.view;
+      const int64_t n = 3;
+      auto x = random_activations(n * w.cols, seed++);
+      std::vector<float> got(static_cast<size_t>(n * w.rows));
+      oracle().matmul_rows(w, x.data(), n, w.cols, got.data(), w.rows, 0, w.rows);
+      for (int64_t t = 0; t < n; ++t) {
+        const float* xt = x.data() + t * w.cols;
+        for (int64_t r = 0; r < w.rows; ++r) {
+          double exact = 0, bound = 0, sum_abs = 0;
+          for (int64_t c = 0; c < w.cols; ++c) {
+            double amax = 0;
+            for (int64_t k = c / group * group; k < std::min(w.cols, (c / group + 1) * group); ++k)
+              amax = std::max(amax, std::fabs(static_cast<double>(xt[k])));
+            exact += static_cast<double>(w.at(r, c)) * xt[c];
+            bound += std::fabs(w.at(r, c)) * amax / 127 / 2;
+            sum_abs += std::fabs(static_cast<double>(w.at(r, c)) * xt[c]);
+          }
+          EXPECT_LE(std::fabs(got[t * w.rows + r] - exact), bound * (1 + 1e-5) + sum_abs * 1e-6)
+              << label(w, n) << " token " << t << " row " << r;
+        }
+      }
+    }
+}
+
+TEST(IntKernels, VnniAndPlainAvx512GiveTheSameBits) {
+  // The integer sums are exact on both, and the float steps are the same.
+  if (!cpu_features().has_avx512_path() || !cpu_features().avx512_vnni) GTEST_SKIP() << "needs AVX512-VNNI";
+  uint32_t seed = 3000;
+  for (int bits : {8, 4})
+    for (int64_t group : {16, 32, 64, 128, 192})
+      for (int64_t cols : {64, 129, 2051}) {
+        IntWeight tw = make_int_weight(bits, 21, cols, group, seed++);
+        for (int64_t n : {1, 3, 9}) {
+          auto x = random_activations(n * cols, seed++);
+          std::vector<float> a(static_cast<size_t>(n * 21)), b(a.size());
+          kernels::cpu::avx512_table().matmul_rows(tw.view, x.data(), n, cols, a.data(), 21, 0, 21);
+          kernels::cpu::avx512_vnni_table().matmul_rows(tw.view, x.data(), n, cols, b.data(), 21, 0, 21);
+          ASSERT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0) << label(tw.view, n);
+        }
+      }
 }

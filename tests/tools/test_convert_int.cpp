@@ -172,10 +172,29 @@ TEST(ConvertInt, ConvertedModelsRunOnEveryPathAsOnTheOracleWithMtp) {
     ASSERT_TRUE(m.ok()) << m.error().message();
     ASSERT_TRUE(kernels::select_isa(kernels::Isa::Scalar).ok());
     const auto want = prefill_logits(**m, prompt);
+    const int64_t V = (*m)->vocab_size();
+    const size_t P = prompt.size();
+    auto argmax = [&](const float* v) { return std::max_element(v, v + V) - v; };
+    // Integer products quantize their activations per group (kernels/q8_activations.h), so
+    // the paths cannot agree bit for bit as with float weights: where the other kernels'
+    // last-bit differences put an activation on a rounding boundary, it rounds one step apart
+    // on two paths (~1% of its group's largest value), and that moves the logits of its
+    // position and, through the cache, of the later ones by a few hundredths (measured here
+    // 0.03-0.12), or flips an expert choice. So, per path: most positions within 0.15 of the
+    // oracle, the argmax kept at >= 90% of positions. A wrong product is off everywhere.
     for (kernels::Isa isa : kernels::supported_isas()) {
       ASSERT_TRUE(kernels::select_isa(isa).ok());
       const auto got = prefill_logits(**m, prompt);
-      EXPECT_LE(dsv3::test::max_abs_diff(got, want).max_abs, 1e-3) << kernels::isa_name(isa);
+      std::vector<float> per_position(P);
+      size_t same_argmax = 0;
+      for (size_t p = 0; p < P; ++p) {
+        for (int64_t v = 0; v < V; ++v)
+          per_position[p] = std::max(per_position[p], std::fabs(got[p * V + v] - want[p * V + v]));
+        same_argmax += argmax(got.data() + p * V) == argmax(want.data() + p * V);
+      }
+      std::sort(per_position.begin(), per_position.end());
+      EXPECT_LE(per_position[P / 2], 0.15) << kernels::isa_name(isa) << " median per-position difference";
+      EXPECT_GE(same_argmax * 10, P * 9) << kernels::isa_name(isa);
     }
     (void)kernels::select_isa(kernels::best_isa());
     // Quality against DeepSeek's reference on the FP8 weights: int8 keeps the argmax nearly
@@ -183,7 +202,6 @@ TEST(ConvertInt, ConvertedModelsRunOnEveryPathAsOnTheOracleWithMtp) {
     // spread over 2^15 of dynamic range in a group, which 16 levels cannot follow; the
     // trained default model is where formats are judged, docs/quality.md.)
     const auto ref = golden.f32("logits.2");
-    const int64_t V = (*m)->vocab_size();
     int agree = 0;
     for (size_t p = 0; p < prompt.size(); ++p) {
       auto am = [&](const float* v) { return std::max_element(v, v + V) - v; };

@@ -15,6 +15,7 @@
 #include "base/result.h"
 #include "kernels/cpu/tables.h"
 #include "kernels/cpu/target_region.h"
+#include "kernels/q8_activations.h"
 #include "kernels/scratch.h"
 #include "tensor/linear_weight.h"
 
@@ -31,6 +32,11 @@ namespace {
 #include "kernels/cpu/simd_matmul_transposed.inl"
 #include "kernels/cpu/simd_elementwise.inl"
 #include "kernels/cpu/simd_probe.inl"
+
+template <>
+struct IntKernelOf<VecAvx2x2> {
+  using type = MatmulInt<VecAvx2>;
+};
 }  // namespace
 
 const KernelTable& avx2_table() {

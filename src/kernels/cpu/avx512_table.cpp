@@ -21,6 +21,7 @@
 #include "base/result.h"
 #include "kernels/cpu/tables.h"
 #include "kernels/cpu/target_region.h"
+#include "kernels/q8_activations.h"
 #include "kernels/scratch.h"
 #include "tensor/linear_weight.h"
 

@@ -3,97 +3,243 @@
 // Included inside a target region after simd_weights.inl and before simd_matmul_rows.inl,
 // whose MatmulRows::run hands these weights here.
 //
-// Same reduction order as the BF16 / F16 / F32 paths (simd_matmul_rows.inl): per (t, r) one
-// accumulator of L lanes, fma(w[r, c], x[t, c]) over the full vectors in increasing c, then
-// the tail vector (w zero-padded, x masked), then V::hsum; the weights multiplied are q * scale
-// rounded to float, bit-identical on every path (simd_weights.inl dequant_segment). So
-//   - decode (n <= kFusedMaxTokens): the fused path below, weights decoded in registers
-//     straight from the stored bytes (1 or 0.5 byte per weight streamed instead of 2 for BF16);
-//   - prefill: MatmulRows' tiled path (panels dequantized once into an f32 tile, reused by
-//     every token of the block);
-// give the same bits for a row and token, whatever the batch.
-// Group sizes are multiples of 16 (config validation), so no vector straddles two groups.
+// Integer dot products on int8 activations (kernels/q8_activations.h has the numerics): the
+// activations are quantized per group once per product, each 4 * L weight bytes multiply
+// their activation bytes in one unsigned x signed byte dot product into L int32 lanes
+// (vpdpbusd with AVX512-VNNI; vpmaddubsw + vpmaddwd otherwise, which never saturates here),
+// and each lane's exact integer sum per block goes to float once: times the lane's weight
+// scale times its activation scale, added into a float accumulator. So a weight byte costs
+// about a quarter of an instruction instead of the three or four of decoding it to float.
+//   int8: with VNNI, the bytes read as unsigned q + 128 (one xor), the 128s taken back out as
+//         int4's 8s below; without, |q| times x with q's sign (vpmaddubsw would saturate);
+//   int4: the nibbles read as unsigned q + 8 (one xor of the byte), low nibbles against the
+//         block's even columns, high ones against its odd ones (the activations are laid out
+//         so), the 8s taken back out by starting each lane at -8 * sum of its activations.
+//
+// THE REDUCTION ORDER (batch invariance). For every (t, r), one float accumulator of L lanes
+// starts at +0 and takes, block by block in increasing column order, fma(float(lane's integer
+// sum over the block), sw * sx, acc); then V::hsum. The integer sums are exact, so the only
+// roundings are these, whatever the number of tokens or rows computed together: decode and
+// prefill, every band and thread split, give the same bits per token. (Different from the
+// 8-lane tables' order: paths differ in the last bits, each within the oracle's tolerance.)
+
+template <int L, bool kVnni>
+struct IntOps;
+
+template <bool kVnni>
+struct IntOps<16, kVnni> {
+  using I = __m512i;
+  using F = __m512;
+  static I load(const void* p) { return _mm512_loadu_si512(p); }
+  static I zero() { return _mm512_setzero_si512(); }
+  static I bytes(char b) { return _mm512_set1_epi8(b); }
+  static I and_(I a, I b) { return _mm512_and_si512(a, b); }
+  static I xor_(I a, I b) { return _mm512_xor_si512(a, b); }
+  static I srl16(I a, int n) { return _mm512_srli_epi16(a, n); }
+  static I abs8(I a) { return _mm512_abs_epi8(a); }
+  // x with the sign of w (0 where w is 0 is not needed: |w| is 0 there).
+  static I sign_of(I x, I w) { return _mm512_mask_sub_epi8(x, _mm512_movepi8_mask(w), _mm512_setzero_si512(), x); }
+  // acc + sum over each lane's 4 bytes of u (unsigned) * s (signed).
+  static I dot(I acc, I u, I s) {
+    if constexpr (kVnni) {
+      return _mm512_dpbusd_epi32(acc, u, s);
+    } else {
+      const I pairs = _mm512_maddubs_epi16(u, s);  // |u * s| pairs <= 2 * 128 * 127 < 2^15
+      return _mm512_add_epi32(acc, _mm512_madd_epi16(pairs, _mm512_set1_epi16(1)));
+    }
+  }
+  static F to_float(I a) { return _mm512_cvtepi32_ps(a); }
+  static F permute(I idx, F v) { return _mm512_permutexvar_ps(idx, v); }
+  // 16 F16 scales (n of them real, the rest 0) as floats.
+  static void scales_to_f32(const uint16_t* p, int64_t n, float* out) {
+    const __mmask16 m = static_cast<__mmask16>(n >= 16 ? 0xFFFF : n <= 0 ? 0 : (1u << n) - 1);
+    _mm512_storeu_ps(out, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)));
+  }
+};
+
+template <bool kVnni>
+struct IntOps<8, kVnni> {
+  static_assert(!kVnni, "the 8-lane path has no VNNI variant");
+  using I = __m256i;
+  using F = __m256;
+  static I load(const void* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  static I zero() { return _mm256_setzero_si256(); }
+  static I bytes(char b) { return _mm256_set1_epi8(b); }
+  static I and_(I a, I b) { return _mm256_and_si256(a, b); }
+  static I xor_(I a, I b) { return _mm256_xor_si256(a, b); }
+  static I srl16(I a, int n) { return _mm256_srli_epi16(a, n); }
+  static I abs8(I a) { return _mm256_abs_epi8(a); }
+  static I sign_of(I x, I w) { return _mm256_sign_epi8(x, w); }
+  static I dot(I acc, I u, I s) {
+    const I pairs = _mm256_maddubs_epi16(u, s);
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+  }
+  static F to_float(I a) { return _mm256_cvtepi32_ps(a); }
+  static F permute(I idx, F v) { return _mm256_permutevar8x32_ps(v, idx); }
+  static void scales_to_f32(const uint16_t* p, int64_t n, float* out) {
+    alignas(16) uint16_t h[8] = {};
+    if (n > 0) std::memcpy(h, p, static_cast<size_t>(std::min<int64_t>(n, 8)) * 2);
+    _mm256_storeu_ps(out, _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(h))));
+  }
+};
 
 template <class V>
 struct MatmulRows;
 
-template <class V>
+template <class V, bool kVnni = false>
 struct MatmulInt {
   using F = typename V::F;
-  using D = IntDecode<V>;
   static constexpr int L = V::kLanes;
-  static constexpr int kFusedMaxTokens = 8;
-  // Rows per step: T * R accumulators, R weight vectors, R scales and an x vector in the
-  // registers (16 on AVX2, 32 on AVX-512).
+  using IO = IntOps<L, kVnni>;
+  using I = typename IO::I;
+  static constexpr int64_t kVecBytes = 4 * L;
+  static constexpr int kMaxTokens = 4;  // tokens per pass over a band of rows
+  // Rows per step: T * R float accumulators, R decoded weights (2 for int4), R scale vectors
+  // and a few activation vectors in the registers (16 on AVX2, 32 on AVX-512).
   template <int T>
-  static constexpr int kRows = std::clamp((L == 8 ? 12 : 26) / (T + 2), 1, 4);
+  static constexpr int kRows = std::clamp((L == 8 ? 9 : 24) / (T + 3), 1, 4);
+  // Prefill: rows in bands of about this many weight bytes, swept by every token (L2).
+  static constexpr int64_t kBandBytes = 256 << 10;
 
-  // Rows r .. r + R - 1, all T tokens: y[t * ldy + i].
-  template <bool kInt4, int T, int R>
-  static void rows_step(const LinearWeight& w, int64_t r, const float* x, int64_t ldx, float* y, int64_t ldy) {
-    const int64_t K = w.cols, k_full = K - K % L, G = w.group_size;
-    // Bytes of one vector's weights, and the prefetch distance ahead of the read (in bytes).
-    constexpr int64_t kVecBytes = kInt4 ? L / 2 : L;
-    constexpr int64_t kAhead = 1024;
+  // Rows r .. r + R - 1, tokens t0 .. t0 + T - 1 of the layout.
+  template <bool kInt4, bool kOneGroup, int T, int R>
+  static void rows_step(const LinearWeight& w, const Q8Layout& xl, int64_t t0, int64_t r, float* y, int64_t ldy,
+                        float* scale_buf, int64_t scale_ld) {
+    const int64_t row_bytes = w.row_bytes(), groups = w.groups_per_row();
     const uint8_t* rows[R];
-    const uint16_t* scales[R];
-    for (int i = 0; i < R; ++i) rows[i] = w.row_ptr(r + i), scales[i] = w.row_group_scales(r + i);
+    float* sf[R];
+    for (int i = 0; i < R; ++i) {
+      rows[i] = w.row_ptr(r + i);
+      sf[i] = scale_buf + i * scale_ld;
+      const uint16_t* sh = w.row_group_scales(r + i);
+      for (int64_t g = 0; g < scale_ld; g += L) IO::scales_to_f32(sh + g, groups - g, sf[i] + g);
+    }
     F acc[T][R];
     for (int t = 0; t < T; ++t)
       for (int i = 0; i < R; ++i) acc[t][i] = V::zero();
-    for (int64_t g0 = 0; g0 < k_full; g0 += G) {
-      const int64_t g1 = std::min(g0 + G, k_full);
-      F s[R];
-      for (int i = 0; i < R; ++i) s[i] = V::set1(D::scale(scales[i][g0 / G]));
-      for (int64_t k = g0; k < g1; k += L) {
-        const int64_t byte = kInt4 ? k / 2 : k;
-        if (byte % 64 < kVecBytes)
-          for (int i = 0; i < R; ++i) _mm_prefetch(reinterpret_cast<const char*>(rows[i]) + byte + kAhead, _MM_HINT_T0);
-        F wv[R];
-        for (int i = 0; i < R; ++i) wv[i] = V::mul(kInt4 ? D::int4(rows[i] + k / 2) : D::int8(rows[i] + k), s[i]);
-        for (int t = 0; t < T; ++t) {
-          const F xv = V::load(x + t * ldx + k);
-          for (int i = 0; i < R; ++i) acc[t][i] = V::fma(wv[i], xv, acc[t][i]);
+    const int64_t full = row_bytes / kVecBytes;  // blocks read in place; the last one may be copied
+    alignas(64) uint8_t tail[R][kVecBytes];
+    for (int64_t b = 0; b < xl.blocks; ++b) {
+      const uint8_t* src[R];
+      if (b < full) {
+        // The same bytes of the next step's rows (rows are consecutive in memory): the
+        // hardware prefetchers alone lag on R interleaved short row streams (as in
+        // simd_matmul_rows.inl).
+        for (int i = 0; i < R; ++i) {
+          src[i] = rows[i] + b * kVecBytes;
+          _mm_prefetch(reinterpret_cast<const char*>(src[i]) + R * row_bytes, _MM_HINT_T0);
+        }
+      } else {  // past the row's end: its bytes, zero-padded (the activations there are 0)
+        for (int i = 0; i < R; ++i) {
+          std::memset(tail[i], 0, kVecBytes);
+          std::memcpy(tail[i], rows[i] + b * kVecBytes, static_cast<size_t>(row_bytes - b * kVecBytes));
+          src[i] = tail[i];
         }
       }
-    }
-    if (k_full < K) {  // the tail vector: w zero-padded, x masked
+      const int64_t g0 = xl.first_group[b];
+      I idx;
+      if constexpr (!kOneGroup) idx = IO::load(xl.lane_group.data() + b * L);
+      I wa[R], wb[R];  // int8: q + 128 (VNNI), or |q| and q; int4: low and high nibbles as q + 8
+      F sw[R];
       for (int i = 0; i < R; ++i) {
-        alignas(64) float tail[L];
-        WeightDecode<V>::dequant_segment(w, r + i, k_full, K, L, tail);
-        const F wv = V::load(tail);
-        for (int t = 0; t < T; ++t)
-          acc[t][i] = V::fma(wv, V::load_partial(x + t * ldx + k_full, static_cast<int>(K - k_full)), acc[t][i]);
+        const I v = IO::load(src[i]);
+        if constexpr (kInt4) {
+          const I u = IO::xor_(v, IO::bytes(static_cast<char>(0x88)));
+          wa[i] = IO::and_(u, IO::bytes(0x0F));
+          wb[i] = IO::and_(IO::srl16(u, 4), IO::bytes(0x0F));
+        } else if constexpr (kVnni) {
+          wa[i] = IO::xor_(v, IO::bytes(static_cast<char>(0x80)));
+        } else {
+          wa[i] = IO::abs8(v);
+          wb[i] = v;
+        }
+        if constexpr (kOneGroup) sw[i] = V::set1(sf[i][g0]);
+        else sw[i] = IO::permute(idx, V::load(sf[i] + g0));
+      }
+      for (int t = 0; t < T; ++t) {
+        const int8_t* xq = xl.q_of(t0 + t, b);
+        const F sx = V::load(xl.scales_of(t0 + t, b));
+        if constexpr (kInt4) {
+          const I xe = IO::load(xq), xo = IO::load(xq + kVecBytes);
+          const I start = IO::load(xl.offsets_of(t0 + t, b));
+          for (int i = 0; i < R; ++i) {
+            const I s = IO::dot(IO::dot(start, wa[i], xe), wb[i], xo);
+            acc[t][i] = V::fma(IO::to_float(s), V::mul(sw[i], sx), acc[t][i]);
+          }
+        } else if constexpr (kVnni) {  // vpdpbusd does not saturate: q + 128 against x directly
+          const I xv = IO::load(xq), start = IO::load(xl.offsets_of(t0 + t, b));
+          for (int i = 0; i < R; ++i) {
+            const I s = IO::dot(start, wa[i], xv);
+            acc[t][i] = V::fma(IO::to_float(s), V::mul(sw[i], sx), acc[t][i]);
+          }
+        } else {  // vpmaddubsw would saturate on q + 128: |q| against x with q's sign
+          const I xv = IO::load(xq);
+          for (int i = 0; i < R; ++i) {
+            const I s = IO::dot(IO::zero(), wa[i], IO::sign_of(xv, wb[i]));
+            acc[t][i] = V::fma(IO::to_float(s), V::mul(sw[i], sx), acc[t][i]);
+          }
+        }
       }
     }
     for (int t = 0; t < T; ++t)
       for (int i = 0; i < R; ++i) y[t * ldy + i] = V::hsum(acc[t][i]);
   }
 
+  // Rows [r0, r1) for tokens t0 .. t0 + T - 1.
   template <bool kInt4, int T>
-  static void fused(const LinearWeight& w, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t r0, int64_t r1) {
-    constexpr int R = kRows<T>;
-    int64_t r = r0;
-    for (; r + R <= r1; r += R) rows_step<kInt4, T, R>(w, r, x, ldx, y + (r - r0), ldy);
-    for (; r < r1; ++r) rows_step<kInt4, T, 1>(w, r, x, ldx, y + (r - r0), ldy);
+  static void rows_range(const LinearWeight& w, const Q8Layout& xl, int64_t t0, int64_t r0, int64_t r1, float* y,
+                         int64_t ldy, float* scale_buf, int64_t scale_ld) {
+    if (xl.one_group_per_block) rows_range_g<kInt4, true, T>(w, xl, t0, r0, r1, y, ldy, scale_buf, scale_ld);
+    else rows_range_g<kInt4, false, T>(w, xl, t0, r0, r1, y, ldy, scale_buf, scale_ld);
   }
 
-  // fused<T'> for T' = n (1 <= n <= kFusedMaxTokens).
+  template <bool kInt4, bool kOneGroup, int T>
+  static void rows_range_g(const LinearWeight& w, const Q8Layout& xl, int64_t t0, int64_t r0, int64_t r1, float* y,
+                           int64_t ldy, float* scale_buf, int64_t scale_ld) {
+    constexpr int R = kRows<T>;
+    int64_t r = r0;
+    for (; r + R <= r1; r += R) rows_step<kInt4, kOneGroup, T, R>(w, xl, t0, r, y + (r - r0), ldy, scale_buf, scale_ld);
+    for (; r < r1; ++r) rows_step<kInt4, kOneGroup, T, 1>(w, xl, t0, r, y + (r - r0), ldy, scale_buf, scale_ld);
+  }
+
+  // rows_range<T'> for T' = n (1 <= n <= kMaxTokens).
   template <bool kInt4, int T = 1>
-  static void fused_n(int64_t n, const LinearWeight& w, const float* x, int64_t ldx, float* y, int64_t ldy, int64_t r0,
-                      int64_t r1) {
-    if constexpr (T < kFusedMaxTokens)
-      if (n > T) return fused_n<kInt4, T + 1>(n, w, x, ldx, y, ldy, r0, r1);
-    fused<kInt4, T>(w, x, ldx, y, ldy, r0, r1);
+  static void rows_range_n(int64_t n, const LinearWeight& w, const Q8Layout& xl, int64_t t0, int64_t r0, int64_t r1,
+                           float* y, int64_t ldy, float* scale_buf, int64_t scale_ld) {
+    if constexpr (T < kMaxTokens)
+      if (n > T) return rows_range_n<kInt4, T + 1>(n, w, xl, t0, r0, r1, y, ldy, scale_buf, scale_ld);
+    rows_range<kInt4, T>(w, xl, t0, r0, r1, y, ldy, scale_buf, scale_ld);
+  }
+
+  template <bool kInt4>
+  static void run_format(const LinearWeight& w, const float* x, int64_t n, int64_t ldx, float* y, int64_t ldy,
+                         int64_t r0, int64_t r1) {
+    const Q8Layout& xl = q8_layout(x, n, ldx, w.cols, w.group_size, L, kInt4);
+    // Row scales as floats, padded so that a vector load at any block's first group stays
+    // inside (and reads zeros past the last group).
+    const int64_t scale_ld = (w.groups_per_row() + 2 * L - 1) / L * L;
+    float* scale_buf = thread_scratch(ScratchSlot::WeightTile, static_cast<size_t>(4 * scale_ld));
+    const int64_t band = n <= kMaxTokens ? r1 - r0 : std::max<int64_t>(16, kBandBytes / w.row_bytes() / 16 * 16);
+    for (int64_t b0 = r0; b0 < r1; b0 += band) {
+      const int64_t b1 = std::min(r1, b0 + band);
+      for (int64_t t = 0; t < n; t += kMaxTokens)
+        rows_range_n<kInt4>(std::min<int64_t>(kMaxTokens, n - t), w, xl, t, b0, b1, y + t * ldy + (b0 - r0), ldy,
+                            scale_buf, scale_ld);
+    }
   }
 
   static void run(const LinearWeight& w, const float* x, int64_t n, int64_t ldx, float* y, int64_t ldy, int64_t r0,
                   int64_t r1) {
     DSV3_CHECK(w.group_size > 0 && w.group_size % 16 == 0, "int weight with group size %lld",
                static_cast<long long>(w.group_size));
-    if (n > kFusedMaxTokens) return MatmulRows<V>::tiled(w, x, n, ldx, y, ldy, r0, r1);
-    // Up to kFusedMaxTokens tokens at a time; rows of a chunk of tokens stream once.
-    if (w.is_int4()) fused_n<true>(n, w, x, ldx, y, ldy, r0, r1);
-    else fused_n<false>(n, w, x, ldx, y, ldy, r0, r1);
+    if (w.is_int4()) run_format<true>(w, x, n, ldx, y, ldy, r0, r1);
+    else run_format<false>(w, x, n, ldx, y, ldy, r0, r1);
   }
+};
+
+// The integer kernel of a Vec type: its own, but for the 16-lane emulation on AVX2 (no 512-bit
+// integer registers to pair up), which takes the 8-lane one (avx2_table.cpp).
+template <class V>
+struct IntKernelOf {
+  using type = MatmulInt<V>;
 };

@@ -314,7 +314,7 @@ struct MatmulRows {
                   int64_t r1) {
     if (n <= 0 || r1 <= r0) return;
     if (w.is_fp8()) return MatmulFp8<V>::run(w, x, n, ldx, y, ldy, r0, r1);
-    if (w.is_grouped_int()) return MatmulInt<V>::run(w, x, n, ldx, y, ldy, r0, r1);  // simd_matmul_int.inl
+    if (w.is_grouped_int()) return IntKernelOf<V>::type::run(w, x, n, ldx, y, ldy, r0, r1);  // simd_matmul_int.inl
     if (n <= kFusedAllTokensUpTo) {
       switch (w.dtype) {
         case DType::BF16: return fused<DType::BF16>(w, x, n, ldx, y, ldy, r0, r1);

@@ -16,6 +16,9 @@ const KernelTable& avx2_table();
 const KernelTable& avx512_emulated_table();
 // AVX-512 F/BW/VL/DQ, 16 lanes.
 const KernelTable& avx512_table();
+// avx512_table() with the grouped-int products on AVX512-VNNI's vpdpbusd: the same bits (the
+// integer sums are exact either way), fewer instructions. The CPU must have avx512_vnni.
+const KernelTable& avx512_vnni_table();
 
 // Inner loops of the machine probes (kernels/probe.h), per path.
 struct ProbeKernels {

@@ -24,5 +24,6 @@
 // The instruction sets of each path, one string each so that every file agrees.
 #define DSV3_ISA_AVX2 "avx2,fma,f16c"
 #define DSV3_ISA_AVX512 "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq"
+#define DSV3_ISA_AVX512_VNNI "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni"
 #define DSV3_ISA_AVX512_BF16 "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512bf16"
 #define DSV3_ISA_AMX "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,amx-tile,amx-bf16"

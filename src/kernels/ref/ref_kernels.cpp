@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "kernels/kernel_table.h"
+#include "kernels/q8_activations.h"
 
 namespace dsv3::kernels::ref {
 namespace {
@@ -15,8 +16,33 @@ void dequant_row(const LinearWeight& w, int64_t r, int64_t c0, int64_t c1, float
   for (int64_t c = c0; c < c1; ++c) out[c - c0] = w.at(r, c);
 }
 
+// Grouped integer weights: activations quantized per group (q8_activations.h), exact integer
+// sums per group, combined in double.
+void matmul_rows_q8(const LinearWeight& w, const float* x, int64_t n, int64_t ldx, float* y, int64_t ldy, int64_t r0,
+                    int64_t r1) {
+  const int64_t K = w.cols, G = w.group_size, groups = (K + G - 1) / G;
+  std::vector<int8_t> q(static_cast<size_t>(n * K));
+  std::vector<float> s(static_cast<size_t>(n * groups));
+  for (int64_t t = 0; t < n; ++t) quantize_q8_row(x + t * ldx, K, G, q.data() + t * K, s.data() + t * groups);
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* row = w.row_ptr(r);
+    const uint16_t* sw = w.row_group_scales(r);
+    for (int64_t t = 0; t < n; ++t) {
+      double acc = 0.0;
+      for (int64_t g = 0; g < groups; ++g) {
+        int64_t sum = 0;
+        for (int64_t c = g * G; c < std::min(K, (g + 1) * G); ++c)
+          sum += (w.is_int4() ? int4_at(row, c) : static_cast<int8_t>(row[c])) * int64_t{q[t * K + c]};
+        acc += static_cast<double>(sum) * f16_to_f32(sw[g]) * s[t * groups + g];
+      }
+      y[t * ldy + (r - r0)] = static_cast<float>(acc);
+    }
+  }
+}
+
 void matmul_rows(const LinearWeight& w, const float* x, int64_t n, int64_t ldx, float* y, int64_t ldy, int64_t r0,
                  int64_t r1) {
+  if (w.is_grouped_int()) return matmul_rows_q8(w, x, n, ldx, y, ldy, r0, r1);
   std::vector<float> row(static_cast<size_t>(w.cols));
   for (int64_t r = r0; r < r1; ++r) {
     dequant_row(w, r, 0, w.cols, row.data());
