@@ -10,6 +10,7 @@
 
 #include "base/result.h"
 #include "grammar/json_matcher.h"
+#include "grammar/output_constraint.h"
 #include "grammar/token_mask.h"
 
 namespace dsv3::grammar {
@@ -25,15 +26,15 @@ struct JsonGrammar {
 // only tokens after which the shortest completion, one byte per token, and the end token fit
 // in the tokens left. A budget too small for the shortest value from the start cannot be kept;
 // the output is then cut at the budget like any other.
-class TokenConstraint {
+class TokenConstraint : public OutputConstraint {
  public:
   // max_tokens <= 0: no budget.
   TokenConstraint(std::shared_ptr<const JsonGrammar> grammar, int64_t max_tokens);
   // The tokens allowed next (computed once per position).
-  const TokenMask& allowed();
+  const TokenMask& allowed() override;
   // Feeds a generated token. Error when the mask did not allow it.
-  Status accept(int32_t token);
-  bool complete() const { return matcher_.complete(); }
+  Status accept(int32_t token) override;
+  bool complete() const override { return matcher_.complete(); }
 
  private:
   std::shared_ptr<const JsonGrammar> grammar_;

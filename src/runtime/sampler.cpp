@@ -177,6 +177,8 @@ class Restriction {
 
 Sampler::Sampler(const SamplingParams& params, int64_t max_tokens) : params_(params), rng_(params.seed) {
   if (params_.grammar) constraint_ = std::make_unique<grammar::TokenConstraint>(params_.grammar, max_tokens);
+  else if (params_.tool_call_grammar)
+    constraint_ = std::make_unique<grammar::ToolCallConstraint>(params_.tool_call_grammar, max_tokens);
 }
 
 const float* Sampler::process(const float* logits, int64_t vocab, std::vector<float>& scratch) {

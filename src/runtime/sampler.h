@@ -13,6 +13,7 @@
 #include "base/random.h"
 #include "base/result.h"
 #include "grammar/token_constraint.h"
+#include "grammar/tool_call_constraint.h"
 
 namespace dsv3 {
 
@@ -29,8 +30,12 @@ struct SamplingParams {
   // Constrained decoding: only tokens that keep the output valid JSON for this grammar's
   // schema (OpenAI response_format), and the end tokens once the value is complete.
   std::shared_ptr<const grammar::JsonGrammar> grammar;
+  // Or: the output is one tool call in the model's markup, its arguments a value of the
+  // tool's parameter schema (tool_choice "required" or a named function).
+  std::shared_ptr<const grammar::ToolCallGrammar> tool_call_grammar;
   bool has_logit_processing() const {
-    return !logit_bias.empty() || presence_penalty != 0.0f || frequency_penalty != 0.0f || grammar;
+    return !logit_bias.empty() || presence_penalty != 0.0f || frequency_penalty != 0.0f || grammar ||
+           tool_call_grammar;
   }
 };
 
@@ -80,7 +85,7 @@ class Sampler {
   SamplingParams params_;
   Xoshiro256 rng_;
   std::map<int32_t, int> counts_;  // generated tokens, when a penalty is set
-  std::unique_ptr<grammar::TokenConstraint> constraint_;  // with params.grammar
+  std::unique_ptr<grammar::OutputConstraint> constraint_;  // with params.grammar or tool_call_grammar
 };
 
 // The tokens a draw with these params can return, ascending: at temperature 0 the argmax;
