@@ -90,12 +90,24 @@ void ChoiceStream::route(const std::string& text, ChoiceDelta& d, bool final) {
     for (auto& c : f.calls) t.calls.push_back(std::move(c));
   }
   d.content += t.content;
+  // The same id for a call's pieces and its whole form: its index and name.
+  auto id_of = [](size_t index, const std::string& name) { return str_f("call_%zu_%s", index, name.c_str()); };
+  for (const ToolCallPiece& p : t.pieces) {
+    if (p.opens) {
+      d.tool_calls.push_back(Json{{"index", p.call},
+                                  {"id", id_of(p.call, p.name)},
+                                  {"type", "function"},
+                                  {"function", {{"name", p.name}, {"arguments", p.arguments}}}});
+    } else {
+      d.tool_calls.push_back(Json{{"index", p.call}, {"function", {{"arguments", p.arguments}}}});
+    }
+  }
   for (const ParsedToolCall& c : t.calls) {
-    const size_t index = emitted_.tool_calls.size() + d.tool_calls.size();
-    d.tool_calls.push_back(Json{{"index", index},
-                                {"id", str_f("call_%zu_%s", index, c.name.c_str())},
-                                {"type", "function"},
-                                {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
+    const size_t index = calls_.size();
+    calls_.push_back(Json{{"index", index},
+                          {"id", id_of(index, c.name)},
+                          {"type", "function"},
+                          {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
   }
 }
 

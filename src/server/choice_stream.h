@@ -22,8 +22,9 @@ struct ChoiceDelta {
   std::string content;
   std::string reasoning;
   Json logprobs = Json::array();  // chat-format entries for the tokens of this delta
-  // Tool calls completed in this delta, as OpenAI's stream writes them:
-  // {"index", "id", "type": "function", "function": {"name", "arguments"}}.
+  // Tool-call pieces of this delta, as OpenAI's stream writes them: a call's first piece
+  // {"index", "id", "type": "function", "function": {"name", "arguments"}}, then
+  // {"index", "function": {"arguments"}} with the next bytes of its arguments.
   Json tool_calls = Json::array();
   bool empty() const { return content.empty() && reasoning.empty() && logprobs.empty() && tool_calls.empty(); }
   // Adds what `next` emitted after this delta's text and entries.
@@ -53,7 +54,8 @@ class ChoiceStream {
   const std::string& content() const { return emitted_.content; }
   const std::string& reasoning() const { return emitted_.reasoning; }
   const Json& all_logprobs() const { return emitted_.logprobs; }
-  const Json& tool_calls() const { return emitted_.tool_calls; }
+  // The well-formed calls, whole: {"index", "id", "type", "function": {"name", "arguments"}}.
+  const Json& tool_calls() const { return calls_; }
 
  private:
   void route(const std::string& text, ChoiceDelta& d, bool final);
@@ -66,6 +68,7 @@ class ChoiceStream {
   bool want_logprobs_;
   int64_t completion_tokens_ = 0;
   ChoiceDelta emitted_;  // every delta returned so far, appended
+  Json calls_ = Json::array();
 };
 
 // A chat-format logprobs entry: {"token", "logprob", "bytes", "top_logprobs": [...]}.

@@ -210,6 +210,7 @@ std::optional<ApiError> start_generation(Engine& engine, const Tokenizer& tokeni
   std::vector<Submission> submissions;
   for (PlannedChoice& planned : plan) {
     planned.params.sampling.grammar = request.grammar;
+    planned.params.sampling.tool_call_grammar = request.tool_call_grammar;
     submissions.push_back({request.prompts[planned.prompt_index], planned.params});
   }
   std::vector<std::shared_ptr<RequestHandle>> handles;

@@ -88,6 +88,8 @@ struct PreparedGeneration {
   bool tool_calls = false;       // parse tool-call markup into tool_calls (chat with tools)
   // Constrained decoding (response_format): every choice's output is a value of its schema.
   std::shared_ptr<const grammar::JsonGrammar> grammar = {};
+  // tool_choice "required" or named: every choice's output is one tool call (forced_tool_call.h).
+  std::shared_ptr<const grammar::ToolCallGrammar> tool_call_grammar = {};
   const char* prompt_param;      // "messages" or "prompt": the parameter errors about the prompt name
   std::vector<std::string> echo_texts = {};  // completions' echo: each prompt as given
 };

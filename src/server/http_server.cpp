@@ -14,6 +14,7 @@
 #include "server/json_vocabulary.h"
 #include "server/metrics.h"
 #include "server/prompt.h"
+#include "server/tool_prompt.h"
 #include "server/web_page.h"
 
 namespace dsv3::server {
@@ -169,6 +170,8 @@ void OpenAIServer::set_ready(Engine* engine, const Tokenizer* tokenizer, ServedM
   engine_ = engine;
   tokenizer_ = tokenizer;
   json_vocabulary_ = json_token_vocabulary(*tokenizer);
+  tool_call_format_ = probe_tool_call_format(*tokenizer);
+  template_renders_tools_ = template_renders_tools(*tokenizer);
   model_ = std::move(model);
   started_ = static_cast<int64_t>(std::time(nullptr));
   ready_ = true;  // publishes the fields above to the threads that see it set
@@ -349,6 +352,12 @@ void OpenAIServer::handle_chat(const http::Request& req, http::Response& res) {
   if (!read_json_body(req, res, &body)) return;
   ChatRequest cr;
   if (auto e = parse_chat_request(body, model_, &cr)) return send_error(res, *e);
+  // tool_choice "none": no tool may be called, and the model is not told of any (as vLLM
+  // with --exclude-tools-when-tool-choice-none).
+  if (cr.tool_choice == "none") cr.tools = nullptr;
+  // A template that ignores tools (DeepSeek-V3's): they go into the system prompt instead.
+  if (cr.tools.is_array() && !cr.tools.empty() && !template_renders_tools_)
+    cr.messages = messages_with_tools_section(cr.messages, cr.tools, tool_call_format_);
   ChatPrompt prompt;
   if (auto e = build_chat_prompt(*tokenizer_, cr, &prompt, model_.context)) return send_error(res, *e);
   PreparedGeneration p{.kind = JobKind::Chat,
@@ -356,9 +365,14 @@ void OpenAIServer::handle_chat(const http::Request& req, http::Response& res) {
                        .gen = cr.gen,
                        .reasoning = options_.split_reasoning,
                        .opens_reasoning = prompt.opens_reasoning,
-                       .tool_calls = !cr.tools.is_null() && cr.tool_choice != "none",
+                       .tool_calls = !cr.tools.is_null(),
                        .prompt_param = "messages"};
-  if (cr.response_schema) {
+  if (tool_choice_forces_call(cr.tool_choice)) {
+    // The call is the output: a response_format, if any, has no content to apply to.
+    if (auto e = forced_tool_call_grammar(*tokenizer_, tool_call_format_, json_vocabulary_, cr.tools, cr.tool_choice,
+                                          prompt.opens_reasoning, &p.tool_call_grammar))
+      return send_error(res, *e);
+  } else if (cr.response_schema) {
     std::vector<int32_t> ends;
     if (tokenizer_->eos_id()) ends.push_back(*tokenizer_->eos_id());
     p.grammar = std::make_shared<grammar::JsonGrammar>(grammar::JsonGrammar{cr.response_schema, json_vocabulary_, ends});

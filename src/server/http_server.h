@@ -24,6 +24,7 @@
 #include "base/result.h"
 #include "grammar/token_mask.h"
 #include "runtime/engine.h"
+#include "server/forced_tool_call.h"
 #include "server/openai_request.h"
 #include "tokenizer/tokenizer.h"
 
@@ -88,6 +89,10 @@ class OpenAIServer {
   const Tokenizer* tokenizer_ = nullptr;
   // The vocabulary's token bytes in the trie constrained decoding walks (response_format).
   std::shared_ptr<const grammar::TokenVocabulary> json_vocabulary_;
+  // How the chat format writes tool calls (forced tool calls use the same markup), and whether
+  // its template renders a request's `tools` (else they go into the system prompt).
+  ToolCallFormat tool_call_format_ = ToolCallFormat::Unknown;
+  bool template_renders_tools_ = false;
   ServedModel model_;
   int64_t started_ = 0;  // Unix time of set_ready(): the model's "created"
   std::mutex metrics_mu_;

@@ -151,6 +151,53 @@ bool parse_tool_call_body(const std::string& body, ParsedToolCall* out) {
   return true;
 }
 
+void ToolCallParser::stream_open_call(const std::string& text, ToolCallDelta& out) {
+  const std::string body = text.substr(kCallBegin.size());
+  const size_t sep = body.find(kSep);
+  if (sep == std::string::npos) return;
+  const std::string head = body.substr(0, sep), tail = body.substr(sep + kSep.size());
+  std::string name, args;
+  if (trim(head) == "function") {  // V3 / R1: NAME "\n```json\n" ARGS "\n```"
+    const size_t nl = tail.find('\n');
+    if (nl == std::string::npos) return;
+    name = trim(tail.substr(0, nl));
+    const std::string after = tail.substr(nl + 1);
+    const size_t f = after.find_first_not_of(kSpace);
+    if (f == std::string::npos || after.compare(f, 7, "```json") != 0) return;
+    args = after.substr(f + 7);
+  } else {  // V3.1: NAME <sep> ARGS
+    name = trim(head);
+    args = tail;
+  }
+  if (!is_name(name)) return;
+  // As the whole call's arguments are trimmed: no leading or trailing whitespace, and not what
+  // may be the closing fence or marker.
+  args = trim(args);
+  if (args.size() >= 3 && args.compare(args.size() - 3, 3, "```") == 0) args.resize(args.size() - 3);
+  args.resize(args.size() - std::max(partial_suffix_match(args, "```"), partial_suffix_match(args, kCallEnd)));
+  args = trim(args);
+  if (!streaming_) {
+    out.pieces.push_back({pieces_calls_, true, name, ""});
+    streaming_ = true;
+    streamed_ = 0;
+  }
+  if (args.size() > streamed_) {  // (what went out is a prefix: args only grow at the end)
+    out.pieces.push_back({pieces_calls_, false, "", args.substr(streamed_)});
+    streamed_ = args.size();
+  }
+}
+
+void ToolCallParser::end_call(const ParsedToolCall* call, ToolCallDelta& out) {
+  if (call) {
+    if (!streaming_) out.pieces.push_back({pieces_calls_, true, call->name, call->arguments});
+    else if (call->arguments.size() > streamed_) out.pieces.push_back({pieces_calls_, false, "", call->arguments.substr(streamed_)});
+    out.calls.push_back(*call);
+  }
+  if (call || streaming_) ++pieces_calls_;
+  streaming_ = false;
+  streamed_ = 0;
+}
+
 ToolCallDelta ToolCallParser::route(bool final) {
   ToolCallDelta out;
   for (;;) {
@@ -166,7 +213,7 @@ ToolCallDelta ToolCallParser::route(bool final) {
       }
       std::vector<ParsedToolCall> calls;
       if (parse_dsml_block(held_.substr(0, end), &calls))
-        for (auto& c : calls) out.calls.push_back(std::move(c));
+        for (auto& c : calls) end_call(&c, out);
       else
         out.content += kDsmlBeginLine + held_.substr(0, end + kDsmlEnd.size());
       held_.erase(0, end + kDsmlEnd.size());
@@ -213,17 +260,23 @@ ToolCallDelta ToolCallParser::route(bool final) {
     if (starts_with(rest, kCallBegin)) {
       const size_t end = rest.find(kCallEnd);
       if (end == std::string::npos) {
-        if (!final) return out;  // the call is still being written
+        if (!final) {  // the call is still being written
+          stream_open_call(rest, out);
+          return out;
+        }
         out.content += rest;     // unfinished at the end: text
+        end_call(nullptr, out);
         held_.clear();
         return out;
       }
       const std::string body = rest.substr(kCallBegin.size(), end - kCallBegin.size());
       ParsedToolCall call;
-      if (parse_tool_call_body(body, &call))
-        out.calls.push_back(std::move(call));
-      else
+      if (parse_tool_call_body(body, &call)) {
+        end_call(&call, out);
+      } else {
         out.content += rest.substr(0, end + kCallEnd.size());  // malformed: text
+        end_call(nullptr, out);
+      }
       held_ = rest.substr(end + kCallEnd.size());
       continue;
     }

@@ -14,6 +14,13 @@
 // emitted once its <｜tool▁call▁end｜> arrives, with its whole arguments. Text that does not
 // make a well-formed call (no separator, no name, arguments that are not a JSON object, an
 // unfinished call at the end) is returned as content, markers included: never an error.
+//
+// For streaming, the same calls also come as pieces while they are generated: a call's first
+// piece (its name) once the name is complete, then its arguments as they arrive (trimmed as the
+// whole call's are, the closing markup held back), the rest when the call ends. The pieces of
+// a well-formed call join to its `arguments`. A call found malformed after pieces of it went out
+// keeps those pieces (a stream cannot take them back) and its text is content as above; DSML
+// calls come whole, as one piece each, when their block closes.
 
 #include <string>
 #include <vector>
@@ -25,9 +32,18 @@ struct ParsedToolCall {
   std::string arguments;  // JSON object text, as the model wrote it (trimmed)
 };
 
+// A piece of a call being generated: `call` counts the calls that had pieces before it.
+struct ToolCallPiece {
+  size_t call = 0;
+  bool opens = false;     // the call's first piece: `name` is set
+  std::string name;
+  std::string arguments;  // the next bytes of its arguments (may be empty)
+};
+
 struct ToolCallDelta {
   std::string content;
-  std::vector<ParsedToolCall> calls;
+  std::vector<ParsedToolCall> calls;  // calls completed in this delta
+  std::vector<ToolCallPiece> pieces;  // the same calls (and open ones) as stream pieces
 };
 
 class ToolCallParser {
@@ -37,7 +53,14 @@ class ToolCallParser {
 
  private:
   ToolCallDelta route(bool final);
+  // Pieces of the call being written (`text` from its <｜tool▁call▁begin｜> on, unfinished).
+  void stream_open_call(const std::string& text, ToolCallDelta& out);
+  // The call being written ended: well formed (`call`) or not (null).
+  void end_call(const ParsedToolCall* call, ToolCallDelta& out);
   bool in_calls_ = false;
+  size_t pieces_calls_ = 0;   // calls that had pieces
+  bool streaming_ = false;    // the call being written had its first piece
+  size_t streamed_ = 0;       // bytes of its arguments sent in pieces
   bool in_dsml_ = false;  // inside a DSML block (held_ starts after its opening tag)
   std::string held_;
 };
