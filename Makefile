@@ -74,7 +74,7 @@ test-tsan: test-deps
 soak: build
 	scripts/soak.py --dsv3 $(BUILD)/dsv3 --seconds $(SOAK_SECONDS)
 
-# Structured output at the issue's size: 100 of 100 outputs per format validated with ajv
+# Structured output and forced tool calls at the issue's size: 100 of 100 outputs per format validated with ajv
 # (make test runs 10 of each).
 test-json-100: test-deps build
 	DSV3_JSON_SAMPLES=100 tests/server/js/run.sh $(BUILD)/dsv3
