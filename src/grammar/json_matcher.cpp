@@ -439,6 +439,38 @@ bool advance_state(const Schema& schema, const MatchState& in, uint8_t byte, Mat
   return out.alive();
 }
 
+ByteSet possible_next_bytes(const MatchState& state) {
+  auto set_of = [](std::string_view bytes) {
+    ByteSet b;
+    for (char c : bytes) b.set(static_cast<uint8_t>(c));
+    return b;
+  };
+  static const ByteSet kWs = set_of(" \t\n\r");
+  // Every JSON value's text starts with one of these (an enum's or const's literal too).
+  static const ByteSet kValueStart = kWs | set_of("\"{[-0123456789tfn");
+  static const ByteSet kObject = kWs | set_of("\"},:");
+  static const ByteSet kArray = kValueStart | set_of("],");
+  // A number's own bytes, and what its parent takes once it ends.
+  static const ByteSet kNumber = kWs | set_of("0123456789.eE+-,}]");
+  ByteSet out;
+  uint32_t begin = 0;
+  for (uint32_t end : state.ends) {
+    if (end > begin) {
+      switch (state.frames[end - 1].kind) {
+        case FrameKind::Value: out |= kValueStart; break;
+        case FrameKind::Object: out |= kObject; break;
+        case FrameKind::Array: out |= kArray; break;
+        case FrameKind::Number: out |= kNumber; break;
+        case FrameKind::String:
+        case FrameKind::Key:
+        case FrameKind::Literal: return ByteSet::all();
+      }
+    }
+    begin = end;
+  }
+  return out;
+}
+
 bool is_complete(const MatchState& state) {
   uint32_t begin = 0;
   for (uint32_t end : state.ends) {

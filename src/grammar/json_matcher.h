@@ -61,6 +61,29 @@ constexpr size_t kMaxThreads = 16;
 MatchState initial_state(const Schema& schema);
 // `in` advanced by `byte` into `out` (cleared first); false when no thread survives.
 bool advance_state(const Schema& schema, const MatchState& in, uint8_t byte, MatchState& out);
+// A set of byte values.
+struct ByteSet {
+  uint64_t words[4] = {0, 0, 0, 0};
+  void set(uint8_t b) { words[b >> 6] |= uint64_t{1} << (b & 63); }
+  bool test(uint8_t b) const { return words[b >> 6] >> (b & 63) & 1; }
+  ByteSet& operator|=(const ByteSet& o) {
+    for (int i = 0; i < 4; ++i) words[i] |= o.words[i];
+    return *this;
+  }
+  friend ByteSet operator|(ByteSet a, const ByteSet& b) { return a |= b; }
+  static ByteSet all() {
+    ByteSet b;
+    for (auto& w : b.words) w = ~uint64_t{0};
+    return b;
+  }
+};
+
+// A superset of the bytes `state` can take next, from each thread's innermost frame alone (no
+// advancing): outside strings and literals, a few structural bytes. A trie walk skips the
+// children of a node whose byte is not in it without trying them (most tokens after a
+// whitespace prefix are words, which no structural position takes).
+ByteSet possible_next_bytes(const MatchState& state);
+
 // The text so far is a whole value of the schema (generation may end here).
 bool is_complete(const MatchState& state);
 // Bytes of the shortest text that makes the text so far a whole value (0 when it is one), so

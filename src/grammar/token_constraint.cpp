@@ -13,7 +13,7 @@ const TokenMask& TokenConstraint::allowed() {
   const int64_t limit = tokens_left_ >= 2 ? tokens_left_ - 2 : -1;
   computer_.compute(*grammar_->schema, *grammar_->vocabulary, matcher_.state(), mask_, limit);
   // Nothing fits (the budget was too small from the start): any valid token, cut at the end.
-  if (limit >= 0 && mask_.count() == 0)
+  if (limit >= 0 && !mask_.any())
     computer_.compute(*grammar_->schema, *grammar_->vocabulary, matcher_.state(), mask_, -1);
   if (matcher_.complete())
     for (int32_t t : grammar_->end_tokens)

@@ -7,6 +7,7 @@
 // backslash, no control byte, whole UTF-8 characters: "plain" tokens) are set in one pass over a
 // precomputed list, and only the other tokens are walked.
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -23,6 +24,9 @@ struct TokenMask {
   void set(int32_t id) { words[static_cast<size_t>(id) >> 6] |= uint64_t{1} << (id & 63); }
   bool test(int32_t id) const { return words[static_cast<size_t>(id) >> 6] >> (id & 63) & 1; }
   int64_t count() const;
+  bool any() const {
+    return std::any_of(words.begin(), words.end(), [](uint64_t w) { return w != 0; });
+  }
 };
 
 // The vocabulary as the mask needs it: built once per tokenizer, shared by every request.
@@ -39,12 +43,19 @@ class TokenVocabulary {
   // Plain tokens sorted by their number of characters, and that number.
   const std::vector<int32_t>& plain_tokens() const { return plain_; }
   const std::vector<uint32_t>& plain_chars() const { return plain_chars_; }
+  // The plain tokens of at most `chars` characters, as a mask (set word by word: inside a
+  // string most of the vocabulary is allowed, and setting it token by token is most of a
+  // mask's cost).
+  const TokenMask& plain_tokens_up_to(uint64_t chars) const {
+    return plain_masks_[static_cast<size_t>(std::min<uint64_t>(chars, plain_masks_.size() - 1))];
+  }
 
  private:
   std::vector<std::string> bytes_;
   TokenTrie all_, non_plain_;
   std::vector<int32_t> plain_;
   std::vector<uint32_t> plain_chars_;
+  std::vector<TokenMask> plain_masks_;  // [c]: plain tokens of at most c characters
 };
 
 // Computes masks, keeping the walk's per-depth states between calls (no allocation once warm).
@@ -60,6 +71,7 @@ class MaskComputer {
   void walk(const Schema& schema, const TokenTrie& trie, const MatchState& state, TokenMask& mask,
             int64_t completion_limit);
   std::vector<MatchState> levels_;
+  std::vector<ByteSet> level_bytes_;  // possible_next_bytes(levels_[d]), for nodes with children
 };
 
 }  // namespace dsv3::grammar

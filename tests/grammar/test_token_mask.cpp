@@ -59,6 +59,35 @@ TEST(TokenMask, MatchesTheMatcherTokenByToken) {
     expect_mask_is_definition(*s, prefix);
 }
 
+// With a completion limit: a token is allowed exactly when the matcher accepts its bytes and
+// the value can then be completed in at most `limit` bytes. Inside strings (the plain-token
+// shortcut) at limits below, at and above the current shortest completion, with and without a
+// minLength still pending.
+TEST(TokenMask, WithACompletionLimitTheMaskIsTheDefinition) {
+  const TokenVocabulary& vocab = v3_vocabulary();
+  auto s = compile_json_schema(Json::parse(R"({"type": "object", "properties": {"a": {"type": "string"},
+      "b": {"type": "string", "minLength": 4, "maxLength": 9}}, "required": ["a", "b"], "additionalProperties": false})"));
+  ASSERT_TRUE(s.ok()) << s.error().message();
+  for (const char* prefix : {"{\"a\": \"xy", "{\"a\": \"", "{\"a\": \"q\", \"b\": \"x", "{\"a\": \"q\", \"b\": \"wxyz"}) {
+    JsonMatcher m(*s);
+    ASSERT_TRUE(m.advance(prefix)) << prefix;
+    const int64_t now = completion_bytes(*s, m.state());
+    for (int64_t limit : {now - 3, now - 1, now, now + 2}) {
+      if (limit < 0) continue;
+      TokenMask mask;
+      MaskComputer computer;
+      computer.compute(*s, vocab, m.state(), mask, limit);
+      for (int32_t id = 0; id < vocab.size(); ++id) {
+        JsonMatcher t = m;
+        const bool ok = !vocab.bytes(id).empty() && t.advance(vocab.bytes(id)) &&
+                        completion_bytes(*s, t.state()) <= static_cast<uint64_t>(limit);
+        ASSERT_EQ(mask.test(id), ok) << "after '" << prefix << "', limit " << limit << " (now " << now << "), token "
+                                     << id << " '" << vocab.bytes(id) << "'";
+      }
+    }
+  }
+}
+
 TEST(TokenMask, EndTokensOnlyOnceComplete) {
   auto schema = std::make_shared<Schema>(any_json_object_schema());
   auto vocab = std::shared_ptr<const TokenVocabulary>(&v3_vocabulary(), [](const TokenVocabulary*) {});
