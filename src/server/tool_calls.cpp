@@ -172,9 +172,10 @@ void ToolCallParser::stream_open_call(const std::string& text, ToolCallDelta& ou
   if (!is_name(name)) return;
   // As the whole call's arguments are trimmed: no leading or trailing whitespace, and not what
   // may be the closing fence or marker.
+  args.resize(args.size() - partial_suffix_match(args, kCallEnd));
   args = trim(args);
   if (args.size() >= 3 && args.compare(args.size() - 3, 3, "```") == 0) args.resize(args.size() - 3);
-  args.resize(args.size() - std::max(partial_suffix_match(args, "```"), partial_suffix_match(args, kCallEnd)));
+  args.resize(args.size() - partial_suffix_match(args, "```"));
   args = trim(args);
   if (!streaming_) {
     out.pieces.push_back({pieces_calls_, true, name, ""});

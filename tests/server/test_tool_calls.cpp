@@ -37,14 +37,40 @@ ToolCallDelta run(const std::vector<std::string>& pieces) {
   auto add = [&](ToolCallDelta d) {
     all.content += d.content;
     for (auto& c : d.calls) all.calls.push_back(std::move(c));
+    for (auto& piece : d.pieces) all.pieces.push_back(std::move(piece));
   };
   for (const auto& piece : pieces) add(p.push(piece));
   add(p.flush());
   return all;
 }
 
+// The stream's pieces joined as a client joins them: by call, the first piece naming it.
+std::vector<ParsedToolCall> join_pieces(const std::vector<ToolCallPiece>& pieces) {
+  std::vector<ParsedToolCall> calls;
+  for (const ToolCallPiece& p : pieces) {
+    if (p.call == calls.size()) {
+      EXPECT_TRUE(p.opens) << "a call's first piece names it";
+      calls.push_back({p.name, p.arguments});
+      continue;
+    }
+    EXPECT_EQ(p.call + 1, calls.size()) << "pieces of one call at a time";
+    EXPECT_FALSE(p.opens);
+    if (p.call < calls.size()) calls[p.call].arguments += p.arguments;
+  }
+  return calls;
+}
+
 void expect_case(const Case& c, const ToolCallDelta& got, const std::string& how) {
   EXPECT_EQ(got.content, c.content) << c.name << " " << how;
+  // Streamed, the well-formed calls join to the same calls, in order; a malformed call may
+  // have had pieces before it was found malformed (the stream cannot take them back).
+  const std::vector<ParsedToolCall> joined = join_pieces(got.pieces);
+  size_t next = 0;
+  for (const ParsedToolCall& j : joined)
+    if (next < c.calls.size() && j.name == c.calls[next].first && j.arguments == c.calls[next].second) ++next;
+  EXPECT_EQ(next, c.calls.size()) << c.name << " " << how << ": the streamed calls miss one";
+  if (c.content.find(kCallBegin) == std::string::npos)
+    EXPECT_EQ(joined.size(), c.calls.size()) << c.name << " " << how;
   ASSERT_EQ(got.calls.size(), c.calls.size()) << c.name << " " << how;
   for (size_t i = 0; i < c.calls.size(); ++i) {
     EXPECT_EQ(got.calls[i].name, c.calls[i].first) << c.name << " " << how;
@@ -111,4 +137,35 @@ TEST(ToolCallParser, CallsArriveAsSoonAsTheyEnd) {
   EXPECT_EQ(c.calls[0].name, "g");
   EXPECT_EQ(c.calls[0].arguments, R"({"k": 1})");
   EXPECT_EQ(p.flush().content, "");
+}
+
+TEST(ToolCallParser, ArgumentsStreamInPiecesAsTheyAreWritten) {
+  // V3.1: the name once the separator arrives, then the arguments as they come.
+  ToolCallParser p;
+  ToolCallDelta a = p.push(kCallsBegin + kCallBegin + "get_weather");
+  EXPECT_TRUE(a.pieces.empty()) << "the name may go on";
+  ToolCallDelta b = p.push(kSep + R"({"city": )");
+  ASSERT_EQ(b.pieces.size(), 2u);
+  EXPECT_TRUE(b.pieces[0].opens);
+  EXPECT_EQ(b.pieces[0].name, "get_weather");
+  EXPECT_EQ(b.pieces[0].arguments, "");
+  EXPECT_EQ(b.pieces[1].arguments, R"({"city":)") << "trailing whitespace waits for what follows it";
+  ToolCallDelta c = p.push(R"("Paris"} )");
+  ASSERT_EQ(c.pieces.size(), 1u);
+  EXPECT_EQ(c.pieces[0].arguments, R"( "Paris"})");
+  ToolCallDelta d = p.push(kCallEnd + kCallsEnd);
+  EXPECT_TRUE(d.pieces.empty()) << "nothing left to send";
+  ASSERT_EQ(d.calls.size(), 1u);
+  EXPECT_EQ(d.calls[0].arguments, R"({"city": "Paris"})");
+
+  // V3 / R1: the name once its line ends and the fence opens; the closing fence is held back.
+  ToolCallParser q;
+  ToolCallDelta e = q.push(kCallsBegin + kCallBegin + "function" + kSep + "f\n```json\n{\"a\": 1}\n`");
+  ASSERT_EQ(e.pieces.size(), 2u);
+  EXPECT_EQ(e.pieces[0].name, "f");
+  EXPECT_EQ(e.pieces[1].arguments, R"({"a": 1})");
+  ToolCallDelta f = q.push("``" + kCallEnd);
+  EXPECT_TRUE(f.pieces.empty());
+  ASSERT_EQ(f.calls.size(), 1u);
+  EXPECT_EQ(f.calls[0].arguments, R"({"a": 1})");
 }
