@@ -4,6 +4,7 @@
 
 #include "base/json.h"
 #include "server/text_stream.h"
+#include "tokenizer/jinja/value.h"
 
 namespace dsv3::server {
 namespace {
@@ -62,25 +63,9 @@ bool may_become(const std::string& s, const std::string& marker) {
   return s.size() < marker.size() && marker.compare(0, s.size(), s) == 0;
 }
 
-// Python's json.dumps(s, ensure_ascii=False) of a string.
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      default:
-        if (c < 0x20) out += str_f("\\u%04x", c);
-        else out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
-}
+// Python's json.dumps(s, ensure_ascii=False) of a string, as DeepSeek's encoder writes DSML
+// arguments: the Jinja engine's tojson, which already matches json.dumps byte for byte.
+std::string json_string(const std::string& s) { return jinja::Value(s).to_json(); }
 
 bool take(const std::string& s, size_t& i, const std::string& token) {
   if (s.compare(i, token.size(), token) != 0) return false;
