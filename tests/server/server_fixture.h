@@ -23,6 +23,12 @@
 
 namespace dsv3::test {
 
+// DeepSeek-V3's own tokenizer (assets/), loaded once for the whole test binary.
+inline const Tokenizer& v3_tokenizer() {
+  static const auto tok = Tokenizer::load(v3_tokenizer_dir()).value();
+  return *tok;
+}
+
 struct TestServerOptions {
   std::string model_dir;        // default: small_chat_model_dir()
   std::string tokenizer_dir;    // default: model_dir

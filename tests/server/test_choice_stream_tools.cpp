@@ -5,18 +5,13 @@
 #include <gtest/gtest.h>
 
 #include "server/choice_stream.h"
-#include "test_util.h"
+#include "server_fixture.h"
 #include "tokenizer/tokenizer.h"
 
 using namespace dsv3;
 using namespace dsv3::server;
 
 namespace {
-
-const Tokenizer& real_tokenizer() {
-  static auto tok = Tokenizer::load(std::string(DSV3_SOURCE_DIR) + "/assets/deepseek-v3-tokenizer").value();
-  return *tok;
-}
 
 // A stream's tool-call pieces joined as a client joins them: by index, the first piece's
 // id and name, the arguments concatenated.
@@ -52,7 +47,7 @@ ChoiceDelta stream_tokens(ChoiceStream& s, const std::vector<int32_t>& ids, std:
 }  // namespace
 
 TEST(ChoiceStreamTools, RecordedOutputsOfBothFormatsBecomeToolCalls) {
-  const Tokenizer& tok = real_tokenizer();
+  const Tokenizer& tok = test::v3_tokenizer();
   const std::string v31 =
       "Let me look.<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>get_weather<｜tool▁sep｜>{\"city\": \"東京\"}"
       "<｜tool▁call▁end｜><｜tool▁call▁begin｜>get_time<｜tool▁sep｜>{}<｜tool▁call▁end｜><｜tool▁calls▁end｜>";
@@ -86,7 +81,7 @@ TEST(ChoiceStreamTools, RecordedOutputsOfBothFormatsBecomeToolCalls) {
 }
 
 TEST(ChoiceStreamTools, MalformedCallsAreTextAndWithoutToolsTheMarkupIsContent) {
-  const Tokenizer& tok = real_tokenizer();
+  const Tokenizer& tok = test::v3_tokenizer();
   const std::string bad = "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>f<｜tool▁sep｜>{oops<｜tool▁call▁end｜><｜tool▁calls▁end｜>";
   const std::vector<int32_t> ids = tok.encode(bad, false);
   ChoiceStream with_tools(tok, {}, true, false, false, true);

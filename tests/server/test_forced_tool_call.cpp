@@ -12,7 +12,7 @@
 #include "server/forced_tool_call.h"
 #include "server/json_vocabulary.h"
 #include "server/tool_prompt.h"
-#include "test_util.h"
+#include "server_fixture.h"
 #include "tokenizer/tokenizer.h"
 
 using namespace dsv3;
@@ -20,13 +20,8 @@ using namespace dsv3::server;
 
 namespace {
 
-const Tokenizer& real_tokenizer() {
-  static auto tok = Tokenizer::load(std::string(DSV3_SOURCE_DIR) + "/assets/deepseek-v3-tokenizer").value();
-  return *tok;
-}
-
 std::shared_ptr<const grammar::TokenVocabulary> vocabulary() {
-  static auto v = json_token_vocabulary(real_tokenizer());
+  static auto v = json_token_vocabulary(test::v3_tokenizer());
   return v;
 }
 
@@ -81,7 +76,7 @@ void expect_valid_arguments(const std::string& name, const Json& args) {
 }
 
 void walk_and_check(ToolCallFormat format, const Json& tool_choice, bool opens_reasoning, int outputs) {
-  const Tokenizer& tok = real_tokenizer();
+  const Tokenizer& tok = test::v3_tokenizer();
   std::shared_ptr<const grammar::ToolCallGrammar> g;
   ASSERT_FALSE(forced_tool_call_grammar(tok, format, vocabulary(), kTools, tool_choice, opens_reasoning, &g));
   std::mt19937_64 rng(11);
@@ -115,7 +110,7 @@ void walk_and_check(ToolCallFormat format, const Json& tool_choice, bool opens_r
 }  // namespace
 
 TEST(ForcedToolCall, TheTemplateSaysWhichFormat) {
-  EXPECT_EQ(probe_tool_call_format(real_tokenizer()), ToolCallFormat::V3);
+  EXPECT_EQ(probe_tool_call_format(test::v3_tokenizer()), ToolCallFormat::V3);
   const std::string src = DSV3_SOURCE_DIR;
   const std::string vocab = test::read_file(src + "/assets/deepseek-v3-tokenizer/tokenizer.json");
   auto r1 = Tokenizer::from_strings(vocab, test::read_file(src + "/tests/fixtures/tokenizer/r1-style/tokenizer_config.json"));
@@ -148,7 +143,7 @@ TEST(ForcedToolCall, APromptThatOpensReasoningIsClosedFirst) {
 }
 
 TEST(ForcedToolCall, RefusalsNameTheParameter) {
-  const Tokenizer& tok = real_tokenizer();
+  const Tokenizer& tok = test::v3_tokenizer();
   std::shared_ptr<const grammar::ToolCallGrammar> g;
   auto e = forced_tool_call_grammar(tok, ToolCallFormat::Dsml, vocabulary(), kTools, "required", false, &g);
   ASSERT_TRUE(e);
@@ -167,7 +162,7 @@ TEST(ForcedToolCall, RefusalsNameTheParameter) {
 }
 
 TEST(ToolPrompt, AV3TemplateIgnoresToolsSoTheyGoIntoTheSystemPrompt) {
-  const Tokenizer& tok = real_tokenizer();
+  const Tokenizer& tok = test::v3_tokenizer();
   EXPECT_FALSE(template_renders_tools(tok));
   const Json messages = Json::parse(R"([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}])");
   const Json with = messages_with_tools_section(messages, kTools, ToolCallFormat::V3);
