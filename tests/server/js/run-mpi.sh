@@ -8,9 +8,8 @@ root="$(cd "$here/../../.." && pwd)"
 dsv3="${1:?usage: run-mpi.sh path/to/dsv3}"
 if ! command -v mpirun >/dev/null; then echo "mpirun not installed (openmpi-bin): skipped"; exit 0; fi
 
-if [[ ! -d "$here/node_modules/openai" ]]; then
-  (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
-fi
+source "$here/common.sh"
+install_client
 
 work="$(mktemp -d)"
 pids=()
@@ -32,16 +31,8 @@ setsid mpirun --oversubscribe --allow-run-as-root --bind-to none --mca btl tcp,s
   "$dsv3" "${serve[@]}" >"$work/two.log" 2>&1 &
 pids+=($!)
 disown -a  # cleanup's kills are expected: no job reports
-wait_ready() {  # log pid -> prints the server's URL
-  for _ in $(seq 1 600); do
-    if grep -q "ready:" "$1"; then grep -o 'http://[0-9.]*:[0-9]*' "$1" | head -1; return 0; fi
-    if ! kill -0 "$2" 2>/dev/null; then cat "$1" >&2; return 1; fi
-    sleep 0.1
-  done
-  echo "server did not become ready" >&2; cat "$1" >&2; return 1
-}
-url="$(wait_ready "$work/one.log" "${pids[0]}")" || exit 1
-mpi_url="$(wait_ready "$work/two.log" "${pids[1]}")" || exit 1
+url="$(wait_ready "$work/one.log" "${pids[0]}" 600)" || exit 1
+mpi_url="$(wait_ready "$work/two.log" "${pids[1]}" 600)" || exit 1
 
 status=0
 DSV3_URL="$url" DSV3_MPI_URL="$mpi_url" DSV3_API_KEY="$key" node --test --test-reporter=spec "$here/mpi_parity.mjs" || status=$?

@@ -6,10 +6,8 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../../.." && pwd)"
 dsv3="${1:?usage: run.sh path/to/dsv3}"
 
-# The client library, pinned by package-lock.json.
-if [[ ! -d "$here/node_modules/openai" || ! -d "$here/node_modules/ajv" ]]; then
-  (cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
-fi
+source "$here/common.sh"
+install_client
 
 work="$(mktemp -d)"
 server_pid=""
@@ -37,16 +35,8 @@ server_pid=$!
 "$dsv3" serve --model "$work/model" --tokenizer "$work/r1-tokenizer" --port 0 --api-key "$key" --ctx 1024 -t 1 \
   >"$work/serve-r1.log" 2>&1 &
 r1_pid=$!
-wait_ready() {  # log pid -> prints the server's URL
-  for _ in $(seq 1 200); do
-    if grep -q "ready:" "$1"; then grep -o 'http://[0-9.]*:[0-9]*' "$1" | head -1; return 0; fi
-    if ! kill -0 "$2" 2>/dev/null; then cat "$1" >&2; return 1; fi
-    sleep 0.1
-  done
-  echo "server did not become ready" >&2; cat "$1" >&2; return 1
-}
-url="$(wait_ready "$work/serve.log" "$server_pid")" || exit 1
-r1_url="$(wait_ready "$work/serve-r1.log" "$r1_pid")" || exit 1
+url="$(wait_ready "$work/serve.log" "$server_pid" 200)" || exit 1
+r1_url="$(wait_ready "$work/serve-r1.log" "$r1_pid" 200)" || exit 1
 
 status=0
 DSV3_URL="$url" DSV3_R1_URL="$r1_url" DSV3_API_KEY="$key" node --test --test-reporter=spec "$here"/*.test.mjs || status=$?
