@@ -11,6 +11,7 @@
 #include "kernels/ops.h"
 #include "model/indexer.h"
 #include "model/sparse_attention.h"
+#include "model/step_buffers.h"
 
 namespace dsv3 {
 namespace {
@@ -56,20 +57,21 @@ void attend_absorbed(const ForwardContext& ctx, const MlaWeights& w, const Token
   // q_nope = einsum("bshd,hdc->bshc", q_nope, wkv_b[:, :nope]): q_nope . (W_UK c) =
   // (W_UK^T q_nope) . c, so the query meets the latent directly. Next to it q_pe, so that a
   // query row (q_nope | q_pe) scores a cache row (kv | k_pe) with one dot product.
-  std::vector<float> q_abs(static_cast<size_t>(N * H * row));  // [N, H, R + rope]
+  StepBuffers buffers;
+  float* const q_abs = buffers.floats(N * H * row);  // [N, H, R + rope]
   std::vector<kernels::MatmulJob> jobs(static_cast<size_t>(H));
   for (int64_t h = 0; h < H; ++h) {
-    jobs[h] = {wkv_b_keys(w, d, h), q + h * qk, N, H * qk, q_abs.data() + h * row, H * row, /*transposed=*/true};
+    jobs[h] = {wkv_b_keys(w, d, h), q + h * qk, N, H * qk, q_abs + h * row, H * row, /*transposed=*/true};
     for (int64_t t = 0; t < N; ++t)
-      std::memcpy(q_abs.data() + (t * H + h) * row + R, q + (t * H + h) * qk + nope, sizeof(float) * rope);
+      std::memcpy(q_abs + (t * H + h) * row + R, q + (t * H + h) * qk + nope, sizeof(float) * rope);
   }
   kernels::matmul_batch(pool, jobs);  // all heads in one parallel region
 
   // scores = (q_nope . kv_cache + q_pe . pe_cache) * softmax_scale, softmax over the
   // positions each token sees, x = einsum("bsht,btc->bshc", scores, kv_cache)   [N, H, R]
-  std::vector<float> o_lat(static_cast<size_t>(N * H * R));
+  float* const o_lat = buffers.floats(N * H * R);
   if (selection) {
-    sparse_mla_attention(ctx, batch, cache_layer, q_abs.data(), *selection, o_lat.data());
+    sparse_mla_attention(ctx, batch, cache_layer, q_abs, *selection, o_lat);
   } else {
     std::vector<kernels::MlaAttentionArgs> sequences;
     for (const auto& seg : batch.segments) {
@@ -78,18 +80,18 @@ void attend_absorbed(const ForwardContext& ctx, const MlaWeights& w, const Token
       a.n_heads = H;
       a.kv_lora_rank = R;
       a.rope_dim = rope;
-      a.q = q_abs.data() + seg.offset * H * row;
+      a.q = q_abs + seg.offset * H * row;
       a.cache = seg.cache->layer(cache_layer);
       a.first_pos = batch.positions[seg.offset];
       a.scale = static_cast<float>(c.softmax_scale());
-      a.out = o_lat.data() + seg.offset * H * R;
+      a.out = o_lat + seg.offset * H * R;
     }
     kernels::mla_attention(pool, sequences);  // every sequence in one parallel region
   }
 
   // x = einsum("bshc,hdc->bshd", x, wkv_b[:, -v:])                           [N, H, v]
   for (int64_t h = 0; h < H; ++h)
-    jobs[h] = {wkv_b_values(w, d, h), o_lat.data() + h * R, N, H * R, o + h * vdim, H * vdim, /*transposed=*/false};
+    jobs[h] = {wkv_b_values(w, d, h), o_lat + h * R, N, H * R, o + h * vdim, H * vdim, /*transposed=*/false};
   kernels::matmul_batch(pool, jobs);
 }
 
@@ -106,16 +108,18 @@ void attend_naive(const ForwardContext& ctx, const MlaWeights& w, const TokenBat
     const int64_t len = batch.positions[seg.offset] + seg.count;
     const float* cache = seg.cache->layer(cache_layer);
     // kv = wkv_b(kv_norm(kv)); k_nope, v = split(kv)                       [len, H, nope + v]
-    std::vector<float> kv(static_cast<size_t>(len * H * (nope + vdim)));
-    kernels::matmul(pool, w.wkv_b, cache, len, row, kv.data(), H * (nope + vdim));
+    StepBuffers buffers;  // per sequence: given back before the next one's
+    float* const kv = buffers.floats(len * H * (nope + vdim));
+    kernels::matmul(pool, w.wkv_b, cache, len, row, kv, H * (nope + vdim));
     // k = cat(k_nope, k_pe expanded to every head)                         [len, H, nope + rope]
-    std::vector<float> k(static_cast<size_t>(len * H * qk)), v(static_cast<size_t>(len * H * vdim));
+    float* const k = buffers.floats(len * H * qk);
+    float* const v = buffers.floats(len * H * vdim);
     for (int64_t s = 0; s < len; ++s)
       for (int64_t h = 0; h < H; ++h) {
-        const float* src = kv.data() + (s * H + h) * (nope + vdim);
-        std::memcpy(k.data() + (s * H + h) * qk, src, sizeof(float) * nope);
-        std::memcpy(k.data() + (s * H + h) * qk + nope, cache + s * row + R, sizeof(float) * rope);
-        std::memcpy(v.data() + (s * H + h) * vdim, src + nope, sizeof(float) * vdim);
+        const float* src = kv + (s * H + h) * (nope + vdim);
+        std::memcpy(k + (s * H + h) * qk, src, sizeof(float) * nope);
+        std::memcpy(k + (s * H + h) * qk + nope, cache + s * row + R, sizeof(float) * rope);
+        std::memcpy(v + (s * H + h) * vdim, src + nope, sizeof(float) * vdim);
       }
     // scores = einsum("bshd,bthd->bsht", q, k) * softmax_scale; softmax;
     // x = einsum("bsht,bthd->bshd", scores, v)
@@ -125,8 +129,8 @@ void attend_naive(const ForwardContext& ctx, const MlaWeights& w, const TokenBat
     a.qk_dim = qk;
     a.v_dim = vdim;
     a.q = q + seg.offset * H * qk;
-    a.k = k.data();
-    a.v = v.data();
+    a.k = k;
+    a.v = v;
     a.first_pos = batch.positions[seg.offset];
     a.scale = static_cast<float>(c.softmax_scale());
     a.out = o + seg.offset * H * vdim;
@@ -147,53 +151,54 @@ void mla_forward(const ForwardContext& ctx, const MlaWeights& w, const TokenBatc
   // q = self.wq(x) or self.wq_b(self.q_norm(self.wq_a(x)))                [N, H, nope + rope]
   // kv = self.wkv_a(x)                                                    [N, R + rope]
   // wq (or wq_a) and wkv_a both read x: one parallel region.
-  std::vector<float> q(static_cast<size_t>(N * H * qk));
-  std::vector<float> kv(static_cast<size_t>(N * row));
-  std::vector<float> q_a(static_cast<size_t>(c.has_q_lora() ? N * c.q_lora_rank : 0));  // [N, q_lora_rank]
+  StepBuffers buffers;
+  float* const q = buffers.floats(N * H * qk);
+  float* const kv = buffers.floats(N * row);
+  float* const q_a = c.has_q_lora() ? buffers.floats(N * c.q_lora_rank) : nullptr;  // [N, q_lora_rank]
   {
     const LinearWeight& wq = c.has_q_lora() ? w.wq_a : w.wq;
-    float* q_out = c.has_q_lora() ? q_a.data() : q.data();
-    const kernels::MatmulJob jobs[] = {{wq, x, N, wq.cols, q_out, wq.rows}, {w.wkv_a, x, N, w.wkv_a.cols, kv.data(), row}};
+    float* q_out = c.has_q_lora() ? q_a : q;
+    const kernels::MatmulJob jobs[] = {{wq, x, N, wq.cols, q_out, wq.rows}, {w.wkv_a, x, N, w.wkv_a.cols, kv, row}};
     kernels::matmul_batch(pool, jobs);
   }
   if (c.has_q_lora()) {
-    kernels::rms_norm(pool, q_a.data(), w.q_norm.data(), N, c.q_lora_rank, eps, q_a.data());
-    kernels::matmul(pool, w.wq_b, q_a.data(), N, q.data());
+    kernels::rms_norm(pool, q_a, w.q_norm.data(), N, c.q_lora_rank, eps, q_a);
+    kernels::matmul(pool, w.wq_b, q_a, N, q);
   }
 
   // q_nope, q_pe = split(q); q_pe = apply_rotary_emb(q_pe)      (in place: q stays (q_nope | q_pe))
   // kv, k_pe = split(kv);    k_pe = apply_rotary_emb(k_pe)      (in place: kv stays (kv | k_pe))
   for (int64_t t = 0; t < N; ++t) {
-    ctx.rope.apply(q.data() + t * H * qk + nope, H, qk, batch.positions[t]);  // every head's q_pe
-    ctx.rope.apply(kv.data() + t * row + R, 1, rope, batch.positions[t]);
+    ctx.rope.apply(q + t * H * qk + nope, H, qk, batch.positions[t]);  // every head's q_pe
+    ctx.rope.apply(kv + t * row + R, 1, rope, batch.positions[t]);
   }
 
   // kv_cache[pos] = kv_norm(kv), pe_cache[pos] = k_pe: one cache row (kv_norm(kv) | k_pe) per
   // token, the layout kv already has, so kv is normed in place and copied row by row.
-  kernels::rms_norm(pool, kv.data(), w.kv_norm.data(), N, R, eps, kv.data(), row, row);
+  kernels::rms_norm(pool, kv, w.kv_norm.data(), N, R, eps, kv, row, row);
   for (const auto& seg : batch.segments) {
     float* cache = seg.cache->layer(cache_layer);
     for (int64_t i = 0; i < seg.count; ++i) {
       const int64_t t = seg.offset + i;
-      std::memcpy(cache + batch.positions[t] * row, kv.data() + t * row, sizeof(float) * row);
+      std::memcpy(cache + batch.positions[t] * row, kv + t * row, sizeof(float) * row);
     }
   }
 
   // V3.2: topk_indices = self.indexer(x, qr, ...), from the q latent after q_norm.
   IndexSelection selection;
   const bool sparse = c.has_indexer() && ctx.sparse_attention;
-  if (sparse) indexer_forward(ctx, w.indexer, batch, cache_layer, x, q_a.data(), &selection);
+  if (sparse) indexer_forward(ctx, w.indexer, batch, cache_layer, x, q_a, &selection);
 
   // Attention of every head over the positions each token sees              [N, H, v]
   // (sparse attention always takes the absorbed form, which reads the selected cache rows)
-  std::vector<float> o(static_cast<size_t>(N * H * vdim));
-  if (sparse) attend_absorbed(ctx, w, batch, cache_layer, q.data(), o.data(), &selection);
-  else if (ctx.attention == AttentionImpl::Absorbed) attend_absorbed(ctx, w, batch, cache_layer, q.data(), o.data(), nullptr);
-  else attend_naive(ctx, w, batch, cache_layer, q.data(), o.data());
+  float* const o = buffers.floats(N * H * vdim);
+  if (sparse) attend_absorbed(ctx, w, batch, cache_layer, q, o, &selection);
+  else if (ctx.attention == AttentionImpl::Absorbed) attend_absorbed(ctx, w, batch, cache_layer, q, o, nullptr);
+  else attend_naive(ctx, w, batch, cache_layer, q, o);
 
   // x = self.wo(x.flatten(2))                                               [N, dim]
   // (RowParallelLinear: this rank's heads' part of the sum; Block all-reduces it.)
-  kernels::matmul(pool, w.wo, o.data(), N, out);
+  kernels::matmul(pool, w.wo, o, N, out);
 }
 
 }  // namespace dsv3

@@ -2,21 +2,22 @@
 
 #include "model/mlp.h"
 
-#include <vector>
-
 #include "kernels/ops.h"
+#include "model/step_buffers.h"
 
 namespace dsv3 {
 
 void mlp_forward(ThreadPool& pool, const MlpWeights& w, const float* x, int64_t n, float* out) {
   const int64_t inter = w.w1.rows;
-  std::vector<float> h1(static_cast<size_t>(n * inter)), h3(static_cast<size_t>(n * inter));  // [n, inter] each
+  StepBuffers buffers;
+  float* const h1 = buffers.floats(n * inter);  // [n, inter]
+  float* const h3 = buffers.floats(n * inter);  // [n, inter]
   // h1 = w1(x), h3 = w3(x): both read x, one parallel region
-  const kernels::MatmulJob jobs[] = {{w.w1, x, n, w.w1.cols, h1.data(), inter},
-                                     {w.w3, x, n, w.w3.cols, h3.data(), inter}};
+  const kernels::MatmulJob jobs[] = {{w.w1, x, n, w.w1.cols, h1, inter},
+                                     {w.w3, x, n, w.w3.cols, h3, inter}};
   kernels::matmul_batch(pool, jobs);
-  kernels::silu_mul(pool, h1.data(), h3.data(), n * inter);  // h1 = silu(h1) * h3
-  kernels::matmul(pool, w.w2, h1.data(), n, out);            // out = w2(h1)   [n, dim]
+  kernels::silu_mul(pool, h1, h3, n * inter);  // h1 = silu(h1) * h3
+  kernels::matmul(pool, w.w2, h1, n, out);            // out = w2(h1)   [n, dim]
 }
 
 }  // namespace dsv3

@@ -10,6 +10,7 @@
 #include "model/block.h"
 #include "model/embedding.h"
 #include "model/mtp.h"
+#include "model/step_buffers.h"
 #include "model/step_message.h"
 
 namespace dsv3 {
@@ -130,16 +131,17 @@ Status Model::forward(std::span<const SequenceInput> batch, ForwardOutput* out, 
   ctx.experts_read = &out->experts_read;
 
   // h = self.embed(tokens)                                              [N, dim]
-  std::vector<float> h(static_cast<size_t>(N * D));
-  embed_forward(weights_.embed, tb.tokens, h.data(), partition_.vocab);
-  comm_->all_reduce_sum(h.data(), N * D);
+  StepBuffers buffers;  // the step's outermost frame (step_buffers.h)
+  float* const h = buffers.floats(N * D);
+  embed_forward(weights_.embed, tb.tokens, h, partition_.vocab);
+  comm_->all_reduce_sum(h, N * D);
   // for layer in self.layers: h = layer(h, ...)
-  for (int64_t l = 0; l < c.num_hidden_layers; ++l) block_forward(ctx, weights_.layers[l], tb, l, h.data());
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) block_forward(ctx, weights_.layers[l], tb, l, h);
   for (const auto& seg : tb.segments) seg.cache->advance(seg.count);
 
   // h = self.norm(h)
   std::vector<float> normed(static_cast<size_t>(N * D));
-  kernels::rms_norm(*pool_, h.data(), weights_.norm.data(), N, D, static_cast<float>(c.rms_norm_eps), normed.data());
+  kernels::rms_norm(*pool_, h, weights_.norm.data(), N, D, static_cast<float>(c.rms_norm_eps), normed.data());
   // logits = self.head(h) for the rows each sequence asks for (model.py: the last token's)
   std::vector<Logits> wanted;
   for (const SequenceInput& s : batch) wanted.push_back(s.logits);

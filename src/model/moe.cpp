@@ -11,6 +11,7 @@
 #include <numeric>
 
 #include "kernels/ops.h"
+#include "model/step_buffers.h"
 
 namespace dsv3 {
 namespace {
@@ -57,21 +58,22 @@ ExpertGroups group_by_expert(const Routing& routing, int64_t n_experts, int64_t 
 // The shared experts' hidden activations, w1(x) and w3(x) [n, inter each], computed in the
 // gate's parallel region (both read x as the gate does); run_experts finishes them.
 struct SharedHidden {
-  std::vector<float> h1, h3;
+  float* h1 = nullptr;
+  float* h3 = nullptr;
 };
 
 // What the experts computed: expert_e(x[t]) for every routing entry, in the grouped order,
 // and shared_experts(x).
 struct ExpertOutputs {
-  std::vector<float> routed;  // [n * K, D]
-  std::vector<float> shared;  // [n, D]; empty without shared experts
+  float* routed = nullptr;  // [n * K, D]
+  float* shared = nullptr;  // [n, D]; null without shared experts
 };
 
 // expert(x[idx]) for every expert with tokens, and the shared experts' w2(silu(h1) * h3), in
 // two parallel regions whatever the number of experts: every chosen expert's w1 and w3, then
-// every w2 together with the shared experts'.
+// every w2 together with the shared experts'. Its tensors come from the caller's frame.
 ExpertOutputs run_experts(ThreadPool& pool, const MoeWeights& w, const float* x, int64_t n, int64_t D,
-                          const ExpertGroups& g, SharedHidden& shared) {
+                          const ExpertGroups& g, SharedHidden& shared, StepBuffers& buffers) {
   const int64_t E = static_cast<int64_t>(w.experts.size()), K = g.k, rows = static_cast<int64_t>(g.entry.size());
   int64_t inter = 0;  // moe_intermediate_size (of an expert this rank holds)
   for (int64_t e = 0; e < E && inter == 0; ++e) inter = g.count[e] > 0 ? w.experts[e].w1.rows : 0;
@@ -79,46 +81,47 @@ ExpertOutputs run_experts(ThreadPool& pool, const MoeWeights& w, const float* x,
 
   // x[idx] of each expert: x itself when the expert has every token in order (a decode of
   // one sequence: always), else rows gathered in the grouped order.
-  std::vector<float> x_grouped;
+  float* x_grouped = nullptr;
   auto expert_input = [&](int64_t e) -> const float* {
     const int64_t m = g.count[e];
     bool direct = m == n;
     for (int64_t i = 0; direct && i < m; ++i) direct = g.entry[g.first[e] + i] / K == i;
     if (direct) return x;
-    return x_grouped.data() + g.first[e] * D;
+    return x_grouped + g.first[e] * D;
   };
   bool need_gather = false;
   for (int64_t e = 0; e < E && !need_gather; ++e)
     if (g.count[e] > 0 && expert_input(e) != x) need_gather = true;
   if (need_gather) {
-    x_grouped.resize(static_cast<size_t>(rows * D));
+    x_grouped = buffers.floats(rows * D);
     for (int64_t r = 0; r < rows; ++r)
-      std::memcpy(x_grouped.data() + r * D, x + (g.entry[r] / K) * D, sizeof(float) * D);
+      std::memcpy(x_grouped + r * D, x + (g.entry[r] / K) * D, sizeof(float) * D);
   }
 
   // h1 = w1(x[idx]), h3 = w3(x[idx]) of every chosen expert                [rows, inter] each
-  std::vector<float> h1(static_cast<size_t>(rows * inter)), h3(h1.size());
+  float* const h1 = buffers.floats(rows * inter);
+  float* const h3 = buffers.floats(rows * inter);
   std::vector<kernels::MatmulJob> jobs;
   for (int64_t e = 0; e < E; ++e) {
     if (g.count[e] == 0) continue;
     const float* xe = expert_input(e);
-    jobs.push_back({w.experts[e].w1, xe, g.count[e], D, h1.data() + g.first[e] * inter, inter});
-    jobs.push_back({w.experts[e].w3, xe, g.count[e], D, h3.data() + g.first[e] * inter, inter});
+    jobs.push_back({w.experts[e].w1, xe, g.count[e], D, h1 + g.first[e] * inter, inter});
+    jobs.push_back({w.experts[e].w3, xe, g.count[e], D, h3 + g.first[e] * inter, inter});
   }
   kernels::matmul_batch(pool, jobs);
-  kernels::silu_mul(pool, h1.data(), h3.data(), rows * inter);
-  if (w.shared_experts) kernels::silu_mul(pool, shared.h1.data(), shared.h3.data(), n * shared_inter);
+  kernels::silu_mul(pool, h1, h3, rows * inter);
+  if (w.shared_experts) kernels::silu_mul(pool, shared.h1, shared.h3, n * shared_inter);
 
   // w2 of every chosen expert and of the shared experts                   [rows, D], [n, D]
   ExpertOutputs y;
-  y.routed.resize(static_cast<size_t>(rows * D));
-  y.shared.resize(static_cast<size_t>(w.shared_experts ? n * D : 0));
+  y.routed = buffers.floats(rows * D);
+  if (w.shared_experts) y.shared = buffers.floats(n * D);
   jobs.clear();
   for (int64_t e = 0; e < E; ++e)
     if (g.count[e] > 0)
-      jobs.push_back({w.experts[e].w2, h1.data() + g.first[e] * inter, g.count[e], inter,
-                      y.routed.data() + g.first[e] * D, D});
-  if (w.shared_experts) jobs.push_back({w.shared_experts->w2, shared.h1.data(), n, shared_inter, y.shared.data(), D});
+      jobs.push_back({w.experts[e].w2, h1 + g.first[e] * inter, g.count[e], inter,
+                      y.routed + g.first[e] * D, D});
+  if (w.shared_experts) jobs.push_back({w.shared_experts->w2, shared.h1, n, shared_inter, y.shared, D});
   kernels::matmul_batch(pool, jobs);
   return y;
 }
@@ -132,10 +135,10 @@ void combine(const Routing& routing, const ExpertGroups& g, const ExpertOutputs&
     const int64_t t = g.entry[r] / K;
     const float weight = routing.weights[g.entry[r]];
     float* o = out + t * D;
-    const float* expert_out = y.routed.data() + r * D;
+    const float* expert_out = y.routed + r * D;
     for (int64_t d = 0; d < D; ++d) o[d] += weight * expert_out[d];
   }
-  if (!y.shared.empty())
+  if (y.shared)
     for (int64_t i = 0; i < n * D; ++i) out[i] += y.shared[i];
 }
 
@@ -214,25 +217,26 @@ void moe_forward(ThreadPool& pool, const ModelConfig& c, const MoeWeights& w, co
 
   // scores = linear(x, self.gate.weight) in float32                         [n, E]
   // and the shared experts' w1(x), w3(x) in the same region                  [n, shared_inter]
-  std::vector<float> gate_logits(static_cast<size_t>(n * E));
-  SharedHidden shared{std::vector<float>(static_cast<size_t>(n * shared_inter)),
-                      std::vector<float>(static_cast<size_t>(n * shared_inter))};
+  StepBuffers buffers;
+  float* const gate_logits = buffers.floats(n * E);
+  SharedHidden shared;
+  if (w.shared_experts) shared = {buffers.floats(n * shared_inter), buffers.floats(n * shared_inter)};
   std::vector<kernels::MatmulJob> jobs;
-  jobs.push_back({w.gate.weight, x, n, D, gate_logits.data(), E});
+  jobs.push_back({w.gate.weight, x, n, D, gate_logits, E});
   if (w.shared_experts) {
-    jobs.push_back({w.shared_experts->w1, x, n, D, shared.h1.data(), shared_inter});
-    jobs.push_back({w.shared_experts->w3, x, n, D, shared.h3.data(), shared_inter});
+    jobs.push_back({w.shared_experts->w1, x, n, D, shared.h1, shared_inter});
+    jobs.push_back({w.shared_experts->w3, x, n, D, shared.h3, shared_inter});
   }
   kernels::matmul_batch(pool, jobs);
 
   // weights, indices = self.gate(x)
-  const Routing routing = route(c, w.gate, gate_logits.data(), n);
+  const Routing routing = route(c, w.gate, gate_logits, n);
   // counts = bincount(indices); idx, top = where(indices == i) for every expert i
   if (local_experts.size() == 0) local_experts = {0, E};
   const ExpertGroups groups = group_by_expert(routing, E, c.num_experts_per_tok, local_experts);
   if (experts_read) *experts_read += std::count_if(groups.count.begin(), groups.count.end(), [](int64_t m) { return m > 0; });
   // expert(x[idx]) for every expert with tokens; z = self.shared_experts(x)
-  const ExpertOutputs y = run_experts(pool, w, x, n, D, groups, shared);
+  const ExpertOutputs y = run_experts(pool, w, x, n, D, groups, shared, buffers);
   // y[idx] += expert(x[idx]) * weights[idx, top, None]; return y + z
   combine(routing, groups, y, n, D, out);
 }
