@@ -82,5 +82,28 @@ TEST(StepBuffers, EachThreadHasItsOwnArena) {
   EXPECT_NE(here, there);
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+// Under AddressSanitizer (make test-asan) the arena reports what separate allocations would.
+TEST(StepBuffersDeathTest, ReadingPastABufferIsReportedUnderAddressSanitizer) {
+  EXPECT_DEATH(
+      {
+        StepBuffers frame;
+        volatile float* p = frame.floats(10);
+        (void)p[10];
+      },
+      "use-after-poison");
+}
+
+TEST(StepBuffersDeathTest, ABufferUsedAfterItsFrameEndedIsReportedUnderAddressSanitizer) {
+  StepBuffers outer;
+  volatile float* stale = nullptr;
+  {
+    StepBuffers inner;
+    stale = inner.floats(32);
+  }
+  EXPECT_DEATH((void)stale[0], "use-after-poison");
+}
+#endif
+
 }  // namespace
 }  // namespace dsv3
