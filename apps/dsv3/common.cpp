@@ -181,6 +181,7 @@ Result<std::unique_ptr<Model>> load_model(const ModelArgs& args, bool load_mtp) 
   opt.load_mtp = load_mtp;
   opt.attention = args.attention == "naive" ? AttentionImpl::Naive : AttentionImpl::Absorbed;
   opt.max_context = args.ctx;
+  opt.prefault = true;  // the commands that load a model compute with it (llama.cpp maps with MAP_POPULATE)
   opt.comm = &world();
   return Model::load(dir, opt);
 }

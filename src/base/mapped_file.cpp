@@ -124,12 +124,16 @@ MappedFile::~MappedFile() {
   if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 
-void MappedFile::advise_willneed(uint64_t offset, uint64_t length) const {
-  if (!data_ || offset >= size_) return;
-  long page = ::sysconf(_SC_PAGESIZE);
-  uint64_t start = offset & ~static_cast<uint64_t>(page - 1);
-  uint64_t end = std::min(size_, offset + length);
-  ::madvise(const_cast<uint8_t*>(data_) + start, end - start, MADV_WILLNEED);
+void prefault_pages(const void* p, uint64_t bytes) {
+  if (!p || bytes == 0) return;
+  const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  const uint64_t begin = reinterpret_cast<uintptr_t>(p) & ~(page - 1);
+  const uint64_t end = reinterpret_cast<uintptr_t>(p) + bytes;
+#ifdef MADV_POPULATE_READ
+  if (::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_READ) == 0 || errno != EINVAL) return;
+#endif
+  // No MADV_POPULATE_READ (EINVAL: a kernel before 5.14): a read per page does the same.
+  for (uint64_t a = begin; a < end; a += page) (void)*reinterpret_cast<const volatile uint8_t*>(a);
 }
 
 void install_sigbus_reporter() {

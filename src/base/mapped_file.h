@@ -28,9 +28,6 @@ class MappedFile {
   uint64_t size() const { return size_; }
   const std::string& path() const { return path_; }
 
-  // Hints the kernel about the access pattern of a byte range (best effort).
-  void advise_willneed(uint64_t offset, uint64_t length) const;
-
  private:
   MappedFile() = default;
   std::string path_;
@@ -38,6 +35,13 @@ class MappedFile {
   uint64_t size_ = 0;
   int slot_ = -1;  // index in the SIGBUS registry
 };
+
+// Maps the pages of [p, p + bytes) of a mapping into this process now (reading them from the
+// file if they are not in the page cache), so that the first computation that reads them does
+// not stop at a page fault per page: MADV_POPULATE_READ, or one read per page on kernels before
+// 5.14. Best effort: a page that cannot be read is left to fault, with the SIGBUS report
+// below, when it is used.
+void prefault_pages(const void* p, uint64_t bytes);
 
 // Installs a SIGBUS handler that names the mapped file a fault hit, then exits with status 1.
 void install_sigbus_reporter();

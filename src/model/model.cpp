@@ -56,6 +56,7 @@ Result<std::unique_ptr<Model>> Model::load_local(const std::string& dir, const M
   if (unused && !m->partition_.split())
     DSV3_LOG_INFO("%zu tensors in the checkpoint are not used by this command (e.g. MTP layers)", unused);
   m->pool_ = std::make_unique<ThreadPool>(options.threads);
+  if (options.prefault) prefault_weights(m->weights_, *m->pool_);
   m->rope_ = std::make_unique<Rope>(c);
   m->attention_ = options.attention;
   m->max_context_ = options.max_context > 0 ? options.max_context : c.max_position_embeddings;

@@ -27,6 +27,9 @@ struct ModelOptions {
   bool load_mtp = false;           // bind the MTP layers (error if the checkpoint has none)
   AttentionImpl attention = AttentionImpl::Absorbed;
   int64_t max_context = 0;         // 0: max_position_embeddings from config.json
+  // Map every weight page in at load (prefault_weights), so that the first request does not
+  // pay a page fault per 4 KB of weights; commands that compute set it, inspect-like ones not.
+  bool prefault = false;
   // Kernel path, FP8 math and AMX mode the run asked for: Model::load applies them (on every
   // rank) before loading; unset fields keep this process's defaults.
   kernels::KernelChoice kernels;

@@ -8,6 +8,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "base/mapped_file.h"
+#include "base/thread_pool.h"
 #include "tensor/shape.h"
 
 namespace dsv3 {
@@ -491,6 +493,20 @@ void for_each_linear(const ModelWeights& w, const std::function<void(const Linea
   for (const MtpWeights& m : w.mtp) {
     visit(m.embed), visit(m.eh_proj), block(m.block), visit(m.shared_head.head);
   }
+}
+
+void prefault_weights(const ModelWeights& weights, ThreadPool& pool) {
+  // Byte ranges of the weights, cut into pieces of at most kPiece for the threads to share.
+  constexpr uint64_t kPiece = uint64_t{64} << 20;
+  std::vector<std::pair<const uint8_t*, uint64_t>> pieces;
+  for_each_linear(weights, [&](const LinearWeight& l) {
+    if (!l.data) return;
+    const uint8_t* p = l.row_ptr(0);
+    const uint64_t bytes = static_cast<uint64_t>(l.rows) * static_cast<uint64_t>(l.row_bytes());
+    for (uint64_t off = 0; off < bytes; off += kPiece) pieces.emplace_back(p + off, std::min(kPiece, bytes - off));
+  });
+  pool.parallel_for(static_cast<int64_t>(pieces.size()),
+                    [&](int64_t i) { prefault_pages(pieces[static_cast<size_t>(i)].first, pieces[static_cast<size_t>(i)].second); });
 }
 
 std::vector<TensorSpec> model_tensor_specs(const ModelConfig& config) {

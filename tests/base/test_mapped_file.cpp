@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -50,5 +51,35 @@ TEST(MappedFile, AFileReplacedByRenameLeavesTheMappingIntact) {
   ASSERT_EQ(std::rename(replacement.c_str(), path.c_str()), 0);
   EXPECT_EQ((*file)->size(), 1u << 16);
   EXPECT_EQ((*file)->data()[(1 << 16) - 1], 'w');
+  std::remove(path.c_str());
+}
+
+namespace {
+
+// Minor page faults of touching every page of [p, p + bytes).
+long faults_touching(const uint8_t* p, size_t bytes) {
+  rusage before{}, after{};
+  ::getrusage(RUSAGE_SELF, &before);
+  unsigned sum = 0;
+  for (size_t i = 0; i < bytes; i += 4096) sum += *reinterpret_cast<const volatile uint8_t*>(p + i);
+  ::getrusage(RUSAGE_SELF, &after);
+  EXPECT_EQ(sum, static_cast<unsigned>('w') * (bytes / 4096));
+  return after.ru_minflt - before.ru_minflt;
+}
+
+}  // namespace
+
+TEST(MappedFile, PrefaultedPagesAreReadWithoutPageFaults) {
+  constexpr size_t kBytes = size_t{32} << 20;
+  const std::string path = temp_file("dsv3-prefault.safetensors", kBytes);
+  auto cold = dsv3::MappedFile::open(path);
+  auto warm = dsv3::MappedFile::open(path);
+  ASSERT_TRUE(cold.ok() && warm.ok());
+  // Control: a fresh mapping faults as it is read (the kernel maps up to a few pages or one
+  // large folio per fault, so at least 32 MB / 2 MB of them).
+  const long cold_faults = faults_touching((*cold)->data(), kBytes);
+  if (cold_faults < 16) GTEST_SKIP() << "this kernel maps a fresh file mapping in " << cold_faults << " faults";
+  dsv3::prefault_pages((*warm)->data() + 100, kBytes - 100);  // an unaligned start is rounded down
+  EXPECT_LE(faults_touching((*warm)->data(), kBytes), 2) << "cold mapping: " << cold_faults << " faults";
   std::remove(path.c_str());
 }
