@@ -54,6 +54,10 @@ const Shape kShapes[] = {
     {"expert_gate_up_2048x7168_int8", 2048, 7168, DType::I8},
     {"expert_gate_up_2048x7168_int4", 2048, 7168, DType::U8},
     {"moonlight_head_129280x2048_int8", 129280, 2048, DType::I8},
+    // The int4-experts mix of Moonlight (docs/benchmarks.md): short int4 expert rows, int8 rest.
+    {"moonlight_expert_gate_up_1408x2048_int4", 1408, 2048, DType::U8},
+    {"moonlight_expert_down_2048x1408_int4", 2048, 1408, DType::U8},
+    {"moonlight_shared_gate_up_2816x2048_int8", 2816, 2048, DType::I8},
 };
 constexpr int64_t kGroupSize = 64;
 
