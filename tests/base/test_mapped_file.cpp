@@ -56,8 +56,10 @@ TEST(MappedFile, AFileReplacedByRenameLeavesTheMappingIntact) {
 
 namespace {
 
-// Minor page faults of touching every page of [p, p + bytes).
-long faults_touching(const uint8_t* p, size_t bytes) {
+// Minor page faults of touching every page of [p, p + bytes). Not instrumented: under
+// AddressSanitizer each checked read would also touch its shadow memory, whose first use
+// faults too (4 MB of shadow for 32 MB read: 1024 faults that are not the mapping's).
+__attribute__((no_sanitize("address"))) long faults_touching(const uint8_t* p, size_t bytes) {
   rusage before{}, after{};
   ::getrusage(RUSAGE_SELF, &before);
   unsigned sum = 0;
@@ -76,9 +78,9 @@ TEST(MappedFile, PrefaultedPagesAreReadWithoutPageFaults) {
   auto warm = dsv3::MappedFile::open(path);
   ASSERT_TRUE(cold.ok() && warm.ok());
   // Control: a fresh mapping faults as it is read (the kernel maps up to a few pages or one
-  // large folio per fault, so at least 32 MB / 2 MB of them).
+  // large folio per fault, so at least 32 MB / 2 MB = 16 of them).
   const long cold_faults = faults_touching((*cold)->data(), kBytes);
-  if (cold_faults < 16) GTEST_SKIP() << "this kernel maps a fresh file mapping in " << cold_faults << " faults";
+  if (cold_faults < 8) GTEST_SKIP() << "this kernel maps a fresh file mapping in " << cold_faults << " faults";
   dsv3::prefault_pages((*warm)->data() + 100, kBytes - 100);  // an unaligned start is rounded down
   EXPECT_LE(faults_touching((*warm)->data(), kBytes), 2) << "cold mapping: " << cold_faults << " faults";
   std::remove(path.c_str());
