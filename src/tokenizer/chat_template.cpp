@@ -57,6 +57,7 @@ Result<ChatTemplate::Rendered> ChatTemplate::render_impl(const J& messages, bool
     render_limits.max_output_bytes = limits.max_output_bytes;
     render_limits.max_value_bytes = limits.max_value_bytes;
     render_limits.max_built_bytes = limits.max_built_bytes;
+    render_limits.max_loop_iterations = limits.max_loop_iterations;
     jinja::RenderedText r = jinja::render_template(*body_, vars, render_limits);
     return Rendered{std::move(r.text), std::move(r.data)};
   } catch (const jinja::OutputLimitError& e) {

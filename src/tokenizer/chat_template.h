@@ -30,6 +30,7 @@ class ChatTemplate {
     size_t max_output_bytes = 256u << 20;
     size_t max_value_bytes = 64u << 20;  // one string, or one list
     size_t max_built_bytes = 1u << 30;   // every string and list of the render together
+    int64_t max_loop_iterations = 10'000'000;  // every for loop's iterations together
   };
   // The text rendered, and the byte ranges of it copied from the caller's data: `messages` and
   // the variables of `data` (a request's tools), never the template's own text or `extra`.

@@ -37,6 +37,10 @@ TEST(Jinja, SyntaxErrorsNameTheLine) {
   EXPECT_NE(compile_error("{% for x in y %}").find("never closed"), std::string::npos);
   EXPECT_NE(compile_error("{{ a | }}").find("line 1"), std::string::npos);
   EXPECT_NE(compile_error("{% set %}").find("line 1"), std::string::npos);
+  // Found by fuzz_chat_template: an index past int64 after a dot ended the process (an
+  // uncaught std::out_of_range from stoll), where a plain literal already was an error.
+  EXPECT_NE(compile_error("{{ s.99999999999999999999999999 }}").find("integer index out of range"), std::string::npos);
+  EXPECT_NE(compile_error("{{ 99999999999999999999999999 }}").find("integer literal out of range"), std::string::npos);
   EXPECT_EQ(compile_error("{{ a.b[0]['c'](1, k=2) | default('x') if a is defined else [1, (2, 3), {'k': none}] }}"), "<compiled>");
 }
 
@@ -182,6 +186,14 @@ TEST(Jinja, TemplatesThatNeverFinishStopAtTheirLimits) {
   // That both renders return at all is the bound: one that ignored the limits would run for
   // hours. (No wall-clock assertion: under ASan on a loaded 2-core machine the 2 x 10^7
   // iterations took 94 s, well under a second of it the template's fault.)
+}
+
+TEST(Jinja, AnAttributePathIndexPastInt64IndexesNothing) {
+  // The same overflow through map(attribute=...): the too-long index selects nothing.
+  EXPECT_EQ(render("{{ messages | map(attribute='99999999999999999999999') | select('defined') | list | length }}|"
+                   "{{ messages | map(attribute='0') | list | length }}",
+                   Json::array({Json::array({1, 2}), Json::array({3})})),
+            "0|2");
 }
 
 TEST(Jinja, DataKeepsItsRangesThroughTheTemplate) {

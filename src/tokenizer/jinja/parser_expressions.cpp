@@ -263,7 +263,11 @@ ExprPtr Parser::parse_postfix(ExprPtr e) {
         auto item = node(ExprKind::kItem, line);
         item->args.push_back(std::move(e));
         auto idx = node(ExprKind::kLiteral, line);
-        idx->value = Value(static_cast<int64_t>(std::stoll(cur().value)));
+        try {
+          idx->value = Value(static_cast<int64_t>(std::stoll(cur().value)));
+        } catch (const std::exception&) {  // std::out_of_range: more digits than an int64
+          error("integer index out of range");
+        }
         advance();
         item->args.push_back(std::move(idx));
         e = std::move(item);
