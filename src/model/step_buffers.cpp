@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <cstring>
 #include <memory>
 #include <new>
 #include <vector>
@@ -118,12 +117,6 @@ StepBuffers::~StepBuffers() {
 }
 
 float* StepBuffers::floats(int64_t n) { return t_arena.take(n); }
-
-float* StepBuffers::zeros(int64_t n) {
-  float* p = t_arena.take(n);
-  std::memset(p, 0, static_cast<size_t>(std::max<int64_t>(n, 0)) * sizeof(float));
-  return p;
-}
 
 int64_t step_buffer_capacity() { return t_arena.capacity(); }
 

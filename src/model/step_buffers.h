@@ -28,8 +28,6 @@ class StepBuffers {
 
   // n floats, 64-byte aligned, contents unspecified; valid until this frame ends.
   float* floats(int64_t n);
-  // n floats set to zero.
-  float* zeros(int64_t n);
 
  private:
   size_t block_;   // the arena's position when the frame opened

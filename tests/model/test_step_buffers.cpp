@@ -59,17 +59,6 @@ TEST(StepBuffers, GrowingKeepsEarlierBuffersIntactAndMergesWhenNoFrameIsOpen) {
   EXPECT_EQ(step_buffer_capacity(), grown);
 }
 
-TEST(StepBuffers, ZerosAreZero) {
-  {
-    StepBuffers dirty;
-    float* p = dirty.floats(4096);
-    for (int i = 0; i < 4096; ++i) p[i] = 1.0f;
-  }
-  StepBuffers frame;
-  float* z = frame.zeros(4096);
-  for (int i = 0; i < 4096; ++i) ASSERT_EQ(z[i], 0.0f);
-}
-
 TEST(StepBuffers, EachThreadHasItsOwnArena) {
   StepBuffers mine;
   float* here = mine.floats(128);
