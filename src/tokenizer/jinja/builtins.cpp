@@ -3,6 +3,7 @@
 #include <unicode/uchar.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -58,6 +59,13 @@ Value dict_method(const Value& self, const std::string& name) {
 }
 
 }  // namespace
+
+std::optional<int64_t> decimal_int64(const std::string& digits) {
+  int64_t v = 0;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v, 10);
+  if (ec != std::errc() || end != digits.data() + digits.size()) return std::nullopt;
+  return v;
+}
 
 std::vector<std::string> utf8_chars(const std::string& s) {
   std::vector<std::string> out;

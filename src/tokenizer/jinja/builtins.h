@@ -4,6 +4,8 @@
 // as s.split(), d.items()), and the global functions (range, namespace, dict,
 // raise_exception, strftime_now). Failures throw TemplateError.
 
+#include <cstdint>
+#include <optional>
 #include <string>
 
 #include "tokenizer/jinja/value.h"
@@ -36,6 +38,8 @@ int64_t length_of(const Value& v);
 std::string percent_format(const std::string& fmt, const Value& args);
 // Code points of a UTF-8 string, each as its own string.
 std::vector<std::string> utf8_chars(const std::string& s);
+// The int64 a string of decimal digits spells; nullopt when it has more than an int64 holds.
+std::optional<int64_t> decimal_int64(const std::string& digits);
 // Byte ranges [begin, end) of the code points of a UTF-8 string.
 std::vector<std::pair<size_t, size_t>> utf8_char_ranges(const std::string& s);
 // Bytes [begin, end) of string `s` as a value, its data ranges kept.

@@ -37,9 +37,10 @@ Value attribute_path(const Value& v, const std::string& path) {
     std::string part = path.substr(pos, dot == std::string::npos ? std::string::npos : dot - pos);
     bool numeric = !part.empty() && std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
     if (cur.is_undefined()) return cur;
-    // A numeric part is an index; one too long for an int64 indexes nothing.
-    if (numeric && part.size() > 18) return Value::undefined(part);
-    cur = numeric ? get_item(cur, Value(static_cast<int64_t>(std::stoll(part)))) : get_item(cur, Value(part));
+    // A numeric part is an index; one past int64 indexes nothing.
+    const std::optional<int64_t> index = numeric ? decimal_int64(part) : std::nullopt;
+    if (numeric && !index) return Value::undefined(part);
+    cur = numeric ? get_item(cur, Value(*index)) : get_item(cur, Value(part));
     if (dot == std::string::npos) break;
     pos = dot + 1;
   }

@@ -197,11 +197,9 @@ ExprPtr Parser::parse_primary() {
     }
     case TokenType::kInt: {
       auto e = node(ExprKind::kLiteral, line);
-      try {
-        e->value = Value(static_cast<int64_t>(std::stoll(t.value)));
-      } catch (const std::exception&) {
-        error("integer literal out of range");
-      }
+      const std::optional<int64_t> v = decimal_int64(t.value);
+      if (!v) error("integer literal out of range");
+      e->value = Value(*v);
       advance();
       return e;
     }
@@ -263,11 +261,9 @@ ExprPtr Parser::parse_postfix(ExprPtr e) {
         auto item = node(ExprKind::kItem, line);
         item->args.push_back(std::move(e));
         auto idx = node(ExprKind::kLiteral, line);
-        try {
-          idx->value = Value(static_cast<int64_t>(std::stoll(cur().value)));
-        } catch (const std::exception&) {  // std::out_of_range: more digits than an int64
-          error("integer index out of range");
-        }
+        const std::optional<int64_t> v = decimal_int64(cur().value);
+        if (!v) error("integer index out of range");
+        idx->value = Value(*v);
         advance();
         item->args.push_back(std::move(idx));
         e = std::move(item);
