@@ -69,7 +69,7 @@ def first_token_ms(base, model, run, max_tokens):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("servers", nargs="+", help="NAME=URL, e.g. dsv3=http://127.0.0.1:8123")
-    ap.add_argument("--runs", type=int, default=7, help="runs per server (the first one, a warm-up, is not counted)")
+    ap.add_argument("--runs", type=int, default=7, help="runs per server after the first one, a warm-up that is printed but not counted (0: only that one)")
     ap.add_argument("--max-tokens", type=int, default=4)
     args = ap.parse_args()
     servers = [s.split("=", 1) for s in args.servers]
@@ -84,6 +84,8 @@ def main():
                 times[name].append(ms)
             print(f"run {run}{' (warm-up)' if run == 0 else ''}: {name} {ms:.1f} ms", flush=True)
     for name, t in times.items():
+        if not t:  # --runs 0: only the first request of each server, e.g. a freshly started one
+            continue
         print(f"{name}: median {statistics.median(t):.1f} ms (min {min(t):.1f}, max {max(t):.1f}) over {len(t)} runs")
 
 
