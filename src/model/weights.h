@@ -206,8 +206,10 @@ void for_each_linear(const ModelWeights& weights, const std::function<void(const
 
 // Maps every page of the linear weights (and embeddings) this model holds into the process
 // now, split over the pool's threads (base/mapped_file.h: prefault_pages). Without it the
-// first forward pass takes a page fault per 4 KB of weights it touches: on moonlight-8l
-// (5.2 GB) the first 512-token prefill ran at half the speed of the next ones.
+// first forward pass takes a page fault per 4 KB of weights it touches (and, under a
+// hypervisor that shadows page tables, a trip to it per page): on moonlight-8l (5.2 GB) the
+// first 512-token prefill ran at half the speed of the next ones, and a fresh server's first
+// short request took 4x as long as the next ones.
 void prefault_weights(const ModelWeights& weights, ThreadPool& pool);
 
 // Tensor specs of the whole checkpoint the config describes (main model and MTP layers).
