@@ -93,15 +93,30 @@ struct MatmulInt {
   using IO = IntOps<L, kVnni>;
   using I = typename IO::I;
   static constexpr int64_t kVecBytes = 4 * L;
-  static constexpr int kMaxTokens = 4;  // tokens per pass over a band of rows
-  // Rows per step: T * R float accumulators, R decoded weights (2 for int4), R scale vectors
-  // and a few activation vectors in the registers (16 on AVX2, 32 on AVX-512). Decode
-  // (T = 1) on AVX-512 takes 6: still in the registers (int4: 4 * 6 + 7), and 6 row streams
-  // with their prefetches in flight instead of 4 read memory faster (kernel_bench, Moonlight's
-  // int4 experts and int8 shared experts, 1 and 2 threads: +10-20% GB/s). kScaleRows bounds
-  // R for the scale buffer.
-  template <int T>
-  static constexpr int kRows = T == 1 && L == 16 ? 6 : std::clamp((L == 8 ? 9 : 24) / (T + 3), 1, 4);
+  // Tokens per register tile, and per chunk of the activation layout (q8_activations.h):
+  // prefill goes kMaxTokens tokens at a time over a band of rows. On AVX-512, 6 tokens x 4
+  // rows (int8 with VNNI) or 3 (int4, and int8 without) ran 1.3-1.4x (int8) and 1.2-1.3x
+  // (int4) faster than 4 x 3, and faster than 8 x 2 or 8 x 3 (kernel_bench, Moonlight's
+  // shared gate/up int8 and expert int4 shapes, n = 256, 1 thread, Zen 5).
+  static constexpr int kMaxTokens = L == 16 ? 6 : 4;
+  // Tiles of this many tokens and more, with one group per block, precompute their scale
+  // products (rows_step's products mode).
+  static constexpr int kProductsFrom = 2;
+  // Rows per step: T * R float accumulators, R decoded weights (2 vectors each for int4 and
+  // for int8 without VNNI), R scale vectors (none in products mode) and about 4 activation
+  // and temporary vectors in the registers (16 on AVX2, 32 on AVX-512). Decode (T = 1) on
+  // AVX-512 takes 6: still in the registers (int4: 4 * 6 + 7), and 6 row streams with their
+  // prefetches in flight instead of 4 read memory faster (kernel_bench, Moonlight's int4
+  // experts and int8 shared experts, 1 and 2 threads: +10-20% GB/s).
+  static constexpr int rows_for(int t, bool int4, bool one_group) {
+    if (L == 8) return std::clamp(9 / (t + 3), 1, 4);
+    if (t == 1) return 6;
+    if (t <= 4) return std::clamp(24 / (t + 3), 1, 4);
+    const int per_row = t + (int4 || !kVnni ? 2 : 1) + (one_group && t >= kProductsFrom ? 0 : 1);
+    return std::clamp(28 / per_row, 1, 4);
+  }
+  template <bool kInt4, bool kOneGroup, int T>
+  static constexpr int kRows = rows_for(T, kInt4, kOneGroup);
   static constexpr int kScaleRows = 6;
   // Prefill: rows in bands of about this many weight bytes, swept by every token (L2).
   static constexpr int64_t kBandBytes = 256 << 10;
@@ -135,21 +150,29 @@ struct MatmulInt {
       rows[i] = w.row_ptr(r + i);
       sf[i] = scale_buf + i * scale_ld;
       const uint16_t* sh = w.row_group_scales(r + i);
-      for (int64_t g = 0; g < scale_ld; g += L) IO::scales_to_f32(sh + g, groups - g, sf[i] + g);
+      if constexpr (!(kOneGroup && T >= kProductsFrom))
+        for (int64_t g = 0; g < scale_ld; g += L) IO::scales_to_f32(sh + g, groups - g, sf[i] + g);
     }
     F acc[T][R];
     for (int t = 0; t < T; ++t)
       for (int i = 0; i < R; ++i) acc[t][i] = V::zero();
-    // The layout's arrays of token t0 at block 0; token t's block b is at + t * blocks * (step).
-    const int64_t blocks = xl.blocks, block_cols = xl.block_cols;
-    const int8_t* const q0 = xl.q_of(t0, 0);
-    const float* const sx0 = xl.scales_of(t0, 0);
-    const int32_t* const off0 = xl.offsets_of(t0, 0);
+    // Token t0 + t's record of block b at rec0 + (b * T + t) * rec (t0 starts a chunk of T).
+    const int64_t rec = xl.rec_bytes, block_cols = xl.block_cols;
+    const uint8_t* const rec0 = xl.record(t0, 0);
     const int32_t* const first_group = xl.first_group.data();
     const int32_t* const lane_group = xl.lane_group.data();
 
-    // One block b of the R rows, their bytes at src[i].
-    auto block = [&](int64_t b, const uint8_t* const* src) __attribute__((always_inline)) {
+    // Products mode (a tile of tokens, one group per block): sw * sx is one float per token,
+    // row and block; kProducts of them at a time for L blocks in one multiply, kept in
+    // prod[t][i][block - first], each broadcast into its fma (from memory: no instruction of
+    // its own) instead of a multiply per token, row and block. The same products, so the
+    // same bits.
+    constexpr bool kProducts = kOneGroup && T >= kProductsFrom;
+    alignas(64) float prod[kProducts ? T : 1][kProducts ? R : 1][L];
+
+    // One block b of the R rows, their bytes at src[i]; in products mode its products at
+    // prod[t][i][bl].
+    auto block = [&](int64_t b, const uint8_t* const* src, int64_t bl) __attribute__((always_inline)) {
       const int64_t g0 = first_group[b];
       I idx;
       if constexpr (!kOneGroup) idx = IO::load(lane_group + b * L);
@@ -167,46 +190,76 @@ struct MatmulInt {
           wa[i] = IO::abs8(v);
           wb[i] = v;
         }
-        if constexpr (kOneGroup) sw[i] = V::set1(sf[i][g0]);
+        if constexpr (kProducts) sw[i] = V::zero();
+        else if constexpr (kOneGroup) sw[i] = V::set1(sf[i][g0]);
         else sw[i] = IO::permute(idx, V::load(sf[i] + g0));
       }
       for (int t = 0; t < T; ++t) {
-        const int8_t* xq = q0 + (t * blocks + b) * block_cols;
-        const F sx = V::load(sx0 + (t * blocks + b) * L);
+        const uint8_t* const tr = rec0 + (b * T + t) * rec;
+        const int8_t* xq = reinterpret_cast<const int8_t*>(tr);
+        const F sx = kProducts ? V::zero() : V::load(reinterpret_cast<const float*>(tr + block_cols));
+        // sw[i] * sx, the products mode's from memory.
+        auto scale = [&](int i) __attribute__((always_inline)) {
+          if constexpr (kProducts) return V::set1(prod[t][i][bl]);
+          else return V::mul(sw[i], sx);
+        };
+        const int32_t* const off = reinterpret_cast<const int32_t*>(tr + block_cols + 4 * L);
         if constexpr (kInt4) {
           const I xe = IO::load(xq), xo = IO::load(xq + kVecBytes);
-          const I start = IO::load(off0 + (t * blocks + b) * L);
+          const I start = IO::load(off);
           for (int i = 0; i < R; ++i) {
             const I s = IO::dot(IO::dot(start, wa[i], xe), wb[i], xo);
-            acc[t][i] = V::fma(IO::to_float(s), V::mul(sw[i], sx), acc[t][i]);
+            acc[t][i] = V::fma(IO::to_float(s), scale(i), acc[t][i]);
           }
         } else if constexpr (kVnni) {  // vpdpbusd does not saturate: q + 128 against x directly
-          const I xv = IO::load(xq), start = IO::load(off0 + (t * blocks + b) * L);
+          const I xv = IO::load(xq), start = IO::load(off);
           for (int i = 0; i < R; ++i) {
             const I s = IO::dot(start, wa[i], xv);
-            acc[t][i] = V::fma(IO::to_float(s), V::mul(sw[i], sx), acc[t][i]);
+            acc[t][i] = V::fma(IO::to_float(s), scale(i), acc[t][i]);
           }
         } else {  // vpmaddubsw would saturate on q + 128: |q| against x with q's sign
           const I xv = IO::load(xq);
           for (int i = 0; i < R; ++i) {
             const I s = IO::dot(IO::zero(), wa[i], IO::sign_of(xv, wb[i]));
-            acc[t][i] = V::fma(IO::to_float(s), V::mul(sw[i], sx), acc[t][i]);
+            acc[t][i] = V::fma(IO::to_float(s), scale(i), acc[t][i]);
           }
         }
       }
     };
 
-    const int64_t full = std::min(blocks, row_bytes / kVecBytes);  // blocks read in place
-    for (int64_t b = 0; b < full; ++b) {
-      const uint8_t* src[R];
-      // The same bytes of the next step's rows (rows are consecutive in memory): the
-      // hardware prefetchers alone lag on R interleaved short row streams (as in
-      // simd_matmul_rows.inl).
+    const int64_t blocks = xl.blocks, full = std::min(blocks, row_bytes / kVecBytes);  // blocks read in place
+    // In products mode, the rows' scales per block (sf[i][b] = the row's scale of block b's
+    // group, zeros up to a multiple of L) and the tokens' (the layout's block scales).
+    const float* bs0 = nullptr;
+    if constexpr (kProducts) {
       for (int i = 0; i < R; ++i) {
-        src[i] = rows[i] + b * kVecBytes;
-        _mm_prefetch(reinterpret_cast<const char*>(src[i]) + R * row_bytes, _MM_HINT_T0);
+        const uint16_t* sh = w.row_group_scales(r + i);
+        const int64_t padded = (blocks + L - 1) / L * L;
+        for (int64_t b = 0; b < padded; ++b) sf[i][b] = b < blocks ? _cvtsh_ss(sh[first_group[b]]) : 0.0f;
       }
-      block(b, src);
+      bs0 = xl.block_scales_of(t0);
+    }
+    auto products = [&](int64_t b0) __attribute__((always_inline)) {
+      if constexpr (kProducts)
+        for (int t = 0; t < T; ++t) {
+          const F sx = V::load(bs0 + t * xl.blocks_padded + b0);
+          for (int i = 0; i < R; ++i) V::store(prod[t][i], V::mul(V::load(sf[i] + b0), sx));
+        }
+    };
+    for (int64_t b0 = 0; b0 < full; b0 += kProducts ? L : full) {
+      products(b0);
+      const int64_t b1 = kProducts ? std::min(full, b0 + L) : full;
+      for (int64_t b = b0; b < b1; ++b) {
+        const uint8_t* src[R];
+        // The same bytes of the next step's rows (rows are consecutive in memory): the
+        // hardware prefetchers alone lag on R interleaved short row streams (as in
+        // simd_matmul_rows.inl).
+        for (int i = 0; i < R; ++i) {
+          src[i] = rows[i] + b * kVecBytes;
+          _mm_prefetch(reinterpret_cast<const char*>(src[i]) + R * row_bytes, _MM_HINT_T0);
+        }
+        block(b, src, b - b0);
+      }
     }
     if (full < blocks) {  // the last block, past the row's end: its bytes, zero-padded (x is 0 there)
       alignas(64) uint8_t tail[R][kVecBytes];
@@ -216,7 +269,8 @@ struct MatmulInt {
         std::memcpy(tail[i], rows[i] + full * kVecBytes, static_cast<size_t>(row_bytes - full * kVecBytes));
         src[i] = tail[i];
       }
-      block(full, src);
+      if (full % L == 0) products(full);  // (else computed with the blocks before it)
+      block(full, src, full % L);
     }
     for (int t = 0; t < T; ++t)
       for (int i = 0; i < R; ++i) y[t * ldy + i] = V::hsum(acc[t][i]);
@@ -233,7 +287,7 @@ struct MatmulInt {
   template <bool kInt4, bool kOneGroup, int T>
   static void rows_range_g(const LinearWeight& w, const Q8Layout& xl, int64_t t0, int64_t r0, int64_t r1, float* y,
                            int64_t ldy, float* scale_buf, int64_t scale_ld) {
-    constexpr int R = kRows<T>;
+    constexpr int R = kRows<kInt4, kOneGroup, T>;
     int64_t r = r0;
     for (; r + R <= r1; r += R) rows_step<kInt4, kOneGroup, T, R>(w, xl, t0, r, y + (r - r0), ldy, scale_buf, scale_ld);
     for (; r < r1; ++r) rows_step<kInt4, kOneGroup, T, 1>(w, xl, t0, r, y + (r - r0), ldy, scale_buf, scale_ld);
@@ -251,17 +305,17 @@ struct MatmulInt {
   template <bool kInt4>
   static void run_format(const LinearWeight& w, const float* x, int64_t n, int64_t ldx, float* y, int64_t ldy,
                          int64_t r0, int64_t r1) {
-    const Q8Layout& xl = q8_layout(x, n, ldx, w.cols, w.group_size, L, kInt4);
+    const Q8Layout& xl = q8_layout(x, n, ldx, w.cols, w.group_size, L, kInt4, kMaxTokens);
     // Row scales as floats, padded so that a vector load at any block's first group stays
     // inside (and reads zeros past the last group).
-    const int64_t scale_ld = (w.groups_per_row() + 2 * L - 1) / L * L;
+    // (Or, in rows_step's products mode, padded per-block scales.)
+    const int64_t scale_ld = (std::max(w.groups_per_row(), xl.blocks) + 2 * L - 1) / L * L;
     float* scale_buf = thread_scratch(ScratchSlot::WeightTile, static_cast<size_t>(kScaleRows * scale_ld));
     const int64_t band = n <= kMaxTokens ? r1 - r0 : std::max<int64_t>(16, kBandBytes / w.row_bytes() / 16 * 16);
     for (int64_t b0 = r0; b0 < r1; b0 += band) {
       const int64_t b1 = std::min(r1, b0 + band);
-      for (int64_t t = 0; t < n; t += kMaxTokens)
-        rows_range_n<kInt4>(std::min<int64_t>(kMaxTokens, n - t), w, xl, t, b0, b1, y + t * ldy + (b0 - r0), ldy,
-                            scale_buf, scale_ld);
+      for (int64_t t = 0; t < n; t += kMaxTokens)  // the layout's chunks
+        rows_range_n<kInt4>(xl.chunk_tokens(t), w, xl, t, b0, b1, y + t * ldy + (b0 - r0), ldy, scale_buf, scale_ld);
     }
   }
 
