@@ -134,7 +134,7 @@ TEST(IntKernels, MatmulRowsShapesGroupsTokenCounts) {
   for (int bits : {8, 4})
     for (int64_t group : {16, 32, 48, 64, 128, 192})  // 48, 192: groups straddling the blocks
       for (const Shape& s : shapes)
-        for (int64_t n : {1, 2, 3, 5, 8, 9, 37}) {
+        for (int64_t n : {1, 2, 3, 5, 6, 7, 8, 9, 13, 37}) {  // the AVX-512 tiles: 6 tokens, then 1-5
           IntWeight tw = make_int_weight(bits, s.rows, s.cols, group, seed++);
           check_rows(tw.view, n, seed++);
         }
@@ -182,28 +182,31 @@ TEST(IntKernels, MatmulTransposedColumnRanges) {
 }
 
 TEST(IntKernels, SameBitsWhateverTheBatch) {
-  // Token t's row of a product with n tokens (4 at a time, rows in bands above 4) equals the
-  // product with token t alone, bit for bit.
+  // Token t's row of a product with n tokens (in tiles of 4 or 6 tokens, rows in bands, the
+  // scale products precomputed where a block is one group: int8 at groups 64 and 128, int4 at
+  // 128) equals the product with token t alone, bit for bit. Columns: one block, a partial
+  // last block inside a run of 16 blocks (1100), one starting a run (2051).
   uint32_t seed = 1300;
   for (int bits : {8, 4})
-    for (int64_t cols : {64, 1100, 2051}) {
-      IntWeight tw = make_int_weight(bits, 45, cols, 32, seed++);
-      const LinearWeight& w = tw.view;
-      const int64_t n_max = 70;
-      auto x = random_activations(n_max * cols, seed++);
-      for (const auto& [name, table] : fast_tables()) {
-        std::vector<float> single(static_cast<size_t>(n_max * w.rows));
-        for (int64_t t = 0; t < n_max; ++t)
-          table->matmul_rows(w, x.data() + t * cols, 1, cols, single.data() + t * w.rows, w.rows, 0, w.rows);
-        for (int64_t n : {2, 7, 8, 9, 33, 70}) {
-          std::vector<float> got(static_cast<size_t>(n * w.rows));
-          table->matmul_rows(w, x.data(), n, cols, got.data(), w.rows, 0, w.rows);
-          for (size_t i = 0; i < got.size(); ++i)
-            ASSERT_EQ(std::memcmp(&got[i], &single[i], 4), 0)
-                << name << " " << label(w, n) << " token " << i / w.rows << " row " << i % w.rows;
+    for (int64_t group : {32, 64, 128})
+      for (int64_t cols : {64, 1100, 2051}) {
+        IntWeight tw = make_int_weight(bits, 45, cols, group, seed++);
+        const LinearWeight& w = tw.view;
+        const int64_t n_max = 70;
+        auto x = random_activations(n_max * cols, seed++);
+        for (const auto& [name, table] : fast_tables()) {
+          std::vector<float> single(static_cast<size_t>(n_max * w.rows));
+          for (int64_t t = 0; t < n_max; ++t)
+            table->matmul_rows(w, x.data() + t * cols, 1, cols, single.data() + t * w.rows, w.rows, 0, w.rows);
+          for (int64_t n : {2, 7, 8, 9, 33, 70}) {
+            std::vector<float> got(static_cast<size_t>(n * w.rows));
+            table->matmul_rows(w, x.data(), n, cols, got.data(), w.rows, 0, w.rows);
+            for (size_t i = 0; i < got.size(); ++i)
+              ASSERT_EQ(std::memcmp(&got[i], &single[i], 4), 0)
+                  << name << " " << label(w, n) << " token " << i / w.rows << " row " << i % w.rows;
+          }
         }
       }
-    }
 }
 
 TEST(IntKernels, QuantizerErrorBounds) {

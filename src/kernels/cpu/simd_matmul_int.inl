@@ -100,8 +100,9 @@ struct MatmulInt {
   // shared gate/up int8 and expert int4 shapes, n = 256, 1 thread, Zen 5).
   static constexpr int kMaxTokens = L == 16 ? 6 : 4;
   // Tiles of this many tokens and more, with one group per block, precompute their scale
-  // products (rows_step's products mode).
-  static constexpr int kProductsFrom = 2;
+  // products (rows_step's products mode). Not on AVX2: with one row per step there (16
+  // registers) it measured no faster.
+  static constexpr int kProductsFrom = L == 16 ? 2 : std::numeric_limits<int>::max();
   // Rows per step: T * R float accumulators, R decoded weights (2 vectors each for int4 and
   // for int8 without VNNI), R scale vectors (none in products mode) and about 4 activation
   // and temporary vectors in the registers (16 on AVX2, 32 on AVX-512). Decode (T = 1) on
