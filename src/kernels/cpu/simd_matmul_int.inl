@@ -22,6 +22,12 @@
 // roundings are these, whatever the number of tokens or rows computed together: decode and
 // prefill, every band and thread split, give the same bits per token. (Different from the
 // 8-lane tables' order: paths differ in the last bits, each within the oracle's tolerance.)
+//
+// Prefill: tiles of up to kMaxTokens tokens x kRows rows, each token's data of a block one
+// record of the activation layout (kernels/q8_activations.h), a tile's records side by side.
+// Where a block is one group (and on AVX-512), sw * sx is one float per (t, r, block): the
+// products mode computes them L blocks at a time (the same IEEE products) and broadcasts each
+// into its fma; the order of the roundings above is unchanged.
 
 template <int L, bool kVnni>
 struct IntOps;
