@@ -58,6 +58,9 @@ const Shape kShapes[] = {
     {"moonlight_expert_gate_up_1408x2048_int4", 1408, 2048, DType::U8},
     {"moonlight_expert_down_2048x1408_int4", 2048, 1408, DType::U8},
     {"moonlight_shared_gate_up_2816x2048_int8", 2816, 2048, DType::I8},
+    // The int8 mix's routed experts.
+    {"moonlight_expert_gate_up_1408x2048_int8", 1408, 2048, DType::I8},
+    {"moonlight_expert_down_2048x1408_int8", 2048, 1408, DType::I8},
 };
 constexpr int64_t kGroupSize = 64;
 
