@@ -271,7 +271,7 @@ struct MatmulInt {
         const int64_t b1 = std::min(full, b0 + L);
         for (int64_t b = b0; b < b1; ++b) block_in_place(b, b - b0);
       }
-    } else {  // one plain loop, as before the products mode (nested, GCC kept its bound on the stack)
+    } else {  // one plain loop, the form decode had before the products mode
       for (int64_t b = 0; b < full; ++b) block_in_place(b, 0);
     }
     if (full < blocks) {  // the last block, past the row's end: its bytes, zero-padded (x is 0 there)
