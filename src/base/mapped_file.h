@@ -39,8 +39,8 @@ class MappedFile {
 // Maps the pages of [p, p + bytes) of a mapping into this process now (reading them from the
 // file if they are not in the page cache), so that the first computation that reads them does
 // not stop at a page fault per page: MADV_POPULATE_READ (where the kernel has it), then one
-// read per page (which a hypervisor's shadow page tables also need). Best effort: a page that cannot be read is left to fault, with the SIGBUS report
-// below, when it is used.
+// read per page (which a hypervisor's shadow page tables also need). Best effort: a page that
+// cannot be read is left to fault, with the SIGBUS report below, when it is used.
 void prefault_pages(const void* p, uint64_t bytes);
 
 // Installs a SIGBUS handler that names the mapped file a fault hit, then exits with status 1.

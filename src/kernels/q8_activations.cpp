@@ -119,7 +119,7 @@ void build(Q8Layout& l, const float* x, int64_t n, int64_t ldx) {
     float* bs = l.block_scales.data() + t * l.blocks_padded;
     for (int64_t b = 0; b < l.blocks_padded; ++b) bs[b] = b < l.blocks ? s[static_cast<size_t>(l.first_group[b])] : 0.0f;
     for (int64_t b = 0; b < l.blocks; ++b) {
-      uint8_t* rec = const_cast<uint8_t*>(l.record(t, b));
+      uint8_t* rec = l.records + l.record_offset(t, b);
       int8_t* dst = reinterpret_cast<int8_t*>(rec);
       const int8_t* src = q.data() + b * l.block_cols;
       if (l.int4) {

@@ -57,19 +57,13 @@ struct Q8Layout {
 
   // Tokens in the chunk that starts at token t0 (a multiple of chunk).
   int64_t chunk_tokens(int64_t t0) const { return n - t0 < chunk ? n - t0 : chunk; }
-  // Token t's record of block b.
-  const uint8_t* record(int64_t t, int64_t b) const {
+  // Where token t's record of block b starts, in bytes from `records`.
+  int64_t record_offset(int64_t t, int64_t b) const {
     const int64_t t0 = t / chunk * chunk;
-    return records + (t0 * blocks + b * chunk_tokens(t0) + (t - t0)) * rec_bytes;
+    return (t0 * blocks + b * chunk_tokens(t0) + (t - t0)) * rec_bytes;
   }
+  const uint8_t* record(int64_t t, int64_t b) const { return records + record_offset(t, b); }
   const float* block_scales_of(int64_t t) const { return block_scales.data() + t * blocks_padded; }
-  const int8_t* q_of(int64_t t, int64_t b) const { return reinterpret_cast<const int8_t*>(record(t, b)); }
-  const float* scales_of(int64_t t, int64_t b) const {
-    return reinterpret_cast<const float*>(record(t, b) + block_cols);
-  }
-  const int32_t* offsets_of(int64_t t, int64_t b) const {
-    return reinterpret_cast<const int32_t*>(record(t, b) + block_cols + 4 * lanes);
-  }
 };
 
 // The layout of x (n tokens of K values, row stride ldx) in chunks of `chunk` tokens, for this
