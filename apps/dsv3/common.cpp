@@ -32,6 +32,11 @@ void add_model_options(CLI::App* app, ModelArgs& args) {
       ->check(CLI::IsMember({"absorbed", "naive"}));
   app->add_option("--ctx", args.ctx, "Context limit in tokens (default: max_position_embeddings; serve: 16384)")
       ->check(CLI::Range(int64_t(1), int64_t(1) << 31));
+  app->add_flag("--mlock", args.mlock,
+                "Lock the weights in memory so that the system never evicts them (swap, page-cache reclaim, "
+                "proactive reclaim of idle files): an idle server answers its next request as fast as a busy one. "
+                "Needs a memory-lock limit (ulimit -l) as large as the weights, or CAP_IPC_LOCK; without it, a "
+                "warning and the run goes on unlocked");
 }
 
 std::string bundled_tokenizer_dir() {
@@ -182,6 +187,7 @@ Result<std::unique_ptr<Model>> load_model(const ModelArgs& args, bool load_mtp) 
   opt.attention = args.attention == "naive" ? AttentionImpl::Naive : AttentionImpl::Absorbed;
   opt.max_context = args.ctx;
   opt.prefault = true;  // the commands that load a model compute with it (llama.cpp maps with MAP_POPULATE)
+  opt.lock_memory = args.mlock;
   opt.comm = &world();
   return Model::load(dir, opt);
 }

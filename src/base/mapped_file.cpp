@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -139,6 +140,22 @@ void prefault_pages(const void* p, uint64_t bytes) {
   // madvise (on this project's VMs ~1.6 us a page: 1.6 s for a 4 GB shard, which the first
   // request paid), while on a machine without one these reads cost ~40 ns a page.
   for (uint64_t a = begin; a < end; a += page) (void)*reinterpret_cast<const volatile uint8_t*>(a);
+}
+
+Status lock_pages(const void* p, uint64_t bytes) {
+  if (!p || bytes == 0) return ok_status();
+  const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  const uint64_t begin = reinterpret_cast<uintptr_t>(p) & ~(page - 1);
+  const uint64_t end = reinterpret_cast<uintptr_t>(p) + bytes;
+  if (::mlock(reinterpret_cast<void*>(begin), end - begin) == 0) return ok_status();
+  const int err = errno;
+  std::string msg = std::string("mlock of ") + std::to_string(end - begin) + " bytes failed: " + std::strerror(err);
+  struct rlimit lim {};
+  if ((err == ENOMEM || err == EPERM) && ::getrlimit(RLIMIT_MEMLOCK, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY)
+    msg += " (the memory-lock limit is " + std::to_string(lim.rlim_cur >> 10) +
+           " KB: raise it with 'ulimit -l', LimitMEMLOCK= in a systemd unit or --ulimit memlock= in docker, or "
+           "run with CAP_IPC_LOCK)";
+  return Error(msg);
 }
 
 void install_sigbus_reporter() {

@@ -43,6 +43,12 @@ class MappedFile {
 // cannot be read is left to fault, with the SIGBUS report below, when it is used.
 void prefault_pages(const void* p, uint64_t bytes);
 
+// Locks the pages of [p, p + bytes) of a mapping in memory (mlock): the kernel then never
+// evicts them, not under memory pressure nor by proactive reclaim (e.g. a DAMON pageout scheme,
+// which on this project's VMs drops the page cache of a file unused for about a minute). The
+// error names errno's text and, when the memory-lock limit is what stopped it, that limit.
+Status lock_pages(const void* p, uint64_t bytes);
+
 // Installs a SIGBUS handler that names the mapped file a fault hit, then exits with status 1.
 void install_sigbus_reporter();
 

@@ -57,6 +57,14 @@ Result<std::unique_ptr<Model>> Model::load_local(const std::string& dir, const M
     DSV3_LOG_INFO("%zu tensors in the checkpoint are not used by this command (e.g. MTP layers)", unused);
   m->pool_ = std::make_unique<ThreadPool>(options.threads);
   if (options.prefault) prefault_weights(m->weights_, *m->pool_);
+  if (options.lock_memory) {
+    auto locked = lock_weights(m->weights_);
+    if (locked.ok())
+      DSV3_LOG_INFO("locked %.2f GB of weights in memory (--mlock)", static_cast<double>(*locked) * 1e-9);
+    else
+      DSV3_LOG_WARN("--mlock: %s; running without the lock (the system may evict weight pages)",
+                    locked.error().message().c_str());
+  }
   m->rope_ = std::make_unique<Rope>(c);
   m->attention_ = options.attention;
   m->max_context_ = options.max_context > 0 ? options.max_context : c.max_position_embeddings;

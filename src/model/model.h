@@ -30,6 +30,10 @@ struct ModelOptions {
   // Map every weight page in at load (prefault_weights), so that the first request does not
   // pay a page fault per 4 KB of weights; commands that compute set it, inspect-like ones not.
   bool prefault = false;
+  // Lock the weights in memory after mapping them (lock_weights, --mlock): the kernel never
+  // evicts them, so an idle server does not lose them to reclaim. Failing to lock (the
+  // memory-lock limit) is a warning: the model runs without the lock.
+  bool lock_memory = false;
   // Kernel path, FP8 math and AMX mode the run asked for: Model::load applies them (on every
   // rank) before loading; unset fields keep this process's defaults.
   kernels::KernelChoice kernels;

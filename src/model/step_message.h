@@ -44,6 +44,7 @@ struct StepMessage {
   uint8_t attention = 0;            // forward_context.h AttentionImpl
   int64_t max_context = 0;
   bool prefault = false;
+  bool lock_memory = false;
   int8_t isa = -1, math = -1, amx = -1;  // kernels::KernelChoice; -1: unset
 };
 

@@ -509,6 +509,20 @@ void prefault_weights(const ModelWeights& weights, ThreadPool& pool) {
                     [&](int64_t i) { prefault_pages(pieces[static_cast<size_t>(i)].first, pieces[static_cast<size_t>(i)].second); });
 }
 
+Result<uint64_t> lock_weights(const ModelWeights& weights) {
+  uint64_t locked = 0;
+  Status status = ok_status();
+  for_each_linear(weights, [&](const LinearWeight& l) {
+    if (!l.data || !status.ok()) return;
+    const uint64_t bytes = static_cast<uint64_t>(l.rows) * static_cast<uint64_t>(l.row_bytes());
+    status = lock_pages(l.row_ptr(0), bytes);
+    if (status.ok()) locked += bytes;
+  });
+  if (!status.ok())
+    return std::move(status).error().context("after " + std::to_string(locked >> 20) + " MB of weights locked");
+  return locked;
+}
+
 std::vector<TensorSpec> model_tensor_specs(const ModelConfig& config) {
   WeightBinder b(nullptr, config);
   bind_model_weights(b, config, /*with_mtp=*/true);

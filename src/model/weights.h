@@ -212,6 +212,11 @@ void for_each_linear(const ModelWeights& weights, const std::function<void(const
 // short request took 4x as long as the next ones.
 void prefault_weights(const ModelWeights& weights, ThreadPool& pool);
 
+// Locks every page of the linear weights (and embeddings) this model holds in memory
+// (base/mapped_file.h: lock_pages); returns the bytes locked. On an error, what was locked
+// before it stays locked (until the model is destroyed and its files unmapped).
+Result<uint64_t> lock_weights(const ModelWeights& weights);
+
 // Tensor specs of the whole checkpoint the config describes (main model and MTP layers).
 std::vector<TensorSpec> model_tensor_specs(const ModelConfig& config);
 

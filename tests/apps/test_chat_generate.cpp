@@ -260,3 +260,17 @@ TEST(GenerateCommand, JsonSchemaOutputs) {
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_NE(bad.err.find("bad.json: schema.properties.a: unsupported keyword 'pattern'"), std::string::npos) << bad.err;
 }
+
+// --mlock locks the weights (or, without the privilege or the memory-lock limit for them, says
+// why and runs unlocked); either way the output is the same.
+TEST(GenerateCommand, MlockLocksTheWeightsOrSaysWhyNot) {
+  const std::string dir = test::small_chat_model_dir();
+  ::setenv("DSV3_LOG", "info", 1);
+  auto r = run_dsv3("generate --model " + dir + " -p 'What is the sea?' -n 8 --temperature 0 --mlock");
+  ::unsetenv("DSV3_LOG");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "Prompt: What is the sea?\nCompletion: " + expected_reply("What is the sea?", 8) + "\n\n");
+  const bool locked = r.err.find(" GB of weights in memory (--mlock)") != std::string::npos;
+  const bool said_why = r.err.find("--mlock: ") != std::string::npos && r.err.find("memory-lock limit") != std::string::npos;
+  EXPECT_TRUE(locked != said_why) << r.err;
+}

@@ -4,7 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <linux/capability.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -83,5 +85,62 @@ TEST(MappedFile, PrefaultedPagesAreReadWithoutPageFaults) {
   if (cold_faults < 8) GTEST_SKIP() << "this kernel maps a fresh file mapping in " << cold_faults << " faults";
   dsv3::prefault_pages((*warm)->data() + 100, kBytes - 100);  // an unaligned start is rounded down
   EXPECT_LE(faults_touching((*warm)->data(), kBytes), 2) << "cold mapping: " << cold_faults << " faults";
+  std::remove(path.c_str());
+}
+
+namespace {
+
+// This process's locked memory (VmLck in /proc/self/status), in KB; -1 where unknown.
+long locked_kb() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmLck:", 0) == 0) return std::stol(line.substr(6));
+  return -1;
+}
+
+}  // namespace
+
+TEST(MappedFile, LockedPagesCountAsLockedMemory) {
+  constexpr size_t kBytes = size_t{4} << 20;  // within the default 8 MB limit of an unprivileged user
+  const std::string path = temp_file("dsv3-mlock.safetensors", kBytes);
+  {
+    auto mf = dsv3::MappedFile::open(path);
+    ASSERT_TRUE(mf.ok());
+    const long before = locked_kb();
+    if (before < 0) GTEST_SKIP() << "no VmLck in /proc/self/status";
+    auto st = dsv3::lock_pages((*mf)->data() + 100, kBytes - 100);  // an unaligned start is rounded down
+    ASSERT_TRUE(st.ok()) << st.error().message();
+    EXPECT_GE(locked_kb() - before, static_cast<long>(kBytes >> 10));
+    EXPECT_TRUE(dsv3::lock_pages(nullptr, 0).ok());
+  }
+  std::remove(path.c_str());
+}
+
+// Drops CAP_IPC_LOCK and sets the memory-lock limit to 0 (as for an unprivileged user or in
+// a container), then locks the file's first MB: prints the error and exits 0 if it failed.
+[[noreturn]] void lock_without_privilege(const std::string& path) {
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct caps[2]{};
+  if (::syscall(SYS_capget, &header, caps) == 0) {
+    caps[0].effective &= ~(1u << CAP_IPC_LOCK);
+    (void)::syscall(SYS_capset, &header, caps);
+  }
+  const rlimit zero{0, 0};
+  ::setrlimit(RLIMIT_MEMLOCK, &zero);
+  auto mf = dsv3::MappedFile::open(path);
+  if (!mf.ok()) _exit(3);
+  auto st = dsv3::lock_pages((*mf)->data(), 1 << 20);
+  if (st.ok()) _exit(4);
+  std::fprintf(stderr, "%s\n", st.error().message().c_str());
+  _exit(0);
+}
+
+// Without CAP_IPC_LOCK and with a memory-lock limit of 0 (an unprivileged user, a container),
+// locking fails, and the error says which limit and how to raise it.
+TEST(MappedFileDeathTest, LockingBeyondTheLimitNamesTheLimit) {
+  const std::string path = temp_file("dsv3-mlock-limit.safetensors", 1 << 20);
+  EXPECT_EXIT(lock_without_privilege(path), ::testing::ExitedWithCode(0),
+              "mlock of 1048576 bytes failed: .*memory-lock limit is 0 KB.*ulimit -l");
   std::remove(path.c_str());
 }
