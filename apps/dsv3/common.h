@@ -23,9 +23,10 @@ struct ModelArgs {
   std::string math;              // exact | bf16 (default: exact, or DSV3_MATH)
   int64_t ctx = 0;               // context limit (0: the model's max_position_embeddings)
   bool mlock = false;            // lock the weights in memory
+  bool no_mmap = false;          // read the weights into memory instead of mapping them
 };
 
-// Adds --model, --threads, --kernels, --math, --attention, --ctx, --mlock to a subcommand.
+// Adds --model, --threads, --kernels, --math, --attention, --ctx, --mlock, --no-mmap to a subcommand.
 void add_model_options(CLI::App* app, ModelArgs& args);
 
 // Selects kernels, resolves the default model and loads it.

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -90,9 +91,37 @@ Result<FileDescriptor> open_regular_file(const std::string& path, struct stat* s
   return Result<FileDescriptor>(std::move(fd));
 }
 
+// The file's `size` bytes read into fresh anonymous memory (transparent huge pages where the
+// kernel gives them), read-only once read; the page cache drops each piece as it is read.
+Result<const uint8_t*> read_into_memory(int fd, uint64_t size, const std::string& path) {
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED)
+    return error_f("cannot allocate %llu bytes to read '%s' into: %s", static_cast<unsigned long long>(size),
+                   path.c_str(), std::strerror(errno));
+#ifdef MADV_HUGEPAGE
+  (void)::madvise(p, size, MADV_HUGEPAGE);  // best effort: without it, 4 KB pages
+#endif
+  constexpr uint64_t kPiece = uint64_t{64} << 20;
+  uint8_t* dst = static_cast<uint8_t*>(p);
+  for (uint64_t off = 0; off < size;) {
+    const ssize_t got = ::pread(fd, dst + off, static_cast<size_t>(std::min(kPiece, size - off)), static_cast<off_t>(off));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      const std::string why = got == 0 ? "the file ended early (truncated while loading?)" : std::strerror(errno);
+      ::munmap(p, size);
+      return error_f("reading '%s' at byte %llu of %llu: %s", path.c_str(), static_cast<unsigned long long>(off),
+                     static_cast<unsigned long long>(size), why.c_str());
+    }
+    (void)::posix_fadvise(fd, static_cast<off_t>(off), got, POSIX_FADV_DONTNEED);
+    off += static_cast<uint64_t>(got);
+  }
+  (void)::mprotect(p, size, PROT_READ);
+  return static_cast<const uint8_t*>(p);
+}
+
 }  // namespace
 
-Result<std::unique_ptr<MappedFile>> MappedFile::open(const std::string& path) {
+Result<std::unique_ptr<MappedFile>> MappedFile::open(const std::string& path, FileLoad load) {
   struct stat st {};
   DSV3_ASSIGN(const FileDescriptor fd, open_regular_file(path, &st));
   // A sparse file far larger than its allocated blocks is not a downloaded shard (a
@@ -106,7 +135,9 @@ Result<std::unique_ptr<MappedFile>> MappedFile::open(const std::string& path) {
   auto mf = std::unique_ptr<MappedFile>(new MappedFile());
   mf->path_ = path;
   mf->size_ = size;
-  if (size > 0) {
+  if (size > 0 && load == FileLoad::Read) {
+    DSV3_ASSIGN(mf->data_, read_into_memory(fd.get(), size, path));
+  } else if (size > 0) {
     void* p = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd.get(), 0);
     if (p == MAP_FAILED)
       return error_f("mmap of '%s' (%llu bytes) failed: %s", path.c_str(), static_cast<unsigned long long>(size),

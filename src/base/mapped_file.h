@@ -17,9 +17,23 @@
 
 namespace dsv3 {
 
+// How MappedFile::open brings a file into memory.
+enum class FileLoad {
+  // Mapped from the page cache (MAP_SHARED): no copy, loads at once; the kernel may evict
+  // the pages of an idle process and re-read them later.
+  Map,
+  // Read into anonymous memory backed by transparent huge pages where the kernel gives them
+  // (--no-mmap): a copy, written once at load; the file's page-cache copy is dropped as it is
+  // read, so the data lives once in memory. One page-table entry per 2 MB instead of per 4 KB:
+  // fewer TLB misses and, under a hypervisor that shadows page tables, 512x fewer traps when
+  // the kernel's access-bit sampling (DAMON) has marked pages old (docs/benchmarks.md, "An
+  // idle server"). Not replaced or truncated under the process: no SIGBUS to report.
+  Read,
+};
+
 class MappedFile {
  public:
-  static Result<std::unique_ptr<MappedFile>> open(const std::string& path);
+  static Result<std::unique_ptr<MappedFile>> open(const std::string& path, FileLoad load = FileLoad::Map);
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;

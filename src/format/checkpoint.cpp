@@ -73,9 +73,10 @@ Status check_shard_path(const std::string& dir, const std::string& file) {
   return escape("symlink target outside the directory");
 }
 
-Result<std::unique_ptr<Checkpoint>> Checkpoint::open(const std::string& dir, ShardOpening opening) {
+Result<std::unique_ptr<Checkpoint>> Checkpoint::open(const std::string& dir, ShardOpening opening, FileLoad load) {
   auto ck = std::unique_ptr<Checkpoint>(new Checkpoint());
   ck->dir_ = dir;
+  ck->load_ = load;
   struct stat st {};
   if (::stat(dir.c_str(), &st) != 0) return error_f("model directory '%s': %s", dir.c_str(), std::strerror(errno));
   if (!S_ISDIR(st.st_mode)) return error_f("model path '%s' is not a directory", dir.c_str());
@@ -134,7 +135,7 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::open(const std::string& dir, Sha
 
 Status Checkpoint::open_shard(size_t s) const {
   const std::string& file = shard_files_[s];
-  DSV3_ASSIGN(auto shard, SafetensorsFile::open(dir_ + "/" + file));
+  DSV3_ASSIGN(auto shard, SafetensorsFile::open(dir_ + "/" + file, load_));
   // Checked whole before any of it is added: a shard that fails leaves no tensor behind.
   std::map<std::string, TensorRef> found;
   std::vector<std::unique_ptr<uint8_t[], AlignedDelete>> copies;

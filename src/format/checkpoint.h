@@ -40,7 +40,9 @@ enum class ShardOpening {
 class Checkpoint {
  public:
   // Opens the checkpoint in `dir`; errors name the file and tensor.
-  static Result<std::unique_ptr<Checkpoint>> open(const std::string& dir, ShardOpening opening = ShardOpening::All);
+  // `load`: how each shard comes into memory (base/mapped_file.h: mapped, or read: --no-mmap).
+  static Result<std::unique_ptr<Checkpoint>> open(const std::string& dir, ShardOpening opening = ShardOpening::All,
+                                                  FileLoad load = FileLoad::Map);
 
   const std::string& dir() const { return dir_; }
   // The tensor, or null when the checkpoint has none of that name. OnFirstUse: maps its shard
@@ -64,6 +66,7 @@ class Checkpoint {
   Status open_shard(size_t s) const;
 
   std::string dir_;
+  FileLoad load_ = FileLoad::Map;
   bool have_index_ = false;
   std::map<std::string, size_t> shard_of_;           // the index: tensor -> shard number
   std::vector<std::string> shard_files_;             // shard number -> file name in dir_

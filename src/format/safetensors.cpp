@@ -127,8 +127,8 @@ Result<std::vector<TensorInfo>> SafetensorsFile::parse_header(const std::string&
   return tensors;
 }
 
-Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::open(const std::string& path) {
-  DSV3_ASSIGN(auto file, MappedFile::open(path));
+Result<std::unique_ptr<SafetensorsFile>> SafetensorsFile::open(const std::string& path, FileLoad load) {
+  DSV3_ASSIGN(auto file, MappedFile::open(path, load));
   auto st = std::unique_ptr<SafetensorsFile>(new SafetensorsFile());
   const uint64_t size = file->size();
   if (size >= 7 && std::memcmp(file->data(), "version", 7) == 0)

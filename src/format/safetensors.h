@@ -31,7 +31,7 @@ struct TensorInfo {
 // One opened, validated safetensors file. Tensor data stays in the mapping.
 class SafetensorsFile {
  public:
-  static Result<std::unique_ptr<SafetensorsFile>> open(const std::string& path);
+  static Result<std::unique_ptr<SafetensorsFile>> open(const std::string& path, FileLoad load = FileLoad::Map);
   // Validates a header held in memory against a data area of `data_size` bytes (also used by
   // tests and tools that do not map a file).
   static Result<std::vector<TensorInfo>> parse_header(const std::string& header, uint64_t data_size,

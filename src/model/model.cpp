@@ -36,7 +36,8 @@ Result<std::unique_ptr<Model>> Model::load_local(const std::string& dir, const M
   // A rank of a split model maps only the shards holding tensors it binds: its replicated part
   // and its slices (inspect --ranks lists them), so a machine needs only those files.
   DSV3_ASSIGN(m->checkpoint_,
-              Checkpoint::open(dir, m->partition_.split() ? ShardOpening::OnFirstUse : ShardOpening::All));
+              Checkpoint::open(dir, m->partition_.split() ? ShardOpening::OnFirstUse : ShardOpening::All,
+                               options.read_into_memory ? FileLoad::Read : FileLoad::Map));
   const ModelConfig& c = m->config_;
   if (options.load_mtp && c.num_nextn_predict_layers == 0)
     return Error(dir + "/config.json: num_nextn_predict_layers is 0: this checkpoint has no MTP module");

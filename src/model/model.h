@@ -34,6 +34,9 @@ struct ModelOptions {
   // evicts them, so an idle server does not lose them to reclaim. Failing to lock (the
   // memory-lock limit) is a warning: the model runs without the lock.
   bool lock_memory = false;
+  // Read the weight files into memory (huge pages) instead of mapping them (--no-mmap;
+  // base/mapped_file.h: FileLoad::Read).
+  bool read_into_memory = false;
   // Kernel path, FP8 math and AMX mode the run asked for: Model::load applies them (on every
   // rank) before loading; unset fields keep this process's defaults.
   kernels::KernelChoice kernels;

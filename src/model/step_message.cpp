@@ -73,6 +73,7 @@ std::vector<uint8_t> encode_step(const StepMessage& m) {
   w.put(m.max_context);
   w.put(m.prefault);
   w.put(m.lock_memory);
+  w.put(m.read_into_memory);
   w.put(m.isa);
   w.put(m.math);
   w.put(m.amx);
@@ -90,7 +91,7 @@ Result<StepMessage> decode_step(std::span<const uint8_t> bytes) {
   }
   std::vector<char> dir;
   ok = ok && r.get_array(&m.hidden) && r.get(&m.want_hidden) && r.get_array(&dir) && r.get(&m.threads) &&
-       r.get(&m.load_mtp) && r.get(&m.attention) && r.get(&m.max_context) && r.get(&m.prefault) && r.get(&m.lock_memory) && r.get(&m.isa) && r.get(&m.math) && r.get(&m.amx) && r.done();
+       r.get(&m.load_mtp) && r.get(&m.attention) && r.get(&m.max_context) && r.get(&m.prefault) && r.get(&m.lock_memory) && r.get(&m.read_into_memory) && r.get(&m.isa) && r.get(&m.math) && r.get(&m.amx) && r.done();
   if (!ok || m.kind > StepKind::Quit)
     return error_f("malformed step message from rank 0 (%zu bytes): are all ranks the same dsv3 build?", bytes.size());
   m.dir.assign(dir.begin(), dir.end());
@@ -122,6 +123,7 @@ StepMessage load_step(const std::string& dir, const ModelOptions& options) {
   load.max_context = options.max_context;
   load.prefault = options.prefault;
   load.lock_memory = options.lock_memory;
+  load.read_into_memory = options.read_into_memory;
   load.isa = optional_code(options.kernels.isa);
   load.math = optional_code(options.kernels.math);
   load.amx = optional_code(options.kernels.amx);
@@ -136,6 +138,7 @@ ModelOptions load_options(const StepMessage& load) {
   options.max_context = load.max_context;
   options.prefault = load.prefault;
   options.lock_memory = load.lock_memory;
+  options.read_into_memory = load.read_into_memory;
   options.kernels.isa = from_code<kernels::Isa>(load.isa);
   options.kernels.math = from_code<kernels::MatmulMath>(load.math);
   options.kernels.amx = from_code<kernels::AmxMode>(load.amx);

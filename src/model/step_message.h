@@ -45,6 +45,7 @@ struct StepMessage {
   int64_t max_context = 0;
   bool prefault = false;
   bool lock_memory = false;
+  bool read_into_memory = false;
   int8_t isa = -1, math = -1, amx = -1;  // kernels::KernelChoice; -1: unset
 };
 

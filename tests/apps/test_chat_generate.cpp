@@ -262,11 +262,12 @@ TEST(GenerateCommand, JsonSchemaOutputs) {
 }
 
 // --mlock locks the weights (or, without the privilege or the memory-lock limit for them, says
-// why and runs unlocked); either way the output is the same.
+// why and runs unlocked); either way, and with the weights read into memory (--no-mmap), the
+// output is the same.
 TEST(GenerateCommand, MlockLocksTheWeightsOrSaysWhyNot) {
   const std::string dir = test::small_chat_model_dir();
   ::setenv("DSV3_LOG", "info", 1);
-  auto r = run_dsv3("generate --model " + dir + " -p 'What is the sea?' -n 8 --temperature 0 --mlock");
+  auto r = run_dsv3("generate --model " + dir + " -p 'What is the sea?' -n 8 --temperature 0 --mlock --no-mmap");
   ::unsetenv("DSV3_LOG");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, "Prompt: What is the sea?\nCompletion: " + expected_reply("What is the sea?", 8) + "\n\n");

@@ -144,3 +144,26 @@ TEST(MappedFileDeathTest, LockingBeyondTheLimitNamesTheLimit) {
               "mlock of 1048576 bytes failed: .*memory-lock limit is 0 KB.*ulimit -l");
   std::remove(path.c_str());
 }
+
+TEST(MappedFile, ReadIntoMemoryHoldsTheFilesBytes) {
+  const std::string path = temp_file("dsv3-read.safetensors", 0);
+  std::string bytes(size_t{3} << 20 | 77, '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>((i * 2654435761u) >> 13);
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+  auto read = dsv3::MappedFile::open(path, dsv3::FileLoad::Read);
+  ASSERT_TRUE(read.ok()) << read.error().message();
+  ASSERT_EQ((*read)->size(), bytes.size());
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>((*read)->data()), bytes.size()), bytes);
+  // The copy is the process's own: the file changing afterwards does not reach it (no SIGBUS).
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << "x";
+  EXPECT_EQ(static_cast<char>((*read)->data()[bytes.size() - 1]), bytes.back());
+  // An empty file reads as empty; a directory is refused as for a mapping.
+  std::ofstream(path, std::ios::binary | std::ios::trunc);
+  auto empty = dsv3::MappedFile::open(path, dsv3::FileLoad::Read);
+  ASSERT_TRUE(empty.ok());
+  EXPECT_EQ((*empty)->size(), 0u);
+  auto dir = dsv3::MappedFile::open(std::filesystem::temp_directory_path().string(), dsv3::FileLoad::Read);
+  ASSERT_FALSE(dir.ok());
+  EXPECT_NE(dir.error().message().find("not a regular file"), std::string::npos) << dir.error().message();
+  std::remove(path.c_str());
+}

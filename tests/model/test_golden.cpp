@@ -185,3 +185,33 @@ TEST(ModelInputs, ForwardAndMtpRefuseTheSameInputs) {
   EXPECT_NE(long_main.find("context length exceeded: 9 tokens, the limit is 8"), std::string::npos) << long_main;
   EXPECT_EQ(long_mtp, "MTP module: " + long_main);
 }
+
+// --no-mmap and --mlock change where the weights live, not what they are: every golden prompt
+// gives the goldens, and the same bits as the mapped weights.
+TEST(GoldenLoad, WeightsReadIntoMemoryAndLockedGiveTheGoldens) {
+  for (const Case& c : cases()) {
+    ModelOptions mapped_opt, read_opt;
+    mapped_opt.threads = read_opt.threads = 2;
+    read_opt.read_into_memory = true;
+    read_opt.lock_memory = true;  // a warning where the memory-lock limit is too small: the same bits
+    auto mapped = Model::load(c.model_dir, mapped_opt);
+    auto read = Model::load(c.model_dir, read_opt);
+    ASSERT_TRUE(mapped.ok() && read.ok()) << c.name;
+    const Golden golden = Golden::load(c.golden);
+    auto prompts = golden.prompts();
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      std::vector<float> logits[2];
+      for (int k = 0; k < 2; ++k) {
+        const Model& m = k == 0 ? **mapped : **read;
+        KVCache cache = m.new_cache();
+        SequenceInput in{&cache, prompts[i], Logits::All};
+        ForwardOutput out;
+        ASSERT_TRUE(m.forward({&in, 1}, &out).ok());
+        logits[k] = out.logits;
+      }
+      EXPECT_LE(test::max_abs_diff(logits[1], golden.f32("logits." + std::to_string(i))).max_abs, kTol)
+          << c.name << " prompt " << i;
+      EXPECT_EQ(logits[0], logits[1]) << c.name << " prompt " << i;
+    }
+  }
+}
