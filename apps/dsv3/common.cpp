@@ -34,14 +34,14 @@ void add_model_options(CLI::App* app, ModelArgs& args) {
       ->check(CLI::Range(int64_t(1), int64_t(1) << 31));
   app->add_flag("--mlock", args.mlock,
                 "Lock the weights in memory so that the system never evicts them (swap, page-cache reclaim, "
-                "proactive reclaim of idle files): an idle server answers its next request as fast as a busy one. "
-                "Needs a memory-lock limit (ulimit -l) as large as the weights, or CAP_IPC_LOCK; without it, a "
-                "warning and the run goes on unlocked");
+                "proactive reclaim of idle files): an idle server does not read them from disk again. Needs a "
+                "memory-lock limit (ulimit -l) as large as the weights, or CAP_IPC_LOCK; without it, a warning "
+                "and the run goes on unlocked");
   app->add_flag("--no-mmap", args.no_mmap,
                 "Read the weight files into memory (transparent huge pages) instead of mapping them: a slower "
-                "load and a private copy (the page cache's is dropped), but fewer TLB misses, and a server that "
-                "idled answers its next request at full speed where the kernel samples page accesses (DAMON) "
-                "under a hypervisor");
+                "load and a private copy of whole shard files (the page cache's is dropped), but fewer TLB misses, "
+                "and a server that idled answers its next request at full speed where the kernel samples page "
+                "accesses (DAMON) under a hypervisor");
 }
 
 std::string bundled_tokenizer_dir() {
