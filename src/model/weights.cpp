@@ -495,14 +495,22 @@ void for_each_linear(const ModelWeights& w, const std::function<void(const Linea
   }
 }
 
+namespace {
+
+// Where a weight's values lie in memory (its scales, a small separate array, not included).
+std::pair<const uint8_t*, uint64_t> value_bytes(const LinearWeight& l) {
+  return {l.row_ptr(0), static_cast<uint64_t>(l.rows) * static_cast<uint64_t>(l.row_bytes())};
+}
+
+}  // namespace
+
 void prefault_weights(const ModelWeights& weights, ThreadPool& pool) {
   // Byte ranges of the weights, cut into pieces of at most kPiece for the threads to share.
   constexpr uint64_t kPiece = uint64_t{64} << 20;
   std::vector<std::pair<const uint8_t*, uint64_t>> pieces;
   for_each_linear(weights, [&](const LinearWeight& l) {
     if (!l.data) return;
-    const uint8_t* p = l.row_ptr(0);
-    const uint64_t bytes = static_cast<uint64_t>(l.rows) * static_cast<uint64_t>(l.row_bytes());
+    const auto [p, bytes] = value_bytes(l);
     for (uint64_t off = 0; off < bytes; off += kPiece) pieces.emplace_back(p + off, std::min(kPiece, bytes - off));
   });
   pool.parallel_for(static_cast<int64_t>(pieces.size()),
@@ -514,8 +522,8 @@ Result<uint64_t> lock_weights(const ModelWeights& weights) {
   Status status = ok_status();
   for_each_linear(weights, [&](const LinearWeight& l) {
     if (!l.data || !status.ok()) return;
-    const uint64_t bytes = static_cast<uint64_t>(l.rows) * static_cast<uint64_t>(l.row_bytes());
-    status = lock_pages(l.row_ptr(0), bytes);
+    const auto [p, bytes] = value_bytes(l);
+    status = lock_pages(p, bytes);
     if (status.ok()) locked += bytes;
   });
   if (!status.ok())
