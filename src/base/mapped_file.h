@@ -1,5 +1,6 @@
 #pragma once
-// Read-only memory mapping of a whole file, used in place (weights are never copied).
+// Read-only memory mapping of a whole file, used in place (weights are not copied; but see
+// FileLoad::Read).
 // Opening checks that the path is a regular file; every OS call failure names the file,
 // the call and errno's text.
 //
@@ -20,7 +21,10 @@ namespace dsv3 {
 // How MappedFile::open brings a file into memory.
 enum class FileLoad {
   // Mapped from the page cache (MAP_SHARED): no copy, loads at once; the kernel may evict
-  // the pages of an idle process and re-read them later.
+  // the pages of an idle process and re-read them later. Mapped at a 2 MB-aligned address
+  // with MADV_HUGEPAGE, so that the page cache's 2 MB folios (where the filesystem has large
+  // folios) are mapped 2 MB at a time, as --no-mmap's copy is: the pages read from disk come
+  // in such folios; pages already cached in small ones stay small (memory_stats.h).
   Map,
   // Read into anonymous memory backed by transparent huge pages where the kernel gives them
   // (--no-mmap): a copy, written once at load; the file's page-cache copy is dropped as it is

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "base/mapped_file.h"
+#include "base/memory_stats.h"
 
 namespace {
 
@@ -183,5 +184,35 @@ TEST(MappedFile, ReadIntoMemoryHoldsTheFilesBytes) {
   auto dir = dsv3::MappedFile::open(std::filesystem::temp_directory_path().string(), dsv3::FileLoad::Read);
   ASSERT_FALSE(dir.ok());
   EXPECT_NE(dir.error().message().find("not a regular file"), std::string::npos) << dir.error().message();
+  std::remove(path.c_str());
+}
+
+TEST(MappedFile, MapsAndReadsAt2MbAlignedAddressesInHugePagesWhereGiven) {
+  constexpr uint64_t kHuge = uint64_t{2} << 20;
+  const std::string path = temp_file("dsv3-huge.safetensors", 0);
+  std::string bytes(3 * kHuge + 4096 + 77, '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>((i * 2654435761u) >> 11);
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+  for (dsv3::FileLoad load : {dsv3::FileLoad::Map, dsv3::FileLoad::Read}) {
+    auto f = dsv3::MappedFile::open(path, load);
+    ASSERT_TRUE(f.ok()) << f.error().message();
+    const uint8_t* p = (*f)->data();
+    // A 2 MB piece of the file is a 2 MB-aligned piece of memory: what a 2 MB page needs.
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % kHuge, 0u) << "load " << static_cast<int>(load);
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(p), bytes.size()), bytes);
+    dsv3::prefault_pages(p, bytes.size());
+    const dsv3::PageResidency r = dsv3::page_residency({{p, bytes.size()}});
+    EXPECT_GE(r.resident_bytes, bytes.size() / 4096 * 4096) << "load " << static_cast<int>(load);
+    EXPECT_LE(r.huge_bytes, r.resident_bytes);
+    // The copy asked for transparent huge pages, which a system that has them gives to its
+    // three whole 2 MB pieces (a file's page cache has them only where its filesystem keeps
+    // large folios, and only for pages it reads from disk: not checked).
+    const std::string mode = dsv3::transparent_huge_pages_mode();
+    if (load == dsv3::FileLoad::Read && (mode == "always" || mode == "madvise"))
+      EXPECT_GE(r.huge_bytes, kHuge) << "transparent huge pages: " << mode;
+  }
+  // Ranges that overlap no mapping count nothing.
+  const dsv3::PageResidency none = dsv3::page_residency({{reinterpret_cast<const void*>(uintptr_t{4096}), 4096}});
+  EXPECT_EQ(none.resident_bytes, 0u);
   std::remove(path.c_str());
 }
