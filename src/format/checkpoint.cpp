@@ -215,4 +215,11 @@ uint64_t Checkpoint::total_file_bytes() const {
   return n;
 }
 
+PageResidency Checkpoint::page_residency() const {
+  std::vector<MemoryRange> files;
+  for (const auto& s : shards_)
+    if (s) files.push_back({s->file().data(), s->file().size()});
+  return dsv3::page_residency(files);
+}
+
 }  // namespace dsv3

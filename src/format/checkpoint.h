@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "base/memory_stats.h"
 #include "base/result.h"
 #include "format/safetensors.h"
 
@@ -58,6 +59,8 @@ class Checkpoint {
   // Paths of the opened shard files, sorted.
   std::vector<std::string> opened_shard_paths() const;
   uint64_t total_file_bytes() const;
+  // The opened shards' pages in memory, and how many of them are in 2 MB pages.
+  PageResidency page_residency() const;
   // Bytes copied because of misaligned offsets (normally 0).
   uint64_t copied_bytes() const { return copied_bytes_; }
 

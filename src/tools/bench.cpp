@@ -222,6 +222,9 @@ Result<BenchReport> run_bench(const Model& model, const BenchOptions& o) {
   rep.repeats = o.repeats;
   rep.resident_bytes_after_load = memory_stats().resident_bytes;
   rep.file_bytes = model.checkpoint().total_file_bytes();
+  const PageResidency weight_pages = model.checkpoint().page_residency();
+  rep.weight_resident_bytes = weight_pages.resident_bytes;
+  rep.weight_huge_page_bytes = weight_pages.huge_bytes;
   rep.decode_bytes_per_token = compute_footprint(c, &model.checkpoint()).decode_bytes_per_token;
 
   // A fixed pseudo-random prompt (ids spread over the vocabulary).
@@ -376,6 +379,8 @@ Json BenchReport::to_json() const {
               {"prefill_peak_ratio", flops_ratio()},
               {"resident_bytes_after_load", resident_bytes_after_load},
               {"checkpoint_file_bytes", file_bytes},
+              {"weight_resident_bytes", weight_resident_bytes},
+              {"weight_huge_page_bytes", weight_huge_page_bytes},
               {"speculative", speculative ? Json{{"draft_tokens", speculative->draft_tokens},
                                                  {"batch", speculative->batch},
                                                  {"steps", speculative->steps},
@@ -394,8 +399,10 @@ Json BenchReport::to_json() const {
 
 std::string BenchReport::to_text() const {
   std::string s;
-  s += str_f("model:    %s (%.2f GB of files, %.0f MB resident after load)\n", model.c_str(), file_bytes / 1e9,
-             resident_bytes_after_load / 1e6);
+  s += str_f("model:    %s (%.2f GB of files, %.0f MB resident after load; of the weights' %.0f MB in memory, "
+             "%.0f%% in 2 MB pages)\n",
+             model.c_str(), file_bytes / 1e9, resident_bytes_after_load / 1e6, weight_resident_bytes / 1e6,
+             weight_resident_bytes ? 100.0 * static_cast<double>(weight_huge_page_bytes) / weight_resident_bytes : 0.0);
   s += str_f("machine:  %s, kernels %s, matmul math %s, %d threads\n", cpu.c_str(), isa.c_str(), math.c_str(), threads);
   s += str_f("peaks:    f32 FMA %.1f GFLOP/s", peak_fma_flops_per_s / 1e9);
   if (peak_bf16_dot_flops_per_s > 0) s += str_f(", bf16 dot (vdpbf16ps) %.1f GFLOP/s", peak_bf16_dot_flops_per_s / 1e9);

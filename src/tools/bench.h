@@ -97,6 +97,8 @@ struct BenchReport {
   std::vector<PrefillPoint> prefill_sweep;
   std::vector<BatchPoint> batch_sweep;
   uint64_t resident_bytes_after_load = 0, file_bytes = 0;
+  // The weight files' pages in memory, and those of them in 2 MB pages (base/memory_stats.h).
+  uint64_t weight_resident_bytes = 0, weight_huge_page_bytes = 0;
   std::optional<SpeculativeBench> speculative;
   std::vector<RankDecodeCost> ranks;  // split across ranks: each rank's decode costs
 
