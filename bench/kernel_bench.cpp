@@ -12,6 +12,7 @@
 // instruction's probe, BM_PeakBf16Dot).
 
 #include <benchmark/benchmark.h>
+#include <sys/mman.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -71,9 +72,29 @@ ThreadPool& pool_of(int threads) {
   return *p;
 }
 
+// Bytes in 2 MB pages where the system gives them, as a model's weights are (base/mapped_file.h):
+// with 4 KB pages a kernel streaming from memory also pays a TLB miss per page.
+struct HugePageBytes {
+  struct Free {
+    void operator()(uint8_t* p) const { std::free(p); }
+  };
+  std::unique_ptr<uint8_t, Free> p;
+  size_t n = 0;
+  void resize(size_t bytes) {
+    constexpr size_t kHuge = size_t{2} << 20;
+    const size_t alloc = std::max<size_t>(kHuge, (bytes + kHuge - 1) / kHuge * kHuge);
+    p.reset(static_cast<uint8_t*>(std::aligned_alloc(kHuge, alloc)));
+    if (!p) std::abort();
+    (void)::madvise(p.get(), alloc, MADV_HUGEPAGE);
+    n = bytes;
+  }
+  uint8_t* data() { return p.get(); }
+  uint8_t& operator[](size_t i) { return p.get()[i]; }
+};
+
 // Random-looking but cheap to generate weights (a 100 GB/s fill, not a Mersenne twister).
 struct OwnedWeight {
-  std::vector<uint8_t> bytes;
+  HugePageBytes bytes;
   std::vector<float> scales;
   std::vector<uint16_t> group_scales;
   LinearWeight view;
