@@ -39,9 +39,10 @@ void add_model_options(CLI::App* app, ModelArgs& args) {
                 "and the run goes on unlocked");
   app->add_flag("--no-mmap", args.no_mmap,
                 "Read the weight files into memory (transparent huge pages) instead of mapping them: a slower "
-                "load and a private copy of whole shard files (the page cache's is dropped), but fewer TLB misses, "
-                "and a server that idled answers its next request at full speed where the kernel samples page "
-                "accesses (DAMON) under a hypervisor");
+                "load and a private copy of whole shard files (the page cache's is dropped), but 2 MB pages "
+                "whatever the page cache holds (mapped weights are in 2 MB pages only where it holds the files in "
+                "2 MB folios; bench shows the share): fewer TLB misses, and a server that idled answers its next "
+                "request at full speed where the kernel samples page accesses (DAMON) under a hypervisor");
 }
 
 std::string bundled_tokenizer_dir() {
