@@ -79,14 +79,12 @@ struct HugePageBytes {
     void operator()(uint8_t* p) const { std::free(p); }
   };
   std::unique_ptr<uint8_t, Free> p;
-  size_t n = 0;
   void resize(size_t bytes) {
     constexpr size_t kHuge = size_t{2} << 20;
     const size_t alloc = std::max<size_t>(kHuge, (bytes + kHuge - 1) / kHuge * kHuge);
     p.reset(static_cast<uint8_t*>(std::aligned_alloc(kHuge, alloc)));
     if (!p) std::abort();
     (void)::madvise(p.get(), alloc, MADV_HUGEPAGE);
-    n = bytes;
   }
   uint8_t* data() { return p.get(); }
   uint8_t& operator[](size_t i) { return p.get()[i]; }

@@ -92,13 +92,13 @@ Result<FileDescriptor> open_regular_file(const std::string& path, struct stat* s
 }
 
 // mmap(nullptr, size, prot, flags, fd, 0), but at a 2 MB-aligned address. A file's page cache
-// keeps it in folios of up to 2 MB aligned to file offsets (where its filesystem supports
-// large folios: ext4 since Linux 6.16, XFS), and the kernel maps a 2 MB folio with one
-// page-table entry only where the virtual address is aligned like the file offset; anonymous
-// memory likewise gets transparent huge pages only on aligned 2 MB. Most kernels already pick
-// such an address for a large mapping; this makes sure of it. MADV_HUGEPAGE then asks for huge
-// pages where the system leaves the choice to the program (transparent_hugepage "madvise"):
-// for a file, the pages it reads from disk come in 2 MB folios.
+// keeps it in folios of up to 2 MB aligned to file offsets (where its filesystem has large
+// folios: ext4 on this project's Linux 6.18 VMs does), and the kernel maps a 2 MB folio with
+// one page-table entry only where the virtual address is aligned like the file offset;
+// anonymous memory likewise gets transparent huge pages only on aligned 2 MB. The kernel here
+// already picked such an address for a large file; this makes sure of it. MADV_HUGEPAGE then
+// asks for huge pages where the system leaves the choice to the program (transparent_hugepage
+// "madvise"): for a file, the pages it reads from disk come in 2 MB folios.
 void* map_huge_aligned(uint64_t size, int prot, int flags, int fd) {
   constexpr uint64_t kHuge = uint64_t{2} << 20;
   void* p = MAP_FAILED;

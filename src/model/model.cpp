@@ -79,9 +79,9 @@ Result<std::unique_ptr<Model>> Model::load_local(const std::string& dir, const M
   // in, the page cache's folios decide, and those of a file written or read before with small
   // I/O stay small until they are dropped.
   const PageResidency pages = options.prefault ? m->checkpoint_->page_residency() : PageResidency{};
+  const std::string thp = transparent_huge_pages_mode();
   if (!options.read_into_memory && pages.resident_bytes >= (uint64_t{1} << 30) &&
-      pages.huge_bytes < pages.resident_bytes / 2 && transparent_huge_pages_mode() != "never" &&
-      !transparent_huge_pages_mode().empty())
+      pages.huge_bytes < pages.resident_bytes / 2 && (thp == "always" || thp == "madvise"))
     DSV3_LOG_WARN("only %.0f%% of the weights' %.2f GB in memory are in 2 MB pages: the page cache holds the shard "
                   "files in 4 KB pages (written or read before in small pieces). Decode ran 1.2x faster here with them "
                   "in 2 MB pages (docs/benchmarks.md, \"Weights in 2 MB pages\"). To fix it once, drop the files' "

@@ -71,11 +71,18 @@ TEST(Bench, CommandReportsEveryFigure) {
   EXPECT_GT((*j)["read_bandwidth_bytes_per_s"].get<double>(), 0);
   EXPECT_GT((*j)["decode_bandwidth_ratio"].get<double>(), 0);
   EXPECT_GT((*j)["decode_weight_bytes_per_token"].get<uint64_t>(), 0u);
+  // The weights' pages, mapped in at load: some, no more than the files hold, and of those
+  // no more in 2 MB pages than in all.
+  const uint64_t resident = (*j)["weight_resident_bytes"].get<uint64_t>();
+  EXPECT_GT(resident, 0u);
+  EXPECT_LE(resident, (*j)["checkpoint_file_bytes"].get<uint64_t>() + 4096 * 16);
+  EXPECT_LE((*j)["weight_huge_page_bytes"].get<uint64_t>(), resident);
 
   auto text = test::run_dsv3("bench --model " + test::fixtures() + "/tiny-v3 -p 4 -n 2 --repeat 1 --probe-gb 0.02");
   ASSERT_EQ(text.exit_code, 0) << text.err;
   EXPECT_NE(text.out.find("decode"), std::string::npos);
   EXPECT_NE(text.out.find("bandwidth"), std::string::npos);
+  EXPECT_NE(text.out.find("in 2 MB pages"), std::string::npos) << text.out;
 
   // Bad flags are usage errors; a prompt beyond the context is an error naming the limit.
   EXPECT_EQ(test::run_dsv3("bench --model " + test::fixtures() + "/tiny-v3 --repeat 0").exit_code, 2);
