@@ -85,6 +85,24 @@ TEST_P(BatchInvariance, MatmulRowsSameBitsWhateverTheBatch) {
   }
 }
 
+// The latent cache as attention's F32 weight: whole vectors of columns are read in place, the
+// rest through the tile; both the same bits.
+TEST_P(BatchInvariance, MatmulTransposedF32InPlaceAndTiledSameBits) {
+  const kernels::KernelTable& k = *GetParam().table;
+  TestWeight tw = make_weight(DType::F32, 300, 576, 33);  // [cache rows, kv_lora_rank + rope]
+  const LinearWeight& w = tw.view;
+  const int64_t R = w.rows, C = 512;
+  auto x = random_activations(16 * R, 34);  // 16 heads' probabilities
+  std::vector<float> whole(static_cast<size_t>(16 * C)), cut(whole.size());
+  k.matmul_t_cols(w, x.data(), 16, R, whole.data(), C, 0, C);  // in place (512 = 32 vectors)
+  for (int64_t at : {int64_t{17}, int64_t{129}, int64_t{511}}) {
+    std::fill(cut.begin(), cut.end(), NAN);
+    k.matmul_t_cols(w, x.data(), 16, R, cut.data(), C, 0, at);  // not whole vectors: the tile
+    k.matmul_t_cols(w, x.data(), 16, R, cut.data() + at, C, at, C);
+    EXPECT_TRUE(same_bits(cut.data(), whole.data(), 16 * C)) << GetParam().name << " cut at " << at;
+  }
+}
+
 TEST_P(BatchInvariance, MatmulTransposedSameBitsWhateverTheBatch) {
   const kernels::KernelTable& k = *GetParam().table;
   TestWeight tw = make_weight(DType::F8_E4M3, 256, 515, 31);

@@ -23,7 +23,7 @@ struct MatmulTransposed {
   static constexpr int64_t kTileFloats = 8192;
 
   struct MicroArgs {
-    const float* tile;  // [rows][ld_tile] dequantized, register tile's first column at tile[0]
+    const float* tile;  // [rows][ld_tile] dequantized (or F32 rows in place), register tile's first column at tile[0]
     int64_t ld_tile;
     int64_t rows;       // rows of this row block
     const float* x;     // x[t * ldx + i] = activation of token t for row i of the block
@@ -90,10 +90,17 @@ struct MatmulTransposed {
     for (int64_t cc0 = c0; cc0 < c1; cc0 += cols_per_tile) {
       const int64_t nc = std::min(cols_per_tile, c1 - cc0);
       const int64_t width = (nc + L - 1) / L * L, n_vec = width / L;
-      a.ld_tile = width;
+      // F32 weights in whole vectors (the latent KV cache as attention's weight: its
+      // kv_lora_rank columns in ranges of multiples of L) are read where they lie: the tile
+      // would only copy them (that copy was a third of long-context decode's attention time).
+      // The same values in the same order, so the same bits.
+      const bool in_place = w.dtype == DType::F32 && nc % L == 0;
+      a.ld_tile = in_place ? w.row_bytes() / static_cast<int64_t>(sizeof(float)) : width;
       for (int64_t rb0 = 0; rb0 < w.rows; rb0 += rows_per_tile) {
         const int64_t nr = std::min(rows_per_tile, w.rows - rb0);
-        for (int64_t i = 0; i < nr; ++i) WD::dequant_segment(w, rb0 + i, cc0, cc0 + nc, width, tile + i * width);
+        const float* rows = in_place ? reinterpret_cast<const float*>(w.row_ptr(rb0)) + cc0 : tile;
+        if (!in_place)
+          for (int64_t i = 0; i < nr; ++i) WD::dequant_segment(w, rb0 + i, cc0, cc0 + nc, width, tile + i * width);
         a.rows = nr;
         a.first = rb0 == 0;
         for (int64_t tg = 0; tg < n; tg += kT) {
@@ -101,7 +108,7 @@ struct MatmulTransposed {
           a.x = x + tg * ldx + rb0;
           for (int64_t vg = 0; vg < n_vec; vg += kCV) {
             const int64_t vv = std::min<int64_t>(kCV, n_vec - vg);
-            a.tile = tile + vg * L;
+            a.tile = rows + vg * L;
             a.valid_cols = nc - vg * L;
             a.y = y + tg * ldy + (cc0 - c0) + vg * L;
             micro_fn(tt, vv)(a);
