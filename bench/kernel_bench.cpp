@@ -12,7 +12,6 @@
 // instruction's probe, BM_PeakBf16Dot).
 
 #include <benchmark/benchmark.h>
-#include <sys/mman.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -24,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "base/mapped_file.h"
 #include "kernels/ops.h"
 #include "kernels/matmul_math.h"
 #include "kernels/probe.h"
@@ -75,16 +75,10 @@ ThreadPool& pool_of(int threads) {
 // Bytes in 2 MB pages where the system gives them, as a model's weights are (base/mapped_file.h):
 // with 4 KB pages a kernel streaming from memory also pays a TLB miss per page.
 struct HugePageBytes {
-  struct Free {
-    void operator()(uint8_t* p) const { std::free(p); }
-  };
-  std::unique_ptr<uint8_t, Free> p;
+  HugePageBuffer p;
   void resize(size_t bytes) {
-    constexpr size_t kHuge = size_t{2} << 20;
-    const size_t alloc = std::max<size_t>(kHuge, (bytes + kHuge - 1) / kHuge * kHuge);
-    p.reset(static_cast<uint8_t*>(std::aligned_alloc(kHuge, alloc)));
-    if (!p) std::abort();
-    (void)::madvise(p.get(), alloc, MADV_HUGEPAGE);
+    p = allocate_huge_pages(bytes);
+    if (!p && bytes > 0) std::abort();
   }
   uint8_t* data() { return p.get(); }
   uint8_t& operator[](size_t i) { return p.get()[i]; }

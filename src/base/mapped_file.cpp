@@ -184,6 +184,17 @@ MappedFile::~MappedFile() {
   if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 
+void HugePageUnmap::operator()(uint8_t* p) const {
+  if (p) ::munmap(p, bytes);
+}
+
+HugePageBuffer allocate_huge_pages(uint64_t bytes) {
+  if (bytes == 0) return HugePageBuffer(nullptr, HugePageUnmap{0});
+  void* p = map_huge_aligned(bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1);
+  if (p == MAP_FAILED) return HugePageBuffer(nullptr, HugePageUnmap{0});
+  return HugePageBuffer(static_cast<uint8_t*>(p), HugePageUnmap{bytes});
+}
+
 void prefault_pages(const void* p, uint64_t bytes) {
   if (!p || bytes == 0) return;
   const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));

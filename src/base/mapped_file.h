@@ -54,6 +54,17 @@ class MappedFile {
   int slot_ = -1;  // index in the SIGBUS registry
 };
 
+// Anonymous read-write memory, zero-filled, at a 2 MB-aligned address with MADV_HUGEPAGE:
+// transparent huge pages where the system gives them, as the weights get (FileLoad); for
+// buffers that stream like weights (the bandwidth probe's, a benchmark's weights). Null
+// where the memory cannot be had.
+struct HugePageUnmap {
+  uint64_t bytes = 0;
+  void operator()(uint8_t* p) const;
+};
+using HugePageBuffer = std::unique_ptr<uint8_t, HugePageUnmap>;
+HugePageBuffer allocate_huge_pages(uint64_t bytes);
+
 // Maps the pages of [p, p + bytes) of a mapping into this process now (reading them from the
 // file if they are not in the page cache), so that the first computation that reads them does
 // not stop at a page fault per page: MADV_POPULATE_READ (where the kernel has it), then one

@@ -1,7 +1,5 @@
 #include "kernels/probe.h"
 
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
@@ -9,6 +7,7 @@
 #include <memory>
 #include <vector>
 
+#include "base/mapped_file.h"
 #include "base/result.h"
 #include "kernels/cpu/bf16_dot.h"
 #include "kernels/cpu/tables.h"
@@ -62,19 +61,11 @@ BandwidthProbe measure_read_bandwidth(ThreadPool& pool, size_t bytes, int passes
   // Each thread's slice is a whole number of 64-float groups.
   const int64_t per_thread = std::max<int64_t>(64, static_cast<int64_t>(bytes / sizeof(float) / threads) / 64 * 64);
   const int64_t total = per_thread * threads;
-  struct Free {
-    void operator()(float* p) const { std::free(p); }
-  };
   // In 2 MB pages where the system gives them, as the weights are (base/mapped_file.h): with
   // 4 KB pages this probe read 1.2-2x slower on this project's VMs, below what decode reached.
-  constexpr size_t kHuge = size_t{2} << 20;
-  const size_t alloc = (static_cast<size_t>(total) * sizeof(float) + kHuge - 1) / kHuge * kHuge;
-  std::unique_ptr<float, Free> buf(static_cast<float*>(std::aligned_alloc(kHuge, alloc)));
-  DSV3_CHECK(buf != nullptr, "bandwidth probe: cannot allocate %zu bytes", alloc);
-#ifdef MADV_HUGEPAGE
-  (void)::madvise(buf.get(), alloc, MADV_HUGEPAGE);  // best effort
-#endif
-  float* data = buf.get();
+  const HugePageBuffer buf = allocate_huge_pages(static_cast<uint64_t>(total) * sizeof(float));
+  DSV3_CHECK(buf != nullptr, "bandwidth probe: cannot allocate %zu bytes", static_cast<size_t>(total * 4));
+  float* data = reinterpret_cast<float*>(buf.get());
   pool.run_on_all([&](int t) {  // first touch by the reading thread
     float* p = data + t * per_thread;
     for (int64_t i = 0; i < per_thread; ++i) p[i] = static_cast<float>(i & 7);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -211,6 +212,17 @@ TEST(MappedFile, MapsAndReadsAt2MbAlignedAddressesInHugePagesWhereGiven) {
     if (load == dsv3::FileLoad::Read && (mode == "always" || mode == "madvise"))
       EXPECT_GE(r.huge_bytes, kHuge) << "transparent huge pages: " << mode;
   }
+  // Anonymous memory for buffers that stream like weights: the same alignment and pages.
+  const dsv3::HugePageBuffer buf = dsv3::allocate_huge_pages(3 * kHuge + 5);
+  ASSERT_NE(buf, nullptr);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(buf.get()) % kHuge, 0u);
+  for (uint64_t i = 0; i < 3 * kHuge + 5; i += 4096) EXPECT_EQ(buf.get()[i], 0) << i;
+  std::memset(buf.get(), 1, 3 * kHuge + 5);
+  const dsv3::PageResidency b = dsv3::page_residency({{buf.get(), 3 * kHuge + 5}});
+  EXPECT_GE(b.resident_bytes, 3 * kHuge);
+  const std::string thp = dsv3::transparent_huge_pages_mode();
+  if (thp == "always" || thp == "madvise") EXPECT_GE(b.huge_bytes, kHuge) << "transparent huge pages: " << thp;
+  EXPECT_EQ(dsv3::allocate_huge_pages(0), nullptr);
   // Ranges that overlap no mapping count nothing.
   const dsv3::PageResidency none = dsv3::page_residency({{reinterpret_cast<const void*>(uintptr_t{4096}), 4096}});
   EXPECT_EQ(none.resident_bytes, 0u);
