@@ -55,26 +55,32 @@ const cpu::ProbeKernels& probes_for(Isa isa) {
 
 }  // namespace
 
-BandwidthProbe measure_read_bandwidth(ThreadPool& pool, size_t bytes, int passes) {
-  const cpu::ProbeKernels& k = probes_for(best_isa());
+ReadBandwidthProbe::ReadBandwidthProbe(ThreadPool& pool, size_t bytes) : pool_(&pool) {
   const int threads = pool.size();
   // Each thread's slice is a whole number of 64-float groups.
-  const int64_t per_thread = std::max<int64_t>(64, static_cast<int64_t>(bytes / sizeof(float) / threads) / 64 * 64);
-  const int64_t total = per_thread * threads;
+  per_thread_ = std::max<int64_t>(64, static_cast<int64_t>(bytes / sizeof(float) / threads) / 64 * 64);
+  const int64_t total = per_thread_ * threads;
   // In 2 MB pages where the system gives them, as the weights are (base/mapped_file.h): with
   // 4 KB pages this probe read 1.2-2x slower on this project's VMs, below what decode reached.
-  const HugePageBuffer buf = allocate_huge_pages(static_cast<uint64_t>(total) * sizeof(float));
-  DSV3_CHECK(buf != nullptr, "bandwidth probe: cannot allocate %zu bytes", static_cast<size_t>(total * 4));
-  float* data = reinterpret_cast<float*>(buf.get());
+  buffer_ = allocate_huge_pages(static_cast<uint64_t>(total) * sizeof(float));
+  DSV3_CHECK(buffer_ != nullptr, "bandwidth probe: cannot allocate %zu bytes", static_cast<size_t>(total * 4));
+  float* data = reinterpret_cast<float*>(buffer_.get());
   pool.run_on_all([&](int t) {  // first touch by the reading thread
-    float* p = data + t * per_thread;
-    for (int64_t i = 0; i < per_thread; ++i) p[i] = static_cast<float>(i & 7);
+    float* p = data + t * per_thread_;
+    for (int64_t i = 0; i < per_thread_; ++i) p[i] = static_cast<float>(i & 7);
   });
+}
+
+BandwidthProbe ReadBandwidthProbe::measure(int passes) {
+  const cpu::ProbeKernels& k = probes_for(best_isa());
+  const int threads = pool_->size();
+  const int64_t total = per_thread_ * threads;
+  const float* data = reinterpret_cast<const float*>(buffer_.get());
   std::vector<float> sinks(static_cast<size_t>(threads));
   std::vector<double> rates;
-  for (int pass = 0; pass <= passes; ++pass) {
+  for (int pass = 0; pass <= std::max(passes, 1); ++pass) {
     const auto t0 = Clock::now();
-    pool.run_on_all([&](int t) { sinks[t] = k.read_sum(data + t * per_thread, per_thread); });
+    pool_->run_on_all([&](int t) { sinks[t] = k.read_sum(data + t * per_thread_, per_thread_); });
     const double s = seconds_since(t0);
     if (pass > 0) rates.push_back(static_cast<double>(total) * sizeof(float) / s);  // pass 0 warms up
   }
@@ -84,6 +90,10 @@ BandwidthProbe measure_read_bandwidth(ThreadPool& pool, size_t bytes, int passes
   r.bytes = static_cast<size_t>(total) * sizeof(float);
   r.threads = threads;
   return r;
+}
+
+BandwidthProbe measure_read_bandwidth(ThreadPool& pool, size_t bytes, int passes) {
+  return ReadBandwidthProbe(pool, bytes).measure(passes);
 }
 
 namespace {

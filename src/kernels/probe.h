@@ -4,7 +4,9 @@
 // ratios from these.
 
 #include <cstddef>
+#include <cstdint>
 
+#include "base/mapped_file.h"
 #include "base/thread_pool.h"
 #include "kernels/dispatch.h"
 
@@ -22,6 +24,22 @@ struct BandwidthProbe {
 // after one warm-up. Pick bytes well above the last-level cache (e.g. 8x L3, >= 512 MiB).
 // Uses the widest path this CPU supports.
 BandwidthProbe measure_read_bandwidth(ThreadPool& pool, size_t bytes, int passes = 5);
+
+// The same probe with its buffer kept, to be measured again and again: `bench` measures it
+// right before each decode run, so that the share of bandwidth a run reached compares it with
+// what the memory gave at that moment (on a shared VM the probe moved between 31 and 58 GB/s
+// within minutes, more than any kernel change).
+class ReadBandwidthProbe {
+ public:
+  ReadBandwidthProbe(ThreadPool& pool, size_t bytes);
+  // `passes` timed passes after one warm-up.
+  BandwidthProbe measure(int passes = 5);
+
+ private:
+  ThreadPool* pool_;
+  int64_t per_thread_ = 0;  // floats per thread's slice
+  HugePageBuffer buffer_;
+};
 
 struct FlopsProbe {
   double best_flops_per_s = 0;  // f32 FLOP/s (an FMA counts 2 per lane), all threads together

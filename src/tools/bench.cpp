@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 
 #include "base/cpu_features.h"
 #include "base/memory_stats.h"
@@ -234,7 +235,9 @@ Result<BenchReport> run_bench(const Model& model, const BenchOptions& o) {
     x = x * 6364136223846793005ull + 1442695040888963407ull;
     t = static_cast<int32_t>((x >> 33) % static_cast<uint64_t>(c.vocab_size));
   }
-  std::vector<double> prefill, decode;
+  std::vector<double> prefill, decode, paired_probe, paired_ratio;
+  std::optional<kernels::ReadBandwidthProbe> probe;
+  if (o.probes && o.decode_tokens > 0) probe.emplace(model.pool(), o.probe_bytes);
   for (int r = 0; r < o.repeats; ++r) {
     KVCache cache = model.new_cache();
     ForwardOutput out;
@@ -246,6 +249,7 @@ Result<BenchReport> run_bench(const Model& model, const BenchOptions& o) {
     if (o.decode_tokens == 0) continue;
     const bool last = r == o.repeats - 1;
     const std::vector<CommStats> comm_before = last ? model.gather_comm_stats() : std::vector<CommStats>{};
+    if (probe) paired_probe.push_back(probe->measure(3).best_bytes_per_s);
     auto t1 = Clock::now();
     for (int64_t i = 0; i < o.decode_tokens; ++i) {
       int32_t next[1] = {argmax(out.logits.data(), c.vocab_size)};
@@ -254,6 +258,8 @@ Result<BenchReport> run_bench(const Model& model, const BenchOptions& o) {
     }
     const double decode_seconds = std::chrono::duration<double>(Clock::now() - t1).count();
     decode.push_back(static_cast<double>(o.decode_tokens) / decode_seconds);
+    if (probe)
+      paired_ratio.push_back(decode.back() * static_cast<double>(rep.decode_bytes_per_token) / paired_probe.back());
     if (last && model.partition().split()) {
       const std::vector<CommStats> comm_after = model.gather_comm_stats();
       const double n = static_cast<double>(o.decode_tokens);
@@ -267,6 +273,9 @@ Result<BenchReport> run_bench(const Model& model, const BenchOptions& o) {
   }
   rep.prefill_tokens_per_s = spread(prefill);
   rep.decode_tokens_per_s = spread(decode);
+  rep.paired_read_bandwidth_bytes_per_s = spread(paired_probe);
+  rep.paired_bandwidth_ratio = spread(paired_ratio);
+  probe.reset();  // its buffer is not needed past the decode runs
   rep.batch = o.batch;
   if (o.batch > 1 && o.decode_tokens > 0) {
     DSV3_ASSIGN(BatchedRun run, run_batched(model, prompt, o.batch, o.decode_tokens, o.repeats));
@@ -369,6 +378,8 @@ Json BenchReport::to_json() const {
               {"decode_bytes_per_s", decode_bytes_per_s},
               {"read_bandwidth_bytes_per_s", read_bandwidth_bytes_per_s},
               {"decode_bandwidth_ratio", bandwidth_ratio()},
+              {"paired_read_bandwidth_bytes_per_s", spread_json(paired_read_bandwidth_bytes_per_s)},
+              {"paired_decode_bandwidth_ratio", spread_json(paired_bandwidth_ratio)},
               {"prefill_flops_per_token", prefill_flops_per_token},
               {"prefill_flops_per_s", prefill_flops_per_s},
               {"peak_flops_per_s", peak_flops_per_s},
@@ -419,6 +430,12 @@ std::string BenchReport::to_text() const {
     s += str_f("          %.1f MB of weights read per token -> %.2f GB/s; read bandwidth %.2f GB/s: %.0f%% of bandwidth\n",
                decode_bytes_per_token / 1e6, decode_bytes_per_s / 1e9, read_bandwidth_bytes_per_s / 1e9,
                100 * bandwidth_ratio());
+    if (paired_bandwidth_ratio.median > 0)
+      s += str_f("          probe right before each run: %.2f GB/s median (min %.2f, max %.2f); each run against its "
+                 "own: %.0f%% of bandwidth median (min %.0f%%, max %.0f%%)\n",
+                 paired_read_bandwidth_bytes_per_s.median / 1e9, paired_read_bandwidth_bytes_per_s.min / 1e9,
+                 paired_read_bandwidth_bytes_per_s.max / 1e9, 100 * paired_bandwidth_ratio.median,
+                 100 * paired_bandwidth_ratio.min, 100 * paired_bandwidth_ratio.max);
   }
   for (const RankDecodeCost& r : ranks)
     s += str_f("rank %d:   per decoded token: compute %.2f ms, communication %.2f ms, %.1f KB sent, %.0f collectives\n",
