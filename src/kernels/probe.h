@@ -26,9 +26,9 @@ struct BandwidthProbe {
 BandwidthProbe measure_read_bandwidth(ThreadPool& pool, size_t bytes, int passes = 5);
 
 // The same probe with its buffer kept, to be measured again and again: `bench` measures it
-// right before each decode run, so that the share of bandwidth a run reached compares it with
-// what the memory gave at that moment (on a shared VM the probe moved between 31 and 58 GB/s
-// within minutes, more than any kernel change).
+// around each decode run, so that the share of bandwidth a run reached compares it with what
+// the memory gave at that time (on a shared VM the probe moved between 27 and 65 GB/s within
+// minutes, more than any kernel change).
 class ReadBandwidthProbe {
  public:
   ReadBandwidthProbe(ThreadPool& pool, size_t bytes);

@@ -89,10 +89,10 @@ struct BenchReport {
   uint64_t decode_bytes_per_token = 0;       // weight bytes read per decoded token
   double decode_bytes_per_s = 0;             // at the median decode speed
   double read_bandwidth_bytes_per_s = 0;     // probe (best pass)
-  // The same probe measured again right before each decode run (with probes on): what the
-  // memory gave at that moment, and each run's share of it (weight bytes per token x that
-  // run's tok/s / that probe). Steadier than one probe against the median run where the
-  // machine's bandwidth drifts.
+  // The same probe measured again right before and right after each decode run (with probes
+  // on; the best pass of both): what the memory gave around that run, and the run's share of
+  // it (weight bytes per token x the run's tok/s / that probe), for machines whose bandwidth
+  // drifts from minute to minute.
   Spread paired_read_bandwidth_bytes_per_s, paired_bandwidth_ratio;
   double prefill_flops_per_token = 0;        // matmul + attention FLOPs per prompt token (average)
   double prefill_flops_per_s = 0;            // at the median prefill speed

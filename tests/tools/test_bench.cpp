@@ -71,7 +71,7 @@ TEST(Bench, CommandReportsEveryFigure) {
   EXPECT_GT((*j)["read_bandwidth_bytes_per_s"].get<double>(), 0);
   EXPECT_GT((*j)["decode_bandwidth_ratio"].get<double>(), 0);
   EXPECT_GT((*j)["decode_weight_bytes_per_token"].get<uint64_t>(), 0u);
-  // The probe measured again before each decode run, and each run's share of its own probe:
+  // The probe measured again around each decode run, and each run's share of its own probe:
   // a ratio of that run's bytes per second, so between the slowest run against the fastest
   // probe and the fastest run against the slowest probe.
   const Json& probe = (*j)["paired_read_bandwidth_bytes_per_s"];
@@ -96,7 +96,7 @@ TEST(Bench, CommandReportsEveryFigure) {
   EXPECT_NE(text.out.find("decode"), std::string::npos);
   EXPECT_NE(text.out.find("bandwidth"), std::string::npos);
   EXPECT_NE(text.out.find("in 2 MB pages"), std::string::npos) << text.out;
-  EXPECT_NE(text.out.find("probe right before each run"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("probe around each run"), std::string::npos) << text.out;
 
   // Bad flags are usage errors; a prompt beyond the context is an error naming the limit.
   EXPECT_EQ(test::run_dsv3("bench --model " + test::fixtures() + "/tiny-v3 --repeat 0").exit_code, 2);
