@@ -236,8 +236,10 @@ Result<BenchReport> run_bench(const Model& model, const BenchOptions& o) {
     t = static_cast<int32_t>((x >> 33) % static_cast<uint64_t>(c.vocab_size));
   }
   std::vector<double> prefill, decode, paired_probe, paired_ratio;
+  // One probe buffer (1 GB by default) for the measurements around each decode run and the
+  // one at the end.
   std::optional<kernels::ReadBandwidthProbe> probe;
-  if (o.probes && o.decode_tokens > 0) probe.emplace(model.pool(), o.probe_bytes);
+  if (o.probes) probe.emplace(model.pool(), o.probe_bytes);
   for (int r = 0; r < o.repeats; ++r) {
     KVCache cache = model.new_cache();
     ForwardOutput out;
@@ -277,7 +279,6 @@ Result<BenchReport> run_bench(const Model& model, const BenchOptions& o) {
   rep.decode_tokens_per_s = spread(decode);
   rep.paired_read_bandwidth_bytes_per_s = spread(paired_probe);
   rep.paired_bandwidth_ratio = spread(paired_ratio);
-  probe.reset();  // its buffer is not needed past the decode runs
   rep.batch = o.batch;
   if (o.batch > 1 && o.decode_tokens > 0) {
     DSV3_ASSIGN(BatchedRun run, run_batched(model, prompt, o.batch, o.decode_tokens, o.repeats));
@@ -317,7 +318,7 @@ Result<BenchReport> run_bench(const Model& model, const BenchOptions& o) {
   rep.prefill_flops_per_token = forward_flops(c, 0, o.prompt_tokens) / static_cast<double>(o.prompt_tokens);
   rep.prefill_flops_per_s = rep.prefill_tokens_per_s.median * rep.prefill_flops_per_token;
   if (o.probes) {
-    rep.read_bandwidth_bytes_per_s = kernels::measure_read_bandwidth(model.pool(), o.probe_bytes).best_bytes_per_s;
+    rep.read_bandwidth_bytes_per_s = probe->measure().best_bytes_per_s;
     rep.peak_fma_flops_per_s = kernels::measure_peak_flops(model.pool(), kernels::active_isa()).best_flops_per_s;
     if (kernels::matmul_math_supported(kernels::MatmulMath::Bf16))
       rep.peak_bf16_dot_flops_per_s = kernels::measure_peak_bf16_dot_flops(model.pool()).best_flops_per_s;
