@@ -50,6 +50,7 @@
 DSV3_TARGET_BEGIN(DSV3_ISA_AVX512_BF16)
 namespace dsv3::kernels::cpu {
 namespace {
+#include "kernels/cpu/vec_avx512.inl"
 
 constexpr int64_t G = 64;  // columns per group: an E and an O vector of 32 bf16
 constexpr float kXScale = 0x1p60f;
@@ -85,15 +86,6 @@ void decode64_at(const uint8_t* row, int64_t c, int64_t k, __m512i& e, __m512i& 
   alignas(64) uint8_t pad[G] = {};
   if (c < k) std::memcpy(pad, row + c, static_cast<size_t>(k - c));
   decode64(pad, e, o);
-}
-
-// Lane i + lane i+8, then an 8-lane tree (VecAvx512::hsum's).
-float hsum(__m512 v) {
-  __m256 s8 = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
 }
 
 // First view row past r's scale block.
@@ -155,7 +147,7 @@ void dot_tile(int64_t kp, const uint16_t* xs, int64_t ld, float* y, int64_t ldy,
       }
   }
   for (int t = 0; t < T; ++t)
-    for (int i = 0; i < R; ++i) y[t * ldy + i] = hsum(acc[t][i]) * kYScale;
+    for (int i = 0; i < R; ++i) y[t * ldy + i] = VecAvx512::hsum(acc[t][i]) * kYScale;
 }
 
 // ---- many tokens: a decoded panel -----------------------------------------------------
@@ -174,12 +166,29 @@ void decode_panel(const LinearWeight& w, int64_t r, int64_t nr, int64_t kp, uint
   }
 }
 
+// The panel's rows are read from L2 half a group at a time (kR vectors, then the other
+// half's), so that the kT * kR accumulators, kR weight vectors and an x' vector fit in the 32
+// registers; per accumulator the order is still E then O of each group.
 template <int T, int R>
 void panel_tile(const uint16_t* panel, int64_t kp, const uint16_t* xs, int64_t ld, float* y, int64_t ldy) {
-  dot_tile<T, R>(kp, xs, ld, y, ldy, [&](int i, int64_t c, __m512i& e, __m512i& o) {
-    e = _mm512_load_si512(panel + i * kp + c);
-    o = _mm512_load_si512(panel + i * kp + c + 32);
-  });
+  __m512 acc[T][R];
+  for (int t = 0; t < T; ++t)
+    for (int i = 0; i < R; ++i) acc[t][i] = _mm512_setzero_ps();
+  for (int64_t c = 0; c < kp; c += 32) {  // half groups: E of a group, then its O
+    __m512bh wv[R];
+    for (int i = 0; i < R; ++i) wv[i] = reinterpret_cast<__m512bh>(_mm512_load_si512(panel + i * kp + c));
+    for (int t = 0; t < T; ++t) {
+      const __m512bh xv = reinterpret_cast<__m512bh>(_mm512_load_si512(xs + t * ld + c));
+      for (int i = 0; i < R; ++i) acc[t][i] = _mm512_dpbf16_ps(acc[t][i], wv[i], xv);
+    }
+  }
+  for (int t = 0; t < T; ++t) {
+    if constexpr (R == 4) {
+      _mm_storeu_ps(y + t * ldy, _mm_mul_ps(VecAvx512::hsum4(acc[t][0], acc[t][1], acc[t][2], acc[t][3]), _mm_set1_ps(kYScale)));
+    } else {
+      for (int i = 0; i < R; ++i) y[t * ldy + i] = VecAvx512::hsum(acc[t][i]) * kYScale;
+    }
+  }
 }
 
 using PanelFn = void (*)(const uint16_t*, int64_t, const uint16_t*, int64_t, float*, int64_t);
@@ -202,10 +211,20 @@ void panel_rows(const LinearWeight& w, int64_t r, int64_t r_end, const uint16_t*
   // Panel rows: as many as keep it within kPanelBytes, a multiple of kR, at least kR.
   const int64_t rows = std::max<int64_t>(kR, std::min<int64_t>(kMaxPanelRows, kPanelBytes / (kp * 2)) / kR * kR);
   auto* panel = reinterpret_cast<uint16_t*>(thread_scratch(ScratchSlot::WeightTile, static_cast<size_t>(rows * kp / 2)));
+  const int64_t token_groups = (nt + kT - 1) / kT;
   for (int64_t p0 = r; p0 < r_end; p0 += rows) {
     const int64_t nr = std::min(rows, r_end - p0);
     decode_panel(w, p0, nr, kp, panel);
-    for (int64_t tg = 0; tg < nt; tg += kT) {
+    // The next panel's bytes (the rows after these, in this scale block or the next) are
+    // fetched into L2 a slice per token group while this one is swept: read only when
+    // decoded, they stalled the decode at the memory's speed (half of this function's time
+    // outside the register tiles, perf, Zen 5).
+    const int64_t next_rows = std::min(rows, w.rows - (p0 + nr));
+    const char* next = next_rows > 0 ? reinterpret_cast<const char*>(w.row_ptr(p0 + nr)) : nullptr;
+    const int64_t next_lines = next_rows * w.cols / 64, lines_per_group = next_lines / token_groups + 1;
+    for (int64_t tg = 0, line = 0; tg < nt; tg += kT) {
+      for (int64_t l = 0; l < lines_per_group && line < next_lines; ++l, ++line)
+        _mm_prefetch(next + line * 64, _MM_HINT_T1);
       const int64_t tt = std::min<int64_t>(kT, nt - tg);
       for (int64_t rg = 0; rg < nr; rg += kR)
         panel_fn(tt, std::min<int64_t>(kR, nr - rg))(panel + rg * kp, kp, xs + tg * ld, ld, y + tg * ldy + (p0 - r + rg),
@@ -285,7 +304,7 @@ double bf16_dot_burst(int64_t iterations, float* sink) {
     for (int i = 0; i < kChains; ++i) acc[i] = _mm512_dpbf16_ps(acc[i], a, b);
   __m512 s = acc[0];
   for (int i = 1; i < kChains; ++i) s = _mm512_add_ps(s, acc[i]);
-  *sink = hsum(s);  // keeps the loop alive
+  *sink = VecAvx512::hsum(s);  // keeps the loop alive
   return static_cast<double>(iterations) * kChains * 32 * 2;
 }
 

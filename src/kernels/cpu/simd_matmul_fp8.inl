@@ -232,31 +232,45 @@ struct MatmulFp8 {
     constexpr int R = kFusedRows<T>;
     static_assert(kBlockRows % R == 0 && kBlockCols % G == 0);
     alignas(64) F park[kBlockRows / R][T * R];
-    const int64_t k = w.cols, kp = padded(k), full = k / G * G, r_begin = r;
-    // Group of RR rows at view row rr, its park p: one column block, then (last) y.
-    auto block = [&]<int RR>(int64_t rr, F* p, int64_t c0, int64_t c1, bool first, bool last, int64_t pf_delta) {
+    const int64_t k = w.cols, kp = padded(k), full = k / G * G;
+    // Group of RR rows at view row rr, its park p: one column block.
+    auto block = [&]<int RR>(int64_t rr, F* p, int64_t c0, int64_t c1, bool first, int64_t pf_delta) {
       const int64_t full_end = std::min(c1, full);
       fused_block<T, RR>(w, rr, c0, full_end, xs, ld, first ? zeros() : p, p, pf_delta,
                          [](const uint8_t* row, int64_t c, F* v) { V::decode_fp8_quad(row + c, v); });
       if (full_end < c1)  // the last, partial group of the rows (columns full .. K - 1)
         fused_block<T, RR>(w, rr, full_end, c1, xs, ld, p, p, 0,
                            [&](const uint8_t* row, int64_t c, F* v) { decode_group(row, c, k, v); });
-      if (last)
-        for (int t = 0; t < T; ++t)
-          for (int i = 0; i < RR; ++i) y[t * ldy + (rr - r_begin) + i] = V::hsum(p[t * RR + i]) * kYScale;
     };
-    while (r < r_end) {
-      const int64_t nb = std::min(kBlockRows, r_end - r);
+    for (; r < r_end; y += kBlockRows) {
+      const int64_t nb = std::min(kBlockRows, r_end - r), whole = nb / R * R;
       for (int64_t c0 = 0; c0 < kp; c0 += kBlockCols) {
         const int64_t c1 = std::min(kp, c0 + kBlockCols);
         const bool first = c0 == 0, last = c1 == kp;
         const int64_t pf_delta = last ? nb * k - c0 : kBlockCols;
         int64_t i = 0;
-        for (; i + R <= nb; i += R) block.template operator()<R>(r + i, park[i / R], c0, c1, first, last, pf_delta);
+        for (; i < whole; i += R) block.template operator()<R>(r + i, park[i / R], c0, c1, first, pf_delta);
         for (; i < nb; ++i)  // the rows of a last, partial group of R
-          block.template operator()<1>(r + i, park[i / R] + (i % R) * T, c0, c1, first, last, pf_delta);
+          block.template operator()<1>(r + i, park[i / R] + (i % R) * T, c0, c1, first, pf_delta);
+      }
+      // The band's sums, four rows of a token at a time.
+      auto acc = [&](int64_t i, int t) -> const F& { return i < whole ? park[i / R][t * R + i % R] : park[i / R][(i % R) * T + t]; };
+      for (int t = 0; t < T; ++t) {
+        int64_t i = 0;
+        for (; i + 4 <= nb; i += 4) hsum4_scaled(acc(i, t), acc(i + 1, t), acc(i + 2, t), acc(i + 3, t), y + t * ldy + i);
+        for (; i < nb; ++i) y[t * ldy + i] = V::hsum(acc(i, t)) * kYScale;
       }
       r += nb;
+    }
+  }
+
+  // y[0 .. 3] = V::hsum of four accumulators times kYScale, bit for bit; on V::hsum4 where
+  // the vector type has it.
+  static void hsum4_scaled(const F& a, const F& b, const F& c, const F& d, float* y) {
+    if constexpr (requires { V::hsum4(a, b, c, d); }) {
+      _mm_storeu_ps(y, _mm_mul_ps(V::hsum4(a, b, c, d), _mm_set1_ps(kYScale)));
+    } else {
+      y[0] = V::hsum(a) * kYScale, y[1] = V::hsum(b) * kYScale, y[2] = V::hsum(c) * kYScale, y[3] = V::hsum(d) * kYScale;
     }
   }
 
