@@ -21,6 +21,12 @@ struct MatmulTransposed {
   // are read contiguously (streaming), and as many rows as fit kTileFloats (32 KB, L1).
   static constexpr int64_t kMaxColsPerTile = 1024;
   static constexpr int64_t kTileFloats = 8192;
+  // F32 rows read in place (the latent cache in attention): rows per block. A register
+  // tile's slice of them (64 rows x kCV vectors, 24 KB on AVX-512) stays in L1 while every
+  // token group sweeps it, and the partials are parked in y once per 64 rows instead of once
+  // per 8 (kTileFloats / kMaxColsPerTile), which cost a load and a store per accumulator
+  // every 8 rows.
+  static constexpr int64_t kInPlaceRows = 64;
 
   struct MicroArgs {
     const float* tile;  // [rows][ld_tile] dequantized (or F32 rows in place), register tile's first column at tile[0]
@@ -96,20 +102,21 @@ struct MatmulTransposed {
       // The same values in the same order, so the same bits.
       const bool in_place = w.dtype == DType::F32 && nc % L == 0;
       a.ld_tile = in_place ? w.row_bytes() / static_cast<int64_t>(sizeof(float)) : width;
-      for (int64_t rb0 = 0; rb0 < w.rows; rb0 += rows_per_tile) {
-        const int64_t nr = std::min(rows_per_tile, w.rows - rb0);
+      const int64_t block_rows = in_place ? kInPlaceRows : rows_per_tile;
+      for (int64_t rb0 = 0; rb0 < w.rows; rb0 += block_rows) {
+        const int64_t nr = std::min(block_rows, w.rows - rb0);
         const float* rows = in_place ? reinterpret_cast<const float*>(w.row_ptr(rb0)) + cc0 : tile;
         if (!in_place)
           for (int64_t i = 0; i < nr; ++i) WD::dequant_segment(w, rb0 + i, cc0, cc0 + nc, width, tile + i * width);
         a.rows = nr;
         a.first = rb0 == 0;
-        for (int64_t tg = 0; tg < n; tg += kT) {
-          const int64_t tt = std::min<int64_t>(kT, n - tg);
-          a.x = x + tg * ldx + rb0;
-          for (int64_t vg = 0; vg < n_vec; vg += kCV) {
-            const int64_t vv = std::min<int64_t>(kCV, n_vec - vg);
-            a.tile = rows + vg * L;
-            a.valid_cols = nc - vg * L;
+        for (int64_t vg = 0; vg < n_vec; vg += kCV) {  // a slice of columns, swept by every token group
+          const int64_t vv = std::min<int64_t>(kCV, n_vec - vg);
+          a.tile = rows + vg * L;
+          a.valid_cols = nc - vg * L;
+          for (int64_t tg = 0; tg < n; tg += kT) {
+            const int64_t tt = std::min<int64_t>(kT, n - tg);
+            a.x = x + tg * ldx + rb0;
             a.y = y + tg * ldy + (cc0 - c0) + vg * L;
             micro_fn(tt, vv)(a);
           }
