@@ -184,7 +184,8 @@ void panel_tile(const uint16_t* panel, int64_t kp, const uint16_t* xs, int64_t l
   }
   for (int t = 0; t < T; ++t) {
     if constexpr (R == 4) {
-      _mm_storeu_ps(y + t * ldy, _mm_mul_ps(VecAvx512::hsum4(acc[t][0], acc[t][1], acc[t][2], acc[t][3]), _mm_set1_ps(kYScale)));
+      const __m128 sums = VecAvx512::hsum4(acc[t][0], acc[t][1], acc[t][2], acc[t][3]);
+      _mm_storeu_ps(y + t * ldy, _mm_mul_ps(sums, _mm_set1_ps(kYScale)));
     } else {
       for (int i = 0; i < R; ++i) y[t * ldy + i] = VecAvx512::hsum(acc[t][i]) * kYScale;
     }

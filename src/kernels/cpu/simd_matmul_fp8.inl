@@ -254,10 +254,15 @@ struct MatmulFp8 {
           block.template operator()<1>(r + i, park[i / R] + (i % R) * T, c0, c1, first, pf_delta);
       }
       // The band's sums, four rows of a token at a time.
-      auto acc = [&](int64_t i, int t) -> const F& { return i < whole ? park[i / R][t * R + i % R] : park[i / R][(i % R) * T + t]; };
+      // Row i's accumulator of token t: rows in whole groups of R at park[i / R][t * R + i % R],
+      // the rest one row per group at park[i / R][(i % R) * T + t] (see block<1> above).
+      auto acc = [&](int64_t i, int t) -> const F& {
+        return i < whole ? park[i / R][t * R + i % R] : park[i / R][(i % R) * T + t];
+      };
       for (int t = 0; t < T; ++t) {
         int64_t i = 0;
-        for (; i + 4 <= nb; i += 4) hsum4_scaled(acc(i, t), acc(i + 1, t), acc(i + 2, t), acc(i + 3, t), y + t * ldy + i);
+        for (; i + 4 <= nb; i += 4)
+          hsum4_scaled(acc(i, t), acc(i + 1, t), acc(i + 2, t), acc(i + 3, t), y + t * ldy + i);
         for (; i < nb; ++i) y[t * ldy + i] = V::hsum(acc(i, t)) * kYScale;
       }
       r += nb;
@@ -270,7 +275,10 @@ struct MatmulFp8 {
     if constexpr (requires { V::hsum4(a, b, c, d); }) {
       _mm_storeu_ps(y, _mm_mul_ps(V::hsum4(a, b, c, d), _mm_set1_ps(kYScale)));
     } else {
-      y[0] = V::hsum(a) * kYScale, y[1] = V::hsum(b) * kYScale, y[2] = V::hsum(c) * kYScale, y[3] = V::hsum(d) * kYScale;
+      y[0] = V::hsum(a) * kYScale;
+      y[1] = V::hsum(b) * kYScale;
+      y[2] = V::hsum(c) * kYScale;
+      y[3] = V::hsum(d) * kYScale;
     }
   }
 

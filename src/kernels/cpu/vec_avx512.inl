@@ -43,7 +43,8 @@ struct VecAvx512 {
   // {hsum(a), hsum(b), hsum(c), hsum(d)}, each bit for bit (the same additions of the same
   // pairs, in the same order), with the four vectors' lanes reduced side by side: 14
   // instructions instead of 4 x 8. The sums of a register tile end every product, 10-15% of a
-  // tile's time with hsum one at a time (K = 2048, perf, Zen 5).
+  // tile's time with hsum one at a time (K = 2048, perf, Zen 5). VecAvx2x2 has no twin: the
+  // kernels fall back to hsum there, which gives the same bits.
   static __m128 hsum4(F a, F b, F c, F d) {
     // Lane i + lane i+8: [a's 8 | b's 8], [c's 8 | d's 8].
     const F ab = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE));
@@ -53,7 +54,8 @@ struct VecAvx512 {
     // Then hsum's last two steps in each 128-bit lane: (0 + 2, 1 + 3), then their sum.
     s = _mm512_add_ps(s, _mm512_shuffle_ps(s, s, _MM_SHUFFLE(1, 0, 3, 2)));
     s = _mm512_add_ps(s, _mm512_shuffle_ps(s, s, _MM_SHUFFLE(2, 3, 0, 1)));
-    return _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), s));
+    const __m512i firsts = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    return _mm512_castps512_ps128(_mm512_permutexvar_ps(firsts, s));
   }
 
   // Same bit trick as VecAvx2::fp8_to_half_bits on 16 bytes: 16-bit lane = (b << 8) >>arith 1
