@@ -146,8 +146,7 @@ void dot_tile(int64_t kp, const uint16_t* xs, int64_t ld, float* y, int64_t ldy,
           acc[t][i] = _mm512_dpbf16_ps(acc[t][i], reinterpret_cast<__m512bh>(h == 0 ? we[i] : wo[i]), xv);
       }
   }
-  for (int t = 0; t < T; ++t)
-    for (int i = 0; i < R; ++i) y[t * ldy + i] = VecAvx512::hsum(acc[t][i]) * kYScale;
+  for (int t = 0; t < T; ++t) VecAvx512::store_hsums(acc[t], R, kYScale, y + t * ldy);
 }
 
 // ---- many tokens: a decoded panel -----------------------------------------------------
@@ -182,14 +181,7 @@ void panel_tile(const uint16_t* panel, int64_t kp, const uint16_t* xs, int64_t l
       for (int i = 0; i < R; ++i) acc[t][i] = _mm512_dpbf16_ps(acc[t][i], wv[i], xv);
     }
   }
-  for (int t = 0; t < T; ++t) {
-    if constexpr (R == 4) {
-      const __m128 sums = VecAvx512::hsum4(acc[t][0], acc[t][1], acc[t][2], acc[t][3]);
-      _mm_storeu_ps(y + t * ldy, _mm_mul_ps(sums, _mm_set1_ps(kYScale)));
-    } else {
-      for (int i = 0; i < R; ++i) y[t * ldy + i] = VecAvx512::hsum(acc[t][i]) * kYScale;
-    }
-  }
+  for (int t = 0; t < T; ++t) VecAvx512::store_hsums(acc[t], R, kYScale, y + t * ldy);
 }
 
 using PanelFn = void (*)(const uint16_t*, int64_t, const uint16_t*, int64_t, float*, int64_t);

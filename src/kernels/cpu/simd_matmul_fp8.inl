@@ -181,8 +181,7 @@ struct MatmulFp8 {
       accumulate_group<T, R>(c, xs, ld, acc, [&](int i, F* v) { V::decode_fp8_quad(rows[i] + c, v); });
     }
     if (full < k) accumulate_group<T, R>(full, xs, ld, acc, [&](int i, F* v) { decode_group(rows[i], full, k, v); });
-    for (int t = 0; t < T; ++t)
-      for (int i = 0; i < R; ++i) y[t * ldy + i] = V::hsum(acc[t][i]) * kYScale;
+    for (int t = 0; t < T; ++t) V::store_hsums(acc[t], R, kYScale, y + t * ldy);
   }
 
   // Many tokens (kSharedLoads): T tokens' x' rows (T * K_pad floats) would not stay in L1,
@@ -261,24 +260,13 @@ struct MatmulFp8 {
       };
       for (int t = 0; t < T; ++t) {
         int64_t i = 0;
-        for (; i + 4 <= nb; i += 4)
-          hsum4_scaled(acc(i, t), acc(i + 1, t), acc(i + 2, t), acc(i + 3, t), y + t * ldy + i);
+        for (; i + 4 <= nb; i += 4) {
+          const F four[4] = {acc(i, t), acc(i + 1, t), acc(i + 2, t), acc(i + 3, t)};
+          V::store_hsums(four, 4, kYScale, y + t * ldy + i);
+        }
         for (; i < nb; ++i) y[t * ldy + i] = V::hsum(acc(i, t)) * kYScale;
       }
       r += nb;
-    }
-  }
-
-  // y[0 .. 3] = V::hsum of four accumulators times kYScale, bit for bit; on V::hsum4 where
-  // the vector type has it.
-  static void hsum4_scaled(const F& a, const F& b, const F& c, const F& d, float* y) {
-    if constexpr (requires { V::hsum4(a, b, c, d); }) {
-      _mm_storeu_ps(y, _mm_mul_ps(V::hsum4(a, b, c, d), _mm_set1_ps(kYScale)));
-    } else {
-      y[0] = V::hsum(a) * kYScale;
-      y[1] = V::hsum(b) * kYScale;
-      y[2] = V::hsum(c) * kYScale;
-      y[3] = V::hsum(d) * kYScale;
     }
   }
 

@@ -285,8 +285,7 @@ struct MatmulInt {
       if (full % L == 0) products(full);  // (else computed with the blocks before it)
       block(full, src, full % L);
     }
-    for (int t = 0; t < T; ++t)
-      for (int i = 0; i < R; ++i) y[t * ldy + i] = V::hsum(acc[t][i]);
+    for (int t = 0; t < T; ++t) V::store_hsums(acc[t], R, 1.0f, y + t * ldy);
   }
 
   // Rows [r0, r1) for tokens t0 .. t0 + T - 1.

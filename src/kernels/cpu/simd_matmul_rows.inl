@@ -109,8 +109,7 @@ struct MatmulRows {
     fused_block<DT, T, R>(w, r, c0, std::min(c1, k_full), x, ldx, first ? MatmulFp8<V>::zeros() : park, park, pf_delta);
     if (!last) return;
     if (k_full < K) fused_tail<T, R>(w, r, x, ldx, park);
-    for (int t = 0; t < T; ++t)
-      for (int i = 0; i < R; ++i) y[t * ldy + i] = V::hsum(park[t * R + i]);
+    for (int t = 0; t < T; ++t) V::store_hsums(park + t * R, R, 1.0f, y + t * ldy);
   }
 
   // Rows [r0, r1), whole rows R at a time, each step prefetching the next R rows.

@@ -58,6 +58,11 @@ struct VecAvx2 {
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
   }
+  // y[i] = hsum(acc[i]) * scale for i < n (every kernel's last step; VecAvx512 does four at
+  // a time).
+  static void store_hsums(const F* acc, int n, float scale, float* y) {
+    for (int i = 0; i < n; ++i) y[i] = hsum(acc[i]) * scale;
+  }
 
   // e4m3 byte b -> IEEE half bits ((b & 0x80) << 8) | ((b & 0x7F) << 7): the 4 exponent and 3
   // mantissa bits land in the half's low exponent and top mantissa bits, so the half equals

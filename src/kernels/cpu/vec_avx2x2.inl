@@ -45,6 +45,9 @@ struct VecAvx2x2 {
 
   // Lane i + lane i+8, then the 8-lane tree: what VecAvx512::hsum does.
   static float hsum(F v) { return H::hsum(H::add(v.lo, v.hi)); }
+  static void store_hsums(const F* acc, int n, float scale, float* y) {
+    for (int i = 0; i < n; ++i) y[i] = hsum(acc[i]) * scale;
+  }
 
   static F decode_fp8(const uint8_t* p) { return {H::decode_fp8(p), H::decode_fp8(p + 8)}; }
   static void decode_fp8_pair(const uint8_t* p, F& lo, F& hi) {

@@ -43,8 +43,7 @@ struct VecAvx512 {
   // {hsum(a), hsum(b), hsum(c), hsum(d)}, each bit for bit (the same additions of the same
   // pairs, in the same order), with the four vectors' lanes reduced side by side: 14
   // instructions instead of 4 x 8. The sums of a register tile end every product, 10-15% of a
-  // tile's time with hsum one at a time (K = 2048, perf, Zen 5). VecAvx2x2 has no twin: the
-  // kernels fall back to hsum there, which gives the same bits.
+  // tile's time with hsum one at a time (K = 2048, perf, Zen 5).
   static __m128 hsum4(F a, F b, F c, F d) {
     // Lane i + lane i+8: [a's 8 | b's 8], [c's 8 | d's 8].
     const F ab = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE));
@@ -56,6 +55,14 @@ struct VecAvx512 {
     s = _mm512_add_ps(s, _mm512_shuffle_ps(s, s, _MM_SHUFFLE(2, 3, 0, 1)));
     const __m512i firsts = _mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
     return _mm512_castps512_ps128(_mm512_permutexvar_ps(firsts, s));
+  }
+  // y[i] = hsum(acc[i]) * scale for i < n, four at a time: the same bits as VecAvx2x2's one
+  // at a time (a scale of 1 changes no bits).
+  static void store_hsums(const F* acc, int n, float scale, float* y) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4)
+      _mm_storeu_ps(y + i, _mm_mul_ps(hsum4(acc[i], acc[i + 1], acc[i + 2], acc[i + 3]), _mm_set1_ps(scale)));
+    for (; i < n; ++i) y[i] = hsum(acc[i]) * scale;
   }
 
   // Same bit trick as VecAvx2::fp8_to_half_bits on 16 bytes: 16-bit lane = (b << 8) >>arith 1
