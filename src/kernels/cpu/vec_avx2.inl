@@ -12,6 +12,8 @@
 //                              memory operand (which doubles the loads of a register tile)
 //   add, sub, mul, div, fma(a, b, c) = a * b + c (one rounding), min, max
 //   hsum(v)                    horizontal sum in a FIXED tree (batch invariance depends on it)
+//   store_hsums(acc, n, s, y)  y[i] = hsum(acc[i]) * s for i < n, bit for bit (VecAvx512 sums
+//                              four vectors side by side)
 //   decode_fp8(p)              kLanes e4m3 bytes -> floats equal to e4m3 value * 2^-8 (exact)
 //   decode_fp8_pair(p, lo, hi) the same for 2 * kLanes bytes (lanes 0..L-1 in lo)
 //   decode_fp8_quad(p, v)      4 * kLanes e4m3 bytes -> 4 vectors, v[j] lane l = e4m3(p[4l + j])
