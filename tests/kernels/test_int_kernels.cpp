@@ -248,7 +248,9 @@ TEST(IntKernels, QuantizerErrorBounds) {
         err_plain += (qp - x[g0 + i]) * (qp - x[g0 + i]);
       }
     }
-    if (bits == 4) EXPECT_LT(err, err_plain) << "the scale search must beat amax / 7";
+    if (bits == 4) {
+      EXPECT_LT(err, err_plain) << "the scale search must beat amax / 7";
+    }
   }
 }
 
