@@ -214,7 +214,7 @@ void panel_rows(const LinearWeight& w, int64_t r, int64_t r_end, const uint16_t*
     // outside the register tiles, perf, Zen 5).
     const int64_t next_rows = std::min(rows, w.rows - (p0 + nr));
     const char* next = next_rows > 0 ? reinterpret_cast<const char*>(w.row_ptr(p0 + nr)) : nullptr;
-    const int64_t next_lines = next_rows * w.cols / 64, lines_per_group = next_lines / token_groups + 1;
+    const int64_t next_lines = next_rows * w.row_bytes() / 64, lines_per_group = next_lines / token_groups + 1;
     for (int64_t tg = 0, line = 0; tg < nt; tg += kT) {
       for (int64_t l = 0; l < lines_per_group && line < next_lines; ++l, ++line)
         _mm_prefetch(next + line * 64, _MM_HINT_T1);
