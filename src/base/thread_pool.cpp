@@ -80,8 +80,8 @@ int ThreadPool::available_cores() {
   return hc > 0 ? static_cast<int>(hc) : 1;
 }
 
-ThreadPool::ThreadPool(int n_threads) {
-  n_threads_ = n_threads > 0 ? n_threads : available_cores();
+ThreadPool::ThreadPool(int n_threads) : ranges_(static_cast<size_t>(n_threads > 0 ? n_threads : available_cores())) {
+  n_threads_ = static_cast<int>(ranges_.size());
   for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
 }
 
@@ -96,17 +96,38 @@ void ThreadPool::wake_workers() {
   wake_if_sleeping(generation_, sleeping_workers_);
 }
 
-void ThreadPool::run_claimed_tasks() {
+void ThreadPool::run_task(uint64_t count, int64_t task) {
+  (*job_fn_)(task);
+  if (done_.fetch_add(1, std::memory_order_seq_cst) + 1 == count) wake_if_sleeping(done_, caller_sleeping_);
+}
+
+void ThreadPool::run_claimed_tasks(int index) {
   uint64_t c = claim_.load(std::memory_order_acquire);
   for (;;) {
     const uint64_t count = count_of(c), next = next_of(c);
-    if (next >= count) return;
+    if (next >= count) break;
     // Claiming (job, next) succeeds only while that job is current; its function and task
     // count stay valid until all its tasks, this one included, are done.
     if (!claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
-    (*job_fn_)(static_cast<int64_t>(next));
-    if (done_.fetch_add(1, std::memory_order_seq_cst) + 1 == count) wake_if_sleeping(done_, caller_sleeping_);
+    run_task(count, static_cast<int64_t>(next));
     c = claim_.load(std::memory_order_acquire);
+  }
+  // parallel_for_ranges (the job last seen, none of its tasks shared): this thread's share
+  // from the front, then the others' from the back. Words of another job never match, so a
+  // late thread claims nothing of a newer one.
+  const uint64_t job = c >> 48, count = count_of(c);
+  for (int k = 0; k < n_threads_; ++k) {
+    const bool own = k == 0;
+    std::atomic<uint64_t>& range = ranges_[static_cast<size_t>((index + k) % n_threads_)].word;
+    uint64_t r = range.load(std::memory_order_acquire);
+    for (;;) {
+      const uint64_t front = (r >> kIndexBits) & kIndexMask, back = r & kIndexMask;
+      if ((r >> 48) != job || front >= back) break;
+      const uint64_t claimed = own ? r + (uint64_t(1) << kIndexBits) : r - 1;
+      if (!range.compare_exchange_weak(r, claimed, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
+      run_task(count, static_cast<int64_t>(own ? front : back - 1));
+      r = range.load(std::memory_order_acquire);
+    }
   }
 }
 
@@ -124,11 +145,15 @@ void ThreadPool::worker_loop(int index) {
       if (pending_workers_.fetch_sub(1, std::memory_order_seq_cst) == 1) wake_if_sleeping(pending_workers_, caller_sleeping_);
       continue;
     }
-    run_claimed_tasks();
+    run_claimed_tasks(index);
   }
 }
 
-void ThreadPool::parallel_for(int64_t n_tasks, FunctionRef<void(int64_t)> fn) {
+void ThreadPool::parallel_for(int64_t n_tasks, FunctionRef<void(int64_t)> fn) { run(n_tasks, fn, false); }
+
+void ThreadPool::parallel_for_ranges(int64_t n_tasks, FunctionRef<void(int64_t)> fn) { run(n_tasks, fn, true); }
+
+void ThreadPool::run(int64_t n_tasks, FunctionRef<void(int64_t)> fn, bool ranges) {
   if (n_tasks <= 0) return;
   if (n_threads_ == 1 || n_tasks == 1 || t_inside_pool) {
     for (int64_t t = 0; t < n_tasks; ++t) fn(t);
@@ -138,10 +163,17 @@ void ThreadPool::parallel_for(int64_t n_tasks, FunctionRef<void(int64_t)> fn) {
   std::lock_guard<std::mutex> lock(call_mu_);
   job_fn_ = &fn;
   done_.store(0, std::memory_order_relaxed);
-  claim_.store(pack(++job_id_, static_cast<uint64_t>(n_tasks), 0), std::memory_order_release);
+  const uint64_t job = ++job_id_ & 0xFFFF, n = static_cast<uint64_t>(n_tasks);
+  if (ranges) {
+    // Thread i's share: tasks [i * n / P, (i + 1) * n / P). Published by claim_'s release.
+    const uint64_t p = static_cast<uint64_t>(n_threads_);
+    for (uint64_t i = 0; i < p; ++i)
+      ranges_[i].word.store((job << 48) | ((i * n / p) << kIndexBits) | ((i + 1) * n / p), std::memory_order_relaxed);
+  }
+  claim_.store(pack(job, n, ranges ? n : 0), std::memory_order_release);
   wake_workers();
   t_inside_pool = true;
-  run_claimed_tasks();
+  run_claimed_tasks(0);
   t_inside_pool = false;
   for (uint32_t d = done_.load(std::memory_order_acquire); d != static_cast<uint32_t>(n_tasks);
        d = done_.load(std::memory_order_acquire))

@@ -33,7 +33,7 @@ void matmul(ThreadPool& pool, const LinearWeight& w, const float* x, int64_t n, 
   // in one task.
   int64_t chunk = chunk_size(w.rows, pool.size(), 16, 16);
   int64_t tasks = (w.rows + chunk - 1) / chunk;
-  pool.parallel_for(tasks, [&](int64_t task) {
+  pool.parallel_for_ranges(tasks, [&](int64_t task) {
     int64_t r0 = task * chunk, r1 = std::min(w.rows, r0 + chunk);
     rows(w, x, n, ldx, y + r0, ldy, r0, r1);
   });
@@ -45,7 +45,7 @@ void matmul_transposed(ThreadPool& pool, const LinearWeight& w, const float* x, 
   const KernelTable& k = active_table();
   int64_t chunk = chunk_size(w.cols, pool.size(), 64, 16);
   int64_t tasks = (w.cols + chunk - 1) / chunk;
-  pool.parallel_for(tasks, [&](int64_t task) {
+  pool.parallel_for_ranges(tasks, [&](int64_t task) {
     int64_t c0 = task * chunk, c1 = std::min(w.cols, c0 + chunk);
     k.matmul_t_cols(w, x, n, ldx, y + c0, ldy, c0, c1);
   });
@@ -55,14 +55,15 @@ void matmul_batch(ThreadPool& pool, std::span<const MatmulJob> jobs) {
   if (jobs.empty()) return;
   const KernelTable& k = active_table();
   // Tasks: each job's rows (or columns, transposed) cut into parts of about equal cost,
-  // about 4 tasks per thread in all, parts multiples of 16 like matmul's chunks. Cost of a
+  // about 8 tasks per thread in all, parts multiples of 16 like matmul's chunks. Cost of a
   // job ~ its weight bytes (decode streams them) plus its FMAs (prefill): the products of a
   // step differ a lot in size (an expert with 1 token, one with 60, the shared expert).
-  // Tasks are handed out largest first; which thread runs a task changes no bits.
+  // Tasks stay in job and row order, and each thread runs its own contiguous share of them
+  // (ThreadPool::parallel_for_ranges), so that its row chunks follow each other in memory;
+  // which thread runs a task changes no bits.
   struct Task {
     int32_t job;
     int64_t begin, end;
-    double cost;
   };
   thread_local std::vector<Task> tasks;
   tasks.clear();
@@ -83,12 +84,11 @@ void matmul_batch(ThreadPool& pool, std::span<const MatmulJob> jobs) {
     chunk = (chunk + 15) / 16 * 16;
     for (int64_t b = 0; b < units; b += chunk) {
       const int64_t e = std::min(units, b + chunk);
-      tasks.push_back({static_cast<int32_t>(j), b, e, cost * static_cast<double>(e - b) / static_cast<double>(units)});
+      tasks.push_back({static_cast<int32_t>(j), b, e});
     }
   }
-  std::stable_sort(tasks.begin(), tasks.end(), [](const Task& a, const Task& b) { return a.cost > b.cost; });
   const std::vector<Task>& list = tasks;  // the thread_local of the calling thread
-  pool.parallel_for(static_cast<int64_t>(list.size()), [&](int64_t i) {
+  pool.parallel_for_ranges(static_cast<int64_t>(list.size()), [&](int64_t i) {
     const Task& t = list[i];
     const MatmulJob& job = jobs[t.job];
     if (job.transposed) k.matmul_t_cols(job.w, job.x, job.n, job.ldx, job.y + t.begin, job.ldy, t.begin, t.end);
