@@ -127,6 +127,23 @@ TEST_P(BatchInvariance, MatmulTransposedSameBitsWhateverTheBatch) {
   }
 }
 
+TEST_P(BatchInvariance, MatmulTransposedOneTokenAlignedSameBitsAsBatch) {
+  // A head's W_UK in whole 128 x 128 blocks, as in the released checkpoints: one token takes
+  // the direct path (accumulators in registers), a batch the tile; the same bits.
+  const kernels::KernelTable& k = *GetParam().table;
+  TestWeight tw = make_weight(DType::F8_E4M3, 512, 512, 35);
+  const LinearWeight w = tw.view.row_band(128, 128);
+  const int64_t R = w.rows, C = w.cols;
+  auto x = random_activations(kBatch * R, 36);
+  std::vector<float> batch(static_cast<size_t>(kBatch * C)), one(static_cast<size_t>(C));
+  k.matmul_t_cols(w, x.data(), kBatch, R, batch.data(), C, 0, C);
+  for (int64_t t = 0; t < kBatch; ++t) {
+    std::fill(one.begin(), one.end(), NAN);
+    k.matmul_t_cols(w, x.data() + t * R, 1, R, one.data(), C, 0, C);
+    EXPECT_TRUE(same_bits(one.data(), batch.data() + t * C, C)) << GetParam().name << " token " << t;
+  }
+}
+
 TEST_P(BatchInvariance, MlaAttentionSameBitsWhateverTheBatch) {
   // A sequence whose 37 new tokens follow 20 cached ones: token i computed inside the batch
   // equals token i computed alone at its position, on any thread count.

@@ -209,6 +209,33 @@ TEST(IntKernels, SameBitsWhateverTheBatch) {
       }
 }
 
+TEST(IntKernels, TransposedOneTokenSameBitsAsBatch) {
+  // One token's transposed product (decode: W_UK^T q_nope) takes a path of its own where the
+  // columns are whole vectors (accumulators in registers, no tile); a batch goes through the
+  // tile. Both the same bits, for every column range, aligned or not.
+  uint32_t seed = 1700;
+  for (int bits : {8, 4})
+    for (int64_t group : {32, 64, 128}) {
+      IntWeight tw = make_int_weight(bits, 128, 512, group, seed++);  // one head's W_UK
+      const LinearWeight& w = tw.view;
+      const int64_t n = 5, C = w.cols;
+      auto x = random_activations(n * w.rows, seed++);
+      for (const auto& [name, table] : fast_tables()) {
+        std::vector<float> batch(static_cast<size_t>(n * C));
+        table->matmul_t_cols(w, x.data(), n, w.rows, batch.data(), C, 0, C);
+        for (const auto& [c0, c1] : {std::pair<int64_t, int64_t>{0, C}, {64, 448}, {16, 272}, {3, 260}, {0, 17}}) {
+          for (int64_t t = 0; t < n; ++t) {
+            std::vector<float> one(static_cast<size_t>(c1 - c0), NAN);
+            table->matmul_t_cols(w, x.data() + t * w.rows, 1, w.rows, one.data(), c1 - c0, c0, c1);
+            for (int64_t j = 0; j < c1 - c0; ++j)
+              ASSERT_EQ(std::memcmp(&one[j], &batch[t * C + c0 + j], 4), 0)
+                  << name << " " << label(w, 1) << " cols " << c0 << ".." << c1 << " token " << t << " col " << c0 + j;
+          }
+        }
+      }
+    }
+}
+
 TEST(IntKernels, QuantizerErrorBounds) {
   std::mt19937 rng(7);
   std::normal_distribution<float> normal(0.0f, 0.02f);
