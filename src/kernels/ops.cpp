@@ -14,22 +14,24 @@ namespace dsv3::kernels {
 namespace {
 
 // Tasks per thread for a product with up to n_tokens tokens: 8, enough for dynamic
-// scheduling to even out noise; 32 for decode-sized products (up to 8 tokens), whose parallel
-// regions end with one thread waiting for the other's last task: smaller tasks shorten that
-// wait (perf, int4-experts decode, 2 threads: the pool's waiting fell from 5.5-5.8% to
-// 3.7-4.2% of the integer kernels' samples), and each thread's contiguous share of them
-// (ThreadPool::parallel_for_ranges) keeps its loads streaming across task boundaries.
-int64_t tasks_per_thread(int64_t n_tokens) { return n_tokens <= 8 ? 32 : 8; }
+// scheduling to even out noise; 32 for one-token products (decode of one sequence), whose
+// parallel regions end with one thread waiting for the other's last task: smaller tasks
+// shorten that wait (perf, int4-experts decode, 2 threads: the pool's waiting fell from
+// 5.5-5.8% to 3.7-4.2% of the integer kernels' samples), and each thread's contiguous share
+// of them (ThreadPool::parallel_for_ranges) keeps its loads streaming across task
+// boundaries. (Batched decode kept 8: at 4 sequences, 32 ran 2-14% slower in four
+// alternated rounds, each FP8 task preparing its own scaled activations.)
+int64_t tasks_per_thread(int64_t n_tokens) { return n_tokens == 1 ? 32 : 8; }
 
 // Rows per task, for a product of n_tokens tokens on rows of row_bytes: multiples of 16 so
-// that SIMD kernels see whole row groups, and for decode-sized products multiples of 48 (the
+// that SIMD kernels see whole row groups, and for one-token products multiples of 48 (the
 // one-token kernels' steps: 6 int rows, 8 FP8 rows; a chunk of 32 left 2 rows to a
 // one-row step) of at least 64 KB (a task also looks up the quantized activations, and
 // starts its streams: kernel_bench's int4 expert product in 44 tasks of 32 rows read 28-33
-// GB/s against 35-38 in 16 of 96).
-int64_t row_align(int64_t n_tokens) { return n_tokens <= 8 ? 48 : 16; }
+// GB/s against 40-48 in 48-row multiples of 64 KB and more).
+int64_t row_align(int64_t n_tokens) { return n_tokens == 1 ? 48 : 16; }
 int64_t min_task_rows(int64_t n_tokens, int64_t row_bytes) {
-  return n_tokens <= 8 ? std::max<int64_t>(16, ((int64_t{64} << 10) + row_bytes - 1) / std::max<int64_t>(row_bytes, 1)) : 16;
+  return n_tokens == 1 ? std::max<int64_t>(16, ((int64_t{64} << 10) + row_bytes - 1) / std::max<int64_t>(row_bytes, 1)) : 16;
 }
 
 // Chunk size to split `total` units into about threads * per_thread equal chunks, none
