@@ -34,7 +34,9 @@ RequestParams choice_params(const GenerationRequest& gen, int64_t max_new_tokens
                  .seed = seed,
                  .logit_bias = gen.logit_bias,
                  .presence_penalty = gen.presence_penalty,
-                 .frequency_penalty = gen.frequency_penalty};
+                 .frequency_penalty = gen.frequency_penalty,
+                 .grammar = nullptr,
+                 .tool_call_grammar = nullptr};
   if (!gen.ignore_eos && eos_id) rp.stop_tokens.push_back(*eos_id);
   rp.logprobs = gen.logprobs;
   rp.top_logprobs = gen.top_logprobs;

@@ -66,7 +66,9 @@ void expect_valid_arguments(const std::string& name, const Json& args) {
     ASSERT_TRUE(args.contains("days") && args["days"].is_number_integer());
     for (auto it = args.begin(); it != args.end(); ++it) {
       EXPECT_TRUE(it.key() == "city" || it.key() == "days" || it.key() == "unit") << it.key();
-      if (it.key() == "unit") EXPECT_TRUE(*it == "c" || *it == "f");
+      if (it.key() == "unit") {
+        EXPECT_TRUE(*it == "c" || *it == "f");
+      }
     }
   } else {
     ASSERT_EQ(name, "get_time");
@@ -98,13 +100,17 @@ void walk_and_check(ToolCallFormat format, const Json& tool_choice, bool opens_r
     ASSERT_EQ(s.tool_calls().size(), 1u) << text;
     const Json& call = s.tool_calls()[0]["function"];
     const std::string name = call["name"].get<std::string>();
-    if (tool_choice.is_object()) EXPECT_EQ(name, tool_choice["function"]["name"]);
+    if (tool_choice.is_object()) {
+      EXPECT_EQ(name, tool_choice["function"]["name"]);
+    }
     names.insert(name);
     const std::string args = call["arguments"].get<std::string>();
     ASSERT_TRUE(Json::accept(args)) << text;
     expect_valid_arguments(name, Json::parse(args));
   }
-  if (tool_choice == "required") EXPECT_EQ(names.size(), 2u) << "either tool may be called";
+  if (tool_choice == "required") {
+    EXPECT_EQ(names.size(), 2u) << "either tool may be called";
+  }
 }
 
 }  // namespace
