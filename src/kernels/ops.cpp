@@ -31,7 +31,9 @@ int64_t tasks_per_thread(int64_t n_tokens) { return n_tokens == 1 ? 32 : 8; }
 // GB/s against 40-48 in 48-row multiples of 64 KB and more).
 int64_t row_align(int64_t n_tokens) { return n_tokens == 1 ? 48 : 16; }
 int64_t min_task_rows(int64_t n_tokens, int64_t row_bytes) {
-  return n_tokens == 1 ? std::max<int64_t>(16, ((int64_t{64} << 10) + row_bytes - 1) / std::max<int64_t>(row_bytes, 1)) : 16;
+  if (n_tokens != 1) return 16;
+  constexpr int64_t kMinTaskBytes = int64_t{64} << 10;
+  return std::max<int64_t>(16, (kMinTaskBytes + row_bytes - 1) / std::max<int64_t>(row_bytes, 1));
 }
 
 // Chunk size to split `total` units into about threads * per_thread equal chunks, none
@@ -75,7 +77,8 @@ void matmul_batch(ThreadPool& pool, std::span<const MatmulJob> jobs) {
   if (jobs.empty()) return;
   const KernelTable& k = active_table();
   // Tasks: each job's rows (or columns, transposed) cut into parts of about equal cost,
-  // tasks_per_thread in all, parts multiples of 16 like matmul's chunks; transposed jobs 8
+  // tasks_per_thread in all, in matmul's row multiples (row_align, min_task_rows) or
+  // multiples of 16 columns; transposed jobs 8
   // per thread at most (finer, their tasks would read ever narrower strips of each row:
   // FP8 decode's W_UK products took 1.5x the time in 128-column strips). Cost of a
   // job ~ its weight bytes (decode streams them) plus its FMAs (prefill): the products of a
