@@ -36,14 +36,17 @@ int64_t min_task_rows(int64_t n_tokens, int64_t row_bytes) {
   return std::max<int64_t>(16, (kMinTaskBytes + row_bytes - 1) / std::max<int64_t>(row_bytes, 1));
 }
 
+// A chunk of at least `c` and `min_chunk` units, rounded up to a multiple of `align`.
+int64_t fit_chunk(int64_t c, int64_t min_chunk, int64_t align) {
+  c = std::max(c, min_chunk);
+  return std::max<int64_t>((c + align - 1) / align * align, 1);
+}
+
 // Chunk size to split `total` units into about threads * per_thread equal chunks, none
 // smaller than `min_chunk` units, multiples of `align`.
 int64_t chunk_size(int64_t total, int threads, int64_t min_chunk, int64_t align, int64_t per_thread) {
-  int64_t target_tasks = static_cast<int64_t>(threads) * per_thread;
-  int64_t c = (total + target_tasks - 1) / target_tasks;
-  c = std::max(c, min_chunk);
-  c = (c + align - 1) / align * align;
-  return std::max<int64_t>(c, 1);
+  const int64_t target_tasks = static_cast<int64_t>(threads) * per_thread;
+  return fit_chunk((total + target_tasks - 1) / target_tasks, min_chunk, align);
 }
 
 }  // namespace
@@ -78,9 +81,9 @@ void matmul_batch(ThreadPool& pool, std::span<const MatmulJob> jobs) {
   const KernelTable& k = active_table();
   // Tasks: each job's rows (or columns, transposed) cut into parts of about equal cost,
   // tasks_per_thread in all, in matmul's row multiples (row_align, min_task_rows) or
-  // multiples of 16 columns; transposed jobs 8
-  // per thread at most (finer, their tasks would read ever narrower strips of each row:
-  // FP8 decode's W_UK products took 1.5x the time in 128-column strips). Cost of a
+  // multiples of 16 columns; transposed jobs 8 per thread at most (finer, their tasks would
+  // read ever narrower strips of each row: FP8 decode's W_UK products took 1.5x the time in
+  // 128-column strips). Cost of a
   // job ~ its weight bytes (decode streams them) plus its FMAs (prefill): the products of a
   // step differ a lot in size (an expert with 1 token, one with 60, the shared expert).
   // Tasks stay in job and row order, and each thread runs its own contiguous share of them
@@ -107,13 +110,10 @@ void matmul_batch(ThreadPool& pool, std::span<const MatmulJob> jobs) {
     const double cost = cost_of(job);
     const double target = static_cast<double>(pool.size() * (job.transposed ? 8 : tasks_per_thread(most_tokens)));
     const int64_t pieces = std::clamp<int64_t>(std::llround(target * cost / total), 1, (units + 15) / 16);
-    int64_t chunk = (units + pieces - 1) / pieces;
-    if (job.transposed) {
-      chunk = (chunk + 15) / 16 * 16;
-    } else {
-      const int64_t align = row_align(most_tokens);
-      chunk = (std::max(chunk, min_task_rows(most_tokens, job.w.row_bytes())) + align - 1) / align * align;
-    }
+    const int64_t even = (units + pieces - 1) / pieces;
+    const int64_t chunk = job.transposed ? fit_chunk(even, 16, 16)
+                                         : fit_chunk(even, min_task_rows(most_tokens, job.w.row_bytes()),
+                                                     row_align(most_tokens));
     for (int64_t b = 0; b < units; b += chunk) {
       const int64_t e = std::min(units, b + chunk);
       tasks.push_back({static_cast<int32_t>(j), b, e});

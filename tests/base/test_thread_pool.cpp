@@ -10,14 +10,17 @@
 using namespace dsv3;
 
 TEST(ThreadPool, EveryTaskRunsExactlyOnce) {
-  for (int threads : {1, 2, 3, 8}) {
-    ThreadPool pool(threads);
-    for (int64_t n : {0, 1, 7, 1000}) {
-      std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
-      for (int rep = 0; rep < 50; ++rep) pool.parallel_for(n, [&](int64_t t) { hits[t].fetch_add(1); });
-      for (int64_t t = 0; t < n; ++t) EXPECT_EQ(hits[t].load(), 50) << "threads=" << threads << " n=" << n;
+  for (bool ranges : {false, true})
+    for (int threads : {1, 2, 3, 8}) {
+      ThreadPool pool(threads);
+      for (int64_t n : {0, 1, 2, 7, 1000}) {
+        std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+        auto hit = [&](int64_t t) { hits[t].fetch_add(1); };
+        for (int rep = 0; rep < 50; ++rep) ranges ? pool.parallel_for_ranges(n, hit) : pool.parallel_for(n, hit);
+        for (int64_t t = 0; t < n; ++t)
+          EXPECT_EQ(hits[t].load(), 50) << "ranges=" << ranges << " threads=" << threads << " n=" << n;
+      }
     }
-  }
 }
 
 TEST(ThreadPool, RunOnAllGivesEachThreadItsIndex) {
@@ -35,14 +38,15 @@ TEST(ThreadPool, NestedCallsRunSerially) {
 }
 
 TEST(ThreadPool, MixedRegionsBackToBack) {
-  // Many short regions with run_on_all in between: nothing lost, nothing run twice, and no
-  // deadlock when workers wake late and find newer jobs.
+  // Many short regions, shared and ranged in turn, with run_on_all in between: nothing lost,
+  // nothing run twice, and no deadlock when workers wake late and find newer jobs.
   ThreadPool pool(3);
   std::atomic<int64_t> sum{0};
   int64_t expected = 0;
-  for (int round = 0; round < 2000; ++round) {
-    const int64_t n = 1 + round % 17;
-    pool.parallel_for(n, [&](int64_t t) { sum.fetch_add(t + 1); });
+  for (int round = 0; round < 3000; ++round) {
+    const int64_t n = 1 + round % 19;
+    auto add = [&](int64_t t) { sum.fetch_add(t + 1); };
+    round % 2 ? pool.parallel_for_ranges(n, add) : pool.parallel_for(n, add);
     expected += n * (n + 1) / 2;
     if (round % 97 == 0) {
       std::atomic<int> seen{0};
@@ -60,17 +64,6 @@ TEST(ThreadPool, MoreThreadsThanCoresStillCompletes) {
   std::atomic<int64_t> count{0};
   for (int round = 0; round < 500; ++round) pool.parallel_for(4, [&](int64_t) { count.fetch_add(1); });
   EXPECT_EQ(count.load(), 2000);
-}
-
-TEST(ThreadPool, RangesRunEveryTaskExactlyOnce) {
-  for (int threads : {1, 2, 3, 8}) {
-    ThreadPool pool(threads);
-    for (int64_t n : {0, 1, 2, 7, 1000}) {
-      std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
-      for (int rep = 0; rep < 50; ++rep) pool.parallel_for_ranges(n, [&](int64_t t) { hits[t].fetch_add(1); });
-      for (int64_t t = 0; t < n; ++t) EXPECT_EQ(hits[t].load(), 50) << "threads=" << threads << " n=" << n;
-    }
-  }
 }
 
 TEST(ThreadPool, RangesRunEachShareFromTheFrontOrTheBack) {
@@ -108,17 +101,4 @@ TEST(ThreadPool, RangesRunEachShareFromTheFrontOrTheBack) {
       }
     }
   }
-}
-
-TEST(ThreadPool, RangesAndSharedRegionsBackToBack) {
-  ThreadPool pool(3);
-  std::atomic<int64_t> sum{0};
-  int64_t expected = 0;
-  for (int round = 0; round < 3000; ++round) {
-    const int64_t n = 1 + round % 19;
-    if (round % 2) pool.parallel_for_ranges(n, [&](int64_t t) { sum.fetch_add(t + 1); });
-    else pool.parallel_for(n, [&](int64_t t) { sum.fetch_add(t + 1); });
-    expected += n * (n + 1) / 2;
-  }
-  EXPECT_EQ(sum.load(), expected);
 }
