@@ -18,8 +18,10 @@ TEST(StepBuffers, BuffersAreAlignedAndDoNotOverlap) {
   float* b = frame.floats(100);
   float* c = frame.floats(1);
   EXPECT_TRUE(aligned64(a) && aligned64(b) && aligned64(c));
-  EXPECT_GE(b - a, 3);
-  EXPECT_GE(c - b, 100);
+  auto disjoint = [](const float* p, int64_t n, const float* q, int64_t m) { return p + n <= q || q + m <= p; };
+  EXPECT_TRUE(disjoint(a, 3, b, 100));
+  EXPECT_TRUE(disjoint(a, 3, c, 1));
+  EXPECT_TRUE(disjoint(b, 100, c, 1));
 }
 
 TEST(StepBuffers, AFrameGivesBackWhatItTookAndTheNextFrameReusesIt) {
@@ -57,6 +59,16 @@ TEST(StepBuffers, GrowingKeepsEarlierBuffersIntactAndMergesWhenNoFrameIsOpen) {
   frame.floats(256);
   frame.floats(grown - 1024);
   EXPECT_EQ(step_buffer_capacity(), grown);
+}
+
+// Blocks are mapped at 2 MB boundaries with MADV_HUGEPAGE, so that the system can back them
+// with transparent huge pages: a prefill's ~130 MB took ~31,000 page faults in 4 KB pages.
+TEST(StepBuffers, ALargeBlockStartsOnA2MBBoundary) {
+  std::thread([] {  // a fresh arena: the first buffer is the start of the first block
+    StepBuffers frame;
+    const float* p = frame.floats(int64_t{1} << 20);  // 4 MB
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % (uintptr_t{2} << 20), 0u);
+  }).join();
 }
 
 TEST(StepBuffers, EachThreadHasItsOwnArena) {
