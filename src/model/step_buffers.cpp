@@ -48,6 +48,15 @@ void unpoison(float*, int64_t) {}
 struct Block {
   HugePageBuffer memory;
   int64_t capacity = 0;  // floats
+
+  Block(HugePageBuffer m, int64_t floats) : memory(std::move(m)), capacity(floats) {}
+  Block(Block&&) = default;
+  Block& operator=(Block&&) = delete;  // would free the old memory without unpoisoning it
+  // AddressSanitizer's shadow outlives munmap: without this, a later mapping at the same
+  // address (a file, another block) would read as poisoned.
+  ~Block() {
+    if (memory) unpoison(data(), capacity);
+  }
   float* data() const { return reinterpret_cast<float*>(memory.get()); }
 };
 
@@ -55,7 +64,7 @@ Block new_block(int64_t floats) {
   HugePageBuffer memory = allocate_huge_pages(static_cast<uint64_t>(floats) * sizeof(float));
   if (!memory) throw std::bad_alloc();
   poison(reinterpret_cast<float*>(memory.get()), floats);
-  return {std::move(memory), floats};
+  return Block(std::move(memory), floats);
 }
 
 // Blocks in use order; the frames in use hold [0, used) of block `current` and every block
