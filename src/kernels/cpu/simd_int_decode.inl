@@ -29,11 +29,16 @@ struct IntDecode {
   using F = typename V::F;
   static constexpr int L = V::kLanes;
 
+  // The 16-lane emulation's F is a pair of 8-lane halves (VecAvx2x2), AVX-512's one register.
+  // (Not std::is_same_v<F, __m512>: GCC warns that a vector type's attributes are ignored in
+  // a template argument.)
+  static constexpr bool kHalves = requires(F f) { f.lo; };
+
   // L int8 values from p.
   static F int8(const uint8_t* p) {
     if constexpr (L == 8) {
       return int8x8_to_f32(p);
-    } else if constexpr (std::is_same_v<F, __m512>) {
+    } else if constexpr (!kHalves) {
       return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
     } else {  // the 16-lane emulation: a pair of 8-lane halves
       return F{int8x8_to_f32(p), int8x8_to_f32(p + 8)};
@@ -44,7 +49,7 @@ struct IntDecode {
   static F int4(const uint8_t* p) {
     if constexpr (L == 8) {
       return int4x8_to_f32(p);
-    } else if constexpr (std::is_same_v<F, __m512>) {
+    } else if constexpr (!kHalves) {
       return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(unpack_int4(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)))));
     } else {
       return F{int4x8_to_f32(p), int4x8_to_f32(p + 4)};
