@@ -1,9 +1,8 @@
 #include "model/step_buffers.h"
 
 #include <algorithm>
-#include <cstdlib>
-#include <memory>
 #include <new>
+#include <utility>
 #include <vector>
 
 #include "base/mapped_file.h"
