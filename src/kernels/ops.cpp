@@ -83,9 +83,9 @@ void matmul_batch(ThreadPool& pool, std::span<const MatmulJob> jobs) {
   // tasks_per_thread in all, in matmul's row multiples (row_align, min_task_rows) or
   // multiples of 16 columns; transposed jobs 8 per thread at most (finer, their tasks would
   // read ever narrower strips of each row: FP8 decode's W_UK products took 1.5x the time in
-  // 128-column strips). Cost of a
-  // job ~ its weight bytes (decode streams them) plus its FMAs (prefill): the products of a
-  // step differ a lot in size (an expert with 1 token, one with 60, the shared expert).
+  // 128-column strips). Cost of a job ~ its weight bytes (decode streams them) plus its FMAs
+  // (prefill): the products of a step differ a lot in size (an expert with 1 token, one with
+  // 60, the shared expert).
   // Tasks stay in job and row order, and each thread runs its own contiguous share of them
   // (ThreadPool::parallel_for_ranges), so that its row chunks follow each other in memory;
   // which thread runs a task changes no bits.
