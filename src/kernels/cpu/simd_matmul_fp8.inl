@@ -293,10 +293,12 @@ struct MatmulFp8 {
   // sequences) the fused path runs kFusedMaxTokens tokens at a time over each scale block of
   // rows, whose weights (128 rows) stay in L2 from one chunk of tokens to the next: faster
   // than the tiled path there (V3 expert_down, 2 threads, Zen 5: n = 12 1.9 -> 1.2 ms, n = 32
-  // 4.2 -> 3.0 ms). More tokens go kFusedChunkedMaxTokens at a time, which bounds the x'
-  // scaled per scale block. On AVX-512 that beats the tiled path at any count (2 threads,
-  // Zen 5, n = 256 and 512: V3 expert gate/up and down, dense gate/up, kv_a 1.15-1.3x); on
-  // AVX2 (half the registers, no shared loads) the tiled path stays 1.35x faster at 256.
+  // 4.2 -> 3.0 ms). More tokens go kFusedChunkedMaxTokens at a time, which bounds the rows
+  // of x read again for each scale block (64 tokens x 2048 floats: 512 KB, in L2; 32 ran as
+  // fast in prefill, 128 slower). On AVX-512 that beats the tiled path at any count (2
+  // threads, Zen 5, n = 256 and 512: V3 expert gate/up and down, dense gate/up, kv_a
+  // 1.15-1.3x); on AVX2 (half the registers, no shared loads) the tiled path stays 1.35x
+  // faster at 256.
   static constexpr int64_t kFusedChunkedMaxTokens = 64;
   static constexpr int64_t kFusedAllTokensUpTo = L == 16 ? std::numeric_limits<int64_t>::max() : kFusedChunkedMaxTokens;
 
@@ -306,17 +308,23 @@ struct MatmulFp8 {
       fused_chunk(w, x + t0 * ldx, std::min(kFusedChunkedMaxTokens, n - t0), ldx, y + t0 * ldy, ldy, r0, r1);
   }
 
-  // fused() for n <= kFusedChunkedMaxTokens.
+  // fused() for n <= kFusedChunkedMaxTokens. x' is prepared for kFusedMaxTokens tokens at a
+  // time, right before the rows use it, so that it is written and read in L1/L2: prepared
+  // for the whole chunk at once (528 KB at K = 2048), it pushed the scale block's weights
+  // out of L2 (exact prefill of 512 tokens, Moonlight 8 layers, 2 threads, Zen 5: 1.025-1.04x
+  // in two alternated A/Bs of 5 and 6 rounds).
   static void fused_chunk(const LinearWeight& w, const float* x, int64_t n, int64_t ldx, float* y, int64_t ldy,
                           int64_t r0, int64_t r1) {
     const int64_t ld = act_stride(w.cols);
-    float* xs = thread_scratch(ScratchSlot::ScaledActivations, static_cast<size_t>(n * ld));
+    float* xs = thread_scratch(ScratchSlot::ScaledActivations,
+                               static_cast<size_t>(std::min<int64_t>(n, kFusedMaxTokens) * ld));
     for (int64_t r = r0; r < r1;) {
       const int64_t r_end = std::min(r1, block_end(w, r));
-      permute_scaled(w, r, x, n, ldx, ld, xs);
-      for (int64_t t = 0; t < n; t += kFusedMaxTokens)
-        fused_rows_n<1>(std::min<int64_t>(kFusedMaxTokens, n - t), w, r, r_end, xs + t * ld, ld, y + t * ldy + (r - r0),
-                        ldy);
+      for (int64_t t = 0; t < n; t += kFusedMaxTokens) {
+        const int64_t nt = std::min<int64_t>(kFusedMaxTokens, n - t);
+        permute_scaled(w, r, x + t * ldx, nt, ldx, ld, xs);
+        fused_rows_n<1>(nt, w, r, r_end, xs, ld, y + t * ldy + (r - r0), ldy);
+      }
       r = r_end;
     }
   }
