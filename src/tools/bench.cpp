@@ -235,19 +235,32 @@ Result<BenchReport> run_bench(const Model& model, const BenchOptions& o) {
     x = x * 6364136223846793005ull + 1442695040888963407ull;
     t = static_cast<int32_t>((x >> 33) % static_cast<uint64_t>(c.vocab_size));
   }
-  std::vector<double> prefill, decode, paired_probe, paired_ratio;
+  std::vector<double> prefill, decode, paired_probe, paired_ratio, paired_peak, paired_peak_ratio;
   // One probe buffer (1 GB by default) for the measurements around each decode run and the
   // one at the end.
   std::optional<kernels::ReadBandwidthProbe> probe;
   if (o.probes) probe.emplace(model.pool(), o.probe_bytes);
+  // The peak of the math the FP8 products use, in short passes (3 x 50 ms) around each run.
+  auto math_peak = [&] {
+    const bool bf16 = kernels::matmul_math() == kernels::MatmulMath::Bf16;
+    return (bf16 ? kernels::measure_peak_bf16_dot_flops(model.pool(), 0.05, 3)
+                 : kernels::measure_peak_flops(model.pool(), kernels::active_isa(), 0.05, 3))
+        .best_flops_per_s;
+  };
+  const double prompt_flops = forward_flops(c, 0, o.prompt_tokens);
   for (int r = 0; r < o.repeats; ++r) {
     KVCache cache = model.new_cache();
     ForwardOutput out;
     SequenceInput in{&cache, std::span<const int32_t>(prompt).first(static_cast<size_t>(o.prompt_tokens)), Logits::Last};
+    if (o.probes) paired_peak.push_back(math_peak());
     auto t0 = Clock::now();
     DSV3_TRY(model.forward({&in, 1}, &out));
     double secs = std::chrono::duration<double>(Clock::now() - t0).count();
     prefill.push_back(static_cast<double>(o.prompt_tokens) / secs);
+    if (o.probes) {  // the best pass of those right before and right after the run
+      paired_peak.back() = std::max(paired_peak.back(), math_peak());
+      paired_peak_ratio.push_back(prompt_flops / secs / paired_peak.back());
+    }
     if (o.decode_tokens == 0) continue;
     const bool last = r == o.repeats - 1;
     const std::vector<CommStats> comm_before = last ? model.gather_comm_stats() : std::vector<CommStats>{};
@@ -279,6 +292,8 @@ Result<BenchReport> run_bench(const Model& model, const BenchOptions& o) {
   rep.decode_tokens_per_s = spread(decode);
   rep.paired_read_bandwidth_bytes_per_s = spread(paired_probe);
   rep.paired_bandwidth_ratio = spread(paired_ratio);
+  rep.paired_peak_flops_per_s = spread(paired_peak);
+  rep.paired_flops_ratio = spread(paired_peak_ratio);
   rep.batch = o.batch;
   if (o.batch > 1 && o.decode_tokens > 0) {
     DSV3_ASSIGN(BatchedRun run, run_batched(model, prompt, o.batch, o.decode_tokens, o.repeats));
@@ -315,7 +330,7 @@ Result<BenchReport> run_bench(const Model& model, const BenchOptions& o) {
     DSV3_ASSIGN(rep.speculative, bench_speculative(model, prompt, o.decode_tokens, o.batch, o.draft_tokens));
   }
   rep.decode_bytes_per_s = rep.decode_tokens_per_s.median * static_cast<double>(rep.decode_bytes_per_token);
-  rep.prefill_flops_per_token = forward_flops(c, 0, o.prompt_tokens) / static_cast<double>(o.prompt_tokens);
+  rep.prefill_flops_per_token = prompt_flops / static_cast<double>(o.prompt_tokens);
   rep.prefill_flops_per_s = rep.prefill_tokens_per_s.median * rep.prefill_flops_per_token;
   if (o.probes) {
     rep.read_bandwidth_bytes_per_s = probe->measure().best_bytes_per_s;
@@ -391,6 +406,8 @@ Json BenchReport::to_json() const {
               {"prefill_sweep", prefill_sweep_json()},
               {"batch_sweep", batch_sweep_json()},
               {"prefill_peak_ratio", flops_ratio()},
+              {"paired_peak_flops_per_s", spread_json(paired_peak_flops_per_s)},
+              {"paired_prefill_peak_ratio", spread_json(paired_flops_ratio)},
               {"resident_bytes_after_load", resident_bytes_after_load},
               {"checkpoint_file_bytes", file_bytes},
               {"weight_resident_bytes", weight_resident_bytes},
@@ -427,6 +444,12 @@ std::string BenchReport::to_text() const {
   s += str_f("          %.2f GFLOP/token -> %.1f GFLOP/s; %s peak %.1f GFLOP/s: %.0f%% of peak\n",
              prefill_flops_per_token / 1e9, prefill_flops_per_s / 1e9, math == "bf16" ? "bf16 dot" : "f32 FMA",
              peak_flops_per_s / 1e9, 100 * flops_ratio());
+  if (paired_flops_ratio.median > 0)
+    s += str_f("          peak around each run: %.1f GFLOP/s median (min %.1f, max %.1f); each run against its "
+               "own: %.0f%% of peak median (min %.0f%%, max %.0f%%)\n",
+               paired_peak_flops_per_s.median / 1e9, paired_peak_flops_per_s.min / 1e9,
+               paired_peak_flops_per_s.max / 1e9, 100 * paired_flops_ratio.median, 100 * paired_flops_ratio.min,
+               100 * paired_flops_ratio.max);
   if (decode_tokens > 0) {
     s += str_f("decode:   %lld tokens: %.2f tok/s median (min %.2f, max %.2f)\n", static_cast<long long>(decode_tokens),
                decode_tokens_per_s.median, decode_tokens_per_s.min, decode_tokens_per_s.max);

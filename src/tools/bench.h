@@ -94,6 +94,10 @@ struct BenchReport {
   // it (weight bytes per token x the run's tok/s / that probe), for machines whose bandwidth
   // drifts from minute to minute.
   Spread paired_read_bandwidth_bytes_per_s, paired_bandwidth_ratio;
+  // The peak of the matmul math in use measured right before and right after each prefill
+  // run (the best pass of both), and the run's share of it: the machine's FLOP rate drifts too
+  // where other tenants share the cores.
+  Spread paired_peak_flops_per_s, paired_flops_ratio;
   double prefill_flops_per_token = 0;        // matmul + attention FLOPs per prompt token (average)
   double prefill_flops_per_s = 0;            // at the median prefill speed
   double peak_flops_per_s = 0;               // probe of the matmul math in use (f32 FMA or bf16 dot)

@@ -84,6 +84,19 @@ TEST(Bench, CommandReportsEveryFigure) {
     EXPECT_GE(paired[k].get<double>(), decode["min"].get<double>() * bytes / probe["max"].get<double>() * (1 - 1e-9)) << k;
     EXPECT_LE(paired[k].get<double>(), decode["max"].get<double>() * bytes / probe["min"].get<double>() * (1 + 1e-9)) << k;
   }
+  // The same for prefill against the peak of its math measured around each run.
+  const Json& peak = (*j)["paired_peak_flops_per_s"];
+  const Json& paired_peak = (*j)["paired_prefill_peak_ratio"];
+  EXPECT_GT(peak["min"].get<double>(), 0);
+  EXPECT_LE(peak["min"].get<double>(), peak["max"].get<double>());
+  const double flops = (*j)["prefill_flops_per_token"].get<double>();
+  const Json& prefill = (*j)["prefill_tokens_per_s"];
+  for (const char* k : {"min", "median", "max"}) {
+    EXPECT_GE(paired_peak[k].get<double>(), prefill["min"].get<double>() * flops / peak["max"].get<double>() * (1 - 1e-9))
+        << k;
+    EXPECT_LE(paired_peak[k].get<double>(), prefill["max"].get<double>() * flops / peak["min"].get<double>() * (1 + 1e-9))
+        << k;
+  }
   // The weights' pages, mapped in at load: some, no more than the files hold, and of those
   // no more in 2 MB pages than in all.
   const uint64_t resident = (*j)["weight_resident_bytes"].get<uint64_t>();
@@ -97,6 +110,7 @@ TEST(Bench, CommandReportsEveryFigure) {
   EXPECT_NE(text.out.find("bandwidth"), std::string::npos);
   EXPECT_NE(text.out.find("in 2 MB pages"), std::string::npos) << text.out;
   EXPECT_NE(text.out.find("probe around each run"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("peak around each run"), std::string::npos) << text.out;
 
   // Bad flags are usage errors; a prompt beyond the context is an error naming the limit.
   EXPECT_EQ(test::run_dsv3("bench --model " + test::fixtures() + "/tiny-v3 --repeat 0").exit_code, 2);
