@@ -120,16 +120,18 @@ struct MatmulFp8 {
     return ((w.first_row + r) / w.block_rows + 1) * w.block_rows - w.first_row;
   }
 
-  // The 4 vectors of w' for the group at column c of a row; bytes past K read as 0 (never
-  // reads past the row).
-  static void decode_group(const uint8_t* row, int64_t c, int64_t k, F v[4]) {
-    if (c + G <= k) {
-      V::decode_fp8_quad(row + c, v);
-      return;
-    }
+  // The group at column c of a row as V::Fp8Halves (V::fp8_vector makes its 4 vectors of w');
+  // bytes past K read as 0 (never reads past the row).
+  static typename V::Fp8Halves group_halves(const uint8_t* row, int64_t c, int64_t k) {
+    if (c + G <= k) return V::fp8_halves(row + c);
     alignas(64) uint8_t pad[G] = {};
     if (c < k) std::memcpy(pad, row + c, static_cast<size_t>(k - c));
-    V::decode_fp8_quad(pad, v);
+    return V::fp8_halves(pad);
+  }
+  // Its 4 vectors.
+  static void decode_group(const uint8_t* row, int64_t c, int64_t k, F v[4]) {
+    const auto h = group_halves(row, c, k);
+    for (int j = 0; j < 4; ++j) v[j] = V::fp8_vector(h, j);
   }
 
   // ---- fused path ---------------------------------------------------------------------
@@ -152,6 +154,24 @@ struct MatmulFp8 {
         decode(i, v);
         for (int j = 0; j < 4; ++j)
           for (int t = 0; t < T; ++t) acc[t][i] = V::fma(v[j], V::load(xs + t * ld + c + j * L), acc[t][i]);
+      }
+    }
+  }
+
+  // The same sum for 4 tokens of 4 rows in the blocked path: halves(i) yields row i's
+  // V::Fp8Halves, and vector j of the 4 rows is made right before its 16 FMAs. All 16
+  // vectors made first (accumulate_group) would not fit in 32 registers beside 16
+  // accumulators; this way 16 accumulators, 8 halves, 4 vectors and one x' vector do.
+  template <int T, int R, class Halves>
+  static void accumulate_group_per_vector(int64_t c, const float* xs, int64_t ld, F (&acc)[T][R], Halves halves) {
+    typename V::Fp8Halves h[R];
+    for (int i = 0; i < R; ++i) h[i] = halves(i);
+    for (int j = 0; j < 4; ++j) {
+      F v[R];
+      for (int i = 0; i < R; ++i) v[i] = V::fp8_vector(h[i], j);
+      for (int t = 0; t < T; ++t) {
+        const F xv = V::load_kept(xs + t * ld + c + j * L);
+        for (int i = 0; i < R; ++i) acc[t][i] = V::fma(v[i], xv, acc[t][i]);
       }
     }
   }
@@ -181,15 +201,29 @@ struct MatmulFp8 {
 
   // Many tokens (kSharedLoads): T tokens' x' rows (T * K_pad floats) would not stay in L1,
   // and streaming them from L2 for every pair of rows halves the FMA rate. So the columns go
-  // in blocks of kBlockCols (an x' block of T * kBlockCols floats stays in L1), each block
-  // swept over kBlockRows rows, R at a time, their accumulators parked in memory between
-  // blocks (exactly, as the tiled path does): the same FMAs in the same order. Measured on
-  // Zen 5 (V3 expert_down 7168 x 2048, 8 tokens, 2 threads): 256 x 32, with each x' vector
-  // kept in a register for its R rows (V::load_kept), 1.6x whole rows; then, once a block's
+  // in blocks (an x' block of T * block-columns floats stays in L1), each block swept over
+  // kBlockRows rows, R at a time, their accumulators parked in memory between blocks
+  // (exactly, as the tiled path does): the same FMAs in the same order. Measured on Zen 5
+  // (V3 expert_down 7168 x 2048, 8 tokens, 2 threads): 256 x 32, with each x' vector kept in
+  // a register for its R rows (V::load_kept), 1.6x whole rows; then, once a block's
   // accumulators stayed in registers (fused_block), 512 x 32 beat 256, 768 and 1024 wide
   // blocks (1 thread: 1.21 against 1.38 ms for 256).
+  //
+  // 8 tokens (a prefill chunk's usual step) go as two groups of 4 tokens x 4 rows over
+  // 1024-column blocks instead (kGroupTokens). A block's fixed cost (its accumulators loaded
+  // and parked, its pointers set up: ~30 cycles, against 256 for a 512-column block of 8 x 2)
+  // is then spread over twice the FMAs, with the same 16 KB of x' in L1; each x' vector
+  // serves 4 rows instead of 2, and each decoded weight vector 4 tokens instead of 8 (its
+  // integer work runs beside the FMAs). Both groups sweep a band's 32 rows before the next
+  // band, so the second reads the band's weights from L2.
   static constexpr int64_t kBlockCols = 512;  // a multiple of G
   static constexpr int64_t kBlockRows = 32;
+  template <int T>
+  static constexpr int kGroupTokens = T == 8 ? 4 : T;
+  template <int T>
+  static constexpr int kBlockedRows = T == 8 ? 4 : kFusedRows<T>;
+  template <int T>
+  static constexpr int64_t kBlockedCols = T == 8 ? 2 * kBlockCols : kBlockCols;
 
   // +0 accumulators for a first block to start from (T * R <= 32).
   static const F* zeros() {
@@ -198,15 +232,17 @@ struct MatmulFp8 {
   }
 
   // Rows r .. r + R - 1, the groups in [c0, c1): acc from `from` (the park, or +0 for the
-  // first block), back to `park`; decode(row, c, v) yields a row's group at column c.
+  // first block), back to `park`; halves(row, c) yields a row's group at column c as
+  // V::Fp8Halves. With 4 rows (kBlockedRows), each vector is made right before its FMAs
+  // (accumulate_group_per_vector); else all 4 of each row first.
   // Prefetches the bytes pf_delta past each byte it reads (the next block of these rows, or
   // the first block of the next rows). One way in and one way out for the accumulators:
   // with the first/last choices and the partial last group inside, GCC kept a second copy of
   // them on the stack, copied in and out at every block (a quarter of the time at 8 tokens,
-  // Zen 5); so the partial group is a call of its own (decode_group).
-  template <int T, int R, class Decode>
+  // Zen 5); so the partial group is a call of its own (group_halves).
+  template <int T, int R, class Halves>
   static void fused_block(const LinearWeight& w, int64_t r, int64_t c0, int64_t c1, const float* xs, int64_t ld,
-                          const F* from, F* park, int64_t pf_delta, Decode decode) {
+                          const F* from, F* park, int64_t pf_delta, Halves halves) {
     const uint8_t* rows[R];
     for (int i = 0; i < R; ++i) rows[i] = w.row_ptr(r + i);
     F acc[T][R];
@@ -214,7 +250,14 @@ struct MatmulFp8 {
       for (int i = 0; i < R; ++i) acc[t][i] = from[t * R + i];
     for (int64_t c = c0; c < c1; c += G) {
       for (int i = 0; i < R; ++i) _mm_prefetch(reinterpret_cast<const char*>(rows[i] + c + pf_delta), _MM_HINT_T0);
-      accumulate_group<T, R>(c, xs, ld, acc, [&](int i, F* v) { decode(rows[i], c, v); });
+      if constexpr (R == 4) {
+        accumulate_group_per_vector<T, R>(c, xs, ld, acc, [&](int i) { return halves(rows[i], c); });
+      } else {
+        accumulate_group<T, R>(c, xs, ld, acc, [&](int i, F* v) {
+          const auto h = halves(rows[i], c);
+          for (int j = 0; j < 4; ++j) v[j] = V::fp8_vector(h, j);
+        });
+      }
     }
     for (int t = 0; t < T; ++t)
       for (int i = 0; i < R; ++i) park[t * R + i] = acc[t][i];
@@ -223,35 +266,44 @@ struct MatmulFp8 {
   template <int T>
   static void fused_rows_blocked(const LinearWeight& w, int64_t r, int64_t r_end, const float* xs, int64_t ld,
                                  float* y, int64_t ldy) {
-    constexpr int R = kFusedRows<T>;
-    static_assert(kBlockRows % R == 0 && kBlockCols % G == 0);
-    alignas(64) F park[kBlockRows / R][T * R];
+    constexpr int TG = kGroupTokens<T>, R = kBlockedRows<T>, NG = T / TG;
+    constexpr int64_t BC = kBlockedCols<T>;
+    static_assert(T % TG == 0 && kBlockRows % R == 0 && BC % G == 0 && TG * R <= 32);
+    alignas(64) F park[NG][kBlockRows / R][TG * R];
     const int64_t k = w.cols, kp = padded(k), full = k / G * G;
-    // Group of RR rows at view row rr, its park p: one column block.
-    auto block = [&]<int RR>(int64_t rr, F* p, int64_t c0, int64_t c1, bool first, int64_t pf_delta) {
+    // Group of RR rows at view row rr, its park p, the tokens at x' rows xg: one column block.
+    auto block = [&]<int RR>(int64_t rr, const float* xg, F* p, int64_t c0, int64_t c1, bool first,
+                             int64_t pf_delta) {
       const int64_t full_end = std::min(c1, full);
-      fused_block<T, RR>(w, rr, c0, full_end, xs, ld, first ? zeros() : p, p, pf_delta,
-                         [](const uint8_t* row, int64_t c, F* v) { V::decode_fp8_quad(row + c, v); });
+      fused_block<TG, RR>(w, rr, c0, full_end, xg, ld, first ? zeros() : p, p, pf_delta,
+                          [](const uint8_t* row, int64_t c) { return V::fp8_halves(row + c); });
       if (full_end < c1)  // the last, partial group of the rows (columns full .. K - 1)
-        fused_block<T, RR>(w, rr, full_end, c1, xs, ld, p, p, 0,
-                           [&](const uint8_t* row, int64_t c, F* v) { decode_group(row, c, k, v); });
+        fused_block<TG, RR>(w, rr, full_end, c1, xg, ld, p, p, 0,
+                            [&](const uint8_t* row, int64_t c) { return group_halves(row, c, k); });
     };
     for (; r < r_end; y += kBlockRows) {
       const int64_t nb = std::min(kBlockRows, r_end - r), whole = nb / R * R;
-      for (int64_t c0 = 0; c0 < kp; c0 += kBlockCols) {
-        const int64_t c1 = std::min(kp, c0 + kBlockCols);
-        const bool first = c0 == 0, last = c1 == kp;
-        const int64_t pf_delta = last ? nb * k - c0 : kBlockCols;
-        int64_t i = 0;
-        for (; i < whole; i += R) block.template operator()<R>(r + i, park[i / R], c0, c1, first, pf_delta);
-        for (; i < nb; ++i)  // the rows of a last, partial group of R
-          block.template operator()<1>(r + i, park[i / R] + (i % R) * T, c0, c1, first, pf_delta);
+      for (int g = 0; g < NG; ++g) {
+        const float* xg = xs + g * TG * ld;
+        for (int64_t c0 = 0; c0 < kp; c0 += BC) {
+          const int64_t c1 = std::min(kp, c0 + BC);
+          const bool first = c0 == 0, last = c1 == kp;
+          // Next: this block's rows further on, else the next group's first block (these
+          // rows), else the next band's.
+          const int64_t pf_delta = !last ? BC : g + 1 < NG ? -c0 : nb * k - c0;
+          int64_t i = 0;
+          for (; i < whole; i += R) block.template operator()<R>(r + i, xg, park[g][i / R], c0, c1, first, pf_delta);
+          for (; i < nb; ++i)  // the rows of a last, partial group of R
+            block.template operator()<1>(r + i, xg, park[g][i / R] + (i % R) * TG, c0, c1, first, pf_delta);
+        }
       }
       // The band's sums, four rows of a token at a time.
-      // Row i's accumulator of token t: rows in whole groups of R at park[i / R][t * R + i % R],
-      // the rest one row per group at park[i / R][(i % R) * T + t] (see block<1> above).
+      // Row i's accumulator of token t (group g = t / TG, u = t % TG): rows in whole groups
+      // of R at park[g][i / R][u * R + i % R], the rest one row per group at
+      // park[g][i / R][(i % R) * TG + u] (see block<1> above).
       auto acc = [&](int64_t i, int t) -> const F& {
-        return i < whole ? park[i / R][t * R + i % R] : park[i / R][(i % R) * T + t];
+        const int g = t / TG, u = t % TG;
+        return i < whole ? park[g][i / R][u * R + i % R] : park[g][i / R][(i % R) * TG + u];
       };
       for (int t = 0; t < T; ++t) {
         int64_t i = 0;

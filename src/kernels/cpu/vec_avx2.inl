@@ -18,6 +18,10 @@
 //   decode_fp8_pair(p, lo, hi) the same for 2 * kLanes bytes (lanes 0..L-1 in lo)
 //   decode_fp8_quad(p, v)      4 * kLanes e4m3 bytes -> 4 vectors, v[j] lane l = e4m3(p[4l + j])
 //                              * 2^-120 (exact; integer operations only; see simd_matmul_fp8.inl)
+//   Fp8Halves, fp8_halves(p), fp8_vector(h, j)   the same in two steps: the bytes shifted into
+//                              place once (the two integer vectors every v[j] comes from), then
+//                              v[j] alone, so that a kernel can make each vector right before
+//                              its use and keep fewer registers; decode_fp8_quad is the two steps
 //   deinterleave4(p, v)        4 * kLanes floats -> 4 vectors, v[j] lane l = p[4l + j] (the same
 //                              order, for the activations)
 //   decode_bf16(p), decode_f16(p)   kLanes 16-bit floats -> floats (exact)
@@ -94,15 +98,21 @@ struct VecAvx2 {
   // whose sign is the byte's, whose exponent field is the e4m3 exponent and whose top 3
   // mantissa bits are the e4m3 mantissa: e4m3 * 2^(7 - 127) exactly, subnormals included.
   // The NaN bytes 0x7F/0xFF decode to +-480 * 2^-120, not NaN (see simd_weights.inl).
-  static void decode_fp8_quad(const uint8_t* p, F v[4]) {
-    const __m256i mask = _mm256_set1_epi32(static_cast<int>(0x87F00000u));
+  struct Fp8Halves {
+    __m256i even, odd;  // bytes 4l and 4l + 2 moved up / bytes 4l + 1 and 4l + 3 in place
+  };
+  static Fp8Halves fp8_halves(const uint8_t* p) {
     const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-    const __m256i odd = _mm256_srai_epi16(b, 4);                         // b1, b3 in place
-    const __m256i even = _mm256_srai_epi16(_mm256_slli_epi16(b, 8), 4);  // b0, b2 moved up
-    v[0] = _mm256_castsi256_ps(_mm256_and_si256(_mm256_slli_epi32(even, 16), mask));
-    v[1] = _mm256_castsi256_ps(_mm256_and_si256(_mm256_slli_epi32(odd, 16), mask));
-    v[2] = _mm256_castsi256_ps(_mm256_and_si256(even, mask));
-    v[3] = _mm256_castsi256_ps(_mm256_and_si256(odd, mask));
+    return {_mm256_srai_epi16(_mm256_slli_epi16(b, 8), 4), _mm256_srai_epi16(b, 4)};
+  }
+  static F fp8_vector(const Fp8Halves& h, int j) {
+    const __m256i mask = _mm256_set1_epi32(static_cast<int>(0x87F00000u));
+    const __m256i half = j % 2 == 0 ? h.even : h.odd;
+    return _mm256_castsi256_ps(_mm256_and_si256(j < 2 ? _mm256_slli_epi32(half, 16) : half, mask));
+  }
+  static void decode_fp8_quad(const uint8_t* p, F v[4]) {
+    const Fp8Halves h = fp8_halves(p);
+    for (int j = 0; j < 4; ++j) v[j] = fp8_vector(h, j);
   }
   // 4x4 transposes inside each 128-bit half give [p0 p8 p16 p24 | p4 p12 p20 p28] (+ j);
   // one permute puts the lanes in order.

@@ -56,11 +56,14 @@ struct VecAvx2x2 {
   }
   // Lanes 0-7 from bytes / floats 0..31, lanes 8-15 from 32..63: lane l holds element 4l + j
   // of the 64, as in VecAvx512.
+  struct Fp8Halves {
+    H::Fp8Halves lo, hi;
+  };
+  static Fp8Halves fp8_halves(const uint8_t* p) { return {H::fp8_halves(p), H::fp8_halves(p + 32)}; }
+  static F fp8_vector(const Fp8Halves& h, int j) { return {H::fp8_vector(h.lo, j), H::fp8_vector(h.hi, j)}; }
   static void decode_fp8_quad(const uint8_t* p, F v[4]) {
-    H::F lo[4], hi[4];
-    H::decode_fp8_quad(p, lo);
-    H::decode_fp8_quad(p + 32, hi);
-    for (int j = 0; j < 4; ++j) v[j] = {lo[j], hi[j]};
+    const Fp8Halves h = fp8_halves(p);
+    for (int j = 0; j < 4; ++j) v[j] = fp8_vector(h, j);
   }
   static void deinterleave4(const float* p, F v[4]) {
     H::F lo[4], hi[4];

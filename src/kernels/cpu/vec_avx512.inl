@@ -80,16 +80,23 @@ struct VecAvx512 {
     lo = _mm512_cvtph_ps(_mm512_castsi512_si256(h));
     hi = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(h, 1));
   }
-  // VecAvx2::decode_fp8_quad on 64 bytes: v[j] lane l = e4m3(p[4l + j]) * 2^-120.
-  static void decode_fp8_quad(const uint8_t* p, F v[4]) {
-    const __m512i mask = _mm512_set1_epi32(static_cast<int>(0x87F00000u));
+  // VecAvx2's fp8_halves, fp8_vector and decode_fp8_quad on 64 bytes: v[j] lane l =
+  // e4m3(p[4l + j]) * 2^-120.
+  struct Fp8Halves {
+    __m512i even, odd;
+  };
+  static Fp8Halves fp8_halves(const uint8_t* p) {
     const __m512i b = _mm512_loadu_si512(p);
-    const __m512i odd = _mm512_srai_epi16(b, 4);
-    const __m512i even = _mm512_srai_epi16(_mm512_slli_epi16(b, 8), 4);
-    v[0] = _mm512_castsi512_ps(_mm512_and_si512(_mm512_slli_epi32(even, 16), mask));
-    v[1] = _mm512_castsi512_ps(_mm512_and_si512(_mm512_slli_epi32(odd, 16), mask));
-    v[2] = _mm512_castsi512_ps(_mm512_and_si512(even, mask));
-    v[3] = _mm512_castsi512_ps(_mm512_and_si512(odd, mask));
+    return {_mm512_srai_epi16(_mm512_slli_epi16(b, 8), 4), _mm512_srai_epi16(b, 4)};
+  }
+  static F fp8_vector(const Fp8Halves& h, int j) {
+    const __m512i mask = _mm512_set1_epi32(static_cast<int>(0x87F00000u));
+    const __m512i half = j % 2 == 0 ? h.even : h.odd;
+    return _mm512_castsi512_ps(_mm512_and_si512(j < 2 ? _mm512_slli_epi32(half, 16) : half, mask));
+  }
+  static void decode_fp8_quad(const uint8_t* p, F v[4]) {
+    const Fp8Halves h = fp8_halves(p);
+    for (int j = 0; j < 4; ++j) v[j] = fp8_vector(h, j);
   }
   // v[j] lane l = p[4l + j], l < 16. Two rounds of 4 shuffles: columns 4l + {0, 2} and
   // 4l + {1, 3} of each half (p[0..31], p[32..63]) first, then each vector from two halves'
