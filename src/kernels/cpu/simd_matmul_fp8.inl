@@ -49,17 +49,18 @@ struct MatmulFp8 {
   // registers allow (16 on AVX2: one row from 5 tokens on; 32 on AVX-512).
   static constexpr int kFusedMaxTokens = 8;
   // Few tokens: one row's group decoded at a time, the token's x' vector loaded for each
-  // FMA. Many (AVX-512, T >= 5): the R rows' groups decoded together, each x' vector loaded
-  // once and used for R rows, in column blocks (fused_rows_blocked). Where the two meet, T = 4
-  // runs 1.2x faster the first way (R = 4) and T = 5 about as fast either way (V3 expert
-  // gate/up, 2 threads, Zen 5). On AVX2, 5-8 tokens fused take 0.6-0.7x the time of the tiled
-  // path.
+  // FMA. Many (AVX-512, T >= 4): the rows' groups decoded together, each x' vector loaded
+  // once and used for several rows, in column blocks (fused_rows_blocked). T = 4 went the
+  // first way (R = 4, 1.2x faster than 4 tokens x 2 rows the second way) until the second
+  // took 4 tokens x 4 rows: then 1.2-1.7x faster at 4 tokens from memory (kernel_bench,
+  // V3 and Moonlight shapes, 1 and 2 threads, Zen 5), and a batched decode of 4 sequences
+  // 1.12-1.35x. On AVX2, 5-8 tokens fused take 0.6-0.7x the time of the tiled path.
   template <int T>
-  static constexpr bool kSharedLoads = L == 16 && T >= 5;
+  static constexpr bool kSharedLoads = L == 16 && T >= 4;
   static constexpr int fused_rows_for(int t) {
     if (t == 1) return 8;
-    if (L == 16) return t <= 3 ? 8 : t == 4 ? 4 : 2;  // 2: the kSharedLoads loop (T >= 5)
-    return t == 2 ? 4 : t <= 4 ? 2 : 1;               // AVX2: T * R + 4 decoded + temps <= 16
+    if (L == 16) return t <= 3 ? 8 : 2;  // 2: the blocked loop at 5-7 tokens (4 and 8: 4 rows)
+    return t == 2 ? 4 : t <= 4 ? 2 : 1;  // AVX2: T * R + 4 decoded + temps <= 16
   }
   template <int T>
   static constexpr int kFusedRows = fused_rows_for(T);
@@ -210,7 +211,7 @@ struct MatmulFp8 {
   // blocks (1 thread: 1.21 against 1.38 ms for 256).
   //
   // 8 tokens (a prefill chunk's usual step) go as two groups of 4 tokens x 4 rows over
-  // 1024-column blocks instead (kGroupTokens). A block's fixed cost (its accumulators loaded
+  // 1024-column blocks instead (kGroupTokens), and 4 tokens as one such group. A block's fixed cost (its accumulators loaded
   // and parked, its pointers set up: ~30 cycles, against 256 for a 512-column block of 8 x 2)
   // is then spread over twice the FMAs, with the same 16 KB of x' in L1; each x' vector
   // serves 4 rows instead of 2, and each decoded weight vector 4 tokens instead of 8 (its
@@ -219,11 +220,13 @@ struct MatmulFp8 {
   static constexpr int64_t kBlockCols = 512;  // a multiple of G
   static constexpr int64_t kBlockRows = 32;
   template <int T>
-  static constexpr int kGroupTokens = T == 8 ? 4 : T;
+  static constexpr bool kGroupsOf4 = T % 4 == 0;
   template <int T>
-  static constexpr int kBlockedRows = T == 8 ? 4 : kFusedRows<T>;
+  static constexpr int kGroupTokens = kGroupsOf4<T> ? 4 : T;
   template <int T>
-  static constexpr int64_t kBlockedCols = T == 8 ? 2 * kBlockCols : kBlockCols;
+  static constexpr int kBlockedRows = kGroupsOf4<T> ? 4 : kFusedRows<T>;
+  template <int T>
+  static constexpr int64_t kBlockedCols = kGroupsOf4<T> ? 2 * kBlockCols : kBlockCols;
 
   // +0 accumulators for a first block to start from (T * R <= 32).
   static const F* zeros() {
