@@ -53,8 +53,9 @@ struct MatmulFp8 {
   // once and used for several rows, in column blocks (fused_rows_blocked). T = 4 went the
   // first way (R = 4, 1.2x faster than 4 tokens x 2 rows the second way) until the second
   // took 4 tokens x 4 rows: then 1.2-1.7x faster at 4 tokens from memory (kernel_bench,
-  // V3 and Moonlight shapes, 1 and 2 threads, Zen 5), and a batched decode of 4 sequences
-  // 1.12-1.35x. On AVX2, 5-8 tokens fused take 0.6-0.7x the time of the tiled path.
+  // V3 and Moonlight shapes, 1 and 2 threads, Zen 5), a batched decode of 4 sequences
+  // 1.01-1.35x in 6 rounds. On AVX2, 5-8 tokens fused take 0.6-0.7x the time of the tiled
+  // path.
   template <int T>
   static constexpr bool kSharedLoads = L == 16 && T >= 4;
   static constexpr int fused_rows_for(int t) {
@@ -211,12 +212,12 @@ struct MatmulFp8 {
   // blocks (1 thread: 1.21 against 1.38 ms for 256).
   //
   // 8 tokens (a prefill chunk's usual step) go as two groups of 4 tokens x 4 rows over
-  // 1024-column blocks instead (kGroupTokens), and 4 tokens as one such group. A block's fixed cost (its accumulators loaded
-  // and parked, its pointers set up: ~30 cycles, against 256 for a 512-column block of 8 x 2)
-  // is then spread over twice the FMAs, with the same 16 KB of x' in L1; each x' vector
-  // serves 4 rows instead of 2, and each decoded weight vector 4 tokens instead of 8 (its
-  // integer work runs beside the FMAs). Both groups sweep a band's 32 rows before the next
-  // band, so the second reads the band's weights from L2.
+  // 1024-column blocks instead (kGroupTokens), and 4 tokens as one such group. A block's
+  // fixed cost (its accumulators loaded and parked, its pointers set up: ~30 cycles, against
+  // 256 for a 512-column block of 8 x 2) is then spread over twice the FMAs, with the same
+  // 16 KB of x' in L1; each x' vector serves 4 rows instead of 2, and each decoded weight
+  // vector 4 tokens instead of 8 (its integer work runs beside the FMAs). Both groups sweep
+  // a band's 32 rows before the next band, so the second reads the band's weights from L2.
   static constexpr int64_t kBlockCols = 512;  // a multiple of G
   static constexpr int64_t kBlockRows = 32;
   template <int T>
