@@ -131,9 +131,7 @@ double peak_flops(int threads) {
   auto it = cache.find(threads);
   if (it != cache.end()) return it->second;
   // The peak of the instructions the FP8 products run on: f32 FMAs, or vdpbf16ps (DSV3_MATH=bf16).
-  const bool bf16 = kernels::matmul_math() == kernels::MatmulMath::Bf16;
-  return cache[threads] = bf16 ? kernels::measure_peak_bf16_dot_flops(pool_of(threads)).best_flops_per_s
-                               : kernels::measure_peak_flops(pool_of(threads), kernels::active_isa()).best_flops_per_s;
+  return cache[threads] = kernels::measure_matmul_math_peak(pool_of(threads)).best_flops_per_s;
 }
 
 // The weights of the shape being benchmarked (one set alive at a time: the head is 1.8 GB).

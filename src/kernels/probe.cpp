@@ -113,6 +113,11 @@ FlopsProbe measure_peak_bf16_dot_flops(ThreadPool& pool, double seconds, int pas
   return r;
 }
 
+FlopsProbe measure_matmul_math_peak(ThreadPool& pool, double seconds, int passes) {
+  return matmul_math() == MatmulMath::Bf16 ? measure_peak_bf16_dot_flops(pool, seconds, passes)
+                                           : measure_peak_flops(pool, active_isa(), seconds, passes);
+}
+
 namespace {
 // Runs `burst` (independent chains in registers; returns the FLOPs done) on every thread.
 FlopsProbe measure_burst(ThreadPool& pool, double (*burst)(int64_t, float*), double seconds, int passes) {

@@ -55,5 +55,8 @@ FlopsProbe measure_peak_flops(ThreadPool& pool, Isa isa, double seconds = 0.1, i
 // Peak rate of AVX512-BF16's vdpbf16ps (the MatmulMath::Bf16 kernels), counted the same way:
 // 2 FLOPs per multiply-add, 32 multiply-adds per instruction. The CPU must have avx512_bf16.
 FlopsProbe measure_peak_bf16_dot_flops(ThreadPool& pool, double seconds = 0.1, int passes = 5);
+// The peak of the instructions the FP8 products run on now (matmul_math()): vdpbf16ps for
+// MatmulMath::Bf16, else the f32 FMAs of the active path.
+FlopsProbe measure_matmul_math_peak(ThreadPool& pool, double seconds = 0.1, int passes = 5);
 
 }  // namespace dsv3::kernels

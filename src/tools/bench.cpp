@@ -241,12 +241,7 @@ Result<BenchReport> run_bench(const Model& model, const BenchOptions& o) {
   std::optional<kernels::ReadBandwidthProbe> probe;
   if (o.probes) probe.emplace(model.pool(), o.probe_bytes);
   // The peak of the math the FP8 products use, in short passes (3 x 50 ms) around each run.
-  auto math_peak = [&] {
-    const bool bf16 = kernels::matmul_math() == kernels::MatmulMath::Bf16;
-    return (bf16 ? kernels::measure_peak_bf16_dot_flops(model.pool(), 0.05, 3)
-                 : kernels::measure_peak_flops(model.pool(), kernels::active_isa(), 0.05, 3))
-        .best_flops_per_s;
-  };
+  auto math_peak = [&] { return kernels::measure_matmul_math_peak(model.pool(), 0.05, 3).best_flops_per_s; };
   const double prompt_flops = forward_flops(c, 0, o.prompt_tokens);
   for (int r = 0; r < o.repeats; ++r) {
     KVCache cache = model.new_cache();
