@@ -215,7 +215,7 @@ void panel_rows(const LinearWeight& w, int64_t r, int64_t r_end, const uint16_t*
     // three quarters of the sweep: a token group's whole share at once (~50 lines) waited on
     // the core's miss buffers, and the last group's lines came too late for the decode
     // (perf: the decode's loads fell from 20% to 11% of bf16_matmul_rows' samples; prefill
-    // of 512 tokens 1.056-1.057x in 3 alternated rounds, Moonlight 8 layers, 2 threads).
+    // of 512 tokens 1.017-1.057x in 6 alternated rounds, Moonlight 8 layers, 2 threads).
     const int64_t next_rows = std::min(rows, w.rows - (p0 + nr));
     const char* next = next_rows > 0 ? reinterpret_cast<const char*>(w.row_ptr(p0 + nr)) : nullptr;
     const int64_t next_lines = next_rows * w.row_bytes() / 64;
