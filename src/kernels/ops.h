@@ -73,8 +73,8 @@ void mla_attention(ThreadPool& pool, std::span<const MlaAttentionArgs> sequences
 struct MhaAttentionArgs {
   int64_t n_tokens = 0, n_heads = 0, qk_dim = 0, v_dim = 0;
   const float* q = nullptr;  // [n_tokens, n_heads, qk_dim]
-  const float* k = nullptr;  // [first_pos + n_tokens, n_heads, qk_dim]
-  const float* v = nullptr;  // [first_pos + n_tokens, n_heads, v_dim]
+  const float* k = nullptr;  // [n_heads, first_pos + n_tokens, qk_dim]: each head's keys together
+  const float* v = nullptr;  // [n_heads, first_pos + n_tokens, v_dim]
   int64_t first_pos = 0;
   float scale = 1.0f;
   float* out = nullptr;      // [n_tokens, n_heads, v_dim]

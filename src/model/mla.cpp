@@ -97,7 +97,10 @@ void attend_absorbed(const ForwardContext& ctx, const MlaWeights& w, const Token
 
 // model.py's attn_impl "naive": plain multi-head attention over keys (k_nope | k_pe) and
 // values decompressed with wkv_b. model.py caches those keys and values; here they are
-// decompressed from the same latent cache the absorbed form reads, for every position.
+// decompressed from the same latent cache the absorbed form reads, for every position, at
+// every step: fewer multiply-adds than the absorbed form for a prompt (nope + rope + v per
+// head and position against 2R + rope), but each decoded token pays for the whole cache's
+// keys and values again.
 //   q: [N, H, nope + rope]  ->  o: [N, H, v]
 void attend_naive(const ForwardContext& ctx, const MlaWeights& w, const TokenBatch& batch, int64_t cache_layer,
                   const float* q, float* o) {
@@ -111,15 +114,16 @@ void attend_naive(const ForwardContext& ctx, const MlaWeights& w, const TokenBat
     StepBuffers buffers;  // per sequence: given back before the next one's
     float* const kv = buffers.floats(len * H * (nope + vdim));
     kernels::matmul(pool, w.wkv_b, cache, len, row, kv, H * (nope + vdim));
-    // k = cat(k_nope, k_pe expanded to every head)                         [len, H, nope + rope]
+    // k = cat(k_nope, k_pe expanded to every head)    [H, len, nope + rope], v [H, len, v]
+    // (each head's keys and values together: the attention's products read them as rows)
     float* const k = buffers.floats(len * H * qk);
     float* const v = buffers.floats(len * H * vdim);
     for (int64_t s = 0; s < len; ++s)
       for (int64_t h = 0; h < H; ++h) {
         const float* src = kv + (s * H + h) * (nope + vdim);
-        std::memcpy(k + (s * H + h) * qk, src, sizeof(float) * nope);
-        std::memcpy(k + (s * H + h) * qk + nope, cache + s * row + R, sizeof(float) * rope);
-        std::memcpy(v + (s * H + h) * vdim, src + nope, sizeof(float) * vdim);
+        std::memcpy(k + (h * len + s) * qk, src, sizeof(float) * nope);
+        std::memcpy(k + (h * len + s) * qk + nope, cache + s * row + R, sizeof(float) * rope);
+        std::memcpy(v + (h * len + s) * vdim, src + nope, sizeof(float) * vdim);
       }
     // scores = einsum("bshd,bthd->bsht", q, k) * softmax_scale; softmax;
     // x = einsum("bsht,bthd->bshd", scores, v)

@@ -89,6 +89,7 @@ class Model {
   int64_t max_context() const { return max_context_; }
   int64_t vocab_size() const { return config_.vocab_size; }
   void set_attention(AttentionImpl impl) { attention_ = impl; }
+  AttentionImpl attention() const { return attention_; }
   const Partition& partition() const { return partition_; }
   Communicator& comm() const { return *comm_; }
   // Rank 0 of a model split across ranks: it broadcasts every call.

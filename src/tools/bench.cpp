@@ -153,7 +153,7 @@ Result<BatchedRun> run_batched(const Model& model, const std::vector<int32_t>& p
       DSV3_TRY(model.forward(in, &out));
       bytes += static_cast<double>(fp.decode_fixed_bytes) +
                static_cast<double>(out.experts_read) * static_cast<double>(fp.routed_expert_bytes);
-      flops += batch * forward_flops(c, short_prompt + i, 1);
+      flops += batch * forward_flops(c, short_prompt + i, 1, model.attention());
       ++counted;
     }
     run.tokens_per_s.push_back(static_cast<double>(steps * batch) /
@@ -174,25 +174,29 @@ double SpeculativeBench::predicted_speedup(double acceptance) const {
   return step_ratio() > 0 ? tokens / step_ratio() : 0;
 }
 
-double forward_flops(const ModelConfig& c, int64_t start, int64_t n) {
+double forward_flops(const ModelConfig& c, int64_t start, int64_t n, AttentionImpl form) {
   const double D = static_cast<double>(c.hidden_size), H = static_cast<double>(c.num_attention_heads);
   const double nope = static_cast<double>(c.qk_nope_head_dim), rope = static_cast<double>(c.qk_rope_head_dim);
   const double vd = static_cast<double>(c.v_head_dim), R = static_cast<double>(c.kv_lora_rank);
   double per_token = 0;  // multiply-adds per token in products that do not depend on position
   double attention = 0;  // multiply-adds of the score/value products over all tokens
+  const bool naive = form == AttentionImpl::Naive;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     double q = c.has_q_lora() ? c.q_lora_rank * D + H * (nope + rope) * c.q_lora_rank : H * (nope + rope) * D;
     per_token += q + (R + rope) * D + H * vd * D;  // q, kv_a, o_proj
-    per_token += H * nope * R + H * R * vd;        // absorbed W_UK into q, W_UV after the sum
+    if (!naive) per_token += H * nope * R + H * R * vd;  // absorbed: W_UK into q, W_UV after the sum
     if (c.is_moe_layer(l)) {
       per_token += c.n_routed_experts * D;  // router
       per_token += (c.num_experts_per_tok + c.n_shared_experts) * 3.0 * D * c.moe_intermediate_size;
     } else {
       per_token += 3.0 * D * c.intermediate_size;
     }
-    // token i attends to start + i + 1 positions: scores over (R + rope), weighted sum over R
+    // token i attends to start + i + 1 positions: absorbed, scores over (R + rope) and the
+    // weighted sum over R; naive, keys and values made from every cached position's latent
+    // (wkv_b, each step), scores over (nope + rope) and the weighted sum over v
     const double pairs = static_cast<double>(n) * static_cast<double>(start) + n * (n + 1) / 2.0;
-    attention += pairs * H * (R + rope + R);
+    if (naive) attention += static_cast<double>(start + n) * H * (nope + vd) * R + pairs * H * (nope + rope + vd);
+    else attention += pairs * H * (R + rope + R);
   }
   const double head = static_cast<double>(c.vocab_size) * D;  // last token only
   return 2.0 * (per_token * static_cast<double>(n) + attention + head);
@@ -242,7 +246,7 @@ Result<BenchReport> run_bench(const Model& model, const BenchOptions& o) {
   if (o.probes) probe.emplace(model.pool(), o.probe_bytes);
   // The peak of the math the FP8 products use, in short passes (3 x 50 ms) around each run.
   auto math_peak = [&] { return kernels::measure_matmul_math_peak(model.pool(), 0.05, 3).best_flops_per_s; };
-  const double prompt_flops = forward_flops(c, 0, o.prompt_tokens);
+  const double prompt_flops = forward_flops(c, 0, o.prompt_tokens, model.attention());
   for (int r = 0; r < o.repeats; ++r) {
     KVCache cache = model.new_cache();
     ForwardOutput out;
@@ -307,7 +311,7 @@ Result<BenchReport> run_bench(const Model& model, const BenchOptions& o) {
       rates.push_back(static_cast<double>(length) / std::chrono::duration<double>(Clock::now() - t0).count());
     }
     point.tokens_per_s = spread(rates);
-    point.flops_per_s = point.tokens_per_s.median * forward_flops(c, 0, length) / static_cast<double>(length);
+    point.flops_per_s = point.tokens_per_s.median * forward_flops(c, 0, length, model.attention()) / static_cast<double>(length);
     rep.prefill_sweep.push_back(point);
   }
   for (int b : o.sweep_batches) {

@@ -53,6 +53,25 @@ TEST(Bench, AttentionGrowsWithThePositionsAttended) {
   EXPECT_NEAR(forward_flops(c, 0, n) / (n * linear + head + attention_flops(c, n * (n + 1) / 2.0)), 1.0, 1e-9);
 }
 
+TEST(Bench, NaiveAttentionCountsItsOwnProducts) {
+  const ModelConfig c = v3_config();
+  const double L = c.num_hidden_layers, H = c.num_attention_heads, R = c.kv_lora_rank;
+  const double nope = c.qk_nope_head_dim, rope = c.qk_rope_head_dim, v = c.v_head_dim;
+  // Absorbed: W_UK and W_UV per token, (R + rope) + R per attended position. Naive: keys and
+  // values made from every cached position's latent, (nope + rope) + v per attended position.
+  for (const auto& [start, n] : {std::pair<int64_t, int64_t>{0, 512}, {700, 1}, {100, 37}}) {
+    const double pairs = static_cast<double>(n) * start + n * (n + 1) / 2.0;
+    const double absorbed = 2 * L * (n * H * R * (nope + v) + pairs * H * (2 * R + rope));
+    const double naive = 2 * L * ((start + n) * H * (nope + v) * R + pairs * H * (nope + rope + v));
+    EXPECT_NEAR(forward_flops(c, start, n, AttentionImpl::Naive) - forward_flops(c, start, n), naive - absorbed,
+                1e-9 * forward_flops(c, start, n))
+        << start << " + " << n;
+  }
+  // A prompt from position 0 costs fewer FLOPs naive; one decoded token after many, more.
+  EXPECT_LT(forward_flops(c, 0, 512, AttentionImpl::Naive), forward_flops(c, 0, 512));
+  EXPECT_GT(forward_flops(c, 2048, 1, AttentionImpl::Naive), forward_flops(c, 2048, 1));
+}
+
 TEST(Bench, CommandReportsEveryFigure) {
   auto r = test::run_dsv3("bench --model " + test::fixtures() + "/tiny-v3 -p 16 -n 8 --repeat 2 -t 2 --batch 3 --probe-gb 0.02 --json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
