@@ -20,10 +20,6 @@ struct KernelTable {
   // y[t, c - c0] (row stride ldy) = sum_r x[t, r] W[r, c] for columns c in [c0, c1).
   void (*matmul_t_cols)(const LinearWeight& w, const float* x, int64_t n, int64_t ldx, float* y, int64_t ldy,
                         int64_t c0, int64_t c1);
-  // Sum of a[i] * b[i].
-  float (*dot)(const float* a, const float* b, int64_t n);
-  // y[i] += a * x[i].
-  void (*axpy)(float a, const float* x, float* y, int64_t n);
   // One row of RMSNorm.
   void (*rms_norm_row)(const float* x, const float* weight, int64_t dim, float eps, float* y);
   // gate[i] = silu(gate[i]) * up[i].

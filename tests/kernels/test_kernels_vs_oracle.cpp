@@ -175,25 +175,13 @@ TEST(KernelsVsOracle, MatmulTransposedColumnRanges) {
       }
 }
 
-TEST(KernelsVsOracle, DotAxpyRmsNormSiluExp) {
+TEST(KernelsVsOracle, RmsNormSiluExp) {
   const double u = std::ldexp(1.0, -24);
   for (int64_t n : {1, 3, 7, 8, 15, 16, 17, 63, 64, 65, 127, 129, 576, 2051, 7168}) {
     auto a = random_activations(n, 7 * n + 1), b = random_activations(n, 7 * n + 2);
     for (const auto& [name, table] : fast_tables()) {
       const std::string at = name + " n=" + std::to_string(n);
-      // dot: four lane chains of n / (4L) FMAs, the rest, and a 6-level combine.
-      double s = 0;
-      for (int64_t i = 0; i < n; ++i) s += std::fabs(static_cast<double>(a[i]) * b[i]);
-      EXPECT_NEAR(table->dot(a.data(), b.data(), n), oracle().dot(a.data(), b.data(), n), tolerance(n / 8 + 8, s)) << at;
-
-      // axpy: one FMA per element against the oracle's multiply-then-add: 2 roundings.
-      std::vector<float> y1 = b, y2 = b;
-      table->axpy(0.37f, a.data(), y1.data(), n);
-      oracle().axpy(0.37f, a.data(), y2.data(), n);
       std::vector<double> tol(n);
-      for (int64_t i = 0; i < n; ++i) tol[i] = 2 * u * (std::fabs(0.37 * a[i]) + std::fabs(b[i])) + 1e-35;
-      expect_close(y1, y2, tol, "axpy " + at, [](size_t i) { return std::to_string(i); });
-
       // rms_norm: the f32 sum of squares (depth ~ n/8 + 8) enters through a square root
       // (halving its relative error), then two multiplications as the oracle does.
       auto wt = random_activations(n, 99);
@@ -221,7 +209,9 @@ TEST(KernelsVsOracle, DotAxpyRmsNormSiluExp) {
       oracle().exp_affine(ex.data(), n, 0.25f, 1.7f, e2.data());
       for (int64_t i = 0; i < n; ++i) tol[i] = 8 * u * std::fabs(e2[i]);
       expect_close(e1, e2, tol, "exp_affine " + at, [](size_t i) { return std::to_string(i); });
-      if (n > 3) EXPECT_EQ(e1[2], 1.0f) << at;
+      if (n > 3) {
+        EXPECT_EQ(e1[2], 1.0f) << at;
+      }
     }
   }
 }

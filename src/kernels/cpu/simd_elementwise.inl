@@ -1,13 +1,14 @@
-// dot, axpy, rms_norm_row, silu_mul, exp_affine for one Vec type, and the table that gathers every
-// kernel of that type. Included last, after the other simd_*.inl files.
+// rms_norm_row, silu_mul, exp_affine for one Vec type, and the table that gathers every kernel
+// of that type. Included last, after the other simd_*.inl files.
 
 template <class V>
 struct Elementwise {
   using F = typename V::F;
   static constexpr int L = V::kLanes;
 
-  // Four accumulators (lane l of accumulator j takes elements i with i / L = j mod 4) to hide
-  // the FMA latency, then (a0 + a1) + (a2 + a3) and hsum: a fixed order for every call.
+  // Sum of a[i] * b[i] (rms_norm_row's sum of squares). Four accumulators (lane l of
+  // accumulator j takes elements i with i / L = j mod 4) to hide the FMA latency, then
+  // (a0 + a1) + (a2 + a3) and hsum: a fixed order for every call.
   static float dot(const float* a, const float* b, int64_t n) {
     F a0 = V::zero(), a1 = V::zero(), a2 = V::zero(), a3 = V::zero();
     int64_t i = 0;
@@ -23,16 +24,6 @@ struct Elementwise {
       a0 = V::fma(V::load_partial(a + i, rest), V::load_partial(b + i, rest), a0);
     }
     return V::hsum(V::add(V::add(a0, a1), V::add(a2, a3)));
-  }
-
-  static void axpy(float alpha, const float* x, float* y, int64_t n) {
-    const F av = V::set1(alpha);
-    int64_t i = 0;
-    for (; i + L <= n; i += L) V::store(y + i, V::fma(av, V::load(x + i), V::load(y + i)));
-    if (i < n) {
-      const int rest = static_cast<int>(n - i);
-      V::store_partial(y + i, V::fma(av, V::load_partial(x + i, rest), V::load_partial(y + i, rest)), rest);
-    }
   }
 
   // y = (x * inv_rms) * weight, rounded like the oracle; the sum of squares is f32 lanes.
@@ -96,8 +87,6 @@ KernelTable make_simd_table(const char* name) {
   return KernelTable{name,
                      &MatmulRows<V>::run,
                      &MatmulTransposed<V>::run,
-                     &Elementwise<V>::dot,
-                     &Elementwise<V>::axpy,
                      &Elementwise<V>::rms_norm_row,
                      &Elementwise<V>::silu_mul,
                      &Elementwise<V>::exp_affine};

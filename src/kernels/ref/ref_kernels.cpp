@@ -72,16 +72,6 @@ void matmul_t_cols(const LinearWeight& w, const float* x, int64_t n, int64_t ldx
     for (int64_t c = 0; c < width; ++c) y[t * ldy + c] = static_cast<float>(acc[t * width + c]);
 }
 
-float dot(const float* a, const float* b, int64_t n) {
-  double acc = 0.0;
-  for (int64_t i = 0; i < n; ++i) acc += static_cast<double>(a[i]) * b[i];
-  return static_cast<float>(acc);
-}
-
-void axpy(float a, const float* x, float* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
-}
-
 void rms_norm_row(const float* x, const float* weight, int64_t dim, float eps, float* y) {
   double ss = 0.0;
   for (int64_t i = 0; i < dim; ++i) ss += static_cast<double>(x[i]) * x[i];
@@ -103,7 +93,7 @@ void exp_affine(const float* x, int64_t n, float shift, float scale, float* y) {
 }  // namespace
 
 const KernelTable& table() {
-  static const KernelTable t{"scalar", matmul_rows, matmul_t_cols, dot, axpy, rms_norm_row, silu_mul, exp_affine};
+  static const KernelTable t{"scalar", matmul_rows, matmul_t_cols, rms_norm_row, silu_mul, exp_affine};
   return t;
 }
 
