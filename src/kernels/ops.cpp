@@ -170,14 +170,40 @@ void softmax_scaled(const KernelTable& k, float* x, int64_t n, float scale) {
   for (int64_t i = 0; i < n; ++i) x[i] *= inv;
 }
 
-// Rows [0, len) of a sequence's latent cache as the F32 weight of a product.
-LinearWeight cache_rows(const MlaAttentionArgs& a, int64_t len) {
+// `rows` x `cols` floats at `data` as the F32 weight of a product.
+LinearWeight f32_rows(const float* data, int64_t rows, int64_t cols) {
   LinearWeight w;
   w.dtype = DType::F32;
-  w.rows = len;
-  w.cols = a.kv_lora_rank + a.rope_dim;
-  w.data = a.cache;
+  w.rows = rows;
+  w.cols = cols;
+  w.data = data;
   return w;
+}
+
+// Rows [0, len) of a sequence's latent cache as the F32 weight of a product.
+LinearWeight cache_rows(const MlaAttentionArgs& a, int64_t len) {
+  return f32_rows(a.cache, len, a.kv_lora_rank + a.rope_dim);
+}
+
+// Attention of nx query rows (row stride ldq) over the keys' rows as two matrix products:
+//   scores [nx, rows] = q x keys^T; query row x's softmax over its first len_of(x) rows
+//   out [nx, value_cols] = scores x values[:, :value_cols]      (row stride ldo)
+// The products run over all the keys' rows (the block's last token's); an earlier token's
+// scores past its own position are computed and dropped, its probabilities there are 0, and
+// adding fma(v, 0, acc) = acc leaves its output's bits as they are (the rows hold finite
+// values). So per query row the arithmetic is the same whatever the other rows of the block.
+template <class LenOf>
+void attend_rows(const KernelTable& k, const LinearWeight& keys, const LinearWeight& values, int64_t value_cols,
+                 const float* q, int64_t nx, int64_t ldq, float scale, LenOf len_of, float* out, int64_t ldo) {
+  const int64_t rows = keys.rows;
+  float* scores = thread_scratch(ScratchSlot::AttentionScores, static_cast<size_t>(nx * rows));
+  k.matmul_rows(keys, q, nx, ldq, scores, rows, 0, rows);
+  for (int64_t x = 0; x < nx; ++x) {
+    const int64_t len = len_of(x);
+    softmax_scaled(k, scores + x * rows, len, scale);
+    std::fill(scores + x * rows + len, scores + (x + 1) * rows, 0.0f);
+  }
+  k.matmul_t_cols(values, scores, nx, rows, out, ldo, 0, value_cols);
 }
 
 // Few tokens (fewer than threads) over long caches: a task per token and head group would
@@ -277,11 +303,8 @@ void mla_attention(ThreadPool& pool, std::span<const MlaAttentionArgs> sequences
   if (total_tokens < pool.size() && longest >= kSplitRowsPerTask) return mla_attention_split(pool, k, sequences);
   // Many tokens (prefill): every head of a token in one task, and up to kBlockRows / n_heads
   // consecutive tokens of a sequence together, so that the cache rows are read once per
-  // block instead of once per token and head group. The block's products run over the rows
-  // of its last token; an earlier token's scores past its own position are computed and
-  // dropped, its probabilities there are 0, and adding fma(c, 0, acc) = acc leaves its
-  // output's bits as they are (the cache holds finite values). A task's scores ([query rows,
-  // cache rows], per thread and kept for the next call) stay under kScoreFloats: at 128K
+  // block instead of once per token and head group (attend_rows: the block's products run
+  // over the rows of its last token). A task's scores stay under kScoreFloats: at 128K
   // tokens of context a 128-head model goes 32 heads at a time, a 16-head one 2 tokens.
   constexpr int64_t kBlockRows = 128;  // query rows (token x head) per block: 8 tokens of 16 heads
   const int threads = std::max(pool.size(), 1);
@@ -307,39 +330,28 @@ void mla_attention(ThreadPool& pool, std::span<const MlaAttentionArgs> sequences
     const int64_t row = a.kv_lora_rank + a.rope_dim;
     const int64_t nh = task.h1 - task.h0, nx = (task.t1 - task.t0) * nh;  // x rows: (token, head)
     const int64_t rows = a.first_pos + task.t1;  // causal: the last token sees rows [0, pos]
-    // [tokens x heads of the task, rows]
-    float* scores = thread_scratch(ScratchSlot::AttentionScores, static_cast<size_t>(nx * rows));
     const LinearWeight cache = cache_rows(a, rows);
     // Token t, head h at x row (t - t0) * nh + (h - h0): heads contiguous, and tokens too when
     // the task has more than one (then nh = n_heads).
     const float* q = a.q + (task.t0 * n_heads + task.h0) * row;
-    // score_s = (q_lat . c_s + q_pe . k_pe_s) * scale: the concatenated rows' product.
-    k.matmul_rows(cache, q, nx, row, scores, rows, 0, rows);
-    for (int64_t x = 0; x < nx; ++x) {
-      const int64_t len = a.first_pos + task.t0 + x / nh + 1;
-      softmax_scaled(k, scores + x * rows, len, a.scale);
-      std::fill(scores + x * rows + len, scores + (x + 1) * rows, 0.0f);
-    }
+    // score_s = (q_lat . c_s + q_pe . k_pe_s) * scale: the concatenated rows' product; the
+    // values are the same rows' first kv_lora_rank columns.
     float* out = a.out + (task.t0 * n_heads + task.h0) * a.kv_lora_rank;
-    k.matmul_t_cols(cache, scores, nx, rows, out, a.kv_lora_rank, 0, a.kv_lora_rank);
+    attend_rows(k, cache, cache, a.kv_lora_rank, q, nx, row, a.scale,
+                [&](int64_t x) { return a.first_pos + task.t0 + x / nh + 1; }, out, a.kv_lora_rank);
   });
 }
 
 void mha_attention(ThreadPool& pool, const MhaAttentionArgs& a) {
   const KernelTable& k = active_table();
   // A task is one head of a block of consecutive tokens: as in mla_attention, two matrix
-  // products with the head's keys and values as the weight (F32 rows), each row read once
-  // per block instead of a dot product and an axpy per (token, head, position):
-  //   scores [block, rows] = queries [block, qk] x keys^T        (matmul_rows)
-  //   out    [block, v]    = softmax(scores) x values [rows, v]   (matmul_t_cols)
-  // The block's products run over the rows of its last token; an earlier token's scores past
-  // its own position are computed and dropped, its probabilities there are 0, and
-  // fma(v, 0, acc) = acc leaves its output's bits as they are. Per (token, head) the
-  // arithmetic is the same whatever the block, so the result depends on neither the number
-  // of tokens nor the thread count (kernel_table.h). Prefill in this form against the
-  // absorbed one (Moonlight 8 layers, 2 threads, Zen 5, alternated): 512 tokens 1.00-1.13x
-  // (median 1.02, 5 rounds), 2048 tokens 1.08-1.11x; the dot/axpy form read 0.95-0.99x and
-  // 0.61-0.68x.
+  // products with the head's keys and values as the weight (attend_rows), each row read once
+  // per block instead of a dot product and an axpy per (token, head, position). Per (token,
+  // head) the arithmetic is the same whatever the block, so the result depends on neither
+  // the number of tokens nor the thread count (kernel_table.h). Prefill in this form against
+  // the absorbed one (Moonlight 8 layers, 2 threads, Zen 5, alternated): 512 tokens
+  // 1.00-1.13x (median 1.02, 5 rounds), 2048 tokens 1.08-1.11x; the dot/axpy form read
+  // 0.95-0.99x and 0.61-0.68x.
   // Tokens per block: 32, fewer where a block's scores would pass kScoreFloats.
   constexpr int64_t kBlockTokens = 32;
   const int64_t len_all = a.first_pos + a.n_tokens;
@@ -347,23 +359,11 @@ void mha_attention(ThreadPool& pool, const MhaAttentionArgs& a) {
   const int64_t blocks = (a.n_tokens + block - 1) / block;
   pool.parallel_for(blocks * a.n_heads, [&](int64_t task) {
     const int64_t h = task % a.n_heads, t0 = task / a.n_heads * block;
-    const int64_t t1 = std::min(a.n_tokens, t0 + block), nt = t1 - t0, rows = a.first_pos + t1;
-    LinearWeight keys, values;
-    keys.dtype = values.dtype = DType::F32;
-    keys.rows = values.rows = rows;
-    keys.cols = a.qk_dim;
-    values.cols = a.v_dim;
-    keys.data = a.k + h * len_all * a.qk_dim;
-    values.data = a.v + h * len_all * a.v_dim;
-    float* scores = thread_scratch(ScratchSlot::AttentionScores, static_cast<size_t>(nt * rows));
-    const int64_t ld_q = a.n_heads * a.qk_dim, ld_out = a.n_heads * a.v_dim;
-    k.matmul_rows(keys, a.q + (t0 * a.n_heads + h) * a.qk_dim, nt, ld_q, scores, rows, 0, rows);
-    for (int64_t i = 0; i < nt; ++i) {
-      const int64_t len = a.first_pos + t0 + i + 1;
-      softmax_scaled(k, scores + i * rows, len, a.scale);
-      std::fill(scores + i * rows + len, scores + (i + 1) * rows, 0.0f);
-    }
-    k.matmul_t_cols(values, scores, nt, rows, a.out + (t0 * a.n_heads + h) * a.v_dim, ld_out, 0, a.v_dim);
+    const int64_t t1 = std::min(a.n_tokens, t0 + block), rows = a.first_pos + t1;
+    attend_rows(k, f32_rows(a.k + h * len_all * a.qk_dim, rows, a.qk_dim),
+                f32_rows(a.v + h * len_all * a.v_dim, rows, a.v_dim), a.v_dim, a.q + (t0 * a.n_heads + h) * a.qk_dim,
+                t1 - t0, a.n_heads * a.qk_dim, a.scale, [&](int64_t i) { return a.first_pos + t0 + i + 1; },
+                a.out + (t0 * a.n_heads + h) * a.v_dim, a.n_heads * a.v_dim);
   });
 }
 
