@@ -121,8 +121,8 @@ struct BenchReport {
 
 // FLOPs of one forward step over `n` new tokens at positions [start, start + n): 2 per
 // multiply-add of every product the engine runs (routed experts at num_experts_per_tok),
-// MLA in the given form, the head for the last token only.
-double forward_flops(const ModelConfig& c, int64_t start, int64_t n, AttentionImpl attention = AttentionImpl::Absorbed);
+// MLA in the given `form`, the head for the last token only.
+double forward_flops(const ModelConfig& c, int64_t start, int64_t n, AttentionImpl form = AttentionImpl::Absorbed);
 
 Result<BenchReport> run_bench(const Model& model, const BenchOptions& options);
 
