@@ -8,6 +8,7 @@
 #include "kernels/amx.h"
 #include "kernels/dispatch.h"
 #include "kernels/matmul_math.h"
+#include "kernels/product_profile.h"
 #include "kernels/scratch.h"
 
 namespace dsv3::kernels {
@@ -53,12 +54,14 @@ int64_t chunk_size(int64_t total, int threads, int64_t min_chunk, int64_t align,
 
 void matmul(ThreadPool& pool, const LinearWeight& w, const float* x, int64_t n, int64_t ldx, float* y, int64_t ldy) {
   if (n <= 0 || w.rows <= 0) return;
-  if (amx_handles(w)) return amx_matmul(pool, w, x, n, ldx, y, ldy);  // opt-in, see amx.h
+  if (amx_handles(w)) return amx_matmul(pool, w, x, n, ldx, y, ldy);  // opt-in, see amx.h (not profiled)
+  ProductRegion region(static_cast<int64_t>(w.bytes()), pool.size());
   const MatmulRowsFn rows = matmul_rows_for(active_table(), w);  // the table's, or bf16 (matmul_math.h)
   // Small tensors stay in one task.
   int64_t chunk = chunk_size(w.rows, pool.size(), min_task_rows(n, w.row_bytes()), row_align(n), tasks_per_thread(n));
   int64_t tasks = (w.rows + chunk - 1) / chunk;
   pool.parallel_for_ranges(tasks, [&](int64_t task) {
+    ProductRegion::Task timed(region);
     int64_t r0 = task * chunk, r1 = std::min(w.rows, r0 + chunk);
     rows(w, x, n, ldx, y + r0, ldy, r0, r1);
   });
@@ -67,10 +70,12 @@ void matmul(ThreadPool& pool, const LinearWeight& w, const float* x, int64_t n, 
 void matmul_transposed(ThreadPool& pool, const LinearWeight& w, const float* x, int64_t n, int64_t ldx, float* y,
                        int64_t ldy) {
   if (n <= 0 || w.cols <= 0) return;
+  ProductRegion region(static_cast<int64_t>(w.bytes()), pool.size());
   const KernelTable& k = active_table();
   int64_t chunk = chunk_size(w.cols, pool.size(), 64, 16, 8);  // column strips: see matmul_batch
   int64_t tasks = (w.cols + chunk - 1) / chunk;
   pool.parallel_for_ranges(tasks, [&](int64_t task) {
+    ProductRegion::Task timed(region);
     int64_t c0 = task * chunk, c1 = std::min(w.cols, c0 + chunk);
     k.matmul_t_cols(w, x, n, ldx, y + c0, ldy, c0, c1);
   });
@@ -120,7 +125,13 @@ void matmul_batch(ThreadPool& pool, std::span<const MatmulJob> jobs) {
     }
   }
   const std::vector<Task>& list = tasks;  // the thread_local of the calling thread
+  int64_t weight_bytes = 0;  // for the profile only
+  if (product_profile_on())
+    for (const MatmulJob& job : jobs)
+      if (job.n > 0) weight_bytes += static_cast<int64_t>(job.w.bytes());
+  ProductRegion region(weight_bytes, pool.size());
   pool.parallel_for_ranges(static_cast<int64_t>(list.size()), [&](int64_t i) {
+    ProductRegion::Task timed(region);
     const Task& t = list[i];
     const MatmulJob& job = jobs[t.job];
     if (job.transposed) k.matmul_t_cols(job.w, job.x, job.n, job.ldx, job.y + t.begin, job.ldy, t.begin, t.end);

@@ -14,6 +14,7 @@
 
 #include "base/cpu_features.h"
 #include "kernels/ops.h"
+#include "kernels/product_profile.h"
 #include "tensor/dtype.h"
 
 namespace dsv3 {
@@ -167,6 +168,7 @@ void indexer_forward(const ForwardContext& ctx, const IndexerWeights& w, const T
   // q = wq_b(qr) [N, IH, D]; k = wk(x) [N, D]; weights = weights_proj(x) [N, IH]
   std::vector<float> q(static_cast<size_t>(N * IH * D)), k(static_cast<size_t>(N * D)), wts(static_cast<size_t>(N * IH));
   {
+    const kernels::ProductPart part("indexer wq_b, wk, weights_proj");
     const kernels::MatmulJob jobs[] = {{w.wq_b, qr, N, w.wq_b.cols, q.data(), IH * D},
                                        {w.wk, x, N, w.wk.cols, k.data(), D},
                                        {w.weights_proj, x, N, w.weights_proj.cols, wts.data(), IH}};

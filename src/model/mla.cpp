@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kernels/ops.h"
+#include "kernels/product_profile.h"
 #include "model/indexer.h"
 #include "model/sparse_attention.h"
 #include "model/step_buffers.h"
@@ -65,7 +66,10 @@ void attend_absorbed(const ForwardContext& ctx, const MlaWeights& w, const Token
     for (int64_t t = 0; t < N; ++t)
       std::memcpy(q_abs + (t * H + h) * row + R, q + (t * H + h) * qk + nope, sizeof(float) * rope);
   }
-  kernels::matmul_batch(pool, jobs);  // all heads in one parallel region
+  {
+    const kernels::ProductPart part("attention wkv_b keys (absorbed)");
+    kernels::matmul_batch(pool, jobs);  // all heads in one parallel region
+  }
 
   // scores = (q_nope . kv_cache + q_pe . pe_cache) * softmax_scale, softmax over the
   // positions each token sees, x = einsum("bsht,btc->bshc", scores, kv_cache)   [N, H, R]
@@ -92,6 +96,7 @@ void attend_absorbed(const ForwardContext& ctx, const MlaWeights& w, const Token
   // x = einsum("bshc,hdc->bshd", x, wkv_b[:, -v:])                           [N, H, v]
   for (int64_t h = 0; h < H; ++h)
     jobs[h] = {wkv_b_values(w, d, h), o_lat + h * R, N, H * R, o + h * vdim, H * vdim, /*transposed=*/false};
+  const kernels::ProductPart part("attention wkv_b values (absorbed)");
   kernels::matmul_batch(pool, jobs);
 }
 
@@ -113,7 +118,10 @@ void attend_naive(const ForwardContext& ctx, const MlaWeights& w, const TokenBat
     // kv = wkv_b(kv_norm(kv)); k_nope, v = split(kv)                       [len, H, nope + v]
     StepBuffers buffers;  // per sequence: given back before the next one's
     float* const kv = buffers.floats(len * H * (nope + vdim));
-    kernels::matmul(pool, w.wkv_b, cache, len, row, kv, H * (nope + vdim));
+    {
+      const kernels::ProductPart part("attention wkv_b (naive)");
+      kernels::matmul(pool, w.wkv_b, cache, len, row, kv, H * (nope + vdim));
+    }
     // k = cat(k_nope, k_pe expanded to every head)    [H, len, nope + rope], v [H, len, v]
     // (each head's keys and values together: the attention's products read them as rows)
     float* const k = buffers.floats(len * H * qk);
@@ -163,10 +171,12 @@ void mla_forward(const ForwardContext& ctx, const MlaWeights& w, const TokenBatc
     const LinearWeight& wq = c.has_q_lora() ? w.wq_a : w.wq;
     float* q_out = c.has_q_lora() ? q_a : q;
     const kernels::MatmulJob jobs[] = {{wq, x, N, wq.cols, q_out, wq.rows}, {w.wkv_a, x, N, w.wkv_a.cols, kv, row}};
+    const kernels::ProductPart part("attention wq (or wq_a), wkv_a");
     kernels::matmul_batch(pool, jobs);
   }
   if (c.has_q_lora()) {
     kernels::rms_norm(pool, q_a, w.q_norm.data(), N, c.q_lora_rank, eps, q_a);
+    const kernels::ProductPart part("attention wq_b");
     kernels::matmul(pool, w.wq_b, q_a, N, q);
   }
 
@@ -202,6 +212,7 @@ void mla_forward(const ForwardContext& ctx, const MlaWeights& w, const TokenBatc
 
   // x = self.wo(x.flatten(2))                                               [N, dim]
   // (RowParallelLinear: this rank's heads' part of the sum; Block all-reduces it.)
+  const kernels::ProductPart part("attention wo");
   kernels::matmul(pool, w.wo, o, N, out);
 }
 

@@ -7,6 +7,7 @@
 #include "base/log.h"
 #include "base/memory_stats.h"
 #include "kernels/ops.h"
+#include "kernels/product_profile.h"
 #include "model/block.h"
 #include "model/embedding.h"
 #include "model/mtp.h"
@@ -195,6 +196,7 @@ void Model::head_rows(const LinearWeight& head, const TokenBatch& tb, std::span<
   std::vector<float> head_in(rows.size() * D);
   for (size_t r = 0; r < rows.size(); ++r) std::memcpy(head_in.data() + r * D, h + rows[r] * D, sizeof(float) * D);
   const int64_t n_rows = static_cast<int64_t>(rows.size()), V = config_.vocab_size;
+  const kernels::ProductPart part("head");
   if (!partition_.split()) {
     out->logits.resize(rows.size() * V);
     kernels::matmul(*pool_, head, head_in.data(), n_rows, out->logits.data());

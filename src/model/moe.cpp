@@ -11,6 +11,7 @@
 #include <numeric>
 
 #include "kernels/ops.h"
+#include "kernels/product_profile.h"
 #include "model/step_buffers.h"
 
 namespace dsv3 {
@@ -108,7 +109,10 @@ ExpertOutputs run_experts(ThreadPool& pool, const MoeWeights& w, const float* x,
     jobs.push_back({w.experts[e].w1, xe, g.count[e], D, h1 + g.first[e] * inter, inter});
     jobs.push_back({w.experts[e].w3, xe, g.count[e], D, h3 + g.first[e] * inter, inter});
   }
-  kernels::matmul_batch(pool, jobs);
+  {
+    const kernels::ProductPart part("moe experts w1, w3");
+    kernels::matmul_batch(pool, jobs);
+  }
   kernels::silu_mul(pool, h1, h3, rows * inter);
   if (w.shared_experts) kernels::silu_mul(pool, shared.h1, shared.h3, n * shared_inter);
 
@@ -122,6 +126,7 @@ ExpertOutputs run_experts(ThreadPool& pool, const MoeWeights& w, const float* x,
       jobs.push_back({w.experts[e].w2, h1 + g.first[e] * inter, g.count[e], inter,
                       y.routed + g.first[e] * D, D});
   if (w.shared_experts) jobs.push_back({w.shared_experts->w2, shared.h1, n, shared_inter, y.shared, D});
+  const kernels::ProductPart part("moe experts w2, shared w2");
   kernels::matmul_batch(pool, jobs);
   return y;
 }
@@ -227,7 +232,10 @@ void moe_forward(ThreadPool& pool, const ModelConfig& c, const MoeWeights& w, co
     jobs.push_back({w.shared_experts->w1, x, n, D, shared.h1, shared_inter});
     jobs.push_back({w.shared_experts->w3, x, n, D, shared.h3, shared_inter});
   }
-  kernels::matmul_batch(pool, jobs);
+  {
+    const kernels::ProductPart part("moe gate, shared w1, w3");
+    kernels::matmul_batch(pool, jobs);
+  }
 
   // weights, indices = self.gate(x)
   const Routing routing = route(c, w.gate, gate_logits, n);

@@ -1,6 +1,7 @@
 #include "model/mtp.h"
 
 #include "kernels/ops.h"
+#include "kernels/product_profile.h"
 #include "model/block.h"
 #include "model/embedding.h"
 #include "model/step_buffers.h"
@@ -20,7 +21,10 @@ void mtp_block_forward(const ForwardContext& ctx, const MtpWeights& w, const Tok
   ctx.comm.all_reduce_sum(e, N * D);
   kernels::rms_norm(ctx.pool, e, w.enorm.data(), N, D, eps, cat, D, 2 * D);
   kernels::rms_norm(ctx.pool, hidden, w.hnorm.data(), N, D, eps, cat + D, D, 2 * D);
-  kernels::matmul(ctx.pool, w.eh_proj, cat, N, h);
+  {
+    const kernels::ProductPart part("mtp eh_proj");
+    kernels::matmul(ctx.pool, w.eh_proj, cat, N, h);
+  }
 
   // h = Block(h), in the MTP layer's cache layer
   block_forward(ctx, w.block, batch, cache_layer, h);
