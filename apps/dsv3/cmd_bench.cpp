@@ -129,6 +129,9 @@ Command add_bench(CLI::App& root) {
       ->delimiter(',')
       ->check(CLI::Range(1, 4096))
       ->needs(sweep);
+  app->add_flag("--profile", args->o.profile,
+                "Also account the last run's decode step product by product: each part of the model's weight bytes, "
+                "time and read rate per token next to the bandwidth probe, and the time outside the products");
   app->add_flag("--json", args->json, "Print the report as JSON");
   app->add_flag("--json-mask", args->json_mask,
                 "Also time constrained decoding's token mask per token (random outputs of --json-schema FILE, "

@@ -9,6 +9,7 @@
 #include "kernels/dispatch.h"
 #include "kernels/matmul_math.h"
 #include "kernels/probe.h"
+#include "kernels/product_profile.h"
 #include "model/footprint.h"
 #include "runtime/sampler.h"
 
@@ -264,6 +265,7 @@ Result<BenchReport> run_bench(const Model& model, const BenchOptions& o) {
     const bool last = r == o.repeats - 1;
     const std::vector<CommStats> comm_before = last ? model.gather_comm_stats() : std::vector<CommStats>{};
     if (probe) paired_probe.push_back(probe->measure(3).best_bytes_per_s);
+    if (last && o.profile) kernels::product_profile_start();
     auto t1 = Clock::now();
     for (int64_t i = 0; i < o.decode_tokens; ++i) {
       int32_t next[1] = {argmax(out.logits.data(), c.vocab_size)};
@@ -271,6 +273,14 @@ Result<BenchReport> run_bench(const Model& model, const BenchOptions& o) {
       DSV3_TRY(model.forward({&one, 1}, &out));
     }
     const double decode_seconds = std::chrono::duration<double>(Clock::now() - t1).count();
+    if (last && o.profile) {
+      kernels::product_profile_stop();
+      const double n = static_cast<double>(o.decode_tokens);
+      rep.decode_step_seconds = decode_seconds / n;
+      for (const kernels::ProductPartStats& p : kernels::product_profile_parts())
+        rep.decode_parts.push_back({p.part, static_cast<double>(p.regions) / n, static_cast<double>(p.weight_bytes) / n,
+                                    p.seconds / n, p.seconds > 0 ? p.busy_seconds / (p.seconds * p.threads) : 0});
+    }
     decode.push_back(static_cast<double>(o.decode_tokens) / decode_seconds);
     if (probe) {  // the best pass of those right before and right after the run
       paired_probe.back() = std::max(paired_probe.back(), probe->measure(3).best_bytes_per_s);
@@ -378,7 +388,17 @@ Json BenchReport::to_json() const {
                           {"comm_seconds_per_token", r.comm_seconds_per_token},
                           {"bytes_sent_per_token", r.bytes_sent_per_token},
                           {"collectives_per_token", r.collectives_per_token}});
+  Json parts = Json::array();
+  for (const DecodePart& p : decode_parts)
+    parts.push_back({{"part", p.part},
+                     {"regions_per_token", p.regions_per_token},
+                     {"weight_bytes_per_token", p.bytes_per_token},
+                     {"seconds_per_token", p.seconds_per_token},
+                     {"read_bytes_per_s", p.read_bytes_per_s()},
+                     {"threads_busy", p.busy}});
   return Json{{"ranks", rank_costs},
+              {"decode_profile", decode_parts.empty() ? Json(nullptr)
+                                                      : Json{{"step_seconds", decode_step_seconds}, {"parts", parts}}},
               {"model", model},
               {"cpu", cpu},
               {"kernels", isa},
@@ -427,6 +447,28 @@ Json BenchReport::to_json() const {
                                           : Json(nullptr)}};
 }
 
+// The last run's decode step, part by part, each part's read rate next to the probe's.
+std::string BenchReport::decode_profile_text() const {
+  const double probe = paired_read_bandwidth_bytes_per_s.max > 0 ? paired_read_bandwidth_bytes_per_s.max
+                                                                  : read_bandwidth_bytes_per_s;
+  std::string s = str_f("profile:  the last run's decode, %.2f ms a token; its weight products by part "
+                        "(read rate vs the probe, %.2f GB/s):\n",
+                        decode_step_seconds * 1e3, probe / 1e9);
+  s += str_f("          %-36s %6s %9s %8s %9s %6s %8s\n", "part", "share", "MB/token", "regions", "GB/s", "probe",
+             "busy");
+  double in_products = 0;
+  for (const DecodePart& p : decode_parts) {
+    in_products += p.seconds_per_token;
+    s += str_f("          %-36s %5.1f%% %9.2f %8.1f %9.2f %5.0f%% %7.0f%%\n", p.part.c_str(),
+               decode_step_seconds > 0 ? 100 * p.seconds_per_token / decode_step_seconds : 0.0, p.bytes_per_token / 1e6,
+               p.regions_per_token, p.read_bytes_per_s() / 1e9, probe > 0 ? 100 * p.read_bytes_per_s() / probe : 0.0,
+               100 * p.busy);
+  }
+  s += str_f("          %-36s %5.1f%%\n", "(outside the products)",
+             decode_step_seconds > 0 ? 100 * (1 - in_products / decode_step_seconds) : 0.0);
+  return s;
+}
+
 std::string BenchReport::to_text() const {
   std::string s;
   s += str_f("model:    %s (%.2f GB of files, %.0f MB resident after load; of the weights' %.0f MB in memory, "
@@ -462,6 +504,7 @@ std::string BenchReport::to_text() const {
                  paired_read_bandwidth_bytes_per_s.max / 1e9, 100 * paired_bandwidth_ratio.median,
                  100 * paired_bandwidth_ratio.min, 100 * paired_bandwidth_ratio.max);
   }
+  if (!decode_parts.empty()) s += decode_profile_text();
   for (const RankDecodeCost& r : ranks)
     s += str_f("rank %d:   per decoded token: compute %.2f ms, communication %.2f ms, %.1f KB sent, %.0f collectives\n",
                r.rank, r.compute_seconds_per_token * 1e3, r.comm_seconds_per_token * 1e3, r.bytes_sent_per_token / 1e3,

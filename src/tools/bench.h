@@ -23,6 +23,7 @@ struct BenchOptions {
   size_t probe_bytes = size_t(1) << 30;  // bandwidth probe buffer
   bool probes = true;
   int draft_tokens = 0;  // > 0 (--mtp): also time draft + verify steps against plain ones
+  bool profile = false;  // --profile: account the last run's decode product by product
   // --sweep: prefill at each of these lengths and batched decode at each of these batches,
   // each next to the machine's ceilings.
   std::vector<int64_t> sweep_prompt_tokens;
@@ -78,6 +79,17 @@ struct BatchPoint {
   double bandwidth_ceiling = 0, flops_ceiling = 0;  // tokens per second
 };
 
+// One part of the model's weight products over the last run's decode (--profile; kernels/
+// product_profile.h): per decoded token, its products' weight bytes and wall time.
+struct DecodePart {
+  std::string part;
+  double regions_per_token = 0;
+  double bytes_per_token = 0;
+  double seconds_per_token = 0;
+  double busy = 0;  // the threads' time in its tasks / (wall time x threads)
+  double read_bytes_per_s() const { return seconds_per_token > 0 ? bytes_per_token / seconds_per_token : 0; }
+};
+
 struct BenchReport {
   std::string model, cpu, isa, math;
   int threads = 0;
@@ -110,6 +122,9 @@ struct BenchReport {
   uint64_t weight_resident_bytes = 0, weight_huge_page_bytes = 0;
   std::optional<SpeculativeBench> speculative;
   std::vector<RankDecodeCost> ranks;  // split across ranks: each rank's decode costs
+  // --profile: the last run's decode step, part by part, and the step's own time per token.
+  std::vector<DecodePart> decode_parts;
+  double decode_step_seconds = 0;
 
   double bandwidth_ratio() const { return read_bandwidth_bytes_per_s > 0 ? decode_bytes_per_s / read_bandwidth_bytes_per_s : 0; }
   double flops_ratio() const { return peak_flops_per_s > 0 ? prefill_flops_per_s / peak_flops_per_s : 0; }
@@ -117,6 +132,7 @@ struct BenchReport {
   Json prefill_sweep_json() const;
   Json batch_sweep_json() const;
   std::string to_text() const;
+  std::string decode_profile_text() const;
 };
 
 // FLOPs of one forward step over `n` new tokens at positions [start, start + n): 2 per

@@ -4,6 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <set>
+#include <string>
+
 #include "base/json.h"
 #include "format/checkpoint.h"
 #include "kernels/matmul_math.h"
@@ -136,6 +140,70 @@ TEST(Bench, CommandReportsEveryFigure) {
   auto too_long = test::run_dsv3("bench --model " + test::fixtures() + "/tiny-v3 --ctx 64 -p 100 -n 1 --probe-gb 0.02");
   EXPECT_EQ(too_long.exit_code, 1);
   EXPECT_NE(too_long.err.find("context"), std::string::npos) << too_long.err;
+}
+
+// bench --profile: the last run's decode, part by part. One token reads every weight of the
+// step once, so the parts' bytes add up to the footprint's bytes per token (less the
+// embedding row and the norms, which are no products), and each part runs once per layer
+// that has it.
+TEST(Bench, ProfileAccountsTheDecodeStepPartByPart) {
+  auto r = test::run_dsv3("bench --model " + test::fixtures() + "/tiny-v3 -p 4 -n 6 --repeat 2 -t 2 --probe-gb 0.02 " +
+                          "--profile --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = parse_json(r.out, "bench output");
+  ASSERT_TRUE(j.ok()) << r.out;
+  const Json& profile = (*j)["decode_profile"];
+  ASSERT_TRUE(profile.is_object()) << r.out;
+  auto config = load_model_config(test::fixtures() + "/tiny-v3");
+  ASSERT_TRUE(config.ok());
+  auto checkpoint = Checkpoint::open(test::fixtures() + "/tiny-v3");
+  ASSERT_TRUE(checkpoint.ok());
+  const double footprint = static_cast<double>(compute_footprint(*config, checkpoint->get()).decode_bytes_per_token);
+  int64_t moe_layers = 0;
+  for (int64_t l = 0; l < config->num_hidden_layers; ++l) moe_layers += config->is_moe_layer(l);
+  ASSERT_GT(moe_layers, 0);
+  ASSERT_LT(moe_layers, config->num_hidden_layers);
+  const std::map<std::string, double> regions = {
+      {"head", 1},
+      {"attention wo", static_cast<double>(config->num_hidden_layers)},
+      {"moe experts w1, w3", static_cast<double>(moe_layers)},
+      {"mlp w2", static_cast<double>(config->num_hidden_layers - moe_layers)}};
+  const double step = profile["step_seconds"].get<double>();
+  EXPECT_GT(step, 0);
+  double bytes = 0, seconds = 0;
+  std::set<std::string> seen;
+  for (const Json& p : profile["parts"]) {
+    const std::string name = p["part"].get<std::string>();
+    seen.insert(name);
+    bytes += p["weight_bytes_per_token"].get<double>();
+    seconds += p["seconds_per_token"].get<double>();
+    EXPECT_GT(p["seconds_per_token"].get<double>(), 0) << name;
+    EXPECT_GT(p["threads_busy"].get<double>(), 0) << name;
+    EXPECT_LE(p["threads_busy"].get<double>(), 1 + 1e-9) << name;
+    EXPECT_NEAR(p["read_bytes_per_s"].get<double>(),
+                p["weight_bytes_per_token"].get<double>() / p["seconds_per_token"].get<double>(),
+                1e-6 * p["read_bytes_per_s"].get<double>())
+        << name;
+    if (auto it = regions.find(name); it != regions.end()) {
+      EXPECT_DOUBLE_EQ(p["regions_per_token"].get<double>(), it->second) << name;
+    }
+  }
+  for (const auto& [name, n] : regions) EXPECT_TRUE(seen.count(name)) << name << " missing from " << r.out;
+  EXPECT_FALSE(seen.count("other")) << "a product of the step without its part: " << r.out;
+  EXPECT_LE(bytes, footprint);
+  EXPECT_GE(bytes, 0.97 * footprint);
+  EXPECT_LE(seconds, step);
+
+  auto text = test::run_dsv3("bench --model " + test::fixtures() + "/tiny-v3 -p 4 -n 2 --repeat 1 --probe-gb 0.02 --profile");
+  ASSERT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find("profile:"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("(outside the products)"), std::string::npos) << text.out;
+  // Without the flag: no profile.
+  auto plain = test::run_dsv3("bench --model " + test::fixtures() + "/tiny-v3 -p 4 -n 2 --repeat 1 --probe-gb 0.02 --json");
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  auto pj = parse_json(plain.out, "bench output");
+  ASSERT_TRUE(pj.ok());
+  EXPECT_TRUE((*pj)["decode_profile"].is_null());
 }
 
 // bench --sweep: a point per prompt length and per batch, each with its ceilings; the
