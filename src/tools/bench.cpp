@@ -263,8 +263,10 @@ Result<BenchReport> run_bench(const Model& model, const BenchOptions& o) {
     }
     if (o.decode_tokens == 0) continue;
     const bool last = r == o.repeats - 1;
-    const std::vector<CommStats> comm_before = last ? model.gather_comm_stats() : std::vector<CommStats>{};
     if (probe) paired_probe.push_back(probe->measure(3).best_bytes_per_s);
+    // The ranks' communication counters right around the decode, not around rank 0's probe
+    // passes (the other ranks wait in a collective meanwhile, which would count as theirs).
+    const std::vector<CommStats> comm_before = last ? model.gather_comm_stats() : std::vector<CommStats>{};
     if (last && o.profile) kernels::product_profile_start();
     auto t1 = Clock::now();
     for (int64_t i = 0; i < o.decode_tokens; ++i) {
@@ -273,6 +275,8 @@ Result<BenchReport> run_bench(const Model& model, const BenchOptions& o) {
       DSV3_TRY(model.forward({&one, 1}, &out));
     }
     const double decode_seconds = std::chrono::duration<double>(Clock::now() - t1).count();
+    const std::vector<CommStats> comm_after =
+        last && model.partition().split() ? model.gather_comm_stats() : std::vector<CommStats>{};
     if (last && o.profile) {
       kernels::product_profile_stop();
       const double n = static_cast<double>(o.decode_tokens);
@@ -287,7 +291,6 @@ Result<BenchReport> run_bench(const Model& model, const BenchOptions& o) {
       paired_ratio.push_back(decode.back() * static_cast<double>(rep.decode_bytes_per_token) / paired_probe.back());
     }
     if (last && model.partition().split()) {
-      const std::vector<CommStats> comm_after = model.gather_comm_stats();
       const double n = static_cast<double>(o.decode_tokens);
       for (size_t k = 0; k < comm_after.size(); ++k) {
         const double comm = comm_after[k].seconds - comm_before[k].seconds;
@@ -451,9 +454,9 @@ Json BenchReport::to_json() const {
 std::string BenchReport::decode_profile_text() const {
   const double probe = paired_read_bandwidth_bytes_per_s.max > 0 ? paired_read_bandwidth_bytes_per_s.max
                                                                   : read_bandwidth_bytes_per_s;
-  std::string s = str_f("profile:  the last run's decode, %.2f ms a token; its weight products by part "
+  std::string s = str_f("profile:  the last run's decode, %.2f ms a token; %s weight products by part "
                         "(read rate vs the probe, %.2f GB/s):\n",
-                        decode_step_seconds * 1e3, probe / 1e9);
+                        decode_step_seconds * 1e3, ranks.empty() ? "its" : "rank 0's share of its", probe / 1e9);
   s += str_f("          %-36s %6s %9s %8s %9s %6s %8s\n", "part", "share", "MB/token", "regions", "GB/s", "probe",
              "busy");
   double in_products = 0;

@@ -78,7 +78,7 @@ void check_parity(const std::string& dir, bool mtp, const std::vector<int>& worl
   ASSERT_EQ(greedy.exit_code, 0) << greedy.err;
   for (int w : worlds) {
     SCOPED_TRACE("W=" + std::to_string(w));
-    const std::string out = t / ("w" + std::to_string(w) + ".safetensors");
+    const std::string out = t / (std::string("w") + std::to_string(w) + ".safetensors");
     r = run_dsv3_ranks(w, "logits" + flags + " --out " + out + (mtp ? " --mtp" : ""));
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_LE(test::max_abs_diff(read_tensor(out, "logits"), logits).max_abs, 1e-4);
@@ -307,6 +307,31 @@ TEST(Distributed, FollowersRunRankZerosKernelChoices) {
     ASSERT_NE(at, std::string::npos) << r.err;
     const std::string line = r.err.substr(at, r.err.find('\n', at) - at);
     EXPECT_NE(line.find(want), std::string::npos) << line;
+  }
+}
+
+// bench across ranks: each rank's decode split into compute and communication, counted over
+// the decode alone. The other ranks wait in a collective while rank 0 measures the bandwidth
+// probe around each run; that wait once counted as their communication, which then exceeded
+// the whole decode (compute came out negative). The probe here is large next to the tiny
+// model's decode, so that such a wait would show several times over.
+TEST(Distributed, BenchSplitsEachRanksDecodeIntoComputeAndCommunication) {
+  REQUIRE_MPIRUN();
+  auto r = run_dsv3_ranks(2, "bench --model " + test::fixtures() + "/tiny-v3 -t 1 -p 4 -n 64 --repeat 1 --probe-gb 0.1 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << r.out;
+  const double step = 1.0 / j["decode_tokens_per_s"]["median"].get<double>();  // one run: its own step
+  ASSERT_EQ(j["ranks"].size(), 2u) << r.out;
+  for (const auto& rank : j["ranks"]) {
+    const double compute = rank["compute_seconds_per_token"].get<double>();
+    const double comm = rank["comm_seconds_per_token"].get<double>();
+    EXPECT_NEAR(compute + comm, step, 1e-9 + 1e-6 * step) << rank.dump();
+    // Within the decode, give or take the counters' own collective (scheduling on 2 cores).
+    EXPECT_GE(comm, 0) << rank.dump();
+    EXPECT_LE(comm, 1.25 * step) << rank.dump();
+    EXPECT_GE(compute, -0.25 * step) << rank.dump();
+    EXPECT_GT(rank["collectives_per_token"].get<double>(), 0) << rank.dump();
   }
 }
 
