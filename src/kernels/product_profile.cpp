@@ -1,7 +1,6 @@
 #include "kernels/product_profile.h"
 
 #include <chrono>
-#include <cstring>
 #include <mutex>
 
 namespace dsv3::kernels {

@@ -289,6 +289,7 @@ Result<BenchReport> run_bench(const Model& model, const BenchOptions& o) {
     if (probe) {  // the best pass of those right before and right after the run
       paired_probe.back() = std::max(paired_probe.back(), probe->measure(3).best_bytes_per_s);
       paired_ratio.push_back(decode.back() * static_cast<double>(rep.decode_bytes_per_token) / paired_probe.back());
+      if (last && o.profile) rep.decode_profile_probe_bytes_per_s = paired_probe.back();
     }
     if (last && model.partition().split()) {
       const double n = static_cast<double>(o.decode_tokens);
@@ -401,7 +402,9 @@ Json BenchReport::to_json() const {
                      {"threads_busy", p.busy}});
   return Json{{"ranks", rank_costs},
               {"decode_profile", decode_parts.empty() ? Json(nullptr)
-                                                      : Json{{"step_seconds", decode_step_seconds}, {"parts", parts}}},
+                                                      : Json{{"step_seconds", decode_step_seconds},
+                                                             {"read_bandwidth_bytes_per_s", decode_profile_probe_bytes_per_s},
+                                                             {"parts", parts}}},
               {"model", model},
               {"cpu", cpu},
               {"kernels", isa},
@@ -452,10 +455,9 @@ Json BenchReport::to_json() const {
 
 // The last run's decode step, part by part, each part's read rate next to the probe's.
 std::string BenchReport::decode_profile_text() const {
-  const double probe = paired_read_bandwidth_bytes_per_s.max > 0 ? paired_read_bandwidth_bytes_per_s.max
-                                                                  : read_bandwidth_bytes_per_s;
+  const double probe = decode_profile_probe_bytes_per_s;
   std::string s = str_f("profile:  the last run's decode, %.2f ms a token; %s weight products by part "
-                        "(read rate vs the probe, %.2f GB/s):\n",
+                        "(read rate vs the run's probe, %.2f GB/s):\n",
                         decode_step_seconds * 1e3, ranks.empty() ? "its" : "rank 0's share of its", probe / 1e9);
   s += str_f("          %-36s %6s %9s %8s %9s %6s %8s\n", "part", "share", "MB/token", "regions", "GB/s", "probe",
              "busy");

@@ -125,6 +125,7 @@ struct BenchReport {
   // --profile: the last run's decode step, part by part, and the step's own time per token.
   std::vector<DecodePart> decode_parts;
   double decode_step_seconds = 0;
+  double decode_profile_probe_bytes_per_s = 0;  // that run's probe, the best pass before and after (0: no probes)
 
   double bandwidth_ratio() const { return read_bandwidth_bytes_per_s > 0 ? decode_bytes_per_s / read_bandwidth_bytes_per_s : 0; }
   double flops_ratio() const { return peak_flops_per_s > 0 ? prefill_flops_per_s / peak_flops_per_s : 0; }

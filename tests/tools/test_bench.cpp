@@ -170,6 +170,10 @@ TEST(Bench, ProfileAccountsTheDecodeStepPartByPart) {
       {"mlp w2", static_cast<double>(config->num_hidden_layers - moe_layers)}};
   const double step = profile["step_seconds"].get<double>();
   EXPECT_GT(step, 0);
+  // The parts' read rates are set against the profiled (last) run's own probe.
+  const double probe = profile["read_bandwidth_bytes_per_s"].get<double>();
+  EXPECT_GE(probe, (*j)["paired_read_bandwidth_bytes_per_s"]["min"].get<double>());
+  EXPECT_LE(probe, (*j)["paired_read_bandwidth_bytes_per_s"]["max"].get<double>());
   double bytes = 0, seconds = 0;
   std::set<std::string> seen;
   for (const Json& p : profile["parts"]) {
