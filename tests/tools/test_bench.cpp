@@ -27,6 +27,14 @@ ModelConfig v3_config() {
   return *c;
 }
 
+// tiny-v3's footprint from its config and its checkpoint's stored tensors: the bytes model
+// that bench's figures are checked against.
+Result<ModelFootprint> tiny_v3_footprint() {
+  DSV3_ASSIGN(const ModelConfig config, load_model_config(test::fixtures() + "/tiny-v3"));
+  DSV3_ASSIGN(auto checkpoint, Checkpoint::open(test::fixtures() + "/tiny-v3"));
+  return compute_footprint(config, checkpoint.get());
+}
+
 // Score and weighted-sum multiply-adds of one token against `len` cached positions, all layers.
 double attention_flops(const ModelConfig& c, double len) {
   return 2.0 * c.num_hidden_layers * c.num_attention_heads * len * (2.0 * c.kv_lora_rank + c.qk_rope_head_dim);
@@ -156,9 +164,9 @@ TEST(Bench, ProfileAccountsTheDecodeStepPartByPart) {
   ASSERT_TRUE(profile.is_object()) << r.out;
   auto config = load_model_config(test::fixtures() + "/tiny-v3");
   ASSERT_TRUE(config.ok());
-  auto checkpoint = Checkpoint::open(test::fixtures() + "/tiny-v3");
-  ASSERT_TRUE(checkpoint.ok());
-  const double footprint = static_cast<double>(compute_footprint(*config, checkpoint->get()).decode_bytes_per_token);
+  const auto f = tiny_v3_footprint();
+  ASSERT_TRUE(f.ok()) << f.error().message();
+  const double footprint = static_cast<double>(f->decode_bytes_per_token);
   int64_t moe_layers = 0;
   for (int64_t l = 0; l < config->num_hidden_layers; ++l) moe_layers += config->is_moe_layer(l);
   ASSERT_GT(moe_layers, 0);
@@ -234,13 +242,10 @@ TEST(Bench, SweepReportsEachPointAgainstItsCeilings) {
   ASSERT_EQ(batches.size(), 2u);
   EXPECT_EQ(batches[1]["batch"].get<int>(), 3);
   // One sequence reads the fixed weights and its own experts: the footprint's bytes per token.
-  auto config = load_model_config(test::fixtures() + "/tiny-v3");
-  ASSERT_TRUE(config.ok());
-  auto checkpoint = Checkpoint::open(test::fixtures() + "/tiny-v3");
-  ASSERT_TRUE(checkpoint.ok());
-  const ModelFootprint f = compute_footprint(*config, checkpoint->get());
-  EXPECT_NEAR(batches[0]["bytes_per_step"].get<double>(), static_cast<double>(f.decode_bytes_per_token),
-              0.01 * static_cast<double>(f.decode_bytes_per_token));
+  const auto f = tiny_v3_footprint();
+  ASSERT_TRUE(f.ok()) << f.error().message();
+  EXPECT_NEAR(batches[0]["bytes_per_step"].get<double>(), static_cast<double>(f->decode_bytes_per_token),
+              0.01 * static_cast<double>(f->decode_bytes_per_token));
   EXPECT_GT(batches[1]["bytes_per_step"].get<double>(), batches[0]["bytes_per_step"].get<double>());
   for (const Json& b : batches) {
     EXPECT_GT(b["tokens_per_s"]["median"].get<double>(), 0);
@@ -273,13 +278,10 @@ TEST(Bench, SpeculativeStepCostAndBytes) {
   // A plain step reads the fixed weights and the experts its token chose (4 of 16 in the one
   // MoE layer: a quarter of the routed bytes); a step with drafts reads more (three tokens'
   // experts, and two MTP passes).
-  auto ck = Checkpoint::open(test::fixtures() + "/tiny-v3");
-  ASSERT_TRUE(ck.ok());
-  auto config = load_model_config(test::fixtures() + "/tiny-v3");
-  ASSERT_TRUE(config.ok());
-  const ModelFootprint f = compute_footprint(*config, ck->get());
-  EXPECT_NEAR(m["plain_step_bytes"].get<double>(), static_cast<double>(f.decode_bytes_per_token),
-              0.5 * static_cast<double>(f.routed_expert_bytes));
+  const auto f = tiny_v3_footprint();
+  ASSERT_TRUE(f.ok()) << f.error().message();
+  EXPECT_NEAR(m["plain_step_bytes"].get<double>(), static_cast<double>(f->decode_bytes_per_token),
+              0.5 * static_cast<double>(f->routed_expert_bytes));
   EXPECT_GT(m["draft_step_bytes"].get<double>(), m["plain_step_bytes"].get<double>());
   EXPECT_GT(m["bytes_ratio"].get<double>(), 1.0);
   const double s8 = m["predicted_speedup"]["0.8"].get<double>(), s9 = m["predicted_speedup"]["0.9"].get<double>();
